@@ -1,0 +1,5 @@
+"""``python -m bench`` is the same as the ``bench`` command."""
+
+from cli import main
+
+main()

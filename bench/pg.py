@@ -1,0 +1,221 @@
+"""Provision the PostgreSQL a run talks to: an embedded throwaway server (default) or an existing one.
+
+Either way the run gets a database of its own, created for it and dropped afterwards, so dbbench
+never touches anyone else's tables.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+import pwd
+import secrets
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+from bench import dsn as dsnlib
+from bench.errors import BenchError
+from bench.net import LOOPBACK, free_port
+from bench.procs import Supervisor
+
+# A throwaway benchmark database: durability buys nothing here and disk flushes on a shared VM add
+# noise that has nothing to do with the access strategy under test. Recorded in the results.
+EMBEDDED_SETTINGS: dict[str, str] = {
+    "fsync": "off",
+    "synchronous_commit": "off",
+    "full_page_writes": "off",
+    "max_connections": "200",
+    "shared_buffers": "256MB",
+    "shared_preload_libraries": "pg_stat_statements",
+    "pg_stat_statements.track": "top",
+}
+RUN_DATABASE = "dbbench"
+UNPRIVILEGED_USER = "postgres"
+
+
+@dataclass
+class Database:
+    """Where a run's data lives: ``dsn`` carries any password, ``display_dsn`` never does."""
+
+    dsn: str
+    kind: str
+    server_version: str = ""
+    settings: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def display_dsn(self) -> str:
+        return dsnlib.redact(self.dsn)
+
+    def describe(self) -> dict[str, object]:
+        return {
+            "kind": self.kind,
+            "dsn": self.display_dsn,
+            "server_version": self.server_version,
+            "settings": dict(self.settings),
+        }
+
+
+def find_bindir() -> Path | None:
+    """System PostgreSQL server binaries: ``pg_config --bindir`` first, then Debian's layout, then PATH."""
+    candidates: list[Path] = []
+    pg_config = shutil.which("pg_config")
+    if pg_config:
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            out = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True, timeout=10)
+            candidates.append(Path(out.stdout.strip()))
+    candidates += [Path(p) for p in sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True)]
+    initdb = shutil.which("initdb")
+    if initdb:
+        candidates.append(Path(initdb).parent)
+    for path in candidates:
+        if (path / "initdb").exists() and (path / "postgres").exists():
+            return path
+    return None
+
+
+def server_version(dsn: str) -> str:
+    with psycopg.connect(dsn, autocommit=True, connect_timeout=5) as conn:
+        row = conn.execute("SHOW server_version").fetchone()
+        return str(row[0]) if row else ""
+
+
+def _wait_ready(dsn: str, alive: Callable[[], bool], timeout: float, log_tail: Callable[[], str]) -> None:
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        if not alive():
+            raise BenchError(f"embedded PostgreSQL exited during start-up: {log_tail()!s:.300}")
+        try:
+            with psycopg.connect(dsn, connect_timeout=1):
+                return
+        except psycopg.OperationalError as exc:
+            last = exc
+            time.sleep(0.1)
+    raise BenchError(f"embedded PostgreSQL did not accept connections within {timeout:.0f}s: {last}")
+
+
+@contextlib.contextmanager
+def embedded(supervisor: Supervisor, keep_logs: Path | None = None) -> Iterator[Database]:
+    """A PostgreSQL of our own on a free loopback port in a temp dir, removed afterwards."""
+    bindir = find_bindir()
+    if bindir is None:
+        with _pgserver() as database:
+            yield database
+        return
+    as_root = os.geteuid() == 0
+    user = UNPRIVILEGED_USER if as_root else None
+    if as_root:
+        # initdb refuses to run as root; the server runs as the unprivileged system user instead.
+        try:
+            owner = pwd.getpwnam(UNPRIVILEGED_USER)
+        except KeyError:
+            raise BenchError(
+                "running as root needs a 'postgres' system user for the embedded server; "
+                "create one (useradd postgres) or pass --dsn"
+            ) from None
+    root = Path(tempfile.mkdtemp(prefix="dbbench-pg-"))
+    try:
+        data = root / "data"
+        if as_root:
+            os.chown(root, owner.pw_uid, owner.pw_gid)
+        init = subprocess.run(
+            [str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8",
+             "--locale=C", "--no-sync"],
+            capture_output=True, text=True, user=user, timeout=120, check=False,
+        )  # fmt: skip
+        if init.returncode != 0:
+            raise BenchError(f"initdb failed: {init.stderr.strip().splitlines()[-1:]}")
+        for _attempt in range(3):
+            port = free_port()
+            argv = [str(bindir / "postgres"), "-D", str(data), "-p", str(port), "-k", str(root),
+                    "-c", f"listen_addresses={LOOPBACK}"]  # fmt: skip
+            for key, value in EMBEDDED_SETTINGS.items():
+                argv += ["-c", f"{key}={value}"]
+            # SIGINT is PostgreSQL's "fast" shutdown: roll back open work and exit now.
+            child = supervisor.start("postgres", argv, log_path=root / "postgres.log",
+                                     stop_signal=signal.SIGINT, user=user)  # fmt: skip
+            admin = f"postgresql://postgres@{LOOPBACK}:{port}/postgres"
+            try:
+                _wait_ready(admin, child.alive, 60, child.log_tail)
+                break
+            except BenchError:
+                supervisor.stop(child)
+                if "could not bind" not in child.log_tail() or _attempt == 2:
+                    raise
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(RUN_DATABASE)))
+        run_dsn = dsnlib.with_database(admin, RUN_DATABASE)
+        yield Database(run_dsn, "embedded", server_version(run_dsn), dict(EMBEDDED_SETTINGS))
+        supervisor.stop(child)
+    finally:
+        if keep_logs is not None and (root / "postgres.log").exists():
+            shutil.copy(root / "postgres.log", keep_logs)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _pgserver() -> Iterator[Database]:
+    try:
+        import pgserver  # type: ignore[import-not-found]  # optional: the wheel with its own binaries
+    except ImportError:
+        raise BenchError(
+            "no PostgreSQL server binaries found: install them (apt-get install postgresql), "
+            "or pip install 'dbbench[embedded]', or pass --dsn postgresql://..."
+        ) from None
+    root = Path(tempfile.mkdtemp(prefix="dbbench-pgserver-"))
+    server = pgserver.get_server(root, cleanup_mode="delete")
+    try:
+        admin = server.get_uri()
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(RUN_DATABASE)))
+        run_dsn = dsnlib.with_database(admin, RUN_DATABASE)
+        yield Database(run_dsn, "embedded-pgserver", server_version(run_dsn), {})
+    finally:
+        server.cleanup()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def external(dsn: str) -> Iterator[Database]:
+    """A database of our own on an existing server; dropped afterwards, other databases untouched."""
+    dsnlib.validate(dsn)
+    try:
+        conn = psycopg.connect(dsn, autocommit=True, connect_timeout=5)
+    except psycopg.Error as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise BenchError(f"cannot connect to --dsn {dsnlib.redact(dsn)}: {reason}") from None
+    name = f"dbbench_{os.getpid()}_{secrets.token_hex(3)}"
+    try:
+        with conn:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    except psycopg.Error as exc:
+        raise BenchError(
+            f"cannot create a scratch database on {dsnlib.redact(dsn)} ({exc.sqlstate}): "
+            "the role needs CREATEDB; grant it or use the embedded default (omit --dsn)"
+        ) from None
+    run_dsn = dsnlib.with_database(dsn, name)
+    try:
+        yield Database(run_dsn, "external", server_version(run_dsn), {})
+    finally:
+        with contextlib.suppress(psycopg.Error), psycopg.connect(dsn, autocommit=True) as admin:
+            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@contextlib.contextmanager
+def provision(supervisor: Supervisor, dsn: str | None) -> Iterator[Database]:
+    if dsn:
+        with external(dsn) as database:
+            yield database
+    else:
+        with embedded(supervisor) as database:
+            yield database

@@ -1,0 +1,160 @@
+"""The results file: what ``bench run`` measured, and all that ``report`` / ``compare`` ever read.
+
+Raw material only (request counts, error counts by kind, encoded HDR histograms, per-trial figures);
+medians, percentiles and ratios are computed when a file is read, so a better statistic later
+needs no re-run.
+
+Format history (bump ``FORMAT_VERSION`` and teach ``_upgrade`` on every incompatible change):
+- 1 (dbbench 0.1): metadata, contract checks per variant, cells with histograms per endpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.errors import BenchError
+
+FORMAT_VERSION = 1
+FORMAT_NAME = "dbbench-results"
+
+
+@dataclass
+class EndpointStats:
+    requests: int
+    errors: int
+    histogram: str  # encoded HDR histogram of successful requests, microseconds
+
+
+@dataclass
+class Cell:
+    """One measured (variant, scenario, users, trial): raw counts over the measured window only."""
+
+    variant: str
+    scenario: str
+    users: int
+    trial: int
+    status: str  # "ok" or "failed"
+    reason: str = ""
+    warmup_s: float = 0.0
+    duration_s: float = 0.0  # the measured window, warm-up excluded
+    requests: int = 0  # successful + failed, completed inside the window
+    errors: dict[str, int] = field(default_factory=dict)
+    histogram: str = ""  # encoded HDR histogram of successful requests, microseconds
+    endpoints: dict[str, EndpointStats] = field(default_factory=dict)
+    bytes_received: int = 0
+    load_cpu_s: float = 0.0  # CPU the load generator used in the window
+    started_at: str = ""
+    target: dict[str, Any] = field(default_factory=dict)  # the variant's /_bench/info after the cell
+
+    @property
+    def error_count(self) -> int:
+        return sum(self.errors.values())
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.duration_s if self.duration_s > 0 else 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+
+@dataclass
+class VariantCheck:
+    """The contract check a variant passed (or failed) before any load was applied."""
+
+    variant: str
+    ok: bool
+    problems: list[str] = field(default_factory=list)
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Results:
+    metadata: dict[str, Any] = field(default_factory=dict)
+    checks: list[VariantCheck] = field(default_factory=list)
+    cells: list[Cell] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT_NAME,
+            "version": FORMAT_VERSION,
+            "metadata": self.metadata,
+            "checks": [asdict(check) for check in self.checks],
+            "cells": [asdict(cell) for cell in self.cells],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Results:
+        data = _upgrade(data)
+        cells = []
+        for raw in data["cells"]:
+            raw = dict(raw)
+            raw["endpoints"] = {k: EndpointStats(**v) for k, v in raw.get("endpoints", {}).items()}
+            cells.append(Cell(**raw))
+        checks = [VariantCheck(**raw) for raw in data["checks"]]
+        return cls(metadata=data["metadata"], checks=checks, cells=cells)
+
+
+def _upgrade(data: dict[str, Any]) -> dict[str, Any]:
+    if data.get("format") != FORMAT_NAME:
+        raise BenchError("not a dbbench results file (no 'format': 'dbbench-results'); pass a file from bench run")
+    version = data.get("version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise BenchError(
+            f"results format version {version!r} is newer than this dbbench understands "
+            f"({FORMAT_VERSION}); upgrade dbbench to read it"
+        )
+    # Version 1 is the first format: nothing older to upgrade yet.
+    return data
+
+
+def load(path: Path) -> Results:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise BenchError(f"results file {path} does not exist; run 'bench run -o {path}' first") from None
+    except OSError as exc:
+        raise BenchError(f"cannot read results file {path}: {exc.strerror}") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise BenchError(f"{path} is not valid JSON (line {exc.lineno}): is it a dbbench results file?") from None
+    if not isinstance(data, dict):
+        raise BenchError(f"{path} is not a dbbench results file")
+    try:
+        return Results.from_dict(data)
+    except (KeyError, TypeError) as exc:
+        raise BenchError(f"{path} is a damaged dbbench results file ({exc}); re-run bench run") from None
+
+
+def dump(results: Results, path: Path, *, force: bool = False) -> None:
+    """Write atomically (temp file + rename), so a reader or a crash never sees half a file."""
+    if not force and path.exists():
+        raise BenchError(f"{path} already exists; choose another -o or pass --force to overwrite")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(results.to_dict(), handle, indent=1, ensure_ascii=False)
+            handle.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def ensure_writable(path: Path, *, force: bool) -> None:
+    """Fail before measuring anything if the results could not be saved."""
+    if path.exists() and not force:
+        raise BenchError(f"{path} already exists; choose another -o or pass --force to overwrite")
+    if path.exists() and path.is_dir():
+        raise BenchError(f"{path} is a directory; -o takes a file name")
+    parent = path.parent if str(path.parent) else Path(".")
+    if parent.exists() and not os.access(parent, os.W_OK):
+        raise BenchError(f"cannot write to {parent}; choose another -o")

@@ -1,0 +1,199 @@
+"""One ``bench run``: provision, seed, check every variant, then measure cells in an interleaved order.
+
+Every finished cell is appended to the results file at once (atomically), so a run that is
+interrupted, or that hits a failing variant, keeps everything it already measured.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from bench import load, metadata, results, seed
+from bench.contract_check import check_variant
+from bench.errors import BenchError
+from bench.pg import Database, provision
+from bench.procs import Supervisor
+from bench.results import Cell, Results, VariantCheck
+from bench.target import PROJECT_ROOT, TargetConfig, TargetFailed, serve
+from scenarios import Scenario
+from targets import Variant
+
+THREADPOOL_SIZE = 40  # anyio's default, which FastAPI runs `def` routes on; recorded, not changed
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    variants: list[Variant]
+    scenarios: list[Scenario]
+    users: list[int]
+    duration_s: float
+    warmup_s: float
+    trials: int
+    pool_size: int
+    output: Path
+    dsn: str | None = None
+    force: bool = False
+
+
+@dataclass(frozen=True)
+class CellKey:
+    variant: Variant
+    scenario: Scenario
+    users: int
+    trial: int
+
+
+class Observer(Protocol):
+    """What the runner tells whoever is watching (the CLI's Rich display, or a test)."""
+
+    def phase(self, text: str) -> None: ...
+    def checked(self, check: VariantCheck) -> None: ...
+    def cell_started(self, index: int, total: int, key: CellKey, seconds: float) -> None: ...
+    def tick(self, elapsed: float) -> None: ...
+    def cell_finished(self, cell: Cell) -> None: ...
+
+
+def plan(variants: list[Variant], scenarios: list[Scenario], users: list[int], trials: int) -> list[CellKey]:
+    """Interleave: each trial runs every variant once per (scenario, users) before the next trial
+    starts, and the variant order rotates between trials, so slow drift (thermal, a noisy
+    neighbour, table bloat) lands on every variant alike instead of on whichever ran last."""
+    keys: list[CellKey] = []
+    for trial in range(1, trials + 1):
+        shift = (trial - 1) % len(variants)
+        order = variants[shift:] + variants[:shift]
+        for scenario in scenarios:
+            for count in users:
+                keys.extend(CellKey(variant, scenario, count, trial) for variant in order)
+    return keys
+
+
+@dataclass
+class Run:
+    config: RunConfig
+    observer: Observer
+    results: Results = field(default_factory=Results)
+
+    def save(self) -> None:
+        results.dump(self.results, self.config.output, force=True)
+
+    def execute(self) -> Results:
+        config = self.config
+        results.ensure_writable(config.output, force=config.force)
+        with Supervisor() as supervisor, tempfile.TemporaryDirectory(prefix="dbbench-run-") as tmp:
+            workdir = Path(tmp)
+            self.observer.phase("provisioning PostgreSQL")
+            with provision(supervisor, config.dsn) as database:
+                self.results.metadata = self._metadata(database)
+                self.save()
+                self.observer.phase("seeding")
+                seed.apply_schema(database.dsn)
+                target_config = TargetConfig(database.dsn, config.pool_size)
+                passed = self._check_all(supervisor, database, target_config, workdir)
+                keys = plan(passed, config.scenarios, config.users, config.trials)
+                for index, key in enumerate(keys, start=1):
+                    self.observer.cell_started(index, len(keys), key, config.warmup_s + config.duration_s)
+                    cell = self._measure(supervisor, database, target_config, key, workdir)
+                    self.results.cells.append(cell)
+                    self.save()
+                    self.observer.cell_finished(cell)
+        return self.results
+
+    def _metadata(self, database: Database) -> dict[str, Any]:
+        config = self.config
+        return {
+            "tool": "dbbench",
+            "started_at": metadata.now_iso(),
+            "machine": metadata.machine(),
+            "packages": metadata.package_versions(),
+            "git": metadata.git_revision(PROJECT_ROOT),
+            "database": database.describe(),
+            "config": {
+                "variants": [v.name for v in config.variants],
+                "scenarios": {s.name: s.label for s in config.scenarios},
+                "users": config.users,
+                "duration_s": config.duration_s,
+                "warmup_s": config.warmup_s,
+                "trials": config.trials,
+                "load_generator": "locust FastHttpUser, 1 process, closed model (no wait time)",
+                "server": "uvicorn, 1 worker, 127.0.0.1",
+            },
+            "pool": {
+                "size": config.pool_size,
+                "max_overflow": 0,
+                "threadpool_size": THREADPOOL_SIZE,
+                "note": "every pooled variant holds at most `size` connections; nopool opens one per request",
+            },
+        }
+
+    def _check_all(
+        self, supervisor: Supervisor, database: Database, config: TargetConfig, workdir: Path
+    ) -> list[Variant]:
+        passed = []
+        for variant in self.config.variants:
+            self.observer.phase(f"checking the contract: {variant.name}")
+            seed.seed(database.dsn)
+            try:
+                with serve(supervisor, variant.name, variant.app, config,
+                           workdir / f"check-{variant.name}.log") as target:  # fmt: skip
+                    report = check_variant(target.url, database.dsn)
+                    check = VariantCheck(variant.name, report.ok, list(report.problems), dict(report.info))
+            except TargetFailed as exc:
+                check = VariantCheck(variant.name, False, [str(exc)])
+            self.results.checks.append(check)
+            self.save()
+            self.observer.checked(check)
+            if check.ok:
+                passed.append(variant)
+        return passed
+
+    def _measure(
+        self, supervisor: Supervisor, database: Database, config: TargetConfig, key: CellKey, workdir: Path
+    ) -> Cell:
+        cell = Cell(key.variant.name, key.scenario.name, key.users, key.trial, status="ok",
+                    warmup_s=self.config.warmup_s, started_at=metadata.now_iso())  # fmt: skip
+        # Every cell starts from the same data: writes from an earlier cell (and their bloat) are gone.
+        seed.seed(database.dsn)
+        log = workdir / f"{key.variant.name}-{key.scenario.name}-{key.users}-{key.trial}.log"
+        try:
+            with serve(supervisor, key.variant.name, key.variant.app, config, log) as target:
+                spec = load.LoadSpec(key.scenario.path, target.url, key.users,
+                                     self.config.warmup_s, self.config.duration_s)  # fmt: skip
+                sample = load.run_load(supervisor, spec, workdir, on_tick=self.observer.tick)
+                cell.target = target.info()
+        except (TargetFailed, load.LoadFailed) as exc:
+            cell.status, cell.reason = "failed", str(exc)
+            return cell
+        cell.duration_s = float(sample["duration_s"])
+        cell.requests = int(sample["requests"])
+        cell.errors = {str(k): int(v) for k, v in sample["errors"].items()}
+        cell.histogram = str(sample["histogram"])
+        cell.endpoints = {
+            name: results.EndpointStats(int(e["requests"]), int(e["errors"]), str(e["histogram"]))
+            for name, e in sample["endpoints"].items()
+        }
+        cell.bytes_received = int(sample["bytes_received"])
+        cell.load_cpu_s = float(sample["load_cpu_s"])
+        if cell.requests == 0:
+            cell.status, cell.reason = "failed", "no request completed in the measured window"
+        return cell
+
+
+def validate_config(config: RunConfig) -> None:
+    if not config.variants:
+        raise BenchError("no variants selected; pass --variants with at least one name (see bench list)")
+    if not config.scenarios:
+        raise BenchError("no scenarios selected; pass --scenarios with at least one name (see bench list)")
+    checks: list[tuple[bool, str]] = [
+        (all(u >= 1 for u in config.users), "--users must be whole numbers >= 1"),
+        (config.duration_s > 0, "--duration must be > 0 seconds"),
+        (config.warmup_s >= 0, "--warmup must be >= 0 seconds"),
+        (config.trials >= 1, "--trials must be >= 1"),
+        (config.pool_size >= 1, "--pool-size must be >= 1"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise BenchError(message)
+

@@ -1,0 +1,243 @@
+"""``bench``: the command line. Thin: parse options, call into ``bench``, map errors to exit codes.
+
+Exit codes: 0 all good, 1 a variant failed its check or a cell failed, 2 bad input or environment,
+130 interrupted (what was measured is kept). Heavy imports (the engine, Rich rendering) happen
+inside the command that needs them, so ``bench --help`` stays instant.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+if TYPE_CHECKING:
+    from bench.runner import RunConfig
+    from scenarios import Scenario
+    from targets import Variant
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Which way of talking to PostgreSQL makes a FastAPI service fastest? Measured, side by side.",
+)
+
+QUICK_WARMUP_S = 1.0
+QUICK_DURATION_S = 3.0
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code)
+
+
+def _split(raw: str) -> list[str]:
+    return [part.strip() for part in raw.split(",") if part.strip()]
+
+
+def _ints(raw: str, option: str) -> list[int]:
+    try:
+        values = [int(part) for part in _split(raw)]
+    except ValueError:
+        raise _fail(f"{option} takes whole numbers separated by commas, e.g. {option} 16,64; got {raw!r}") from None
+    if not values or any(v < 1 for v in values):
+        raise _fail(f"{option} values must be >= 1; got {raw!r}")
+    return values
+
+
+def _default_output() -> Path:
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    return Path("results") / f"{stamp}.json"
+
+
+@app.command()
+def run(
+    variants: Annotated[str, typer.Option(help="Comma list of variants, or 'all' (see bench list).")] = "all",
+    scenarios: Annotated[
+        str, typer.Option(help="Comma list of scenarios or locustfile paths, or 'all'.")
+    ] = "all",
+    users: Annotated[str, typer.Option(help="Concurrent Locust users (closed model); a comma list sweeps.")] = "32",
+    duration: Annotated[float, typer.Option(help="Measured seconds per cell.")] = 10.0,
+    warmup: Annotated[float, typer.Option(help="Warm-up seconds per cell, excluded from every figure.")] = 3.0,
+    trials: Annotated[int, typer.Option(help="Repeats of every cell, interleaved across variants.")] = 1,
+    pool_size: Annotated[int, typer.Option(help="Connections per pooled variant (aligned across all).")] = 10,
+    dsn: Annotated[
+        str | None, typer.Option(help="Use an existing server: postgresql://user@host:port/db (default: embedded).")
+    ] = None,
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Results file to write.")] = None,
+    force: Annotated[bool, typer.Option(help="Overwrite an existing results file.")] = False,
+    quick: Annotated[bool, typer.Option(help="Smoke run: 1 s warm-up, 3 s per cell.")] = False,
+) -> None:
+    """Measure every variant x scenario and write a results file."""
+    from bench.errors import BenchError
+    from bench.runner import RunConfig
+
+    try:
+        config = RunConfig(
+            variants=_variants(variants),
+            scenarios=_scenarios(scenarios),
+            users=_ints(users, "--users"),
+            duration_s=QUICK_DURATION_S if quick else duration,
+            warmup_s=QUICK_WARMUP_S if quick else warmup,
+            trials=trials,
+            pool_size=pool_size,
+            output=output or _default_output(),
+            dsn=dsn,
+            force=force,
+        )
+        _execute(config)
+    except BenchError as exc:
+        raise _fail(str(exc)) from None
+
+
+def _variants(raw: str) -> list[Variant]:
+    from bench.errors import BenchError
+    from targets import VARIANTS, UnknownVariant
+
+    names = _split(raw)
+    if names == ["all"]:
+        return list(VARIANTS)
+    try:
+        return [VARIANTS.get(name) for name in names]
+    except UnknownVariant as exc:
+        raise BenchError(str(exc)) from None
+
+
+def _scenarios(raw: str) -> list[Scenario]:
+    from scenarios import SCENARIOS
+
+    names = _split(raw)
+    if names == ["all"]:
+        return list(SCENARIOS)
+    return [SCENARIOS.get(name) for name in names]
+
+
+def _execute(config: RunConfig) -> None:
+    from rich.console import Console
+
+    from bench.procs import sigterm_as_interrupt
+    from bench.runner import Run, validate_config
+    from reports.live import LiveObserver
+    from reports.terminal import print_report
+
+    validate_config(config)
+    console = Console(stderr=False)
+    observer = LiveObserver(console)
+    run_ = Run(config, observer)
+    try:
+        with sigterm_as_interrupt(), observer:
+            run_.execute()
+    except KeyboardInterrupt:
+        saved = len(run_.results.cells)
+        console.print(f"[yellow]interrupted: {saved} measured cell(s) kept in {config.output}[/yellow]")
+        raise typer.Exit(130) from None
+    print_report(run_.results, console)
+    console.print(f"results: {config.output}")
+    failed = [c for c in run_.results.checks if not c.ok] or [c for c in run_.results.cells if not c.ok]
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def report(
+    file: Annotated[Path, typer.Argument(help="A results file from bench run.")],
+    format: Annotated[str, typer.Option("--format", "-f", help="terminal, json or md.")] = "terminal",
+) -> None:
+    """Render a results file (never re-runs anything)."""
+    from bench import results
+    from bench.errors import BenchError
+
+    renderers = ("terminal", "json", "md")
+    if format not in renderers:
+        raise _fail(f"unknown --format {format!r}; choose from {', '.join(renderers)}")
+    try:
+        loaded = results.load(file)
+    except BenchError as exc:
+        raise _fail(str(exc)) from None
+    if format == "json":
+        from reports import jsonreport
+
+        sys.stdout.write(jsonreport.render(loaded) + "\n")
+    elif format == "md":
+        from reports import markdown
+
+        sys.stdout.write(markdown.render(loaded))
+    else:
+        from reports.terminal import print_report
+
+        print_report(loaded)
+
+
+@app.command("list")
+def list_() -> None:
+    """Show the variants and scenarios with their labels."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from scenarios import SCENARIOS
+    from targets import VARIANTS
+
+    console = Console()
+    table = Table("variant", "label", "hypothesis", title="variants (most abstraction first)", title_justify="left")
+    for variant in VARIANTS:
+        table.add_row(variant.name, variant.label, variant.hypothesis)
+    console.print(table)
+    table = Table("scenario", "label", title="scenarios", title_justify="left")
+    for scenario in SCENARIOS:
+        table.add_row(scenario.name, scenario.label)
+    console.print(table)
+
+
+@app.command()
+def serve(
+    variant: Annotated[str, typer.Argument(help="The variant to start (see bench list).")],
+    port: Annotated[int | None, typer.Option(help="Port on 127.0.0.1 (default: a free one).")] = None,
+    pool_size: Annotated[int, typer.Option(help="Connections in the variant's pool.")] = 10,
+    dsn: Annotated[str | None, typer.Option(help="Use an existing server instead of the embedded one.")] = None,
+) -> None:
+    """Provision, seed and start one variant for manual poking; Ctrl-C stops everything."""
+    import tempfile
+    import time
+
+    from bench import seed
+    from bench.errors import BenchError
+    from bench.pg import provision
+    from bench.procs import Supervisor, sigterm_as_interrupt
+    from bench.target import TargetConfig, TargetFailed
+    from bench.target import serve as serve_target
+
+    try:
+        chosen = _variants(variant)[0]
+        if port is not None and not 1 <= port <= 65535:
+            raise BenchError(f"--port must be between 1 and 65535, got {port}")
+        with sigterm_as_interrupt(), Supervisor() as supervisor, tempfile.TemporaryDirectory() as tmp:
+            with provision(supervisor, dsn) as database:
+                seed.apply_schema(database.dsn)
+                seed.seed(database.dsn)
+                log = Path(tmp) / "target.log"
+                config = TargetConfig(database.dsn, pool_size)
+                with serve_target(supervisor, chosen.name, chosen.app, config, log, port=port) as target:
+                    typer.echo(f"{chosen.name} serving on {target.url} (database {database.display_dsn})")
+                    typer.echo("try: /db /queries?queries=20 /fortunes /updates?queries=5 /_bench/info")
+                    typer.echo("Ctrl-C stops the server and the database")
+                    while target.child.alive():
+                        time.sleep(0.5)
+                    raise _fail(f"{chosen.name} exited: {target.child.log_tail(3)}", code=1)
+    except BenchError as exc:
+        raise _fail(str(exc)) from None
+    except TargetFailed as exc:
+        raise _fail(str(exc), code=1) from None
+    except KeyboardInterrupt:
+        typer.echo("stopped")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Renderers: results model -> pure shaping (summary.py) -> one module per output format."""

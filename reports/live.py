@@ -1,0 +1,71 @@
+"""Live progress while ``bench run`` measures: an overall bar, the current cell, results as they land."""
+
+from __future__ import annotations
+
+from types import TracebackType
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+
+from bench.results import Cell, VariantCheck
+from bench.runner import CellKey
+
+
+class LiveObserver:
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+        )
+        self.overall: TaskID | None = None
+        self.current: TaskID | None = None
+
+    def __enter__(self) -> LiveObserver:
+        self.progress.start()
+        self.overall = self.progress.add_task("starting", total=None)
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.progress.stop()
+
+    def phase(self, text: str) -> None:
+        if self.overall is not None:
+            self.progress.update(self.overall, description=text)
+
+    def checked(self, check: VariantCheck) -> None:
+        if check.ok:
+            self.console.print(f"[green]✓[/green] {check.variant}: contract check passed")
+            return
+        self.console.print(f"[red]✗ {check.variant}: contract check failed; not measured[/red]")
+        for problem in check.problems[:5]:
+            self.console.print(f"    [red]{problem}[/red]")
+
+    def cell_started(self, index: int, total: int, key: CellKey, seconds: float) -> None:
+        assert self.overall is not None
+        self.progress.update(self.overall, description="cells", total=total, completed=index - 1)
+        label = f"{key.variant.name} · {key.scenario.name} · {key.users} users · trial {key.trial}"
+        if self.current is None:
+            self.current = self.progress.add_task(label, total=seconds)
+        else:
+            self.progress.reset(self.current, description=label, total=seconds)
+
+    def tick(self, elapsed: float) -> None:
+        if self.current is not None:
+            self.progress.update(self.current, completed=elapsed)
+
+    def cell_finished(self, cell: Cell) -> None:
+        assert self.overall is not None
+        self.progress.advance(self.overall)
+        name = f"{cell.variant} · {cell.scenario} · {cell.users}u · t{cell.trial}"
+        if cell.ok:
+            errors = f", [red]{cell.error_count} errors[/red]" if cell.error_count else ""
+            self.console.print(f"  {name}: {cell.rps:,.0f} req/s{errors}")
+        else:
+            self.console.print(f"  [red]{name}: failed: {cell.reason}[/red]")

@@ -1,0 +1,52 @@
+"""Workloads: plain locustfiles, one per scenario; each module docstring is the scenario's label.
+
+This package never imports its locustfiles (that would import locust, which patches the process
+with gevent); the registry reads their docstrings from source instead.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.errors import BenchError
+
+HERE = Path(__file__).resolve().parent
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    path: Path
+
+    @property
+    def label(self) -> str:
+        doc = ast.get_docstring(ast.parse(self.path.read_text(encoding="utf-8"))) or ""
+        return doc.strip().splitlines()[0] if doc.strip() else self.name
+
+
+class ScenarioRegistry:
+    def __init__(self, names: list[str]) -> None:
+        self._items = {name: Scenario(name, HERE / f"{name}.py") for name in names}
+
+    def __iter__(self) -> Iterator[Scenario]:
+        return iter(self._items.values())
+
+    def names(self) -> list[str]:
+        return list(self._items)
+
+    def get(self, name: str) -> Scenario:
+        if name in self._items:
+            return self._items[name]
+        path = Path(name)
+        if path.suffix == ".py":
+            if not path.is_file():
+                raise BenchError(f"locustfile {name} does not exist; pass a path to a locustfile or one of "
+                                 f"{', '.join(self._items)}")  # fmt: skip
+            return Scenario(path.stem, path.resolve())
+        raise BenchError(f"unknown scenario {name!r}; choose from {', '.join(self._items)} or pass a locustfile path")
+
+
+SCENARIOS = ScenarioRegistry(["db", "queries", "fortunes", "updates"])

@@ -1,0 +1,108 @@
+"""Shared fixtures: a real embedded PostgreSQL for the session, real uvicorn targets, and a guard
+that fails any test which leaves a child process running."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+from bench import pg
+from bench.net import LOOPBACK, free_port
+from bench.procs import Supervisor
+from bench.target import PROJECT_ROOT, uvicorn_argv
+
+
+@pytest.fixture(scope="session")
+def session_supervisor() -> Iterator[Supervisor]:
+    with Supervisor() as supervisor:
+        yield supervisor
+
+
+# Process groups started for the whole session (the embedded PostgreSQL): allowed to outlive a test.
+_SESSION_GROUPS: set[int] = set()
+
+
+@pytest.fixture(scope="session")
+def pg_database(session_supervisor: Supervisor) -> Iterator[pg.Database]:
+    """The toolkit's own embedded throwaway PostgreSQL: real server, free port, removed afterwards."""
+    with pg.embedded(session_supervisor) as database:
+        _SESSION_GROUPS.update(child.pid for child in session_supervisor.children)
+        yield database
+
+
+@pytest.fixture(scope="session")
+def pg_dsn(pg_database: pg.Database) -> str:
+    return pg_database.dsn
+
+
+@pytest.fixture
+def run_target(tmp_path: Path) -> Iterator[Callable[[str, dict[str, str]], str]]:
+    """Start ``uvicorn <app_import>`` on a free loopback port with extra env; returns its base URL."""
+    with Supervisor() as supervisor:
+
+        def start(app_import: str, env: dict[str, str]) -> str:
+            port = free_port()
+            full_env = {**os.environ, **env, "PYTHONPATH": str(PROJECT_ROOT)}
+            log = tmp_path / f"uvicorn-{port}.log"
+            child = supervisor.start("uvicorn", uvicorn_argv(app_import, port, 1), env=full_env,
+                                     log_path=log, cwd=PROJECT_ROOT)  # fmt: skip
+            url = f"http://{LOOPBACK}:{port}"
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                if not child.alive():
+                    pytest.fail(f"{app_import} exited during start-up:\n{child.log_tail()}")
+                try:
+                    if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                        return url
+                except httpx.HTTPError:
+                    pass
+                time.sleep(0.1)
+            pytest.fail(f"{app_import} not healthy within 30 s:\n{child.log_tail()}")
+
+        yield start
+
+
+def _descendants() -> set[int]:
+    pids = set()
+    for child in psutil.Process().children(recursive=True):
+        try:
+            if os.getpgid(child.pid) not in _SESSION_GROUPS:
+                pids.add(child.pid)
+        except ProcessLookupError:
+            continue
+    return pids
+
+
+@pytest.fixture(autouse=True)
+def no_leftover_processes(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Fail a test that leaves a process behind (the session's PostgreSQL is allowed to stay)."""
+    before = _descendants()
+    yield
+    deadline = time.monotonic() + 10
+    leftover = _descendants() - before
+    while leftover and time.monotonic() < deadline:
+        time.sleep(0.1)
+        leftover = {pid for pid in leftover & _descendants() if _running(pid)}
+    if leftover:
+        names = []
+        for pid in leftover:
+            try:
+                names.append(f"{pid} {' '.join(psutil.Process(pid).cmdline())[:120]}")
+            except psutil.Error:
+                continue
+        if names:
+            pytest.fail(f"{request.node.nodeid} left processes running: {names}")
+
+
+def _running(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+

@@ -1,0 +1,147 @@
+"""The real ``bench`` command end to end: real PostgreSQL, real uvicorn, real Locust."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from bench import results
+from scenarios import SCENARIOS
+from targets import VARIANTS
+
+BENCH = [sys.executable, "-m", "bench"]
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def bench(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*BENCH, *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+
+
+def assert_clean_error(proc: subprocess.CompletedProcess[str], fragment: str) -> None:
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("error: ") and fragment in lines[0], lines[0]
+
+
+def test_help_and_list() -> None:
+    proc = bench("--help")
+    assert proc.returncode == 0 and "run" in proc.stdout and "report" in proc.stdout
+    listing = bench("list")
+    assert listing.returncode == 0
+    for name in [v.name for v in VARIANTS] + SCENARIOS.names():
+        assert name in listing.stdout
+
+
+def test_quick_run_measures_every_variant_and_scenario(tmp_path: Path) -> None:
+    out = tmp_path / "run.json"
+    proc = bench("run", "--quick", "--warmup", "0.5", "--duration", "1.5", "--users", "4", "-o", str(out))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "req/s" in proc.stdout
+    loaded = results.load(out)
+    assert all(check.ok for check in loaded.checks), [c.problems for c in loaded.checks]
+    assert loaded.metadata["pool"]["size"] == 10
+    assert loaded.metadata["database"]["dsn"].startswith("postgresql://postgres@127.0.0.1:")
+    report = bench("report", str(out), "--format", "json")
+    assert report.returncode == 0, report.stderr
+    rows = json.loads(report.stdout)
+    seen = {(row["variant"], row["scenario"]) for row in rows}
+    assert seen == {(v.name, s) for v in VARIANTS for s in SCENARIOS.names()}
+    for row in rows:
+        assert row["requests"] > 0 and row["errors"] == 0 and row["error_rate"] == 0, row
+        assert row["rps"] > 0 and 0 < row["p50_ms"] <= row["p90_ms"] <= row["p99_ms"], row
+    # Every variant reported the pool it actually built, aligned with what the run asked for.
+    for cell in loaded.cells:
+        if cell.variant != "nopool":
+            assert cell.target.get("pool_size") == 10, (cell.variant, cell.target)
+    markdown = bench("report", str(out), "--format", "md")
+    assert markdown.returncode == 0 and "| pooled |" in markdown.stdout
+
+
+def test_bad_input_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    assert_clean_error(bench("run", "--variants", "pooled,nope"), "unknown variant 'nope'")
+    assert_clean_error(bench("run", "--scenarios", "nope"), "unknown scenario 'nope'")
+    assert_clean_error(bench("run", "--users", "x"), "--users")
+    existing = tmp_path / "exists.json"
+    existing.write_text("keep me")
+    assert_clean_error(bench("run", "-o", str(existing)), "already exists")
+    assert existing.read_text() == "keep me"
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed_port = sock.getsockname()[1]
+    proc = bench("run", "--dsn", f"postgresql://u:hunter2@127.0.0.1:{closed_port}/x", "-o", str(tmp_path / "n.json"))
+    assert_clean_error(proc, "cannot connect to --dsn")
+    assert "hunter2" not in proc.stderr
+    assert_clean_error(bench("report", str(tmp_path / "missing.json")), "does not exist")
+    assert_clean_error(bench("report", str(existing)), "not valid JSON")
+
+
+def test_serve_refuses_a_taken_port() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        proc = bench("serve", "pooled", "--port", str(sock.getsockname()[1]), timeout=120)
+    assert_clean_error(proc, "already in use")
+
+
+def _tree(pid: int) -> set[int]:
+    try:
+        return {p.pid for p in psutil.Process(pid).children(recursive=True)}
+    except psutil.Error:
+        return set()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_interrupt_keeps_measured_cells_and_leaves_no_process(tmp_path: Path, sig: int) -> None:
+    out = tmp_path / "interrupted.json"
+    temp_dirs_before = set(Path("/tmp").glob("dbbench-*"))
+    proc = subprocess.Popen(
+        [*BENCH, "run", "--variants", "pooled,nopool", "--scenarios", "db", "--users", "2", "--warmup", "0",
+         "--duration", "2", "--trials", "20", "-o", str(out)],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    seen: set[int] = set()
+    deadline = time.monotonic() + 120
+    try:
+        # Wait until at least one cell is on disk and the load generator of the next one is running.
+        while time.monotonic() < deadline:
+            seen |= _tree(proc.pid)
+            if out.exists() and results.load(out).cells and any(
+                "bench.locust_entry" in " ".join(_cmdline(pid)) for pid in _tree(proc.pid)
+            ):
+                break
+            time.sleep(0.1)
+        else:
+            pytest.fail("the run never reached its second cell")
+        seen |= _tree(proc.pid)
+        proc.send_signal(sig)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    assert "interrupted" in stdout
+    kept = results.load(out)
+    assert kept.cells and all(cell.ok for cell in kept.cells)
+    time.sleep(0.5)
+    alive = [pid for pid in seen if psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE]
+    assert not alive, [_cmdline(pid) for pid in alive]
+    assert set(Path("/tmp").glob("dbbench-*")) - temp_dirs_before == set()
+
+
+def _cmdline(pid: int) -> list[str]:
+    try:
+        return psutil.Process(pid).cmdline()
+    except psutil.Error:
+        return []
+
