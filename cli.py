@@ -43,7 +43,9 @@ def _ints(raw: str, option: str) -> list[int]:
     try:
         values = [int(part) for part in _split(raw)]
     except ValueError:
-        raise _fail(f"{option} takes whole numbers separated by commas, e.g. {option} 16,64; got {raw!r}") from None
+        raise _fail(
+            f"{option} takes whole numbers separated by commas, e.g. {option} 16,64; got {raw!r}"
+        ) from None
     if not values or any(v < 1 for v in values):
         raise _fail(f"{option} values must be >= 1; got {raw!r}")
     return values
@@ -60,13 +62,18 @@ def run(
     scenarios: Annotated[
         str, typer.Option(help="Comma list of scenarios or locustfile paths, or 'all'.")
     ] = "all",
-    users: Annotated[str, typer.Option(help="Concurrent Locust users (closed model); a comma list sweeps.")] = "32",
+    users: Annotated[
+        str, typer.Option(help="Concurrent Locust users (closed model); a comma list sweeps.")
+    ] = "32",
     duration: Annotated[float, typer.Option(help="Measured seconds per cell.")] = 10.0,
-    warmup: Annotated[float, typer.Option(help="Warm-up seconds per cell, excluded from every figure.")] = 3.0,
+    warmup: Annotated[
+        float, typer.Option(help="Warm-up seconds per cell, excluded from every figure.")
+    ] = 3.0,
     trials: Annotated[int, typer.Option(help="Repeats of every cell, interleaved across variants.")] = 1,
     pool_size: Annotated[int, typer.Option(help="Connections per pooled variant (aligned across all).")] = 10,
     dsn: Annotated[
-        str | None, typer.Option(help="Use an existing server: postgresql://user@host:port/db (default: embedded).")
+        str | None,
+        typer.Option(help="Use an existing server: postgresql://user@host:port/db (default: embedded)."),
     ] = None,
     output: Annotated[Path | None, typer.Option("-o", "--output", help="Results file to write.")] = None,
     force: Annotated[bool, typer.Option(help="Overwrite an existing results file.")] = False,
@@ -117,15 +124,14 @@ def _scenarios(raw: str) -> list[Scenario]:
 
 
 def _execute(config: RunConfig) -> None:
-    from rich.console import Console
-
     from bench.procs import sigterm_as_interrupt
     from bench.runner import Run, validate_config
     from reports.live import LiveObserver
+    from reports.terminal import console as make_console
     from reports.terminal import print_report
 
     validate_config(config)
-    console = Console(stderr=False)
+    console = make_console()
     observer = LiveObserver(console)
     run_ = Run(config, observer)
     try:
@@ -137,8 +143,9 @@ def _execute(config: RunConfig) -> None:
         raise typer.Exit(130) from None
     print_report(run_.results, console)
     console.print(f"results: {config.output}")
-    failed = [c for c in run_.results.checks if not c.ok] or [c for c in run_.results.cells if not c.ok]
-    if failed:
+    failed_checks = [c for c in run_.results.checks if not c.ok]
+    failed_cells = [c for c in run_.results.cells if not c.ok]
+    if failed_checks or failed_cells:
         raise typer.Exit(1)
 
 
@@ -175,14 +182,16 @@ def report(
 @app.command("list")
 def list_() -> None:
     """Show the variants and scenarios with their labels."""
-    from rich.console import Console
     from rich.table import Table
 
+    from reports.terminal import console as make_console
     from scenarios import SCENARIOS
     from targets import VARIANTS
 
-    console = Console()
-    table = Table("variant", "label", "hypothesis", title="variants (most abstraction first)", title_justify="left")
+    console = make_console()
+    table = Table(
+        "variant", "label", "hypothesis", title="variants (most abstraction first)", title_justify="left"
+    )
     for variant in VARIANTS:
         table.add_row(variant.name, variant.label, variant.hypothesis)
     console.print(table)
@@ -197,7 +206,9 @@ def serve(
     variant: Annotated[str, typer.Argument(help="The variant to start (see bench list).")],
     port: Annotated[int | None, typer.Option(help="Port on 127.0.0.1 (default: a free one).")] = None,
     pool_size: Annotated[int, typer.Option(help="Connections in the variant's pool.")] = 10,
-    dsn: Annotated[str | None, typer.Option(help="Use an existing server instead of the embedded one.")] = None,
+    dsn: Annotated[
+        str | None, typer.Option(help="Use an existing server instead of the embedded one.")
+    ] = None,
 ) -> None:
     """Provision, seed and start one variant for manual poking; Ctrl-C stops everything."""
     import tempfile
@@ -214,19 +225,23 @@ def serve(
         chosen = _variants(variant)[0]
         if port is not None and not 1 <= port <= 65535:
             raise BenchError(f"--port must be between 1 and 65535, got {port}")
-        with sigterm_as_interrupt(), Supervisor() as supervisor, tempfile.TemporaryDirectory() as tmp:
-            with provision(supervisor, dsn) as database:
-                seed.apply_schema(database.dsn)
-                seed.seed(database.dsn)
-                log = Path(tmp) / "target.log"
-                config = TargetConfig(database.dsn, pool_size)
-                with serve_target(supervisor, chosen.name, chosen.app, config, log, port=port) as target:
-                    typer.echo(f"{chosen.name} serving on {target.url} (database {database.display_dsn})")
-                    typer.echo("try: /db /queries?queries=20 /fortunes /updates?queries=5 /_bench/info")
-                    typer.echo("Ctrl-C stops the server and the database")
-                    while target.child.alive():
-                        time.sleep(0.5)
-                    raise _fail(f"{chosen.name} exited: {target.child.log_tail(3)}", code=1)
+        with (
+            sigterm_as_interrupt(),
+            Supervisor() as supervisor,
+            tempfile.TemporaryDirectory() as tmp,
+            provision(supervisor, dsn) as database,
+        ):
+            seed.apply_schema(database.dsn)
+            seed.seed(database.dsn)
+            log = Path(tmp) / "target.log"
+            config = TargetConfig(database.dsn, pool_size)
+            with serve_target(supervisor, chosen.name, chosen.app, config, log, port=port) as target:
+                typer.echo(f"{chosen.name} serving on {target.url} (database {database.display_dsn})")
+                typer.echo("try: /db /queries?queries=20 /fortunes /updates?queries=5 /_bench/info")
+                typer.echo("Ctrl-C stops the server and the database")
+                while target.child.alive():
+                    time.sleep(0.5)
+                raise _fail(f"{chosen.name} exited: {target.child.log_tail(3)}", code=1)
     except BenchError as exc:
         raise _fail(str(exc)) from None
     except TargetFailed as exc:

@@ -35,16 +35,28 @@ def locust_argv(spec: LoadSpec) -> list[str]:
     # --run-time is only a backstop: the entry point ends the run itself when the window closes.
     run_time = int(spec.warmup_s + spec.duration_s + _GRACE_S)
     return [
-        sys.executable, "-m", "bench.locust_entry",
-        "-f", str(spec.locustfile),
-        "--headless", "--only-summary",
-        "-u", str(spec.users), "-r", str(spec.users),
-        "--host", spec.host,
-        "--run-time", f"{run_time}s",
-        "--stop-timeout", "0",
-        "--loglevel", "WARNING",
-        "--exit-code-on-error", "0",
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "bench.locust_entry",
+        "-f",
+        str(spec.locustfile),
+        "--headless",
+        "--only-summary",
+        "-u",
+        str(spec.users),
+        "-r",
+        str(spec.users),
+        "--host",
+        spec.host,
+        "--run-time",
+        f"{run_time}s",
+        "--stop-timeout",
+        "0",
+        "--loglevel",
+        "WARNING",
+        "--exit-code-on-error",
+        "0",
+    ]
 
 
 def run_load(

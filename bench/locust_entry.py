@@ -25,6 +25,7 @@ from locust.main import main as locust_main
 
 from bench.sampling import Window
 
+
 def _drive(environment: Environment, window: Window, out_path: str) -> None:
     gevent.sleep(window.warmup_s)
     window.open()

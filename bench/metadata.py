@@ -13,9 +13,21 @@ from pathlib import Path
 from typing import Any
 
 PACKAGES = (
-    "dbbench", "fastapi", "starlette", "uvicorn", "uvloop", "httptools", "sqlalchemy", "asyncpg",
-    "psycopg", "databases", "locust", "pyinstrument", "orjson", "hdrhistogram",
-)  # fmt: skip
+    "dbbench",
+    "fastapi",
+    "starlette",
+    "uvicorn",
+    "uvloop",
+    "httptools",
+    "sqlalchemy",
+    "asyncpg",
+    "psycopg",
+    "databases",
+    "locust",
+    "pyinstrument",
+    "orjson",
+    "hdrhistogram",
+)
 
 
 def package_versions() -> dict[str, str | None]:
@@ -38,10 +50,17 @@ def cpu_model() -> str:
 
 def git_revision(cwd: Path) -> dict[str, Any] | None:
     try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True,
-                             timeout=5, check=True).stdout.strip()  # fmt: skip
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
-                               capture_output=True, text=True, timeout=5, check=True).stdout.strip()  # fmt: skip
+        sha = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=5, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return None
     return {"sha": sha, "dirty": bool(dirty)}

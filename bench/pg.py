@@ -129,21 +129,45 @@ def embedded(supervisor: Supervisor, keep_logs: Path | None = None) -> Iterator[
         if as_root:
             os.chown(root, owner.pw_uid, owner.pw_gid)
         init = subprocess.run(
-            [str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8",
-             "--locale=C", "--no-sync"],
-            capture_output=True, text=True, user=user, timeout=120, check=False,
-        )  # fmt: skip
+            [
+                str(bindir / "initdb"),
+                "-D",
+                str(data),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "--no-sync",
+            ],
+            capture_output=True,
+            text=True,
+            user=user,
+            timeout=120,
+            check=False,
+        )
         if init.returncode != 0:
             raise BenchError(f"initdb failed: {init.stderr.strip().splitlines()[-1:]}")
         for _attempt in range(3):
             port = free_port()
-            argv = [str(bindir / "postgres"), "-D", str(data), "-p", str(port), "-k", str(root),
-                    "-c", f"listen_addresses={LOOPBACK}"]  # fmt: skip
+            argv = [
+                str(bindir / "postgres"),
+                "-D",
+                str(data),
+                "-p",
+                str(port),
+                "-k",
+                str(root),
+                "-c",
+                f"listen_addresses={LOOPBACK}",
+            ]
             for key, value in EMBEDDED_SETTINGS.items():
                 argv += ["-c", f"{key}={value}"]
             # SIGINT is PostgreSQL's "fast" shutdown: roll back open work and exit now.
-            child = supervisor.start("postgres", argv, log_path=root / "postgres.log",
-                                     stop_signal=signal.SIGINT, user=user)  # fmt: skip
+            child = supervisor.start(
+                "postgres", argv, log_path=root / "postgres.log", stop_signal=signal.SIGINT, user=user
+            )
             admin = f"postgresql://postgres@{LOOPBACK}:{port}/postgres"
             try:
                 _wait_ready(admin, child.alive, 60, child.log_tail)
@@ -166,7 +190,7 @@ def embedded(supervisor: Supervisor, keep_logs: Path | None = None) -> Iterator[
 @contextlib.contextmanager
 def _pgserver() -> Iterator[Database]:
     try:
-        import pgserver  # type: ignore[import-not-found]  # optional: the wheel with its own binaries
+        import pgserver  # optional: the wheel that ships its own binaries
     except ImportError:
         raise BenchError(
             "no PostgreSQL server binaries found: install them (apt-get install postgresql), "

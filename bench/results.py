@@ -103,7 +103,9 @@ class Results:
 
 def _upgrade(data: dict[str, Any]) -> dict[str, Any]:
     if data.get("format") != FORMAT_NAME:
-        raise BenchError("not a dbbench results file (no 'format': 'dbbench-results'); pass a file from bench run")
+        raise BenchError(
+            "not a dbbench results file (no 'format': 'dbbench-results'); pass a file from bench run"
+        )
     version = data.get("version")
     if not isinstance(version, int) or version > FORMAT_VERSION:
         raise BenchError(
@@ -124,7 +126,9 @@ def load(path: Path) -> Results:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise BenchError(f"{path} is not valid JSON (line {exc.lineno}): is it a dbbench results file?") from None
+        raise BenchError(
+            f"{path} is not valid JSON (line {exc.lineno}): is it a dbbench results file?"
+        ) from None
     if not isinstance(data, dict):
         raise BenchError(f"{path} is not a dbbench results file")
     try:

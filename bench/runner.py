@@ -136,8 +136,9 @@ class Run:
             self.observer.phase(f"checking the contract: {variant.name}")
             seed.seed(database.dsn)
             try:
-                with serve(supervisor, variant.name, variant.app, config,
-                           workdir / f"check-{variant.name}.log") as target:  # fmt: skip
+                with serve(
+                    supervisor, variant.name, variant.app, config, workdir / f"check-{variant.name}.log"
+                ) as target:
                     report = check_variant(target.url, database.dsn)
                     check = VariantCheck(variant.name, report.ok, list(report.problems), dict(report.info))
             except TargetFailed as exc:
@@ -152,15 +153,23 @@ class Run:
     def _measure(
         self, supervisor: Supervisor, database: Database, config: TargetConfig, key: CellKey, workdir: Path
     ) -> Cell:
-        cell = Cell(key.variant.name, key.scenario.name, key.users, key.trial, status="ok",
-                    warmup_s=self.config.warmup_s, started_at=metadata.now_iso())  # fmt: skip
+        cell = Cell(
+            key.variant.name,
+            key.scenario.name,
+            key.users,
+            key.trial,
+            status="ok",
+            warmup_s=self.config.warmup_s,
+            started_at=metadata.now_iso(),
+        )
         # Every cell starts from the same data: writes from an earlier cell (and their bloat) are gone.
         seed.seed(database.dsn)
         log = workdir / f"{key.variant.name}-{key.scenario.name}-{key.users}-{key.trial}.log"
         try:
             with serve(supervisor, key.variant.name, key.variant.app, config, log) as target:
-                spec = load.LoadSpec(key.scenario.path, target.url, key.users,
-                                     self.config.warmup_s, self.config.duration_s)  # fmt: skip
+                spec = load.LoadSpec(
+                    key.scenario.path, target.url, key.users, self.config.warmup_s, self.config.duration_s
+                )
                 sample = load.run_load(supervisor, spec, workdir, on_tick=self.observer.tick)
                 cell.target = target.info()
         except (TargetFailed, load.LoadFailed) as exc:
@@ -196,4 +205,3 @@ def validate_config(config: RunConfig) -> None:
     for ok, message in checks:
         if not ok:
             raise BenchError(message)
-

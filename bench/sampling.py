@@ -82,7 +82,11 @@ class Window:
             "errors": self.errors,
             "histogram": hist.encode(self.total),
             "endpoints": {
-                name: {"requests": e["requests"], "errors": e["errors"], "histogram": hist.encode(e["histogram"])}
+                name: {
+                    "requests": e["requests"],
+                    "errors": e["errors"],
+                    "histogram": hist.encode(e["histogram"]),
+                }
                 for name, e in self.endpoints.items()
             },
             "duration_s": measured,

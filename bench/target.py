@@ -53,11 +53,20 @@ class Target:
 
 def uvicorn_argv(app: str, port: int, workers: int) -> list[str]:
     return [
-        sys.executable, "-m", "uvicorn", app,
-        "--host", LOOPBACK, "--port", str(port),
-        "--workers", str(workers),
-        "--no-access-log", "--log-level", "warning",
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "uvicorn",
+        app,
+        "--host",
+        LOOPBACK,
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--no-access-log",
+        "--log-level",
+        "warning",
+    ]
 
 
 def _healthy(url: str) -> bool:
@@ -87,8 +96,13 @@ def serve(
         DBBENCH_VARIANT=variant,
         PYTHONPATH=os.pathsep.join(p for p in (str(PROJECT_ROOT), env.get("PYTHONPATH", "")) if p),
     )
-    child = supervisor.start(f"uvicorn:{variant}", uvicorn_argv(app, chosen, config.workers),
-                             env=env, log_path=log_path, cwd=PROJECT_ROOT)  # fmt: skip
+    child = supervisor.start(
+        f"uvicorn:{variant}",
+        uvicorn_argv(app, chosen, config.workers),
+        env=env,
+        log_path=log_path,
+        cwd=PROJECT_ROOT,
+    )
     url = f"http://{LOOPBACK}:{chosen}"
     try:
         deadline = time.monotonic() + START_TIMEOUT_S
@@ -96,7 +110,9 @@ def serve(
             if not child.alive():
                 raise TargetFailed(f"{variant} exited during start-up: {_last_line(child)}")
             if time.monotonic() > deadline:
-                raise TargetFailed(f"{variant} was not healthy within {START_TIMEOUT_S:.0f}s: {_last_line(child)}")
+                raise TargetFailed(
+                    f"{variant} was not healthy within {START_TIMEOUT_S:.0f}s: {_last_line(child)}"
+                )
             time.sleep(0.1)
         yield Target(variant, url, child)
         if not child.alive():

@@ -33,9 +33,25 @@ def main() -> int:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         out = args.keep or Path(tmp) / "variants.json"
-        cmd = [sys.executable, "-m", "bench", "run", "--duration", args.duration, "--warmup", args.warmup,
-               "--users", args.users, "--trials", args.trials, "--scenarios", args.scenarios, "-o", str(out),
-               "--force"]  # fmt: skip
+        cmd = [
+            sys.executable,
+            "-m",
+            "bench",
+            "run",
+            "--duration",
+            args.duration,
+            "--warmup",
+            args.warmup,
+            "--users",
+            args.users,
+            "--trials",
+            args.trials,
+            "--scenarios",
+            args.scenarios,
+            "-o",
+            str(out),
+            "--force",
+        ]
         print("$", " ".join(["bench", *cmd[3:]]), flush=True)
         code = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, check=False).returncode
         if code not in (0, 1):
@@ -52,8 +68,10 @@ def main() -> int:
                 print(f"{row.variant:<12}{'failed':>10}  {row.reason}")
                 continue
             ratio = f"{base / row.rps:.2f}×" if base and row.rps else "-"
-            print(f"{row.variant:<12}{row.rps:>10,.0f}{row.rps_min:>9,.0f}{row.rps_max:>9,.0f}"
-                  f"{row.p99_ms or 0:>9.2f}{ratio:>10}")  # fmt: skip
+            print(
+                f"{row.variant:<12}{row.rps:>10,.0f}{row.rps_min:>9,.0f}{row.rps_max:>9,.0f}"
+                f"{row.p99_ms or 0:>9.2f}{ratio:>10}"
+            )
     return 0
 
 

@@ -35,7 +35,10 @@ def render(results: Results) -> str:
         ok = [row for row in items if row.status == "ok"]
         base = next((r.rps for r in ok if r.variant == BASELINE), max((r.rps for r in ok), default=0.0))
         lines += [f"## {_cell(scenario)} · {users} users", ""]
-        lines += ["| variant | req/s | × base | p50 ms | p90 ms | p99 ms | errors |", "|---|--:|--:|--:|--:|--:|--:|"]
+        lines += [
+            "| variant | req/s | × base | p50 ms | p90 ms | p99 ms | errors |",
+            "|---|--:|--:|--:|--:|--:|--:|",
+        ]
         for row in items:
             if row.status != "ok":
                 lines.append(f"| {_cell(row.variant)} | failed | | | | | {_cell(row.reason)} |")

@@ -14,8 +14,6 @@ from typing import Any
 from bench import hist
 from bench.results import Cell, Results
 
-PERCENTILES = {"p50_ms": 50.0, "p90_ms": 90.0, "p99_ms": 99.0, "p999_ms": 99.9}
-
 
 @dataclass(frozen=True)
 class Row:
@@ -52,9 +50,23 @@ def _row(key: tuple[str, str, int], cells: list[Cell]) -> Row:
     ok = [c for c in cells if c.ok]
     if not ok:
         reasons = sorted({c.reason for c in cells})
-        return Row(*key, trials=0, rps=0.0, rps_min=0.0, rps_max=0.0, p50_ms=None, p90_ms=None,
-                   p99_ms=None, p999_ms=None, max_ms=None, requests=0, errors=0, error_rate=0.0,
-                   status="failed", reason="; ".join(reasons))  # fmt: skip
+        return Row(
+            *key,
+            trials=0,
+            rps=0.0,
+            rps_min=0.0,
+            rps_max=0.0,
+            p50_ms=None,
+            p90_ms=None,
+            p99_ms=None,
+            p999_ms=None,
+            max_ms=None,
+            requests=0,
+            errors=0,
+            error_rate=0.0,
+            status="failed",
+            reason="; ".join(reasons),
+        )
     merged = hist.merge(c.histogram for c in ok)
     rates = [c.rps for c in ok]
     requests = sum(c.requests for c in ok)
@@ -66,7 +78,10 @@ def _row(key: tuple[str, str, int], cells: list[Cell]) -> Row:
         rps=statistics.median(rates),
         rps_min=min(rates),
         rps_max=max(rates),
-        **{name: hist.percentile_ms(merged, q) for name, q in PERCENTILES.items()},
+        p50_ms=hist.percentile_ms(merged, 50.0),
+        p90_ms=hist.percentile_ms(merged, 90.0),
+        p99_ms=hist.percentile_ms(merged, 99.0),
+        p999_ms=hist.percentile_ms(merged, 99.9),
         max_ms=(merged.get_max_value() / 1000.0) if hist.count(merged) else None,
         requests=requests,
         errors=errors,
@@ -95,7 +110,13 @@ def rows(results: Results) -> list[Row]:
     variants, scenarios = _order(results)
     ordered = sorted(
         groups,
-        key=lambda k: (scenarios.get(k[1], len(scenarios)), k[1], k[2], variants.get(k[0], len(variants)), k[0]),
+        key=lambda k: (
+            scenarios.get(k[1], len(scenarios)),
+            k[1],
+            k[2],
+            variants.get(k[0], len(variants)),
+            k[0],
+        ),
     )
     return [_row(key, groups[key]) for key in ordered]
 

@@ -43,10 +43,14 @@ class ScenarioRegistry:
         path = Path(name)
         if path.suffix == ".py":
             if not path.is_file():
-                raise BenchError(f"locustfile {name} does not exist; pass a path to a locustfile or one of "
-                                 f"{', '.join(self._items)}")  # fmt: skip
+                raise BenchError(
+                    f"locustfile {name} does not exist; pass a path to a locustfile or one of "
+                    f"{', '.join(self._items)}"
+                )
             return Scenario(path.stem, path.resolve())
-        raise BenchError(f"unknown scenario {name!r}; choose from {', '.join(self._items)} or pass a locustfile path")
+        raise BenchError(
+            f"unknown scenario {name!r}; choose from {', '.join(self._items)} or pass a locustfile path"
+        )
 
 
 SCENARIOS = ScenarioRegistry(["db", "queries", "fortunes", "updates"])

@@ -50,8 +50,9 @@ def run_target(tmp_path: Path) -> Iterator[Callable[[str, dict[str, str]], str]]
             port = free_port()
             full_env = {**os.environ, **env, "PYTHONPATH": str(PROJECT_ROOT)}
             log = tmp_path / f"uvicorn-{port}.log"
-            child = supervisor.start("uvicorn", uvicorn_argv(app_import, port, 1), env=full_env,
-                                     log_path=log, cwd=PROJECT_ROOT)  # fmt: skip
+            child = supervisor.start(
+                "uvicorn", uvicorn_argv(app_import, port, 1), env=full_env, log_path=log, cwd=PROJECT_ROOT
+            )
             url = f"http://{LOOPBACK}:{port}"
             deadline = time.monotonic() + 30
             while time.monotonic() < deadline:
@@ -105,4 +106,3 @@ def _running(pid: int) -> bool:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     except psutil.Error:
         return False
-

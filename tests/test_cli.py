@@ -78,7 +78,9 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path: Path) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         closed_port = sock.getsockname()[1]
-    proc = bench("run", "--dsn", f"postgresql://u:hunter2@127.0.0.1:{closed_port}/x", "-o", str(tmp_path / "n.json"))
+    proc = bench(
+        "run", "--dsn", f"postgresql://u:hunter2@127.0.0.1:{closed_port}/x", "-o", str(tmp_path / "n.json")
+    )
     assert_clean_error(proc, "cannot connect to --dsn")
     assert "hunter2" not in proc.stderr
     assert_clean_error(bench("report", str(tmp_path / "missing.json")), "does not exist")
@@ -105,18 +107,39 @@ def test_interrupt_keeps_measured_cells_and_leaves_no_process(tmp_path: Path, si
     out = tmp_path / "interrupted.json"
     temp_dirs_before = set(Path("/tmp").glob("dbbench-*"))
     proc = subprocess.Popen(
-        [*BENCH, "run", "--variants", "pooled,nopool", "--scenarios", "db", "--users", "2", "--warmup", "0",
-         "--duration", "2", "--trials", "20", "-o", str(out)],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        [
+            *BENCH,
+            "run",
+            "--variants",
+            "pooled,nopool",
+            "--scenarios",
+            "db",
+            "--users",
+            "2",
+            "--warmup",
+            "0",
+            "--duration",
+            "2",
+            "--trials",
+            "20",
+            "-o",
+            str(out),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     seen: set[int] = set()
     deadline = time.monotonic() + 120
     try:
         # Wait until at least one cell is on disk and the load generator of the next one is running.
         while time.monotonic() < deadline:
             seen |= _tree(proc.pid)
-            if out.exists() and results.load(out).cells and any(
-                "bench.locust_entry" in " ".join(_cmdline(pid)) for pid in _tree(proc.pid)
+            if (
+                out.exists()
+                and results.load(out).cells
+                and any("bench.locust_entry" in " ".join(_cmdline(pid)) for pid in _tree(proc.pid))
             ):
                 break
             time.sleep(0.1)
@@ -134,7 +157,9 @@ def test_interrupt_keeps_measured_cells_and_leaves_no_process(tmp_path: Path, si
     kept = results.load(out)
     assert kept.cells and all(cell.ok for cell in kept.cells)
     time.sleep(0.5)
-    alive = [pid for pid in seen if psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE]
+    alive = [
+        pid for pid in seen if psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    ]
     assert not alive, [_cmdline(pid) for pid in alive]
     assert set(Path("/tmp").glob("dbbench-*")) - temp_dirs_before == set()
 
@@ -144,4 +169,3 @@ def _cmdline(pid: int) -> list[str]:
         return psutil.Process(pid).cmdline()
     except psutil.Error:
         return []
-

@@ -30,16 +30,29 @@ def test_plan_interleaves_and_rotates_variants_between_trials() -> None:
 
 
 def config(**overrides: object) -> RunConfig:
-    base: dict[str, object] = dict(variants=list(VARIANTS), scenarios=list(SCENARIOS), users=[8], duration_s=1.0,
-                                   warmup_s=0.0, trials=1, pool_size=10, output=Path("x.json"))
+    base: dict[str, object] = dict(
+        variants=list(VARIANTS),
+        scenarios=list(SCENARIOS),
+        users=[8],
+        duration_s=1.0,
+        warmup_s=0.0,
+        trials=1,
+        pool_size=10,
+        output=Path("x.json"),
+    )
     base.update(overrides)
     return RunConfig(**base)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
     ("overrides", "message"),
-    [({"variants": []}, "no variants"), ({"duration_s": 0.0}, "--duration"), ({"trials": 0}, "--trials"),
-     ({"pool_size": 0}, "--pool-size"), ({"warmup_s": -1.0}, "--warmup")],
+    [
+        ({"variants": []}, "no variants"),
+        ({"duration_s": 0.0}, "--duration"),
+        ({"trials": 0}, "--trials"),
+        ({"pool_size": 0}, "--pool-size"),
+        ({"warmup_s": -1.0}, "--warmup"),
+    ],
 )
 def test_validate_config_rejects_bad_values(overrides: dict[str, object], message: str) -> None:
     with pytest.raises(BenchError, match=message):

@@ -49,8 +49,12 @@ time.sleep(600)
 
 
 def test_children_die_when_bench_itself_is_killed() -> None:
-    with subprocess.Popen([sys.executable, "-c", ORPHANER], stdout=subprocess.PIPE, text=True,
-                          cwd=Path(__file__).resolve().parent.parent) as parent:  # fmt: skip
+    with subprocess.Popen(
+        [sys.executable, "-c", ORPHANER],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).resolve().parent.parent,
+    ) as parent:
         assert parent.stdout is not None
         grandchild = int(parent.stdout.readline())
         assert psutil.pid_exists(grandchild)

@@ -21,12 +21,27 @@ def histogram(values: list[int]) -> str:
 
 def sample_results() -> Results:
     encoded = histogram([800, 900, 1000, 1500, 25_000])
-    cell = Cell("pooled", "db", 16, 1, "ok", warmup_s=1.0, duration_s=2.0, requests=6,
-                errors={"HTTPError: 500": 1}, histogram=encoded,
-                endpoints={"/db": EndpointStats(6, 1, encoded)}, bytes_received=200, load_cpu_s=1.5)
+    cell = Cell(
+        "pooled",
+        "db",
+        16,
+        1,
+        "ok",
+        warmup_s=1.0,
+        duration_s=2.0,
+        requests=6,
+        errors={"HTTPError: 500": 1},
+        histogram=encoded,
+        endpoints={"/db": EndpointStats(6, 1, encoded)},
+        bytes_received=200,
+        load_cpu_s=1.5,
+    )
     check = VariantCheck("broken", False, ["/fortunes: <script> not escaped"], {"variant": "broken"})
-    return Results({"config": {"variants": ["pooled", "broken"], "scenarios": {"db": "x"}, "users": [16]}},
-                   [check], [cell])
+    return Results(
+        {"config": {"variants": ["pooled", "broken"], "scenarios": {"db": "x"}, "users": [16]}},
+        [check],
+        [cell],
+    )
 
 
 def test_round_trip(tmp_path: Path) -> None:

@@ -1,0 +1,85 @@
+"""encode/databases (asyncpg backend)
+Hypothesis: raw SQL with named parameters, but each query is wrapped in SQLAlchemy text(), compiled to
+asyncpg's $n form and each row wrapped in a Record on every call; that per-call layer is the gap to the
+raw asyncpg pool underneath it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+
+from databases import Database
+from databases.core import Connection
+
+from targets.contract import (
+    AsyncStore,
+    FortuneRow,
+    Settings,
+    StoreInfo,
+    WorldRow,
+    batch_update_args,
+    build_async_app,
+)
+
+SELECT_WORLD = "SELECT id, randomnumber FROM world WHERE id = :id"
+SELECT_FORTUNES = "SELECT id, message FROM fortune"
+# CAST(... AS int[]) rather than ::int[]: SQLAlchemy's text() would read ":ids::int" as a parameter ":id".
+UPDATE_WORLDS = (
+    "UPDATE world SET randomnumber = u.r FROM unnest(CAST(:ids AS int[]), CAST(:rs AS int[])) AS u(id, r)"
+    " WHERE world.id = u.id"
+)
+
+
+class DatabasesStore:
+    def __init__(self, database: Database) -> None:
+        self._database = database
+
+    async def read_worlds(self, ids: Sequence[int]) -> list[WorldRow]:
+        async with self._database.connection() as conn:
+            return await _read_worlds(conn, ids)
+
+    async def read_fortunes(self) -> list[FortuneRow]:
+        async with self._database.connection() as conn:
+            return [(row["id"], row["message"]) for row in await conn.fetch_all(SELECT_FORTUNES)]
+
+    async def update_worlds(self, ids: Sequence[int], new_values: Mapping[int, int]) -> list[WorldRow]:
+        async with self._database.connection() as conn:
+            rows = await _read_worlds(conn, ids)
+            world_ids, numbers = batch_update_args(new_values)
+            await conn.execute(UPDATE_WORLDS, {"ids": world_ids, "rs": numbers})
+        return [(world_id, new_values[world_id]) for world_id, _ in rows]
+
+    def info(self) -> StoreInfo:
+        # databases does not expose its pool; read the asyncpg pool it created so the figure is the real one.
+        pool = self._database._backend._pool
+        return StoreInfo(driver="asyncpg", pool_size=pool.get_max_size(), max_overflow=None)
+
+
+async def _read_worlds(conn: Connection, ids: Sequence[int]) -> list[WorldRow]:
+    rows: list[WorldRow] = []
+    for world_id in ids:
+        row = await conn.fetch_one(SELECT_WORLD, {"id": world_id})
+        if row is None:
+            raise LookupError(f"world row {world_id} not found")
+        rows.append((row["id"], row["randomnumber"]))
+    return rows
+
+
+@asynccontextmanager
+async def open_store(settings: Settings) -> AsyncIterator[AsyncStore]:
+    # Extra keyword arguments go straight to asyncpg.create_pool: the same pool setup as the pooled variant.
+    database = Database(
+        settings.dsn,
+        min_size=settings.pool_size,
+        max_size=settings.pool_size,
+        max_inactive_connection_lifetime=0,
+    )
+    await database.connect()
+    try:
+        yield DatabasesStore(database)
+    finally:
+        await database.disconnect()
+
+
+app = build_async_app("databases", open_store)

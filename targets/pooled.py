@@ -1,0 +1,97 @@
+"""Raw asyncpg pool
+Hypothesis: the thinnest async path (hand-written SQL, statements prepared once per connection, asyncpg's
+binary protocol, no ORM); the ceiling for DB-backed throughput.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+
+import asyncpg
+
+from targets.contract import (
+    AsyncStore,
+    FortuneRow,
+    Settings,
+    StoreInfo,
+    WorldRow,
+    batch_update_args,
+    build_async_app,
+)
+
+# asyncpg prepares each statement on first use and caches it per connection, so these are prepared
+# statements after the first request on each connection.
+SELECT_WORLD = "SELECT id, randomnumber FROM world WHERE id = $1"
+SELECT_FORTUNES = "SELECT id, message FROM fortune"
+UPDATE_WORLDS = (
+    "UPDATE world SET randomnumber = u.r FROM unnest($1::int[], $2::int[]) AS u(id, r) WHERE world.id = u.id"
+)
+
+
+async def read_worlds(conn: asyncpg.Connection, ids: Sequence[int]) -> list[WorldRow]:
+    rows = [await conn.fetchrow(SELECT_WORLD, world_id) for world_id in ids]
+    return [(row[0], row[1]) for row in rows]
+
+
+async def read_fortunes(conn: asyncpg.Connection) -> list[FortuneRow]:
+    return [(row[0], row[1]) for row in await conn.fetch(SELECT_FORTUNES)]
+
+
+async def update_worlds(
+    conn: asyncpg.Connection, ids: Sequence[int], new_values: Mapping[int, int]
+) -> list[WorldRow]:
+    """Read each row, then write all new values in one statement (ids sorted: no deadlocks)."""
+    rows = await read_worlds(conn, ids)
+    await write_worlds(conn, new_values)
+    return [(world_id, new_values[world_id]) for world_id, _ in rows]
+
+
+async def write_worlds(conn: asyncpg.Connection, new_values: Mapping[int, int]) -> None:
+    await conn.execute(UPDATE_WORLDS, *batch_update_args(new_values))
+
+
+class PoolStore:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+
+    async def read_worlds(self, ids: Sequence[int]) -> list[WorldRow]:
+        async with self.pool.acquire() as conn:
+            return await read_worlds(conn, ids)
+
+    async def read_fortunes(self) -> list[FortuneRow]:
+        async with self.pool.acquire() as conn:
+            return await read_fortunes(conn)
+
+    async def update_worlds(self, ids: Sequence[int], new_values: Mapping[int, int]) -> list[WorldRow]:
+        async with self.pool.acquire() as conn:
+            return await update_worlds(conn, ids, new_values)
+
+    def info(self) -> StoreInfo:
+        # asyncpg pools have no overflow: max_size is the hard limit.
+        return StoreInfo(driver="asyncpg", pool_size=self.pool.get_max_size(), max_overflow=None)
+
+
+@asynccontextmanager
+async def open_pool(settings: Settings) -> AsyncIterator[asyncpg.Pool]:
+    """min_size = max_size: every connection is opened at startup and none are opened or closed later."""
+    pool = await asyncpg.create_pool(
+        settings.dsn,
+        min_size=settings.pool_size,
+        max_size=settings.pool_size,
+        # The default (300 s) closes idle connections, which would then reconnect inside a measurement.
+        max_inactive_connection_lifetime=0,
+    )
+    try:
+        yield pool
+    finally:
+        await pool.close()
+
+
+@asynccontextmanager
+async def open_store(settings: Settings) -> AsyncIterator[AsyncStore]:
+    async with open_pool(settings) as pool:
+        yield PoolStore(pool)
+
+
+app = build_async_app("pooled", open_store)

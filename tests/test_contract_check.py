@@ -1,0 +1,102 @@
+"""bench.contract_check reports each contract fault as one line; targets.contract's pure rules.
+
+Server tests use the fixtures described at the top of tests/test_targets.py (``pg_dsn``, ``run_target``).
+"""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+from bench.contract_check import check_variant, expected_fortunes_html
+from bench.seed import apply_schema, seed
+from targets.contract import assign_new_values, batch_update_args, parse_queries, render_fortunes
+from targets.schema import FORTUNES
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (None, 1),
+        ("", 1),
+        ("foo", 1),
+        ("1.5", 1),
+        ("-3", 1),
+        ("0", 1),
+        ("1", 1),
+        ("20", 20),
+        ("500", 500),
+        ("501", 500),
+        ("99999999999999999999", 500),
+    ],
+)
+def test_parse_queries(raw: str | None, expected: int) -> None:
+    assert parse_queries(raw) == expected
+
+
+def test_render_fortunes_matches_the_independent_expectation() -> None:
+    assert render_fortunes(FORTUNES) == expected_fortunes_html()
+
+
+def test_render_fortunes_escapes_sorts_and_adds_the_request_time_row() -> None:
+    page = render_fortunes([(2, "b <b>&"), (1, "a"), (3, "フ")])
+    assert page == (
+        "<!DOCTYPE html><html><head><title>Fortunes</title></head><body><table>"
+        "<tr><th>id</th><th>message</th></tr>"
+        "<tr><td>0</td><td>Additional fortune added at request time.</td></tr>"
+        "<tr><td>1</td><td>a</td></tr>"
+        "<tr><td>2</td><td>b &lt;b&gt;&amp;</td></tr>"
+        "<tr><td>3</td><td>フ</td></tr>"
+        "</table></body></html>"
+    )
+
+
+def test_new_values_are_one_per_distinct_id_and_written_in_id_order() -> None:
+    new_values = assign_new_values([7, 3, 7, 9, 3])
+    assert list(new_values) == [7, 3, 9]
+    assert all(1 <= value <= 10_000 for value in new_values.values())
+    assert batch_update_args(new_values) == ([3, 7, 9], [new_values[3], new_values[7], new_values[9]])
+
+
+def test_broken_target_faults_are_each_reported_once(pg_dsn, run_target) -> None:
+    apply_schema(pg_dsn)
+    seed(pg_dsn)
+    base_url = run_target("tests.broken_target:app", {"DBBENCH_DSN": pg_dsn, "DBBENCH_POOL_SIZE": "4"})
+
+    report = check_variant(base_url, pg_dsn)
+
+    assert not report.ok
+    assert report.info == {}
+    expected = [
+        "/_bench/info: invalid JSON",
+        "/db: randomNumber differs from the seed for",
+        "/queries?queries=0: expected 1 objects, got 0",
+        "/queries?queries=501: expected 500 objects, got 501",
+        "/queries?queries=foo: HTTP 500, expected 200",
+        "/queries?queries=: HTTP 500, expected 200",
+        "/fortunes: fortune 11 is not HTML-escaped",
+        "/updates?queries=20: returned values differ from the database for 20 of 20 ids",
+        "/updates?queries=20: no stored value changed",
+    ]
+    for prefix in expected:
+        assert sum(line.startswith(prefix) for line in report.problems) == 1, (prefix, report.problems)
+    # Faults the broken target does not have must not be reported.
+    assert not any(
+        line.startswith(("/queries?queries=1:", "/queries?queries=20:", "/queries:"))
+        for line in report.problems
+    )
+    assert all("\n" not in line for line in report.problems)
+
+
+def test_unreachable_target_is_one_problem_not_a_traceback(pg_dsn) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # bound but not listening: connections are refused
+
+        report = check_variant(f"http://127.0.0.1:{port}", pg_dsn)
+
+    assert not report.ok
+    assert len(report.problems) == 1
+    assert report.problems[0].startswith("/_bench/info: ConnectError")
+    assert report.problems[0].endswith("remaining checks skipped")
