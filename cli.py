@@ -43,11 +43,19 @@ def _ints(raw: str, option: str) -> list[int]:
     try:
         values = [int(part) for part in _split(raw)]
     except ValueError:
-        raise _fail(
-            f"{option} takes whole numbers separated by commas, e.g. {option} 16,64; got {raw!r}"
-        ) from None
+        raise _fail(f"{option} takes whole numbers separated by commas, e.g. {option} 16,64; got {raw!r}") from None
     if not values or any(v < 1 for v in values):
         raise _fail(f"{option} values must be >= 1; got {raw!r}")
+    return values
+
+
+def _floats(raw: str, option: str) -> list[float]:
+    try:
+        values = [float(part) for part in _split(raw)]
+    except ValueError:
+        raise _fail(f"{option} takes numbers separated by commas, e.g. {option} 500,1000; got {raw!r}") from None
+    if not values or any(v <= 0 for v in values):
+        raise _fail(f"{option} values must be > 0; got {raw!r}")
     return values
 
 
@@ -59,16 +67,16 @@ def _default_output() -> Path:
 @app.command()
 def run(
     variants: Annotated[str, typer.Option(help="Comma list of variants, or 'all' (see bench list).")] = "all",
-    scenarios: Annotated[
-        str, typer.Option(help="Comma list of scenarios or locustfile paths, or 'all'.")
-    ] = "all",
+    scenarios: Annotated[str, typer.Option(help="Comma list of scenarios or locustfile paths, or 'all'.")] = "all",
     users: Annotated[
-        str, typer.Option(help="Concurrent Locust users (closed model); a comma list sweeps.")
+        str, typer.Option(help="Concurrent users (closed model; a comma list sweeps), or connections with --rate.")
     ] = "32",
+    rate: Annotated[
+        str | None,
+        typer.Option(help="Open model: arrival rate in requests/s, latency from intended send time; a list sweeps."),
+    ] = None,
     duration: Annotated[float, typer.Option(help="Measured seconds per cell.")] = 10.0,
-    warmup: Annotated[
-        float, typer.Option(help="Warm-up seconds per cell, excluded from every figure.")
-    ] = 3.0,
+    warmup: Annotated[float, typer.Option(help="Warm-up seconds per cell, excluded from every figure.")] = 3.0,
     trials: Annotated[int, typer.Option(help="Repeats of every cell, interleaved across variants.")] = 1,
     pool_size: Annotated[int, typer.Option(help="Connections per pooled variant (aligned across all).")] = 10,
     dsn: Annotated[
@@ -78,6 +86,9 @@ def run(
     output: Annotated[Path | None, typer.Option("-o", "--output", help="Results file to write.")] = None,
     force: Annotated[bool, typer.Option(help="Overwrite an existing results file.")] = False,
     quick: Annotated[bool, typer.Option(help="Smoke run: 1 s warm-up, 3 s per cell.")] = False,
+    calibrate: Annotated[
+        bool, typer.Option(help="Measure the load generator's ceiling first and flag cells near it.")
+    ] = True,
 ) -> None:
     """Measure every variant x scenario and write a results file."""
     from bench.errors import BenchError
@@ -95,6 +106,8 @@ def run(
             output=output or _default_output(),
             dsn=dsn,
             force=force,
+            rates=_floats(rate, "--rate") if rate else [],
+            calibrate=calibrate,
         )
         _execute(config)
     except BenchError as exc:
@@ -179,6 +192,39 @@ def report(
         print_report(loaded)
 
 
+@app.command("calibrate")
+def calibrate_(
+    users: Annotated[int, typer.Option(help="Concurrent users, as in the runs you want to compare.")] = 32,
+    duration: Annotated[float, typer.Option(help="Measured seconds.")] = 10.0,
+    warmup: Annotated[float, typer.Option(help="Warm-up seconds.")] = 2.0,
+) -> None:
+    """Measure the load generator's ceiling on this machine against a target that does no work."""
+    import tempfile
+
+    from bench import calibration
+    from bench.load import LoadFailed
+    from bench.procs import Supervisor, sigterm_as_interrupt
+    from bench.target import TargetFailed
+
+    if users < 1 or duration <= 0 or warmup < 0:
+        raise _fail("--users must be >= 1, --duration > 0 and --warmup >= 0")
+    try:
+        with sigterm_as_interrupt(), Supervisor() as supervisor, tempfile.TemporaryDirectory() as tmp:
+            measured = calibration.calibrate(supervisor, Path(tmp), users, warmup, duration)
+    except (TargetFailed, LoadFailed) as exc:
+        raise _fail(str(exc), code=1) from None
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+    typer.echo(
+        f"load generator ceiling: {measured['rps']:,.0f} req/s with {users} users "
+        f"(Locust used {measured['load_cpu_share']:.0%} of a core; target: {measured['target']})"
+    )
+    typer.echo(
+        f"cells above {calibration.CEILING_FRACTION:.0%} of this, or with Locust above "
+        f"{calibration.LOAD_CPU_LIMIT:.0%} CPU, are flagged generator-bound"
+    )
+
+
 @app.command("list")
 def list_() -> None:
     """Show the variants and scenarios with their labels."""
@@ -189,9 +235,7 @@ def list_() -> None:
     from targets import VARIANTS
 
     console = make_console()
-    table = Table(
-        "variant", "label", "hypothesis", title="variants (most abstraction first)", title_justify="left"
-    )
+    table = Table("variant", "label", "hypothesis", title="variants (most abstraction first)", title_justify="left")
     for variant in VARIANTS:
         table.add_row(variant.name, variant.label, variant.hypothesis)
     console.print(table)
@@ -206,9 +250,7 @@ def serve(
     variant: Annotated[str, typer.Argument(help="The variant to start (see bench list).")],
     port: Annotated[int | None, typer.Option(help="Port on 127.0.0.1 (default: a free one).")] = None,
     pool_size: Annotated[int, typer.Option(help="Connections in the variant's pool.")] = 10,
-    dsn: Annotated[
-        str | None, typer.Option(help="Use an existing server instead of the embedded one.")
-    ] = None,
+    dsn: Annotated[str | None, typer.Option(help="Use an existing server instead of the embedded one.")] = None,
 ) -> None:
     """Provision, seed and start one variant for manual poking; Ctrl-C stops everything."""
     import tempfile

@@ -13,9 +13,7 @@ def validate(dsn: str) -> str:
     parts = urlsplit(dsn)
     scheme = parts.scheme.split("+", 1)[0]
     if scheme not in _SCHEMES or not parts.hostname:
-        raise BenchError(
-            f"--dsn must look like postgresql://user[:password]@host[:port]/dbname, got {redact(dsn)!r}"
-        )
+        raise BenchError(f"--dsn must look like postgresql://user[:password]@host[:port]/dbname, got {redact(dsn)!r}")
     return dsn
 
 

@@ -25,9 +25,14 @@ class LoadFailed(Exception):
 class LoadSpec:
     locustfile: Path
     host: str
-    users: int
+    users: int  # closed model: concurrent users; open model: connections sharing the rate
     warmup_s: float
     duration_s: float
+    rate: float | None = None  # open model: total arrival rate (requests/s); None = closed model
+    target_pid: int | None = None  # measured for CPU and RSS over the window
+    db_pid: int | None = None  # PostgreSQL postmaster, for database CPU over the window
+    target_stats: bool = False  # reset and collect the target's /_bench/stats at the window's edges
+    max_requests: int = 0  # close the window early after this many requests (0: no limit)
 
 
 def locust_argv(spec: LoadSpec) -> list[str]:
@@ -73,6 +78,11 @@ def run_load(
         DBBENCH_WARMUP_S=str(spec.warmup_s),
         DBBENCH_DURATION_S=str(spec.duration_s),
         DBBENCH_OUT=str(out),
+        DBBENCH_RATE=str(spec.rate or 0),
+        DBBENCH_TARGET_PID=str(spec.target_pid or 0),
+        DBBENCH_DB_PID=str(spec.db_pid or 0),
+        DBBENCH_TARGET_STATS="1" if spec.target_stats else "0",
+        DBBENCH_MAX_REQUESTS=str(spec.max_requests),
     )
     child = supervisor.start("locust", locust_argv(spec), env=env, log_path=workdir / "locust.log")
     started = time.monotonic()

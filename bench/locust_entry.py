@@ -7,30 +7,103 @@ Locust's own statistics round latencies to 1 ms buckets, so every request event 
 into HDR histograms at microsecond resolution instead. Timing of the window is ours too: samples
 from the warm-up are dropped, and the run stops itself once the measured window ends, so no
 request that Locust kills at shutdown (and reports half-finished) can leak into the figures.
+The edges of the window are also where the target's and the database's CPU are read and where
+the target's own statement statistics are reset and collected, so all figures cover one window.
 
-Configuration (environment): DBBENCH_WARMUP_S, DBBENCH_DURATION_S, DBBENCH_OUT (a JSON path).
+Configuration (environment):
+  DBBENCH_WARMUP_S, DBBENCH_DURATION_S, DBBENCH_OUT (a JSON path)   always
+  DBBENCH_RATE          open model: total arrival rate in requests/s, spread over the users
+  DBBENCH_TARGET_PID    uvicorn's pid: CPU seconds and peak RSS over the window
+  DBBENCH_DB_PID        PostgreSQL postmaster's pid: database CPU over the window
+  DBBENCH_TARGET_STATS  "1": reset /_bench/stats when the window opens, read it when it closes
+  DBBENCH_MAX_REQUESTS  close the window early after this many requests (profiling passes)
 """
 
 from __future__ import annotations
 
 import json
 import os
+import random
 import sys
+import time
+import urllib.error
+import urllib.request
 from typing import Any
 
 import gevent
-from locust import events
+from locust import User, events
 from locust.env import Environment
 from locust.main import main as locust_main
 
-from bench.sampling import Window
+from bench.resources import Meter
+from bench.sampling import BEHIND_KEY, INTENDED_KEY, Pacer, Window
+
+_RSS_SAMPLE_S = 0.25
+
+
+def _target_call(host: str, method: str, path: str) -> Any:
+    # Only ever our own target, on the http://127.0.0.1 host the orchestrator passed.
+    request = urllib.request.Request(f"{host.rstrip('/')}{path}", method=method)  # noqa: S310
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+            body = response.read()
+    except (urllib.error.URLError, OSError):
+        return None
+    return json.loads(body) if body else None
+
+
+def _pace(user_classes: list[type[User]], rate: float, users: int) -> None:
+    """Turn every user class into an open-model connection sending ``rate / users`` requests/s."""
+    interval = users / rate
+
+    for cls in user_classes:
+        original_on_start = cls.on_start
+        original_context = cls.context
+
+        def on_start(self: User, _original: Any = original_on_start) -> None:
+            # Spread the connections' first sends over one interval instead of firing all at once.
+            gevent.sleep(random.uniform(0, interval))
+            self._dbbench_pacer = Pacer(interval, time.monotonic())  # type: ignore[attr-defined]
+            _original(self)
+
+        def context(self: User, _original: Any = original_context) -> dict[str, Any]:
+            pacer: Pacer | None = getattr(self, "_dbbench_pacer", None)
+            base: dict[str, Any] = _original(self)
+            return {**base, INTENDED_KEY: pacer.intended, BEHIND_KEY: pacer.behind} if pacer else base
+
+        def wait_time(self: User) -> float:
+            pacer: Pacer | None = getattr(self, "_dbbench_pacer", None)
+            return pacer.advance(time.monotonic()) if pacer else 0.0
+
+        cls.on_start = on_start  # type: ignore[method-assign]
+        cls.context = context  # type: ignore[method-assign]
+        cls.wait_time = wait_time
 
 
 def _drive(environment: Environment, window: Window, out_path: str) -> None:
+    target = Meter(int(os.environ.get("DBBENCH_TARGET_PID", "0")) or None)
+    database = Meter(int(os.environ.get("DBBENCH_DB_PID", "0")) or None)
+    stats = os.environ.get("DBBENCH_TARGET_STATS") == "1" and environment.host
     gevent.sleep(window.warmup_s)
+    if stats:
+        _target_call(environment.host or "", "POST", "/_bench/stats/reset")
+    target.start()
+    database.start()
     window.open()
-    gevent.sleep(window.duration_s)
-    window.close()
+    deadline = time.monotonic() + window.duration_s
+    while time.monotonic() < deadline and not window.closed:
+        gevent.sleep(min(_RSS_SAMPLE_S, max(0.0, deadline - time.monotonic())))
+        target.sample()
+    if not window.closed:
+        window.close()
+    target.stop()
+    database.stop()
+    window.extra.update(
+        target_cpu_s=target.cpu_s,
+        target_rss_mb=target.peak_rss_mb,
+        db_cpu_s=database.cpu_s,
+        target_stats=_target_call(environment.host or "", "GET", "/_bench/stats") if stats else None,
+    )
     tmp = out_path + ".tmp"
     with open(tmp, "w", encoding="utf-8") as handle:
         json.dump(window.to_dict(), handle)
@@ -43,8 +116,15 @@ def install() -> None:
     warmup = float(os.environ.get("DBBENCH_WARMUP_S", "0"))
     duration = float(os.environ["DBBENCH_DURATION_S"])
     out_path = os.environ["DBBENCH_OUT"]
-    window = Window(warmup, duration)
+    rate = float(os.environ.get("DBBENCH_RATE", "0"))
+    window = Window(warmup, duration, max_requests=int(os.environ.get("DBBENCH_MAX_REQUESTS", "0")))
     events.request.add_listener(window.on_request)
+
+    @events.init.add_listener
+    def _init(environment: Environment, **_: Any) -> None:
+        if rate > 0:
+            users = environment.parsed_options.num_users if environment.parsed_options else 1
+            _pace(environment.user_classes, rate, max(1, users))
 
     @events.test_start.add_listener
     def _start(environment: Environment, **_: Any) -> None:

@@ -51,6 +51,7 @@ class Database:
     kind: str
     server_version: str = ""
     settings: dict[str, str] = field(default_factory=dict)
+    server_pid: int | None = None  # the postmaster, when it runs on this machine under our control
 
     @property
     def display_dsn(self) -> str:
@@ -179,7 +180,7 @@ def embedded(supervisor: Supervisor, keep_logs: Path | None = None) -> Iterator[
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(RUN_DATABASE)))
         run_dsn = dsnlib.with_database(admin, RUN_DATABASE)
-        yield Database(run_dsn, "embedded", server_version(run_dsn), dict(EMBEDDED_SETTINGS))
+        yield Database(run_dsn, "embedded", server_version(run_dsn), dict(EMBEDDED_SETTINGS), child.pid)
         supervisor.stop(child)
     finally:
         if keep_logs is not None and (root / "postgres.log").exists():

@@ -6,6 +6,9 @@ needs no re-run.
 
 Format history (bump ``FORMAT_VERSION`` and teach ``_upgrade`` on every incompatible change):
 - 1 (dbbench 0.1): metadata, contract checks per variant, cells with histograms per endpoint.
+- 2: cells gain the load model (closed users / open rate), coordinated-omission fields (service
+  histogram, late requests), resource figures (target CPU and RSS, database CPU and connections)
+  and the target's own statement statistics; metadata gains the load generator's calibration.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from typing import Any
 
 from bench.errors import BenchError
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 FORMAT_NAME = "dbbench-results"
 
 
@@ -36,10 +39,11 @@ class Cell:
 
     variant: str
     scenario: str
-    users: int
+    users: int  # closed model: concurrent users; open model: connections sharing the rate
     trial: int
     status: str  # "ok" or "failed"
     reason: str = ""
+    rate: float | None = None  # open model: target arrival rate, requests/s; None = closed model
     warmup_s: float = 0.0
     duration_s: float = 0.0  # the measured window, warm-up excluded
     requests: int = 0  # successful + failed, completed inside the window
@@ -50,6 +54,14 @@ class Cell:
     load_cpu_s: float = 0.0  # CPU the load generator used in the window
     started_at: str = ""
     target: dict[str, Any] = field(default_factory=dict)  # the variant's /_bench/info after the cell
+    # Open model: latency from send to response (``histogram`` counts from the intended send time).
+    service_histogram: str = ""
+    late: int = 0  # open model: requests sent late because the previous response came after their slot
+    target_cpu_s: float | None = None  # uvicorn's CPU over the window
+    target_rss_mb: float | None = None  # uvicorn's peak RSS over the window
+    db_cpu_s: float | None = None  # PostgreSQL's CPU over the window (embedded server only)
+    db_connections: int | None = None  # peak client connections to the run's database
+    target_stats: dict[str, Any] | None = None  # the target's /_bench/stats for the window
 
     @property
     def error_count(self) -> int:
@@ -62,6 +74,15 @@ class Cell:
     @property
     def ok(self) -> bool:
         return self.status == "ok"
+
+    @property
+    def model(self) -> str:
+        return "open" if self.rate else "closed"
+
+    @property
+    def load(self) -> str:
+        """The load point as a label: "32 users" or "1000 req/s"."""
+        return f"{self.rate:g} req/s" if self.rate else f"{self.users} users"
 
 
 @dataclass
@@ -103,16 +124,16 @@ class Results:
 
 def _upgrade(data: dict[str, Any]) -> dict[str, Any]:
     if data.get("format") != FORMAT_NAME:
-        raise BenchError(
-            "not a dbbench results file (no 'format': 'dbbench-results'); pass a file from bench run"
-        )
+        raise BenchError("not a dbbench results file (no 'format': 'dbbench-results'); pass a file from bench run")
     version = data.get("version")
     if not isinstance(version, int) or version > FORMAT_VERSION:
         raise BenchError(
             f"results format version {version!r} is newer than this dbbench understands "
             f"({FORMAT_VERSION}); upgrade dbbench to read it"
         )
-    # Version 1 is the first format: nothing older to upgrade yet.
+    if version == 1:
+        # Every field added in version 2 has a default that means "not measured".
+        data = {**data, "version": 2}
     return data
 
 
@@ -126,9 +147,7 @@ def load(path: Path) -> Results:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise BenchError(
-            f"{path} is not valid JSON (line {exc.lineno}): is it a dbbench results file?"
-        ) from None
+        raise BenchError(f"{path} is not valid JSON (line {exc.lineno}): is it a dbbench results file?") from None
     if not isinstance(data, dict):
         raise BenchError(f"{path} is not a dbbench results file")
     try:

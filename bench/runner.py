@@ -11,8 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from bench import load, metadata, results, seed
+from bench import calibration, load, metadata, results, seed
 from bench.contract_check import check_variant
+from bench.dbmon import ConnectionSampler
 from bench.errors import BenchError
 from bench.pg import Database, provision
 from bench.procs import Supervisor
@@ -22,6 +23,7 @@ from scenarios import Scenario
 from targets import Variant
 
 THREADPOOL_SIZE = 40  # anyio's default, which FastAPI runs `def` routes on; recorded, not changed
+CALIBRATION_MAX_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,14 @@ class RunConfig:
     output: Path
     dsn: str | None = None
     force: bool = False
+    rates: list[float] = field(default_factory=list)  # open model when given: one cell per rate
+    calibrate: bool = True
+
+    def load_points(self) -> list[tuple[int, float | None]]:
+        """(users, rate) per point of the sweep: users sweep the closed model, rates the open one."""
+        if self.rates:
+            return [(self.users[0], rate) for rate in self.rates]
+        return [(users, None) for users in self.users]
 
 
 @dataclass(frozen=True)
@@ -44,6 +54,11 @@ class CellKey:
     scenario: Scenario
     users: int
     trial: int
+    rate: float | None = None
+
+    @property
+    def load(self) -> str:
+        return f"{self.rate:g} req/s" if self.rate else f"{self.users} users"
 
 
 class Observer(Protocol):
@@ -51,22 +66,28 @@ class Observer(Protocol):
 
     def phase(self, text: str) -> None: ...
     def checked(self, check: VariantCheck) -> None: ...
+    def calibrated(self, calibration: dict[str, Any]) -> None: ...
     def cell_started(self, index: int, total: int, key: CellKey, seconds: float) -> None: ...
     def tick(self, elapsed: float) -> None: ...
     def cell_finished(self, cell: Cell) -> None: ...
 
 
-def plan(variants: list[Variant], scenarios: list[Scenario], users: list[int], trials: int) -> list[CellKey]:
-    """Interleave: each trial runs every variant once per (scenario, users) before the next trial
-    starts, and the variant order rotates between trials, so slow drift (thermal, a noisy
+def plan(
+    variants: list[Variant],
+    scenarios: list[Scenario],
+    points: list[tuple[int, float | None]],
+    trials: int,
+) -> list[CellKey]:
+    """Interleave: each trial runs every variant once per (scenario, load point) before the next
+    trial starts, and the variant order rotates between trials, so slow drift (thermal, a noisy
     neighbour, table bloat) lands on every variant alike instead of on whichever ran last."""
     keys: list[CellKey] = []
     for trial in range(1, trials + 1):
-        shift = (trial - 1) % len(variants)
+        shift = (trial - 1) % len(variants) if variants else 0
         order = variants[shift:] + variants[:shift]
         for scenario in scenarios:
-            for count in users:
-                keys.extend(CellKey(variant, scenario, count, trial) for variant in order)
+            for users, rate in points:
+                keys.extend(CellKey(variant, scenario, users, trial, rate) for variant in order)
     return keys
 
 
@@ -88,11 +109,13 @@ class Run:
             with provision(supervisor, config.dsn) as database:
                 self.results.metadata = self._metadata(database)
                 self.save()
+                if config.calibrate:
+                    self._calibrate(supervisor, workdir)
                 self.observer.phase("seeding")
                 seed.apply_schema(database.dsn)
                 target_config = TargetConfig(database.dsn, config.pool_size)
                 passed = self._check_all(supervisor, database, target_config, workdir)
-                keys = plan(passed, config.scenarios, config.users, config.trials)
+                keys = plan(passed, config.scenarios, config.load_points(), config.trials)
                 for index, key in enumerate(keys, start=1):
                     self.observer.cell_started(index, len(keys), key, config.warmup_s + config.duration_s)
                     cell = self._measure(supervisor, database, target_config, key, workdir)
@@ -101,8 +124,25 @@ class Run:
                     self.observer.cell_finished(cell)
         return self.results
 
+    def _calibrate(self, supervisor: Supervisor, workdir: Path) -> None:
+        self.observer.phase("calibrating the load generator")
+        users = max(self.config.users)
+        duration = min(self.config.duration_s, CALIBRATION_MAX_S)
+        try:
+            measured = calibration.calibrate(supervisor, workdir, users, min(self.config.warmup_s, 1.0), duration)
+        except (TargetFailed, load.LoadFailed) as exc:
+            measured = {"error": str(exc)}
+        self.results.metadata["calibration"] = measured
+        self.save()
+        self.observer.calibrated(measured)
+
     def _metadata(self, database: Database) -> dict[str, Any]:
         config = self.config
+        model = (
+            f"open model: {', '.join(f'{r:g}' for r in config.rates)} req/s over {config.users[0]} connections"
+            if config.rates
+            else "closed model: each user sends its next request when the previous one returns"
+        )
         return {
             "tool": "dbbench",
             "started_at": metadata.now_iso(),
@@ -114,17 +154,19 @@ class Run:
                 "variants": [v.name for v in config.variants],
                 "scenarios": {s.name: s.label for s in config.scenarios},
                 "users": config.users,
+                "rates": config.rates,
                 "duration_s": config.duration_s,
                 "warmup_s": config.warmup_s,
                 "trials": config.trials,
-                "load_generator": "locust FastHttpUser, 1 process, closed model (no wait time)",
+                "load_generator": f"locust FastHttpUser, 1 process; {model}",
                 "server": "uvicorn, 1 worker, 127.0.0.1",
             },
             "pool": {
                 "size": config.pool_size,
                 "max_overflow": 0,
                 "threadpool_size": THREADPOOL_SIZE,
-                "note": "every pooled variant holds at most `size` connections; nopool opens one per request",
+                "note": "every pooled variant holds exactly `size` connections; "
+                "nopool opens one per request, at most `size` at once",
             },
         }
 
@@ -135,10 +177,9 @@ class Run:
         for variant in self.config.variants:
             self.observer.phase(f"checking the contract: {variant.name}")
             seed.seed(database.dsn)
+            log = workdir / f"check-{variant.name}.log"
             try:
-                with serve(
-                    supervisor, variant.name, variant.app, config, workdir / f"check-{variant.name}.log"
-                ) as target:
+                with serve(supervisor, variant.name, variant.app, config, log) as target:
                     report = check_variant(target.url, database.dsn)
                     check = VariantCheck(variant.name, report.ok, list(report.problems), dict(report.info))
             except TargetFailed as exc:
@@ -159,35 +200,64 @@ class Run:
             key.users,
             key.trial,
             status="ok",
+            rate=key.rate,
             warmup_s=self.config.warmup_s,
             started_at=metadata.now_iso(),
         )
         # Every cell starts from the same data: writes from an earlier cell (and their bloat) are gone.
         seed.seed(database.dsn)
-        log = workdir / f"{key.variant.name}-{key.scenario.name}-{key.users}-{key.trial}.log"
+        log = workdir / f"{key.variant.name}-{key.scenario.name}-{key.load}-{key.trial}.log".replace(" ", "")
         try:
-            with serve(supervisor, key.variant.name, key.variant.app, config, log) as target:
+            with (
+                serve(supervisor, key.variant.name, key.variant.app, config, log) as target,
+                ConnectionSampler(database.dsn) as connections,
+            ):
                 spec = load.LoadSpec(
-                    key.scenario.path, target.url, key.users, self.config.warmup_s, self.config.duration_s
+                    key.scenario.path,
+                    target.url,
+                    key.users,
+                    self.config.warmup_s,
+                    self.config.duration_s,
+                    rate=key.rate,
+                    target_pid=target.child.pid,
+                    db_pid=database.server_pid,
+                    target_stats=True,
                 )
-                sample = load.run_load(supervisor, spec, workdir, on_tick=self.observer.tick)
+
+                def tick(elapsed: float) -> None:
+                    connections.sample()
+                    self.observer.tick(elapsed)
+
+                sample = load.run_load(supervisor, spec, workdir, on_tick=tick)
                 cell.target = target.info()
+                cell.db_connections = connections.peak
         except (TargetFailed, load.LoadFailed) as exc:
             cell.status, cell.reason = "failed", str(exc)
             return cell
-        cell.duration_s = float(sample["duration_s"])
-        cell.requests = int(sample["requests"])
-        cell.errors = {str(k): int(v) for k, v in sample["errors"].items()}
-        cell.histogram = str(sample["histogram"])
-        cell.endpoints = {
-            name: results.EndpointStats(int(e["requests"]), int(e["errors"]), str(e["histogram"]))
-            for name, e in sample["endpoints"].items()
-        }
-        cell.bytes_received = int(sample["bytes_received"])
-        cell.load_cpu_s = float(sample["load_cpu_s"])
-        if cell.requests == 0:
-            cell.status, cell.reason = "failed", "no request completed in the measured window"
+        fill(cell, sample)
         return cell
+
+
+def fill(cell: Cell, sample: dict[str, Any]) -> None:
+    """Copy what the load process measured (see bench.sampling.Window.to_dict) into the cell."""
+    cell.duration_s = float(sample["duration_s"])
+    cell.requests = int(sample["requests"])
+    cell.errors = {str(k): int(v) for k, v in sample["errors"].items()}
+    cell.histogram = str(sample["histogram"])
+    cell.service_histogram = str(sample.get("service_histogram", ""))
+    cell.late = int(sample.get("late", 0))
+    cell.endpoints = {
+        name: results.EndpointStats(int(e["requests"]), int(e["errors"]), str(e["histogram"]))
+        for name, e in sample["endpoints"].items()
+    }
+    cell.bytes_received = int(sample["bytes_received"])
+    cell.load_cpu_s = float(sample["load_cpu_s"])
+    cell.target_cpu_s = sample.get("target_cpu_s")
+    cell.target_rss_mb = sample.get("target_rss_mb")
+    cell.db_cpu_s = sample.get("db_cpu_s")
+    cell.target_stats = sample.get("target_stats")
+    if cell.requests == 0:
+        cell.status, cell.reason = "failed", "no request completed in the measured window"
 
 
 def validate_config(config: RunConfig) -> None:
@@ -196,7 +266,9 @@ def validate_config(config: RunConfig) -> None:
     if not config.scenarios:
         raise BenchError("no scenarios selected; pass --scenarios with at least one name (see bench list)")
     checks: list[tuple[bool, str]] = [
-        (all(u >= 1 for u in config.users), "--users must be whole numbers >= 1"),
+        (bool(config.users) and all(u >= 1 for u in config.users), "--users must be whole numbers >= 1"),
+        (all(r > 0 for r in config.rates), "--rate values must be > 0 requests/s"),
+        (not (config.rates and len(config.users) > 1), "sweep either --users or --rate, not both"),
         (config.duration_s > 0, "--duration must be > 0 seconds"),
         (config.warmup_s >= 0, "--warmup must be >= 0 seconds"),
         (config.trials >= 1, "--trials must be >= 1"),

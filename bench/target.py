@@ -32,6 +32,8 @@ class TargetConfig:
     # One worker: the variants compete on how they use one event loop (or one threadpool), and
     # a second worker would fight PostgreSQL and Locust for this machine's cores.
     workers: int = 1
+    # More DBBENCH_* settings for the target (instrumentation, profiling, cache backend).
+    extra_env: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass
@@ -96,6 +98,7 @@ def serve(
         DBBENCH_VARIANT=variant,
         PYTHONPATH=os.pathsep.join(p for p in (str(PROJECT_ROOT), env.get("PYTHONPATH", "")) if p),
     )
+    env.update(config.extra_env)
     child = supervisor.start(
         f"uvicorn:{variant}",
         uvicorn_argv(app, chosen, config.workers),
@@ -110,9 +113,7 @@ def serve(
             if not child.alive():
                 raise TargetFailed(f"{variant} exited during start-up: {_last_line(child)}")
             if time.monotonic() > deadline:
-                raise TargetFailed(
-                    f"{variant} was not healthy within {START_TIMEOUT_S:.0f}s: {_last_line(child)}"
-                )
+                raise TargetFailed(f"{variant} was not healthy within {START_TIMEOUT_S:.0f}s: {_last_line(child)}")
             time.sleep(0.1)
         yield Target(variant, url, child)
         if not child.alive():

@@ -30,9 +30,7 @@ class LiveObserver:
         self.overall = self.progress.add_task("starting", total=None)
         return self
 
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         self.progress.stop()
 
     def phase(self, text: str) -> None:
@@ -47,10 +45,18 @@ class LiveObserver:
         for problem in check.problems[:5]:
             self.console.print(f"    [red]{problem}[/red]")
 
+    def calibrated(self, calibration: dict[str, object]) -> None:
+        if "error" in calibration:
+            self.console.print(f"[yellow]calibration failed: {calibration['error']}[/yellow]")
+            return
+        rps = float(str(calibration["rps"]))
+        share = float(str(calibration["load_cpu_share"]))
+        self.console.print(f"load generator ceiling: {rps:,.0f} req/s (Locust at {share:.0%} of a core)")
+
     def cell_started(self, index: int, total: int, key: CellKey, seconds: float) -> None:
         assert self.overall is not None
         self.progress.update(self.overall, description="cells", total=total, completed=index - 1)
-        label = f"{key.variant.name} · {key.scenario.name} · {key.users} users · trial {key.trial}"
+        label = f"{key.variant.name} · {key.scenario.name} · {key.load} · trial {key.trial}"
         if self.current is None:
             self.current = self.progress.add_task(label, total=seconds)
         else:
@@ -63,9 +69,10 @@ class LiveObserver:
     def cell_finished(self, cell: Cell) -> None:
         assert self.overall is not None
         self.progress.advance(self.overall)
-        name = f"{cell.variant} · {cell.scenario} · {cell.users}u · t{cell.trial}"
+        name = f"{cell.variant} · {cell.scenario} · {cell.load} · trial {cell.trial}"
         if cell.ok:
             errors = f", [red]{cell.error_count} errors[/red]" if cell.error_count else ""
-            self.console.print(f"  {name}: {cell.rps:,.0f} req/s{errors}")
+            target = f" (target {cell.rate:g})" if cell.rate else ""
+            self.console.print(f"  {name}: {cell.rps:,.0f} req/s{target}{errors}")
         else:
             self.console.print(f"  [red]{name}: failed: {cell.reason}[/red]")

@@ -4,11 +4,7 @@ from __future__ import annotations
 
 from bench.results import Results
 from reports import summary
-from reports.terminal import BASELINE
-
-
-def _ms(value: float | None) -> str:
-    return "-" if value is None else f"{value:.2f}"
+from reports.terminal import baseline, flags, ms, rps_text
 
 
 def _cell(text: str) -> str:
@@ -31,22 +27,21 @@ def render(results: Results) -> str:
         f"{config.get('trials', '?')} trial(s)."
     )
     lines.append("")
-    for (scenario, users), items in summary.by_scenario(summary.rows(results)).items():
-        ok = [row for row in items if row.status == "ok"]
-        base = next((r.rps for r in ok if r.variant == BASELINE), max((r.rps for r in ok), default=0.0))
-        lines += [f"## {_cell(scenario)} · {users} users", ""]
+    for (scenario, load), items in summary.by_scenario(summary.rows(results)).items():
+        base = baseline(items)
+        lines += [f"## {_cell(scenario)} · {load}", ""]
         lines += [
-            "| variant | req/s | × base | p50 ms | p90 ms | p99 ms | errors |",
-            "|---|--:|--:|--:|--:|--:|--:|",
+            "| variant | req/s [95% CI] | × base | p50 ms | p90 ms | p99 ms | errors | flags |",
+            "|---|--:|--:|--:|--:|--:|--:|---|",
         ]
         for row in items:
             if row.status != "ok":
-                lines.append(f"| {_cell(row.variant)} | failed | | | | | {_cell(row.reason)} |")
+                lines.append(f"| {_cell(row.variant)} | failed | | | | | | {_cell(row.reason)} |")
                 continue
             ratio = f"{row.rps / base:.2f}" if base else "-"
             lines.append(
-                f"| {_cell(row.variant)} | {row.rps:,.0f} | {ratio} | {_ms(row.p50_ms)} | {_ms(row.p90_ms)} "
-                f"| {_ms(row.p99_ms)} | {row.errors} |"
+                f"| {_cell(row.variant)} | {rps_text(row)} | {ratio} | {ms(row.p50_ms)} | {ms(row.p90_ms)} "
+                f"| {ms(row.p99_ms)} | {row.errors} | {', '.join(flags(row))} |"
             )
         lines.append("")
     return "\n".join(lines)

@@ -1,18 +1,28 @@
-"""Pure shaping: results file -> flat rows, one per (variant, scenario, users), trials pooled.
+"""Pure shaping: results file -> flat rows, one per (variant, scenario, load point), trials pooled.
 
-Throughput is the median of the trials' rates (robust to one disturbed trial); latency
-percentiles come from the trials' histograms merged, never from averaging percentiles.
+Throughput is the median of the trials' rates (robust to one disturbed trial), with a 95 %
+bootstrap confidence interval over trials; latency percentiles come from the trials' histograms
+merged, never from averaging percentiles, and their intervals from resampling whole trials.
 """
 
 from __future__ import annotations
 
+import random
 import statistics
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from bench import hist
+from bench import calibration, hist
 from bench.results import Cell, Results
+
+BOOTSTRAP_RESAMPLES = 2000
+# Fixed: the same file always renders the same intervals.
+BOOTSTRAP_SEED = 20261124
+# A sweep's knee: the lightest load reaching this share of the peak; more load past it buys latency.
+KNEE_FRACTION = 0.90
+
+Key = tuple[str, str, int, float | None]  # variant, scenario, users, rate
 
 
 @dataclass(frozen=True)
@@ -20,113 +30,231 @@ class Row:
     variant: str
     scenario: str
     users: int
+    rate: float | None  # open model's target rate; None for the closed model
     trials: int
     rps: float
+    rps_ci: tuple[float, float] | None  # 95 % bootstrap CI of the median over trials (>= 2 trials)
     rps_min: float
     rps_max: float
     p50_ms: float | None
+    p50_ci: tuple[float, float] | None
     p90_ms: float | None
     p99_ms: float | None
+    p99_ci: tuple[float, float] | None
     p999_ms: float | None
     max_ms: float | None
+    service_p99_ms: float | None  # open model: send-to-response p99, without the queueing delay
     requests: int
     errors: int
     error_rate: float
+    late: int
+    achieved_share: float | None  # open model: achieved / target rate; below 0.95 the schedule slipped
+    generator_bound: bool
+    load_cpu_share: float | None  # the load process's CPU / window: > 0.9 means Locust was saturated
+    cpu_s_per_request: float | None  # the target's CPU seconds per request
+    rss_mb: float | None  # the target's peak RSS
+    db_cpu_s_per_request: float | None
+    db_connections: int | None
     status: str  # "ok", or "failed" when no trial of the cell succeeded
     reason: str
+
+    @property
+    def load(self) -> str:
+        return f"{self.rate:g} req/s" if self.rate else f"{self.users} users"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def _order(results: Results) -> tuple[dict[str, int], dict[str, int]]:
-    config = results.metadata.get("config", {})
-    variants = {name: i for i, name in enumerate(config.get("variants", []))}
-    scenarios = {name: i for i, name in enumerate(config.get("scenarios", {}))}
-    return variants, scenarios
+def bootstrap_ci(
+    samples: Sequence[Any], statistic: Callable[[Sequence[Any]], float], level: float = 0.95
+) -> tuple[float, float] | None:
+    """Percentile bootstrap interval of ``statistic`` over ``samples`` (None below two samples)."""
+    if len(samples) < 2:
+        return None
+    rng = random.Random(BOOTSTRAP_SEED)
+    estimates = sorted(
+        statistic([samples[rng.randrange(len(samples))] for _ in samples]) for _ in range(BOOTSTRAP_RESAMPLES)
+    )
+    low = estimates[int((1 - level) / 2 * (len(estimates) - 1))]
+    high = estimates[int((1 + level) / 2 * (len(estimates) - 1))]
+    return (low, high)
 
 
-def _row(key: tuple[str, str, int], cells: list[Cell]) -> Row:
+def _percentile_of_merged(percentile: float) -> Callable[[Sequence[str]], float]:
+    def statistic(encoded: Sequence[str]) -> float:
+        return hist.percentile_ms(hist.merge(encoded), percentile) or 0.0
+
+    return statistic
+
+
+def _per_request(total: Iterable[float | None], requests: int) -> float | None:
+    values = list(total)
+    if not values or any(v is None for v in values) or not requests:
+        return None
+    return sum(v for v in values if v is not None) / requests
+
+
+def _failed_row(key: Key, reason: str) -> Row:
+    return Row(
+        *key,
+        trials=0,
+        rps=0.0,
+        rps_ci=None,
+        rps_min=0.0,
+        rps_max=0.0,
+        p50_ms=None,
+        p50_ci=None,
+        p90_ms=None,
+        p99_ms=None,
+        p99_ci=None,
+        p999_ms=None,
+        max_ms=None,
+        service_p99_ms=None,
+        requests=0,
+        errors=0,
+        error_rate=0.0,
+        late=0,
+        achieved_share=None,
+        generator_bound=False,
+        load_cpu_share=None,
+        cpu_s_per_request=None,
+        rss_mb=None,
+        db_cpu_s_per_request=None,
+        db_connections=None,
+        status="failed",
+        reason=reason,
+    )
+
+
+def _row(key: Key, cells: list[Cell], ceiling: float | None) -> Row:
     ok = [c for c in cells if c.ok]
     if not ok:
-        reasons = sorted({c.reason for c in cells})
-        return Row(
-            *key,
-            trials=0,
-            rps=0.0,
-            rps_min=0.0,
-            rps_max=0.0,
-            p50_ms=None,
-            p90_ms=None,
-            p99_ms=None,
-            p999_ms=None,
-            max_ms=None,
-            requests=0,
-            errors=0,
-            error_rate=0.0,
-            status="failed",
-            reason="; ".join(reasons),
-        )
+        return _failed_row(key, "; ".join(sorted({c.reason for c in cells})))
     merged = hist.merge(c.histogram for c in ok)
     rates = [c.rps for c in ok]
     requests = sum(c.requests for c in ok)
     errors = sum(c.error_count for c in ok)
+    window = sum(c.duration_s for c in ok)
+    load_cpu_share = sum(c.load_cpu_s for c in ok) / window if window else None
+    rps = statistics.median(rates)
     failed = len(cells) - len(ok)
+    encoded = [c.histogram for c in ok]
+    service = [c.service_histogram for c in ok if c.service_histogram]
+    rss = [c.target_rss_mb for c in ok if c.target_rss_mb is not None]
+    connections = [c.db_connections for c in ok if c.db_connections is not None]
     return Row(
         *key,
         trials=len(ok),
-        rps=statistics.median(rates),
+        rps=rps,
+        rps_ci=bootstrap_ci(rates, statistics.median),
         rps_min=min(rates),
         rps_max=max(rates),
         p50_ms=hist.percentile_ms(merged, 50.0),
+        p50_ci=bootstrap_ci(encoded, _percentile_of_merged(50.0)),
         p90_ms=hist.percentile_ms(merged, 90.0),
         p99_ms=hist.percentile_ms(merged, 99.0),
+        p99_ci=bootstrap_ci(encoded, _percentile_of_merged(99.0)),
         p999_ms=hist.percentile_ms(merged, 99.9),
         max_ms=(merged.get_max_value() / 1000.0) if hist.count(merged) else None,
+        service_p99_ms=hist.percentile_ms(hist.merge(service), 99.0) if service and key[3] else None,
         requests=requests,
         errors=errors,
         error_rate=errors / requests if requests else 0.0,
+        late=sum(c.late for c in ok),
+        achieved_share=rps / key[3] if key[3] else None,
+        generator_bound=calibration.generator_bound(rps, load_cpu_share or 0.0, ceiling),
+        load_cpu_share=load_cpu_share,
+        cpu_s_per_request=_per_request((c.target_cpu_s for c in ok), requests),
+        rss_mb=max(rss) if rss else None,
+        db_cpu_s_per_request=_per_request((c.db_cpu_s for c in ok), requests),
+        db_connections=max(connections) if connections else None,
         status="ok",
         reason=f"{failed} trial(s) failed" if failed else "",
     )
 
 
+def ceiling_rps(results: Results) -> float | None:
+    value = results.metadata.get("calibration", {}).get("rps")
+    return float(value) if value else None
+
+
 def rows(results: Results) -> list[Row]:
-    """Every (variant, scenario, users) the run asked for, including variants that failed their
-    contract check (status "failed", the check's first problem as the reason)."""
-    groups: dict[tuple[str, str, int], list[Cell]] = {}
+    """Every (variant, scenario, load point) the run asked for, including variants that failed
+    their contract check (status "failed", the check's first problem as the reason)."""
+    groups: dict[Key, list[Cell]] = {}
     for cell in results.cells:
-        groups.setdefault((cell.variant, cell.scenario, cell.users), []).append(cell)
+        groups.setdefault((cell.variant, cell.scenario, cell.users, cell.rate), []).append(cell)
     config = results.metadata.get("config", {})
+    rates = config.get("rates") or []
+    users = config.get("users") or []
+    points = [(users[0], float(r)) for r in rates] if rates and users else [(u, None) for u in users]
     for check in results.checks:
         if check.ok:
             continue
         reason = "contract check failed: " + (check.problems[0] if check.problems else "unknown")
         for scenario in config.get("scenarios", {}):
-            for users in config.get("users", []):
-                groups[(check.variant, scenario, users)] = [
-                    Cell(check.variant, scenario, users, 0, status="failed", reason=reason)
+            for count, rate in points:
+                groups[(check.variant, scenario, count, rate)] = [
+                    Cell(check.variant, scenario, count, 0, status="failed", reason=reason, rate=rate)
                 ]
-    variants, scenarios = _order(results)
-    ordered = sorted(
-        groups,
-        key=lambda k: (
-            scenarios.get(k[1], len(scenarios)),
-            k[1],
-            k[2],
-            variants.get(k[0], len(variants)),
-            k[0],
-        ),
-    )
-    return [_row(key, groups[key]) for key in ordered]
+    variants = {name: i for i, name in enumerate(config.get("variants", []))}
+    scenarios = {name: i for i, name in enumerate(config.get("scenarios", {}))}
+
+    def order(key: Key) -> tuple[Any, ...]:
+        variant, scenario, count, rate = key
+        return (
+            scenarios.get(scenario, len(scenarios)),
+            scenario,
+            variants.get(variant, len(variants)),
+            variant,
+            rate or 0.0,
+            count,
+        )
+
+    ceiling = ceiling_rps(results)
+    return [_row(key, groups[key], ceiling) for key in sorted(groups, key=order)]
 
 
 def failed_checks(results: Results) -> list[tuple[str, list[str]]]:
     return [(check.variant, check.problems) for check in results.checks if not check.ok]
 
 
-def by_scenario(items: Iterable[Row]) -> dict[tuple[str, int], list[Row]]:
-    grouped: dict[tuple[str, int], list[Row]] = {}
+def by_scenario(items: Iterable[Row]) -> dict[tuple[str, str], list[Row]]:
+    """Rows grouped per (scenario, load point), for side-by-side tables of the variants."""
+    grouped: dict[tuple[str, str], list[Row]] = {}
     for row in items:
-        grouped.setdefault((row.scenario, row.users), []).append(row)
+        grouped.setdefault((row.scenario, row.load), []).append(row)
     return grouped
+
+
+@dataclass(frozen=True)
+class Curve:
+    """One variant's sweep over load points in one scenario."""
+
+    variant: str
+    scenario: str
+    points: list[Row]
+
+    @property
+    def peak(self) -> Row:
+        return max(self.points, key=lambda row: row.rps)
+
+    @property
+    def knee(self) -> Row:
+        """The lightest load reaching 90 % of the peak's throughput."""
+        target = KNEE_FRACTION * self.peak.rps
+        return next(row for row in self.points if row.rps >= target)
+
+
+def curves(items: Iterable[Row]) -> list[Curve]:
+    """Per (variant, scenario) with at least two successful load points, in load order."""
+    grouped: dict[tuple[str, str], list[Row]] = {}
+    for row in items:
+        if row.status == "ok":
+            grouped.setdefault((row.variant, row.scenario), []).append(row)
+    return [
+        Curve(variant, scenario, sorted(points, key=lambda r: (r.rate or 0.0, r.users)))
+        for (variant, scenario), points in grouped.items()
+        if len(points) >= 2
+    ]

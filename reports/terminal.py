@@ -1,4 +1,5 @@
-"""Terminal report: one Rich table, a section per (scenario, users), variants in registry order."""
+"""Terminal report: one Rich table, a section per (scenario, load point), variants in registry order;
+a second table with each sweep's peak and knee when the run swept users or rates."""
 
 from __future__ import annotations
 
@@ -8,82 +9,155 @@ from rich.text import Text
 
 from bench.results import Results
 from reports import summary
+from reports.summary import Row
 
+ACHIEVED_MIN = 0.95  # open model: below this share of the target rate the schedule slipped
 BASELINE = "pooled"  # ratios are shown against the raw asyncpg pool when it ran, else the best
 
 
-def _ms(value: float | None) -> str:
+def ms(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}"
+
+
+def rps_text(row: Row) -> str:
+    if row.rps_ci is None:
+        return f"{row.rps:,.0f}"
+    low, high = row.rps_ci
+    return f"{row.rps:,.0f} [{low:,.0f}–{high:,.0f}]"
+
+
+def baseline(rows: list[Row]) -> float:
+    ok = [row for row in rows if row.status == "ok"]
+    return next((r.rps for r in ok if r.variant == BASELINE), max((r.rps for r in ok), default=0.0))
+
+
+def flags(row: Row) -> list[str]:
+    out = []
+    if row.generator_bound:
+        out.append("generator-bound")
+    if row.achieved_share is not None and row.achieved_share < ACHIEVED_MIN:
+        out.append(f"achieved {row.achieved_share:.0%} of target rate")
+    if row.late:
+        out.append(f"{row.late} late")
+    return out
 
 
 def table(results: Results) -> Table:
     grid = Table(title="dbbench results", title_justify="left", header_style="bold")
-    for name, justify in [
+    columns = [
         ("scenario", "left"),
-        ("users", "right"),
+        ("load", "right"),
         ("variant", "left"),
-        ("req/s", "right"),
+        ("req/s [95% CI]", "right"),
         ("× base", "right"),
         ("p50 ms", "right"),
-        ("p90 ms", "right"),
         ("p99 ms", "right"),
         ("errors", "right"),
-        ("trials", "right"),
-    ]:
+        ("CPU ms/req", "right"),
+        ("RSS MB", "right"),
+        ("DB conns", "right"),
+        ("flags", "left"),
+    ]
+    for name, justify in columns:
         grid.add_column(name, justify=justify)  # type: ignore[arg-type]
     groups = summary.by_scenario(summary.rows(results))
-    for index, ((scenario, users), items) in enumerate(groups.items()):
-        ok = [row for row in items if row.status == "ok"]
-        base = next((r.rps for r in ok if r.variant == BASELINE), max((r.rps for r in ok), default=0.0))
+    for index, ((scenario, load), items) in enumerate(groups.items()):
+        base = baseline(items)
         for row in items:
             if row.status != "ok":
                 grid.add_row(
                     scenario,
-                    str(users),
+                    load,
                     row.variant,
                     Text("failed", style="red"),
                     "",
                     "",
                     "",
                     "",
-                    Text(row.reason[:60], style="red"),
-                    "0",
+                    "",
+                    "",
+                    "",
+                    Text(row.reason[:70], style="red"),
                 )
                 continue
-            ratio = f"{row.rps / base:.2f}" if base else "-"
             errors = Text(f"{row.errors} ({row.error_rate:.1%})", style="red") if row.errors else Text("0")
+            cpu = "-" if row.cpu_s_per_request is None else f"{row.cpu_s_per_request * 1000:.2f}"
+            rss = "-" if row.rss_mb is None else f"{row.rss_mb:.0f}"
+            conns = "-" if row.db_connections is None else str(row.db_connections)
             grid.add_row(
                 scenario,
-                str(users),
+                load,
                 row.variant,
-                f"{row.rps:,.0f}",
-                ratio,
-                _ms(row.p50_ms),
-                _ms(row.p90_ms),
-                _ms(row.p99_ms),
+                rps_text(row),
+                f"{row.rps / base:.2f}" if base else "-",
+                ms(row.p50_ms),
+                ms(row.p99_ms),
                 errors,
-                str(row.trials),
+                cpu,
+                rss,
+                conns,
+                Text(", ".join(flags(row)), style="yellow"),
             )
         if index < len(groups) - 1:
             grid.add_section()
     return grid
 
 
+def sweep_table(results: Results) -> Table | None:
+    found = summary.curves(summary.rows(results))
+    if not found:
+        return None
+    grid = Table(title="sweeps: peak and knee", title_justify="left", header_style="bold")
+    for name in (
+        "scenario",
+        "variant",
+        "points",
+        "peak req/s",
+        "at",
+        "p99 ms at peak",
+        "knee",
+        "p99 ms at knee",
+    ):
+        grid.add_column(name)
+    for curve in found:
+        peak, knee = curve.peak, curve.knee
+        points = " → ".join(f"{row.rps:,.0f}" for row in curve.points)
+        grid.add_row(
+            curve.scenario,
+            curve.variant,
+            points,
+            f"{peak.rps:,.0f}",
+            peak.load,
+            ms(peak.p99_ms),
+            knee.load,
+            ms(knee.p99_ms),
+        )
+    return grid
+
+
+def footer(results: Results) -> Text:
+    database = results.metadata.get("database", {})
+    pool = results.metadata.get("pool", {})
+    calibrated = results.metadata.get("calibration", {})
+    ceiling = f"load generator ceiling {calibrated['rps']:,.0f} req/s" if calibrated.get("rps") else "not calibrated"
+    return Text(
+        f"database: {database.get('kind', '?')} PostgreSQL {database.get('server_version', '?')} · "
+        f"pool size {pool.get('size', '?')} (max_overflow {pool.get('max_overflow', '?')}, "
+        f"threadpool {pool.get('threadpool_size', '?')}) · {ceiling} · "
+        "latencies from HDR histograms (µs resolution)",
+        style="dim",
+    )
+
+
 def render(results: Results) -> RenderableType:
     parts: list[RenderableType] = [table(results)]
+    sweeps = sweep_table(results)
+    if sweeps is not None:
+        parts.append(sweeps)
     for variant, problems in summary.failed_checks(results):
         parts.append(Text(f"{variant} failed its contract check and was not measured:", style="bold red"))
         parts.extend(Text(f"  - {problem}", style="red") for problem in problems[:10])
-    database = results.metadata.get("database", {})
-    pool = results.metadata.get("pool", {})
-    parts.append(
-        Text(
-            f"database: {database.get('kind', '?')} PostgreSQL {database.get('server_version', '?')} · "
-            f"pool size {pool.get('size', '?')} (max_overflow {pool.get('max_overflow', '?')}, "
-            f"threadpool {pool.get('threadpool_size', '?')}) · latencies from HDR histograms (µs resolution)",
-            style="dim",
-        )
-    )
+    parts.append(footer(results))
     return Group(*parts)
 
 
@@ -91,7 +165,7 @@ def console() -> Console:
     """A console that keeps the table readable when piped (Rich assumes 80 columns off a terminal)."""
     out = Console()
     if not out.is_terminal:
-        out.width = 140
+        out.width = 160
     return out
 
 

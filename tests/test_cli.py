@@ -78,9 +78,7 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path: Path) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         closed_port = sock.getsockname()[1]
-    proc = bench(
-        "run", "--dsn", f"postgresql://u:hunter2@127.0.0.1:{closed_port}/x", "-o", str(tmp_path / "n.json")
-    )
+    proc = bench("run", "--dsn", f"postgresql://u:hunter2@127.0.0.1:{closed_port}/x", "-o", str(tmp_path / "n.json"))
     assert_clean_error(proc, "cannot connect to --dsn")
     assert "hunter2" not in proc.stderr
     assert_clean_error(bench("report", str(tmp_path / "missing.json")), "does not exist")
@@ -157,9 +155,7 @@ def test_interrupt_keeps_measured_cells_and_leaves_no_process(tmp_path: Path, si
     kept = results.load(out)
     assert kept.cells and all(cell.ok for cell in kept.cells)
     time.sleep(0.5)
-    alive = [
-        pid for pid in seen if psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    ]
+    alive = [pid for pid in seen if psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE]
     assert not alive, [_cmdline(pid) for pid in alive]
     assert set(Path("/tmp").glob("dbbench-*")) - temp_dirs_before == set()
 

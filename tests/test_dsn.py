@@ -7,10 +7,7 @@ from bench.errors import BenchError
 
 
 def test_redact_removes_password_only() -> None:
-    assert (
-        dsn.redact("postgresql://bob:s3cr%40t@db.example:5433/app")
-        == "postgresql://bob:***@db.example:5433/app"
-    )
+    assert dsn.redact("postgresql://bob:s3cr%40t@db.example:5433/app") == "postgresql://bob:***@db.example:5433/app"
     assert dsn.redact("postgresql://bob@localhost/app") == "postgresql://bob@localhost/app"
 
 

@@ -16,7 +16,7 @@ from targets import VARIANTS
 def test_plan_interleaves_and_rotates_variants_between_trials() -> None:
     variants = list(VARIANTS)[:3]
     scenarios = [SCENARIOS.get("db"), SCENARIOS.get("fortunes")]
-    keys = plan(variants, scenarios, [8, 32], trials=3)
+    keys = plan(variants, scenarios, [(8, None), (32, None)], trials=3)
     assert len(keys) == 3 * 2 * 2 * 3
     assert Counter((k.variant.name, k.scenario.name, k.users) for k in keys) == {
         (v.name, s.name, u): 3 for v in variants for s in scenarios for u in (8, 32)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+
 from bench import hist
-from bench.sampling import Window
+from bench.sampling import BEHIND_KEY, INTENDED_KEY, Pacer, Window
 
 
 class FakeClock:
@@ -44,3 +46,38 @@ def test_long_error_messages_are_truncated_to_one_kind() -> None:
     for n in range(3):
         window.on_request("GET", "/db", 1.0, 0, exception=ValueError("x" * 500 + str(n)))
     assert list(window.errors.values()) == [3]
+
+
+def test_open_model_latency_counts_from_the_intended_send_time() -> None:
+    clock = FakeClock()
+    window = Window(0, 10, clock=clock, cpu_clock=clock)
+    window.open()
+    # Intended at t=1.0, but the connection was held until t=1.3; the response came at t=1.31.
+    clock.now = 1.31
+    window.on_request("GET", "/db", 10.0, 5, context={INTENDED_KEY: 1.0, BEHIND_KEY: True})
+    data = window.to_dict()
+    assert data["late"] == 1
+    assert hist.percentile_ms(hist.decode(data["histogram"]), 100) == pytest.approx(310, rel=0.01)
+    assert hist.percentile_ms(hist.decode(data["service_histogram"]), 100) == pytest.approx(10, rel=0.01)
+
+
+def test_pacer_never_skips_a_slot_and_knows_when_it_is_behind() -> None:
+    pacer = Pacer(interval_s=0.1, first_s=0.0)
+    assert pacer.advance(now=0.02) == pytest.approx(0.08) and not pacer.behind
+    assert pacer.advance(now=0.35) == 0.0 and pacer.behind  # slot 0.2 is late: send at once
+    assert pacer.intended == pytest.approx(0.2)
+    assert pacer.advance(now=0.36) == 0.0 and pacer.behind  # slot 0.3 too: the backlog drains
+    assert pacer.advance(now=0.37) == pytest.approx(0.03) and not pacer.behind
+
+
+def test_max_requests_closes_the_window_on_the_last_one() -> None:
+    clock = FakeClock()
+    window = Window(0, 60, clock=clock, cpu_clock=clock, max_requests=2)
+    window.open()
+    window.on_request("GET", "/db", 1.0, 1)
+    assert not window.closed
+    clock.now = 0.5
+    window.on_request("GET", "/db", 1.0, 1)
+    assert window.closed
+    window.on_request("GET", "/db", 1.0, 1)
+    assert window.to_dict()["requests"] == 2

@@ -1,0 +1,42 @@
+"""The load generator's ceiling on this machine, and the rule that flags cells which reach it.
+
+A cell whose throughput is close to what Locust manages against a target that does nothing is
+measuring Locust, not the variant. Every run records the ceiling it was measured against.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from bench import load
+from bench.procs import Supervisor
+from bench.target import TargetConfig, serve
+from scenarios import SCENARIOS
+
+APP = "bench.calibration_app:app"
+# Within 15 % of the ceiling, or the load process on more than 90 % of a core (Locust itself warns
+# there), the generator, not the target, may be what limits the cell.
+CEILING_FRACTION = 0.85
+LOAD_CPU_LIMIT = 0.90
+
+
+def calibrate(supervisor: Supervisor, workdir: Path, users: int, warmup_s: float, duration_s: float) -> dict[str, Any]:
+    config = TargetConfig(dsn="", pool_size=0)
+    with serve(supervisor, "calibration", APP, config, workdir / "calibration.log") as target:
+        spec = load.LoadSpec(SCENARIOS.get("db").path, target.url, users, warmup_s, duration_s)
+        sample = load.run_load(supervisor, spec, workdir)
+    duration = float(sample["duration_s"]) or 1.0
+    return {
+        "rps": int(sample["requests"]) / duration,
+        "load_cpu_share": float(sample["load_cpu_s"]) / duration,
+        "users": users,
+        "duration_s": duration,
+        "target": "no-database /db on uvicorn (bench.calibration_app)",
+    }
+
+
+def generator_bound(rps: float, load_cpu_share: float, ceiling_rps: float | None) -> bool:
+    if load_cpu_share >= LOAD_CPU_LIMIT:
+        return True
+    return bool(ceiling_rps) and rps >= CEILING_FRACTION * float(ceiling_rps or 0)

@@ -1,0 +1,44 @@
+"""Connections the variant under test holds, sampled from pg_stat_activity while a cell runs.
+
+Only one variant runs at a time, in a database created for the run, so every client backend on
+that database (but this monitor's own) belongs to the variant.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import psycopg
+
+_COUNT = (
+    "SELECT count(*) FROM pg_stat_activity "
+    "WHERE datname = current_database() AND backend_type = 'client backend' AND pid <> pg_backend_pid()"
+)
+
+
+class ConnectionSampler:
+    def __init__(self, dsn: str) -> None:
+        self.conn: psycopg.Connection[tuple[int]] | None = None
+        with contextlib.suppress(psycopg.Error):
+            self.conn = psycopg.connect(dsn, autocommit=True, connect_timeout=5)
+        self.peak: int | None = None
+
+    def sample(self) -> None:
+        if self.conn is None:
+            return
+        try:
+            row = self.conn.execute(_COUNT).fetchone()
+        except psycopg.Error:
+            return
+        if row is not None:
+            self.peak = max(self.peak or 0, int(row[0]))
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+
+    def __enter__(self) -> ConnectionSampler:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,79 @@
+"""CPU and memory of the processes under test, read from the OS (psutil), never estimated.
+
+Used from the load process at the exact edges of the measured window: the target's CPU seconds
+and peak RSS, and the database server's CPU (postmaster, its live backends, and the ones that
+already exited, which the kernel charges to the postmaster as reaped children).
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import psutil
+
+
+def _cpu_with_children(proc: psutil.Process) -> float:
+    times = proc.cpu_times()
+    return float(times.user + times.system + times.children_user + times.children_system)
+
+
+class ProcessTree:
+    """A process plus its descendants, e.g. uvicorn or the PostgreSQL postmaster."""
+
+    def __init__(self, pid: int) -> None:
+        self.root = psutil.Process(pid)
+        self.peak_rss = 0
+
+    def cpu_seconds(self) -> float:
+        """Total CPU of the tree so far, including children that have already exited."""
+        total = 0.0
+        with contextlib.suppress(psutil.Error):
+            total += _cpu_with_children(self.root)
+            for child in self.root.children(recursive=True):
+                with contextlib.suppress(psutil.Error):
+                    times = child.cpu_times()
+                    total += times.user + times.system
+        return total
+
+    def sample_rss(self) -> int:
+        """Current RSS of the tree in bytes; remembers the peak."""
+        rss = 0
+        with contextlib.suppress(psutil.Error):
+            rss += self.root.memory_info().rss
+            for child in self.root.children(recursive=True):
+                with contextlib.suppress(psutil.Error):
+                    rss += child.memory_info().rss
+        self.peak_rss = max(self.peak_rss, rss)
+        return rss
+
+
+class Meter:
+    """CPU used by a process tree between ``start()`` and ``stop()``; RSS peak from ``sample()``."""
+
+    def __init__(self, pid: int | None) -> None:
+        self.tree: ProcessTree | None = None
+        if pid:
+            with contextlib.suppress(psutil.Error):
+                self.tree = ProcessTree(pid)
+        self.cpu_start = 0.0
+        self.cpu_s: float | None = None
+
+    def start(self) -> None:
+        if self.tree is not None:
+            self.cpu_start = self.tree.cpu_seconds()
+            self.tree.sample_rss()
+
+    def sample(self) -> None:
+        if self.tree is not None:
+            self.tree.sample_rss()
+
+    def stop(self) -> None:
+        if self.tree is not None:
+            self.tree.sample_rss()
+            self.cpu_s = self.tree.cpu_seconds() - self.cpu_start
+
+    @property
+    def peak_rss_mb(self) -> float | None:
+        if self.tree is None or not self.tree.peak_rss:
+            return None
+        return self.tree.peak_rss / (1024 * 1024)

@@ -1,0 +1,48 @@
+"""Real Locust against a real uvicorn: the open model sees a stall the closed model hides."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from bench import hist
+from bench.load import LoadSpec, run_load
+from bench.procs import Supervisor
+from scenarios import SCENARIOS
+
+STALL_MS = 200.0
+
+
+def p99_ms(sample: dict[str, object], key: str = "histogram") -> float:
+    value = hist.percentile_ms(hist.decode(str(sample[key])), 99.0)
+    assert value is not None
+    return value
+
+
+def test_open_model_exposes_a_stall_the_closed_model_hides(
+    run_target: Callable[[str, dict[str, str]], str], tmp_path: Path
+) -> None:
+    url = run_target("tests.stall_app:app", {})
+    locustfile = SCENARIOS.get("db").path
+    with Supervisor() as supervisor:
+        closed = run_load(supervisor, LoadSpec(locustfile, url, 4, 1.0, 4.0), tmp_path)
+        opened = run_load(supervisor, LoadSpec(locustfile, url, 16, 1.0, 4.0, rate=200.0), tmp_path)
+    # Closed: only the 4 requests in flight during each stall are slow, well under 1 % of them.
+    assert closed["requests"] > 1000, closed["requests"]
+    assert p99_ms(closed) < STALL_MS / 4, p99_ms(closed)
+    # Open: every request scheduled during a stall waits for it, counted from its intended send time.
+    assert p99_ms(opened) > 0.75 * STALL_MS, p99_ms(opened)
+    assert opened["late"] > 0
+    # The send-to-response view of the same requests hides most of it: that is the omission.
+    assert p99_ms(opened, "service_histogram") < p99_ms(opened)
+    achieved = opened["requests"] / opened["duration_s"]
+    assert 0.8 * 200 < achieved < 1.2 * 200, achieved
+
+
+def test_max_requests_closes_the_window_early(run_target: Callable[[str, dict[str, str]], str], tmp_path: Path) -> None:
+    url = run_target("tests.stall_app:app", {})
+    with Supervisor() as supervisor:
+        spec = LoadSpec(SCENARIOS.get("db").path, url, 2, 0.0, 30.0, max_requests=50)
+        sample = run_load(supervisor, spec, tmp_path)
+    assert 50 <= sample["requests"] < 200
+    assert sample["duration_s"] < 10
