@@ -87,3 +87,14 @@ def test_atomic_write_leaves_no_temp_files(tmp_path: Path) -> None:
     results.dump(sample_results(), path)
     results.dump(sample_results(), path, force=True)
     assert sorted(p.name for p in path.parent.iterdir()) == ["r.json"]
+
+
+def test_version_1_files_from_a_real_run_still_load() -> None:
+    """Golden file: written by dbbench's first format (3 variants x 2 scenarios, 8 users)."""
+    loaded = results.load(Path(__file__).parent / "data" / "results-v1.json")
+    assert {(c.variant, c.scenario) for c in loaded.cells} == {
+        (v, s) for v in ("pooled", "nopool", "sync") for s in ("db", "fortunes")
+    }
+    assert all(c.rate is None and c.model == "closed" and c.target_cpu_s is None for c in loaded.cells)
+    pooled = next(c for c in loaded.cells if c.variant == "pooled" and c.scenario == "db")
+    assert pooled.rps > 0 and hist.count(hist.decode(pooled.histogram)) > 0

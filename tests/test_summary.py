@@ -1,0 +1,93 @@
+"""Pure shaping of results into rows: medians, merged percentiles, intervals, sweeps, flags."""
+
+from __future__ import annotations
+
+import statistics
+
+import pytest
+
+from bench import calibration, hist
+from bench.results import Cell, Results, VariantCheck
+from reports import jsonreport, markdown, summary
+
+
+def encoded(values: list[int]) -> str:
+    h = hist.new()
+    for value in values:
+        h.record_value(value)
+    return hist.encode(h)
+
+
+def cell(variant: str, users: int, trial: int, requests: int, latencies_us: list[int], **extra: object) -> Cell:
+    return Cell(
+        variant,
+        "db",
+        users,
+        trial,
+        "ok",
+        duration_s=10.0,
+        requests=requests,
+        histogram=encoded(latencies_us),
+        load_cpu_s=2.0,
+        **extra,
+    )  # type: ignore[arg-type]
+
+
+def make(cells: list[Cell], checks: list[VariantCheck] | None = None, rps_ceiling: float = 10_000) -> Results:
+    meta = {
+        "config": {"variants": ["sync", "pooled"], "scenarios": {"db": "x"}, "users": [8, 32]},
+        "calibration": {"rps": rps_ceiling},
+    }
+    return Results(meta, checks or [], cells)
+
+
+def test_trials_pool_into_one_row_with_median_and_merged_percentiles() -> None:
+    cells = [cell("pooled", 8, t, n, [1000] * 99 + [50_000]) for t, n in [(1, 30_000), (2, 31_000), (3, 50_000)]]
+    (row,) = summary.rows(make(cells))
+    assert row.trials == 3 and row.rps == 3100.0 and (row.rps_min, row.rps_max) == (3000.0, 5000.0)
+    assert row.p50_ms == 1.0 and row.p999_ms == pytest.approx(50.0, rel=0.001)  # HDR: 3 significant digits
+    assert row.rps_ci is not None and row.rps_ci[0] <= row.rps <= row.rps_ci[1]
+    assert row.p99_ci is not None
+
+
+def test_bootstrap_ci_is_deterministic_and_needs_two_samples() -> None:
+    assert summary.bootstrap_ci([5.0], statistics.median) is None
+    values = [10.0, 11.0, 12.0, 30.0]
+    first = summary.bootstrap_ci(values, statistics.median)
+    assert first == summary.bootstrap_ci(values, statistics.median)
+    assert first is not None and 10.0 <= first[0] <= first[1] <= 30.0
+
+
+def test_generator_bound_near_the_ceiling_or_when_locust_is_saturated() -> None:
+    assert calibration.generator_bound(9_000, 0.5, 10_000)
+    assert not calibration.generator_bound(5_000, 0.5, 10_000)
+    assert calibration.generator_bound(100, 0.95, 10_000)
+    assert not calibration.generator_bound(100, 0.2, None)
+    (row,) = summary.rows(make([cell("pooled", 8, 1, 90_000, [100])], rps_ceiling=10_000))
+    assert row.generator_bound
+
+
+def test_sweep_peak_and_knee() -> None:
+    cells = [cell("pooled", users, 1, n, [1000]) for users, n in [(8, 20_000), (32, 29_000), (128, 30_000)]]
+    (curve,) = summary.curves(summary.rows(make(cells)))
+    assert curve.peak.users == 128
+    assert curve.knee.users == 32  # 2,900 ≥ 90 % of 3,000: past it more users buy latency, not throughput
+
+
+def test_failed_checks_become_failed_rows_and_reports_render_them() -> None:
+    check = VariantCheck("sync", False, ["/fortunes: <script> not escaped"])
+    results = make([cell("pooled", 8, 1, 1000, [1000])], [check])
+    rows = {(r.variant, r.users): r for r in summary.rows(results)}
+    assert rows[("sync", 8)].status == "failed" and "not escaped" in rows[("sync", 8)].reason
+    assert rows[("sync", 32)].status == "failed"
+    assert '"status": "failed"' in jsonreport.render(results)
+    text = markdown.render(results)
+    assert "| sync | failed |" in text and "\\|" not in text.split("not escaped")[0][-5:]
+
+
+def test_resource_figures_per_request() -> None:
+    row = summary.rows(make([cell("pooled", 8, 1, 1000, [1000], target_cpu_s=2.0, target_rss_mb=80.0,
+                                  db_cpu_s=1.0, db_connections=10)]))[0]  # fmt: skip
+    assert row.cpu_s_per_request == 0.002 and row.db_cpu_s_per_request == 0.001
+    assert row.rss_mb == 80.0 and row.db_connections == 10
+    assert row.load_cpu_share == 0.2
