@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -59,6 +59,20 @@ def _floats(raw: str, option: str) -> list[float]:
     return values
 
 
+def _host_port(raw: str, option: str) -> tuple[str, int]:
+    host, _, port = raw.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise _fail(f"{option} takes HOST:PORT, e.g. {option} 192.168.1.10:5557; got {raw!r}")
+    return host, int(port)
+
+
+def _master(raw: str | None) -> dict[str, Any]:
+    if raw is None:
+        return {}
+    host, port = _host_port(raw, "--master-bind")
+    return {"master_bind": host, "master_port": port}
+
+
 def _default_output() -> Path:
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     return Path("results") / f"{stamp}.json"
@@ -89,6 +103,23 @@ def run(
     calibrate: Annotated[
         bool, typer.Option(help="Measure the load generator's ceiling first and flag cells near it.")
     ] = True,
+    load_workers: Annotated[
+        int, typer.Option(help="Locust worker processes on this machine (master/worker mode above 1).")
+    ] = 1,
+    remote_workers: Annotated[
+        int, typer.Option(help="Also wait for this many `bench worker` processes from other machines.")
+    ] = 0,
+    master_bind: Annotated[
+        str | None, typer.Option(help="HOST:PORT the Locust master listens on for remote workers.")
+    ] = None,
+    url: Annotated[
+        str | None, typer.Option(help="Load a server that is already running (base URL) instead of the variants.")
+    ] = None,
+    label: Annotated[str, typer.Option(help="Name for the --url server in the results.")] = "external",
+    check: Annotated[bool, typer.Option(help="Check the API contract before any load.")] = True,
+    profile: Annotated[
+        bool, typer.Option(help="Afterwards, profile each variant x scenario with pyinstrument (separate pass).")
+    ] = False,
 ) -> None:
     """Measure every variant x scenario and write a results file."""
     from bench.errors import BenchError
@@ -96,7 +127,7 @@ def run(
 
     try:
         config = RunConfig(
-            variants=_variants(variants),
+            variants=[_external(label)] if url else _variants(variants),
             scenarios=_scenarios(scenarios),
             users=_ints(users, "--users"),
             duration_s=QUICK_DURATION_S if quick else duration,
@@ -108,6 +139,12 @@ def run(
             force=force,
             rates=_floats(rate, "--rate") if rate else [],
             calibrate=calibrate,
+            load_workers=load_workers,
+            remote_workers=remote_workers,
+            **_master(master_bind),
+            url=url.rstrip("/") if url else None,
+            check=check,
+            profile=profile,
         )
         _execute(config)
     except BenchError as exc:
@@ -125,6 +162,14 @@ def _variants(raw: str) -> list[Variant]:
         return [VARIANTS.get(name) for name in names]
     except UnknownVariant as exc:
         raise BenchError(str(exc)) from None
+
+
+def _external(label: str) -> Variant:
+    from targets import Variant
+
+    if not label.replace("_", "").replace("-", "").isalnum():
+        raise _fail(f"--label takes letters, digits, '-' and '_'; got {label!r}")
+    return Variant(label, "(external)")
 
 
 def _scenarios(raw: str) -> list[Scenario]:
@@ -223,6 +268,34 @@ def calibrate_(
         f"cells above {calibration.CEILING_FRACTION:.0%} of this, or with Locust above "
         f"{calibration.LOAD_CPU_LIMIT:.0%} CPU, are flagged generator-bound"
     )
+
+
+@app.command()
+def worker(
+    master: Annotated[str, typer.Option(help="HOST:PORT of the Locust master a `bench run` started.")],
+    scenario: Annotated[str, typer.Option(help="The run's scenario (name or locustfile path).")] = "db",
+) -> None:
+    """Join a `bench run --remote-workers N --master-bind HOST:PORT` as one more load process."""
+    import time
+
+    from bench.errors import BenchError
+    from bench.load import worker_argv
+    from bench.procs import Supervisor, sigterm_as_interrupt
+    from scenarios import SCENARIOS
+
+    host, port = _host_port(master, "--master")
+    try:
+        locustfile = SCENARIOS.get(scenario).path
+    except BenchError as exc:
+        raise _fail(str(exc)) from None
+    try:
+        with sigterm_as_interrupt(), Supervisor() as supervisor:
+            child = supervisor.start("locust-worker", worker_argv(str(locustfile), host, port))
+            typer.echo(f"worker joined {host}:{port} with {locustfile.name}; Ctrl-C leaves")
+            while child.alive():
+                time.sleep(0.5)
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
 
 
 @app.command("list")

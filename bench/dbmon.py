@@ -10,8 +10,9 @@ import contextlib
 
 import psycopg
 
+# The marker keeps this monitor's own query out of the pg_stat_statements snapshots (bench.pgstats).
 _COUNT = (
-    "SELECT count(*) FROM pg_stat_activity "
+    "/* dbbench:pgstats */ SELECT count(*) FROM pg_stat_activity "
     "WHERE datname = current_database() AND backend_type = 'client backend' AND pid <> pg_backend_pid()"
 )
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench.net import LOOPBACK, free_port
 from bench.procs import Supervisor
 
 # Headroom past the window for Locust's start-up and shutdown before we call it hung.
@@ -33,35 +34,29 @@ class LoadSpec:
     db_pid: int | None = None  # PostgreSQL postmaster, for database CPU over the window
     target_stats: bool = False  # reset and collect the target's /_bench/stats at the window's edges
     max_requests: int = 0  # close the window early after this many requests (0: no limit)
+    workers: int = 1  # local Locust processes; above 1, Locust's own master/worker mode
+    remote_workers: int = 0  # more workers that join from other machines (``bench worker``)
+    master_bind: str = LOOPBACK  # where the master listens; only non-loopback for remote workers
+    master_port: int | None = None  # fixed port for remote workers to join; None picks a free one
+    pg_dsn: str | None = None  # reset / snapshot pg_stat_statements at the window's edges
 
 
-def locust_argv(spec: LoadSpec) -> list[str]:
+def worker_argv(locustfile: str, master_host: str, master_port: int) -> list[str]:
+    argv = [sys.executable, "-m", "bench.locust_entry", "-f", locustfile, "--worker", "--loglevel", "WARNING"]
+    return [*argv, "--master-host", master_host, "--master-port", str(master_port)]
+
+
+def locust_argv(spec: LoadSpec, master_port: int | None = None) -> list[str]:
     # All users start within the first second (-r = users) so the warm-up absorbs the ramp;
     # --run-time is only a backstop: the entry point ends the run itself when the window closes.
     run_time = int(spec.warmup_s + spec.duration_s + _GRACE_S)
-    return [
-        sys.executable,
-        "-m",
-        "bench.locust_entry",
-        "-f",
-        str(spec.locustfile),
-        "--headless",
-        "--only-summary",
-        "-u",
-        str(spec.users),
-        "-r",
-        str(spec.users),
-        "--host",
-        spec.host,
-        "--run-time",
-        f"{run_time}s",
-        "--stop-timeout",
-        "0",
-        "--loglevel",
-        "WARNING",
-        "--exit-code-on-error",
-        "0",
-    ]
+    argv = [sys.executable, "-m", "bench.locust_entry", "-f", str(spec.locustfile), "--headless", "--only-summary"]
+    argv += ["-u", str(spec.users), "-r", str(spec.users), "--host", spec.host, "--run-time", f"{run_time}s"]
+    argv += ["--stop-timeout", "0", "--loglevel", "WARNING", "--exit-code-on-error", "0"]
+    if master_port is not None:
+        argv += ["--master", "--master-bind-host", spec.master_bind, "--master-bind-port", str(master_port)]
+        argv += ["--expect-workers", str(spec.workers + spec.remote_workers), "--expect-workers-max-wait", "60"]
+    return argv
 
 
 def run_load(
@@ -75,6 +70,7 @@ def run_load(
     out.unlink(missing_ok=True)
     env = dict(os.environ)
     env.update(
+        DBBENCH_USERS=str(spec.users),
         DBBENCH_WARMUP_S=str(spec.warmup_s),
         DBBENCH_DURATION_S=str(spec.duration_s),
         DBBENCH_OUT=str(out),
@@ -83,8 +79,17 @@ def run_load(
         DBBENCH_DB_PID=str(spec.db_pid or 0),
         DBBENCH_TARGET_STATS="1" if spec.target_stats else "0",
         DBBENCH_MAX_REQUESTS=str(spec.max_requests),
+        DBBENCH_PG_DSN=spec.pg_dsn or "",
     )
-    child = supervisor.start("locust", locust_argv(spec), env=env, log_path=workdir / "locust.log")
+    distributed = spec.workers > 1 or spec.remote_workers > 0
+    master_port = (spec.master_port or free_port()) if distributed else None
+    child = supervisor.start("locust", locust_argv(spec, master_port), env=env, log_path=workdir / "locust.log")
+    workers = []
+    if master_port is not None:
+        for index in range(spec.workers):
+            argv = worker_argv(str(spec.locustfile), LOOPBACK, master_port)
+            log = workdir / f"locust-worker-{index}.log"
+            workers.append(supervisor.start(f"locust-worker-{index}", argv, env=env, log_path=log))
     started = time.monotonic()
     deadline = started + spec.warmup_s + spec.duration_s + _GRACE_S
     try:
@@ -96,6 +101,8 @@ def run_load(
             time.sleep(0.2)
     finally:
         supervisor.stop(child)
+        for worker in workers:
+            supervisor.stop(worker)
     if not out.exists():
         tail = child.log_tail(5).replace("\n", " | ")
         raise LoadFailed(f"Locust exited with code {child.popen.returncode} before the window closed: {tail}")

@@ -14,7 +14,7 @@ import contextlib
 import itertools
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Final
 
 import psycopg
@@ -83,6 +83,24 @@ class StatementStat:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> StatementStat:
         return cls(**{name: data[name] for name in cls.__dataclass_fields__})
+
+    def merged_with(self, other: StatementStat) -> StatementStat:
+        """The same statement over two windows: counts add up; the spread is not recoverable from
+        two summaries, so ``stddev_ms`` keeps the larger of the two as a lower bound."""
+        calls = self.calls + other.calls
+        total = self.total_ms + other.total_ms
+        return replace(
+            self,
+            calls=calls,
+            total_ms=total,
+            mean_ms=total / calls if calls else 0.0,
+            stddev_ms=max(self.stddev_ms, other.stddev_ms),
+            min_ms=min(self.min_ms, other.min_ms),
+            max_ms=max(self.max_ms, other.max_ms),
+            rows=self.rows + other.rows,
+            shared_blks_hit=self.shared_blks_hit + other.shared_blks_hit,
+            shared_blks_read=self.shared_blks_read + other.shared_blks_read,
+        )
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,9 @@ needs no re-run.
 Format history (bump ``FORMAT_VERSION`` and teach ``_upgrade`` on every incompatible change):
 - 1 (dbbench 0.1): metadata, contract checks per variant, cells with histograms per endpoint.
 - 2: cells gain the load model (closed users / open rate), coordinated-omission fields (service
-  histogram, late requests), resource figures (target CPU and RSS, database CPU and connections)
-  and the target's own statement statistics; metadata gains the load generator's calibration.
+  histogram, late requests), resource figures (target CPU and RSS, database CPU and connections),
+  the target's own statement statistics and pg_stat_statements; metadata gains the load
+  generator's calibration; the file gains EXPLAIN plans and profiles (one per variant x scenario).
 """
 
 from __future__ import annotations
@@ -51,7 +52,8 @@ class Cell:
     histogram: str = ""  # encoded HDR histogram of successful requests, microseconds
     endpoints: dict[str, EndpointStats] = field(default_factory=dict)
     bytes_received: int = 0
-    load_cpu_s: float = 0.0  # CPU the load generator used in the window
+    load_cpu_s: float = 0.0  # CPU the load generator used in the window (all its processes)
+    load_processes: int = 1  # Locust processes that sent requests (workers, in master/worker mode)
     started_at: str = ""
     target: dict[str, Any] = field(default_factory=dict)  # the variant's /_bench/info after the cell
     # Open model: latency from send to response (``histogram`` counts from the intended send time).
@@ -62,6 +64,7 @@ class Cell:
     db_cpu_s: float | None = None  # PostgreSQL's CPU over the window (embedded server only)
     db_connections: int | None = None  # peak client connections to the run's database
     target_stats: dict[str, Any] | None = None  # the target's /_bench/stats for the window
+    pg_statements: list[dict[str, Any]] | None = None  # pg_stat_statements for the window (top by time)
 
     @property
     def error_count(self) -> int:
@@ -100,6 +103,8 @@ class Results:
     metadata: dict[str, Any] = field(default_factory=dict)
     checks: list[VariantCheck] = field(default_factory=list)
     cells: list[Cell] = field(default_factory=list)
+    explains: list[dict[str, Any]] = field(default_factory=list)  # plans of the run's top statements
+    profiles: list[dict[str, Any]] = field(default_factory=list)  # the profiling pass, if any
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -108,6 +113,8 @@ class Results:
             "metadata": self.metadata,
             "checks": [asdict(check) for check in self.checks],
             "cells": [asdict(cell) for cell in self.cells],
+            "explains": self.explains,
+            "profiles": self.profiles,
         }
 
     @classmethod
@@ -119,7 +126,13 @@ class Results:
             raw["endpoints"] = {k: EndpointStats(**v) for k, v in raw.get("endpoints", {}).items()}
             cells.append(Cell(**raw))
         checks = [VariantCheck(**raw) for raw in data["checks"]]
-        return cls(metadata=data["metadata"], checks=checks, cells=cells)
+        return cls(
+            metadata=data["metadata"],
+            checks=checks,
+            cells=cells,
+            explains=list(data.get("explains", [])),
+            profiles=list(data.get("profiles", [])),
+        )
 
 
 def _upgrade(data: dict[str, Any]) -> dict[str, Any]:

@@ -10,8 +10,9 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
-from bench import calibration, load, metadata, results, seed
+from bench import calibration, load, metadata, pgstats, profiles, results, seed
 from bench.contract_check import check_variant
 from bench.dbmon import ConnectionSampler
 from bench.errors import BenchError
@@ -40,6 +41,13 @@ class RunConfig:
     force: bool = False
     rates: list[float] = field(default_factory=list)  # open model when given: one cell per rate
     calibrate: bool = True
+    load_workers: int = 1  # local Locust processes per cell (Locust's master/worker mode above 1)
+    remote_workers: int = 0  # workers joining from other machines via `bench worker`
+    master_bind: str = "127.0.0.1"
+    master_port: int | None = None
+    url: str | None = None  # load a server dbbench did not start (then there is one "variant")
+    check: bool = True  # run the contract check before any load
+    profile: bool = False  # after the timed cells, a pyinstrument pass per variant x scenario
 
     def load_points(self) -> list[tuple[int, float | None]]:
         """(users, rate) per point of the sweep: users sweep the closed model, rates the open one."""
@@ -96,6 +104,7 @@ class Run:
     config: RunConfig
     observer: Observer
     results: Results = field(default_factory=Results)
+    pg_dsn: str | None = None  # set when pg_stat_statements is usable on the run's database
 
     def save(self) -> None:
         results.dump(self.results, self.config.output, force=True)
@@ -105,6 +114,9 @@ class Run:
         results.ensure_writable(config.output, force=config.force)
         with Supervisor() as supervisor, tempfile.TemporaryDirectory(prefix="dbbench-run-") as tmp:
             workdir = Path(tmp)
+            if config.url:
+                self._execute_external(supervisor, workdir, config.url)
+                return self.results
             self.observer.phase("provisioning PostgreSQL")
             with provision(supervisor, config.dsn) as database:
                 self.results.metadata = self._metadata(database)
@@ -113,6 +125,7 @@ class Run:
                     self._calibrate(supervisor, workdir)
                 self.observer.phase("seeding")
                 seed.apply_schema(database.dsn)
+                self._probe_pg_stat_statements(database)
                 target_config = TargetConfig(database.dsn, config.pool_size)
                 passed = self._check_all(supervisor, database, target_config, workdir)
                 keys = plan(passed, config.scenarios, config.load_points(), config.trials)
@@ -122,7 +135,118 @@ class Run:
                     self.results.cells.append(cell)
                     self.save()
                     self.observer.cell_finished(cell)
+                self._explain(database)
+                if config.profile:
+                    self._profile(supervisor, database, passed, workdir)
         return self.results
+
+    def _probe_pg_stat_statements(self, database: Database) -> None:
+        found = pgstats.availability(database.dsn)
+        self.results.metadata["pg_stat_statements"] = {"available": found.ok, "reason": found.reason}
+        self.pg_dsn = database.dsn if found.ok else None
+
+    def _explain(self, database: Database) -> None:
+        """EXPLAIN (ANALYZE, BUFFERS) of the run's heaviest statements, once, with real parameters."""
+        if self.pg_dsn is None:
+            return
+        totals: dict[str, pgstats.StatementStat] = {}
+        samples: dict[str, Any] = {}
+        for cell in self.results.cells:
+            for raw in cell.pg_statements or []:
+                stat = pgstats.StatementStat.from_dict(raw)
+                seen = totals.get(stat.fingerprint)
+                totals[stat.fingerprint] = stat if seen is None else stat.merged_with(seen)
+            for statement in (cell.target_stats or {}).get("statements", []):
+                if statement.get("sample_params") is not None:
+                    samples.setdefault(statement["fingerprint"], statement["sample_params"])
+        if not totals:
+            return
+        self.observer.phase("explaining the heaviest statements")
+        seed.seed(database.dsn)
+        plans = pgstats.capture_top_explains(database.dsn, list(totals.values()), samples)
+        self.results.explains = [plan.to_dict() for plan in plans]
+        self.save()
+
+    def _profile(self, supervisor: Supervisor, database: Database, variants: list[Variant], workdir: Path) -> None:
+        out_dir = profiles.profile_dir_for(self.config.output)
+        for variant in variants:
+            for scenario in self.config.scenarios:
+                self.observer.phase(f"profiling {variant.name} · {scenario.name}")
+                entry = profiles.profile(
+                    supervisor, database, self.config.pool_size, variant, scenario, workdir, out_dir
+                )
+                entry["directory"] = out_dir.name
+                self.results.profiles.append(entry)
+                self.save()
+
+    def _execute_external(self, supervisor: Supervisor, workdir: Path, url: str) -> None:
+        """``--url``: the server is the user's; no database to provision or seed, no process to watch."""
+        config = self.config
+        self.results.metadata = self._metadata(Database(dsn="", kind="external server (--url, not managed)"))
+        self.results.metadata["config"]["url"] = url
+        self.save()
+        if config.calibrate:
+            self._calibrate(supervisor, workdir)
+        variant = config.variants[0]
+        if config.check:
+            self.observer.phase(f"checking the contract: {url}")
+            report = check_variant(url, None)
+            check = VariantCheck(variant.name, report.ok, list(report.problems), dict(report.info))
+            self.results.checks.append(check)
+            self.save()
+            self.observer.checked(check)
+            if not check.ok:
+                return
+        keys = plan([variant], config.scenarios, config.load_points(), config.trials)
+        for index, key in enumerate(keys, start=1):
+            self.observer.cell_started(index, len(keys), key, config.warmup_s + config.duration_s)
+            cell = self._new_cell(key)
+            spec = self._spec(key, url)
+            try:
+                sample = load.run_load(supervisor, spec, workdir, on_tick=self.observer.tick)
+            except load.LoadFailed as exc:
+                cell.status, cell.reason = "failed", str(exc)
+            else:
+                fill(cell, sample)
+            self.results.cells.append(cell)
+            self.save()
+            self.observer.cell_finished(cell)
+
+    def _new_cell(self, key: CellKey) -> Cell:
+        return Cell(
+            key.variant.name,
+            key.scenario.name,
+            key.users,
+            key.trial,
+            status="ok",
+            rate=key.rate,
+            warmup_s=self.config.warmup_s,
+            started_at=metadata.now_iso(),
+        )
+
+    def _spec(self, key: CellKey, url: str, target_pid: int | None = None, db_pid: int | None = None) -> load.LoadSpec:
+        return load.LoadSpec(
+            key.scenario.path,
+            url,
+            key.users,
+            self.config.warmup_s,
+            self.config.duration_s,
+            rate=key.rate,
+            target_pid=target_pid,
+            db_pid=db_pid,
+            target_stats=True,
+            workers=self.config.load_workers,
+            remote_workers=self.config.remote_workers,
+            master_bind=self.config.master_bind,
+            master_port=self.config.master_port,
+            pg_dsn=self.pg_dsn,
+        )
+
+    def _load_processes(self) -> str:
+        config = self.config
+        if config.load_workers <= 1 and not config.remote_workers:
+            return "1 process"
+        return f"master + {config.load_workers} local and {config.remote_workers} remote worker(s)"
 
     def _calibrate(self, supervisor: Supervisor, workdir: Path) -> None:
         self.observer.phase("calibrating the load generator")
@@ -158,7 +282,7 @@ class Run:
                 "duration_s": config.duration_s,
                 "warmup_s": config.warmup_s,
                 "trials": config.trials,
-                "load_generator": f"locust FastHttpUser, 1 process; {model}",
+                "load_generator": f"locust FastHttpUser, {self._load_processes()}; {model}",
                 "server": "uvicorn, 1 worker, 127.0.0.1",
             },
             "pool": {
@@ -173,6 +297,8 @@ class Run:
     def _check_all(
         self, supervisor: Supervisor, database: Database, config: TargetConfig, workdir: Path
     ) -> list[Variant]:
+        if not self.config.check:
+            return list(self.config.variants)
         passed = []
         for variant in self.config.variants:
             self.observer.phase(f"checking the contract: {variant.name}")
@@ -194,16 +320,7 @@ class Run:
     def _measure(
         self, supervisor: Supervisor, database: Database, config: TargetConfig, key: CellKey, workdir: Path
     ) -> Cell:
-        cell = Cell(
-            key.variant.name,
-            key.scenario.name,
-            key.users,
-            key.trial,
-            status="ok",
-            rate=key.rate,
-            warmup_s=self.config.warmup_s,
-            started_at=metadata.now_iso(),
-        )
+        cell = self._new_cell(key)
         # Every cell starts from the same data: writes from an earlier cell (and their bloat) are gone.
         seed.seed(database.dsn)
         log = workdir / f"{key.variant.name}-{key.scenario.name}-{key.load}-{key.trial}.log".replace(" ", "")
@@ -212,17 +329,7 @@ class Run:
                 serve(supervisor, key.variant.name, key.variant.app, config, log) as target,
                 ConnectionSampler(database.dsn) as connections,
             ):
-                spec = load.LoadSpec(
-                    key.scenario.path,
-                    target.url,
-                    key.users,
-                    self.config.warmup_s,
-                    self.config.duration_s,
-                    rate=key.rate,
-                    target_pid=target.child.pid,
-                    db_pid=database.server_pid,
-                    target_stats=True,
-                )
+                spec = self._spec(key, target.url, target.child.pid, database.server_pid)
 
                 def tick(elapsed: float) -> None:
                     connections.sample()
@@ -252,10 +359,12 @@ def fill(cell: Cell, sample: dict[str, Any]) -> None:
     }
     cell.bytes_received = int(sample["bytes_received"])
     cell.load_cpu_s = float(sample["load_cpu_s"])
+    cell.load_processes = int(sample.get("load_processes", 1))
     cell.target_cpu_s = sample.get("target_cpu_s")
     cell.target_rss_mb = sample.get("target_rss_mb")
     cell.db_cpu_s = sample.get("db_cpu_s")
     cell.target_stats = sample.get("target_stats")
+    cell.pg_statements = sample.get("pg_statements")
     if cell.requests == 0:
         cell.status, cell.reason = "failed", "no request completed in the measured window"
 
@@ -273,7 +382,18 @@ def validate_config(config: RunConfig) -> None:
         (config.warmup_s >= 0, "--warmup must be >= 0 seconds"),
         (config.trials >= 1, "--trials must be >= 1"),
         (config.pool_size >= 1, "--pool-size must be >= 1"),
+        (config.load_workers >= 1, "--load-workers must be >= 1"),
+        (config.remote_workers >= 0, "--remote-workers must be >= 0"),
+        (not config.remote_workers or config.master_port is not None, "--remote-workers needs --master-bind HOST:PORT"),
     ]
+    if config.url is not None:
+        parts = urlsplit(config.url)
+        checks.append(
+            (
+                parts.scheme in ("http", "https") and bool(parts.hostname) and parts.path in ("", "/"),
+                f"--url takes the server's base URL, e.g. http://127.0.0.1:8000; got {config.url!r}",
+            )
+        )
     for ok, message in checks:
         if not ok:
             raise BenchError(message)

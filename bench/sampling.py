@@ -51,8 +51,7 @@ class Window:
         self.end: float | None = None
         self.cpu_start = 0.0
         self.cpu_end = 0.0
-        self.total = hist.new()
-        self.service = hist.new()
+        self.service = hist.new()  # open model only; in the closed model it equals the latency
         self.endpoints: dict[str, _Endpoint] = {}
         self.errors: dict[str, int] = {}
         self.requests = 0
@@ -87,7 +86,9 @@ class Window:
         self.requests += 1
         if self.max_requests and self.requests >= self.max_requests:
             self.close()  # this request still counts: it completed inside the window
-        endpoint = self.endpoints.setdefault(name, _Endpoint())
+        endpoint = self.endpoints.get(name)
+        if endpoint is None:  # not setdefault: a new histogram allocates ~100 KB, once per endpoint
+            endpoint = self.endpoints[name] = _Endpoint()
         endpoint.requests += 1
         if exception is not None:
             kind = f"{type(exception).__name__}: {exception}"[:_ERROR_TEXT_LIMIT]
@@ -95,16 +96,17 @@ class Window:
             endpoint.errors += 1
             return
         # Locust reports milliseconds as a float; store whole microseconds (HDR needs integers).
+        # One histogram record per request in the closed model (this runs for every request in the
+        # load process, whose CPU is the generator's ceiling); the totals merge endpoints at the end.
         service_us = max(1, round(response_time * 1000))
-        latency_us = service_us
         intended = (context or {}).get(INTENDED_KEY)
-        if intended is not None:
+        if intended is None:
+            endpoint.histogram.record_value(service_us)
+        else:
             if (context or {}).get(BEHIND_KEY):
                 self.late += 1
-            latency_us = max(service_us, round((now - intended) * 1_000_000))
-        self.service.record_value(service_us)
-        self.total.record_value(latency_us)
-        endpoint.histogram.record_value(latency_us)
+            self.service.record_value(service_us)
+            endpoint.histogram.record_value(max(service_us, round((now - intended) * 1_000_000)))
         self.bytes += response_length or 0
 
     @property
@@ -113,11 +115,14 @@ class Window:
 
     def to_dict(self) -> dict[str, Any]:
         measured = (self.end or self.clock()) - (self.start or self.clock())
+        total = hist.new()
+        for endpoint in self.endpoints.values():
+            total.add(endpoint.histogram)
         return {
             "requests": self.requests,
             "errors": self.errors,
-            "histogram": hist.encode(self.total),
-            "service_histogram": hist.encode(self.service),
+            "histogram": hist.encode(total),
+            "service_histogram": hist.encode(self.service if hist.count(self.service) else total),
             "late": self.late,
             "endpoints": {
                 name: {"requests": e.requests, "errors": e.errors, "histogram": hist.encode(e.histogram)}
@@ -126,6 +131,7 @@ class Window:
             "duration_s": measured,
             "bytes_received": self.bytes,
             "load_cpu_s": self.cpu_end - self.cpu_start,
+            "load_processes": 1,
             **self.extra,
         }
 
@@ -149,3 +155,35 @@ class Pacer:
         self.intended += self.interval_s
         self.behind = now > self.intended
         return max(0.0, self.intended - now)
+
+
+def merge_windows(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """One window from several load processes (Locust workers): counts add up and histograms merge;
+    percentiles are computed from the merged histogram later, never averaged across workers."""
+    if len(parts) == 1:
+        return parts[0]
+    merged: dict[str, Any] = dict(parts[0])
+    for key in ("requests", "late", "bytes_received"):
+        merged[key] = sum(int(p.get(key, 0)) for p in parts)
+    merged["load_cpu_s"] = sum(float(p.get("load_cpu_s", 0.0)) for p in parts)
+    errors: dict[str, int] = {}
+    for part in parts:
+        for kind, count in part.get("errors", {}).items():
+            errors[kind] = errors.get(kind, 0) + int(count)
+    merged["errors"] = errors
+    for key in ("histogram", "service_histogram"):
+        merged[key] = hist.encode(hist.merge(str(p.get(key, "")) for p in parts))
+    endpoints: dict[str, dict[str, Any]] = {}
+    for part in parts:
+        for name, e in part.get("endpoints", {}).items():
+            slot = endpoints.setdefault(name, {"requests": 0, "errors": 0, "histograms": []})
+            slot["requests"] += int(e["requests"])
+            slot["errors"] += int(e["errors"])
+            slot["histograms"].append(str(e["histogram"]))
+    merged["endpoints"] = {
+        name: {"requests": e["requests"], "errors": e["errors"], "histogram": hist.encode(hist.merge(e["histograms"]))}
+        for name, e in endpoints.items()
+    }
+    merged["load_processes"] = sum(int(p.get("load_processes", 1)) for p in parts)
+    merged["per_process_requests"] = [int(p["requests"]) for p in parts if int(p.get("load_processes", 1))]
+    return merged

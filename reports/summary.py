@@ -50,11 +50,16 @@ class Row:
     late: int
     achieved_share: float | None  # open model: achieved / target rate; below 0.95 the schedule slipped
     generator_bound: bool
-    load_cpu_share: float | None  # the load process's CPU / window: > 0.9 means Locust was saturated
+    load_cpu_share: float | None  # CPU per load process / window: > 0.9 means Locust was saturated
     cpu_s_per_request: float | None  # the target's CPU seconds per request
     rss_mb: float | None  # the target's peak RSS
     db_cpu_s_per_request: float | None
     db_connections: int | None
+    queries_per_request: float | None  # statements the target ran per request (its own hooks)
+    db_time_share: float | None  # time inside statements / time inside requests, target side
+    top_statements: list[dict[str, Any]]  # heaviest statements by total time, target side
+    pg_top_statements: list[dict[str, Any]]  # the same from pg_stat_statements (server side)
+    findings: list[str]  # e.g. "N+1 suspected: 21 similar statements per request"
     status: str  # "ok", or "failed" when no trial of the cell succeeded
     reason: str
 
@@ -122,12 +127,87 @@ def _failed_row(key: Key, reason: str) -> Row:
         rss_mb=None,
         db_cpu_s_per_request=None,
         db_connections=None,
+        queries_per_request=None,
+        db_time_share=None,
+        top_statements=[],
+        pg_top_statements=[],
+        findings=[],
         status="failed",
         reason=reason,
     )
 
 
-def _row(key: Key, cells: list[Cell], ceiling: float | None) -> Row:
+TOP_STATEMENTS = 5
+
+
+def _statement_figures(cells: list[Cell]) -> dict[str, Any]:
+    """Target-side statement statistics pooled over trials: counts add up; per-statement p50/p95
+    are the median over trials (percentiles of separate windows cannot be merged exactly)."""
+    stats = [c.target_stats for c in cells if c.target_stats and c.target_stats.get("instrumented")]
+    if not stats:
+        return {"queries_per_request": None, "db_time_share": None, "top_statements": []}
+    requests = queries = 0
+    request_time = db_time = 0.0
+    for window in stats:
+        for endpoint in window.get("endpoints", {}).values():
+            requests += int(endpoint["requests"])
+            queries += int(endpoint["queries"])
+            request_time += float(endpoint["request_time_s"])
+            db_time += float(endpoint["db_time_s"])
+    pooled: dict[str, dict[str, Any]] = {}
+    for window in stats:
+        for statement in window.get("statements", []):
+            slot = pooled.setdefault(statement["fingerprint"], {"calls": 0, "total_ms": 0.0, "p50": [], "p95": []})
+            slot["calls"] += int(statement["calls"])
+            slot["total_ms"] += float(statement["total_ms"])
+            slot["p50"].append(float(statement["p50_ms"]))
+            slot["p95"].append(float(statement["p95_ms"]))
+    heaviest = sorted(pooled.items(), key=lambda item: item[1]["total_ms"], reverse=True)[:TOP_STATEMENTS]
+    return {
+        "queries_per_request": queries / requests if requests else None,
+        "db_time_share": db_time / request_time if request_time else None,
+        "top_statements": [
+            {
+                "fingerprint": text,
+                "calls": slot["calls"],
+                "calls_per_request": slot["calls"] / requests if requests else None,
+                "total_ms": slot["total_ms"],
+                "mean_ms": slot["total_ms"] / slot["calls"] if slot["calls"] else None,
+                "p50_ms": statistics.median(slot["p50"]),
+                "p95_ms": statistics.median(slot["p95"]),
+            }
+            for text, slot in heaviest
+        ],
+    }
+
+
+_PG_SUMMED = ("calls", "total_ms", "rows", "shared_blks_hit", "shared_blks_read")
+
+
+def _pg_top(cells: list[Cell]) -> list[dict[str, Any]]:
+    pooled: dict[str, dict[str, Any]] = {}
+    for cell in cells:
+        for raw in cell.pg_statements or []:
+            key = raw.get("fingerprint") or raw["query"]
+            slot = pooled.setdefault(key, {"query": raw["query"], **dict.fromkeys(_PG_SUMMED, 0)})
+            for name in _PG_SUMMED:
+                slot[name] += raw[name]
+    heaviest = sorted(pooled.values(), key=lambda slot: slot["total_ms"], reverse=True)[:TOP_STATEMENTS]
+    for slot in heaviest:
+        slot["mean_ms"] = slot["total_ms"] / slot["calls"] if slot["calls"] else None
+    return heaviest
+
+
+def _findings(cells: list[Cell], check_info: dict[str, Any]) -> list[str]:
+    endpoints = {name for cell in cells for name in cell.endpoints}
+    return [
+        f"{suspect['endpoint']}: {suspect['message']}"
+        for suspect in check_info.get("nplus1_suspects", [])
+        if suspect.get("endpoint") in endpoints
+    ]
+
+
+def _row(key: Key, cells: list[Cell], ceiling: float | None, check_info: dict[str, Any] | None = None) -> Row:
     ok = [c for c in cells if c.ok]
     if not ok:
         return _failed_row(key, "; ".join(sorted({c.reason for c in cells})))
@@ -135,8 +215,9 @@ def _row(key: Key, cells: list[Cell], ceiling: float | None) -> Row:
     rates = [c.rps for c in ok]
     requests = sum(c.requests for c in ok)
     errors = sum(c.error_count for c in ok)
-    window = sum(c.duration_s for c in ok)
-    load_cpu_share = sum(c.load_cpu_s for c in ok) / window if window else None
+    # Per load process: a worker near a full core is saturated however many workers there are.
+    process_window = sum(c.duration_s * max(1, c.load_processes) for c in ok)
+    load_cpu_share = sum(c.load_cpu_s for c in ok) / process_window if process_window else None
     rps = statistics.median(rates)
     failed = len(cells) - len(ok)
     encoded = [c.histogram for c in ok]
@@ -169,6 +250,9 @@ def _row(key: Key, cells: list[Cell], ceiling: float | None) -> Row:
         rss_mb=max(rss) if rss else None,
         db_cpu_s_per_request=_per_request((c.db_cpu_s for c in ok), requests),
         db_connections=max(connections) if connections else None,
+        **_statement_figures(ok),
+        pg_top_statements=_pg_top(ok),
+        findings=_findings(ok, check_info or {}),
         status="ok",
         reason=f"{failed} trial(s) failed" if failed else "",
     )
@@ -213,7 +297,8 @@ def rows(results: Results) -> list[Row]:
         )
 
     ceiling = ceiling_rps(results)
-    return [_row(key, groups[key], ceiling) for key in sorted(groups, key=order)]
+    infos = {check.variant: check.info for check in results.checks}
+    return [_row(key, groups[key], ceiling, infos.get(key[0])) for key in sorted(groups, key=order)]
 
 
 def failed_checks(results: Results) -> list[tuple[str, list[str]]]:

@@ -135,6 +135,43 @@ def sweep_table(results: Results) -> Table | None:
     return grid
 
 
+def time_table(results: Results) -> Table | None:
+    """Where the time goes: statements per request, the database's share, the heaviest statement."""
+    measured = [row for row in summary.rows(results) if row.status == "ok" and row.queries_per_request is not None]
+    if not measured:
+        return None
+    grid = Table(title="where the time goes (target-side statement timings)", title_justify="left", header_style="bold")
+    for name in ("scenario", "variant", "queries/req", "DB share", "heaviest statement", "mean ms", "findings"):
+        grid.add_column(name)
+    seen: set[tuple[str, str]] = set()
+    for row in measured:
+        if (row.scenario, row.variant) in seen:
+            continue  # one line per variant and scenario: the first load point
+        seen.add((row.scenario, row.variant))
+        top = row.top_statements[0] if row.top_statements else {}
+        share = "-" if row.db_time_share is None else f"{row.db_time_share:.0%}"
+        grid.add_row(row.scenario, row.variant, f"{row.queries_per_request:.1f}", share,
+                     str(top.get("fingerprint", "-"))[:60], ms(top.get("mean_ms")),
+                     Text("; ".join(row.findings), style="yellow"))  # fmt: skip
+    return grid
+
+
+def profile_table(results: Results) -> Table | None:
+    if not results.profiles:
+        return None
+    grid = Table(title="profiles: top frames by self time", title_justify="left", header_style="bold")
+    for name in ("scenario", "variant", "requests", "top frames (self time share)", "HTML"):
+        grid.add_column(name)
+    for entry in results.profiles:
+        if "error" in entry:
+            grid.add_row(entry["scenario"], entry["variant"], "-", Text(entry["error"], style="red"), "")
+            continue
+        frames = ", ".join(f"{f['function']} {f['self_share']:.0%}" for f in entry["top_frames"][:3])
+        grid.add_row(entry["scenario"], entry["variant"], str(entry.get("requests", "-")), frames,
+                     f"{entry['directory']}/{entry['files']['html']}")  # fmt: skip
+    return grid
+
+
 def footer(results: Results) -> Text:
     database = results.metadata.get("database", {})
     pool = results.metadata.get("pool", {})
@@ -151,9 +188,9 @@ def footer(results: Results) -> Text:
 
 def render(results: Results) -> RenderableType:
     parts: list[RenderableType] = [table(results)]
-    sweeps = sweep_table(results)
-    if sweeps is not None:
-        parts.append(sweeps)
+    for extra in (sweep_table(results), time_table(results), profile_table(results)):
+        if extra is not None:
+            parts.append(extra)
     for variant, problems in summary.failed_checks(results):
         parts.append(Text(f"{variant} failed its contract check and was not measured:", style="bold red"))
         parts.extend(Text(f"  - {problem}", style="red") for problem in problems[:10])

@@ -44,13 +44,10 @@ class ScenarioRegistry:
         if path.suffix == ".py":
             if not path.is_file():
                 raise BenchError(
-                    f"locustfile {name} does not exist; pass a path to a locustfile or one of "
-                    f"{', '.join(self._items)}"
+                    f"locustfile {name} does not exist; pass a path to a locustfile or one of {', '.join(self._items)}"
                 )
             return Scenario(path.stem, path.resolve())
-        raise BenchError(
-            f"unknown scenario {name!r}; choose from {', '.join(self._items)} or pass a locustfile path"
-        )
+        raise BenchError(f"unknown scenario {name!r}; choose from {', '.join(self._items)} or pass a locustfile path")
 
 
-SCENARIOS = ScenarioRegistry(["db", "queries", "fortunes", "updates"])
+SCENARIOS = ScenarioRegistry(["db", "queries", "fortunes", "updates", "nplus1"])

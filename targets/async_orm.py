@@ -9,11 +9,22 @@ import asyncio
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 
-from sqlalchemy import QueuePool, select
+from sqlalchemy import QueuePool, Select, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import selectinload
 
-from targets.contract import AsyncStore, FortuneRow, Settings, StoreInfo, WorldRow, build_async_app
-from targets.models import Fortune, World, engine_url
+from targets import instrument
+from targets.contract import (
+    AsyncStore,
+    AuthorBooks,
+    FortuneRow,
+    Settings,
+    StoreInfo,
+    WorldRow,
+    build_async_app,
+)
+from targets.models import Author, Book, Fortune, World, engine_url
+from targets.stats import Collector
 
 
 class AsyncOrmStore:
@@ -39,6 +50,19 @@ class AsyncOrmStore:
                 world.randomnumber = new_values[world.id]
             return [_world_row(world) for world in worlds]
 
+    async def read_authors_lazy(self, limit: int) -> list[AuthorBooks]:
+        # Async lazy loading: a plain ``author.books`` would raise MissingGreenlet, so each author's books
+        # are awaited through AsyncAttrs, one query per author, as the sync ORM's lazy load does.
+        async with self._sessions() as session:
+            authors = (await session.scalars(_first_authors(limit))).all()
+            return [(a.id, a.name, _books(await a.awaitable_attrs.books)) for a in authors]
+
+    async def read_authors_eager(self, limit: int) -> list[AuthorBooks]:
+        # selectinload: one more query for all the authors' books (WHERE author_id IN (...)).
+        async with self._sessions() as session:
+            query = _first_authors(limit).options(selectinload(Author.books))
+            return [(a.id, a.name, _books(a.books)) for a in await session.scalars(query)]
+
     def info(self) -> StoreInfo:
         pool = self._engine.pool
         assert isinstance(pool, QueuePool)
@@ -55,11 +79,20 @@ def _world_row(world: World) -> WorldRow:
     return world.id, world.randomnumber
 
 
+def _first_authors(limit: int) -> Select[Author]:
+    return select(Author).order_by(Author.id).limit(limit)
+
+
+def _books(books: list[Book]) -> list[tuple[int, str]]:
+    return [(book.id, book.title) for book in books]
+
+
 @asynccontextmanager
-async def open_store(settings: Settings) -> AsyncIterator[AsyncStore]:
-    engine = create_async_engine(
-        engine_url(settings.dsn, "asyncpg"), pool_size=settings.pool_size, max_overflow=0
-    )
+async def open_store(settings: Settings, collector: Collector | None) -> AsyncIterator[AsyncStore]:
+    engine = create_async_engine(engine_url(settings.dsn, "asyncpg"), pool_size=settings.pool_size, max_overflow=0)
+    if collector is not None:
+        # The sync engine's cursor events: asyncpg's own logger is blind under SQLAlchemy (see instrument).
+        instrument.watch_engine(engine.sync_engine, collector, "asyncpg via sqlalchemy")
     try:
         await _fill_pool(engine, settings.pool_size)
         yield AsyncOrmStore(engine)

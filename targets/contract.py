@@ -21,13 +21,17 @@ import orjson
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
-from targets.schema import ADDED_FORTUNE, MAX_RANDOM_NUMBER, WORLD_ROWS
+from targets import instrument, profiling
+from targets.schema import ADDED_FORTUNE, AUTHOR_ROWS, MAX_RANDOM_NUMBER, WORLD_ROWS
+from targets.stats import Collector
 
 DEFAULT_POOL_SIZE = 10
 MAX_QUERIES = 500
+DEFAULT_AUTHORS = 20
 
 WorldRow = tuple[int, int]  # (id, randomNumber)
 FortuneRow = tuple[int, str]  # (id, message)
+AuthorBooks = tuple[int, str, list[tuple[int, str]]]  # (id, name, [(book id, title), ...] sorted by id)
 
 
 @dataclass(frozen=True)
@@ -68,6 +72,12 @@ class AsyncStore(Protocol):
     async def update_worlds(self, ids: Sequence[int], new_values: Mapping[int, int]) -> list[WorldRow]:
         """Read each id with one SELECT, store ``new_values`` (one per distinct id), return rows as stored."""
 
+    async def read_authors_lazy(self, limit: int) -> list[AuthorBooks]:
+        """The first ``limit`` authors by id, then one books query per author (the N+1 pattern)."""
+
+    async def read_authors_eager(self, limit: int) -> list[AuthorBooks]:
+        """The same result with every author's books loaded by one query for all of them."""
+
     def info(self) -> StoreInfo: ...
 
 
@@ -80,6 +90,10 @@ class SyncStore(Protocol):
 
     def update_worlds(self, ids: Sequence[int], new_values: Mapping[int, int]) -> list[WorldRow]: ...
 
+    def read_authors_lazy(self, limit: int) -> list[AuthorBooks]: ...
+
+    def read_authors_eager(self, limit: int) -> list[AuthorBooks]: ...
+
     def info(self) -> StoreInfo: ...
 
 
@@ -90,6 +104,15 @@ def parse_queries(raw: str | None) -> int:
     except ValueError:
         return 1
     return min(max(n, 1), MAX_QUERIES)
+
+
+def parse_limit(raw: str | None) -> int:
+    """/authors/*?limit=N: missing, empty or non-integer → 20; clamp to 1..100 (the whole table)."""
+    try:
+        n = int(raw) if raw else DEFAULT_AUTHORS
+    except ValueError:
+        return DEFAULT_AUTHORS
+    return min(max(n, 1), AUTHOR_ROWS)
 
 
 def random_ids(n: int) -> list[int]:
@@ -112,8 +135,7 @@ def batch_update_args(new_values: Mapping[int, int]) -> tuple[list[int], list[in
 
 
 _FORTUNES_HEAD = (
-    "<!DOCTYPE html><html><head><title>Fortunes</title></head><body>"
-    "<table><tr><th>id</th><th>message</th></tr>"
+    "<!DOCTYPE html><html><head><title>Fortunes</title></head><body><table><tr><th>id</th><th>message</th></tr>"
 )
 _FORTUNES_TAIL = "</table></body></html>"
 
@@ -139,10 +161,19 @@ def world_json(rows: Iterable[WorldRow]) -> list[dict[str, int]]:
     return [{"id": world_id, "randomNumber": number} for world_id, number in rows]
 
 
-QueriesParam = Annotated[str | None, Query()]
+def authors_json(authors: Iterable[AuthorBooks]) -> list[dict[str, Any]]:
+    return [
+        {"id": author_id, "name": name, "books": [{"id": i, "title": title} for i, title in books]}
+        for author_id, name, books in authors
+    ]
 
-OpenAsyncStore = Callable[[Settings], AbstractAsyncContextManager[AsyncStore]]
-OpenSyncStore = Callable[[Settings], AbstractContextManager[SyncStore]]
+
+QueriesParam = Annotated[str | None, Query()]
+LimitParam = Annotated[str | None, Query()]
+
+# The collector is None when instrumentation is off: the store then installs no hooks at all.
+OpenAsyncStore = Callable[[Settings, Collector | None], AbstractAsyncContextManager[AsyncStore]]
+OpenSyncStore = Callable[[Settings, Collector | None], AbstractContextManager[SyncStore]]
 
 
 async def _async_store(request: Request) -> AsyncStore:
@@ -162,15 +193,23 @@ AsyncStoreDep = Annotated[AsyncStore, Depends(_async_store)]
 SyncStoreDep = Annotated[SyncStore, Depends(_sync_store)]
 
 
-def build_async_app(variant: str, open_store: OpenAsyncStore) -> FastAPI:
+def build_async_app(variant: str, open_store: OpenAsyncStore, *, instrument_by_default: bool = True) -> FastAPI:
     """The contract's routes as ``async def`` over ``open_store``'s store, opened for the app's lifetime."""
+    collector, sink = _switches(instrument_by_default)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
-        async with open_store(Settings.from_env()) as store:
-            yield {"store": store}
+        try:
+            async with open_store(Settings.from_env(), collector) as store:
+                yield {"store": store}
+        finally:
+            if sink is not None:
+                sink.save()
 
-    app = _new_app(lifespan)
+    app = _new_app(lifespan, collector)
+    if sink is not None:
+        app.add_middleware(profiling.ProfileMiddleware, sink=sink)
+    _add_stats_middleware(app, collector)
 
     @app.get("/db")
     async def db(store: AsyncStoreDep) -> Response:
@@ -189,50 +228,93 @@ def build_async_app(variant: str, open_store: OpenAsyncStore) -> FastAPI:
         ids = random_ids(parse_queries(queries))
         return OrjsonResponse(world_json(await store.update_worlds(ids, assign_new_values(ids))))
 
+    @app.get("/authors/lazy")
+    async def authors_lazy(store: AsyncStoreDep, limit: LimitParam = None) -> Response:
+        return OrjsonResponse(authors_json(await store.read_authors_lazy(parse_limit(limit))))
+
+    @app.get("/authors/eager")
+    async def authors_eager(store: AsyncStoreDep, limit: LimitParam = None) -> Response:
+        return OrjsonResponse(authors_json(await store.read_authors_eager(parse_limit(limit))))
+
     @app.get("/_bench/info")
     async def bench_info(store: AsyncStoreDep) -> Response:
-        return OrjsonResponse(_info_payload(variant, store.info(), threadpool_size=None))
+        return OrjsonResponse(_info_payload(variant, store.info(), None, collector, instrument_by_default))
 
     return app
 
 
-def build_sync_app(variant: str, open_store: OpenSyncStore) -> FastAPI:
+def build_sync_app(variant: str, open_store: OpenSyncStore, *, instrument_by_default: bool = True) -> FastAPI:
     """The contract's routes as plain ``def``: Starlette runs each request in anyio's worker threads."""
+    collector, sink = _switches(instrument_by_default)
+    # A middleware profiler cannot see into the worker threads: each route profiles its own body there.
+    profiled = profiling.in_thread(sink)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
-        with open_store(Settings.from_env()) as store:
-            yield {"store": store}
+        try:
+            with open_store(Settings.from_env(), collector) as store:
+                yield {"store": store}
+        finally:
+            if sink is not None:
+                sink.save()
 
-    app = _new_app(lifespan)
+    app = _new_app(lifespan, collector)
+    _add_stats_middleware(app, collector)
 
     @app.get("/db")
+    @profiled
     def db(store: SyncStoreDep) -> Response:
         return OrjsonResponse(world_json(store.read_worlds(random_ids(1)))[0])
 
     @app.get("/queries")
+    @profiled
     def queries(store: SyncStoreDep, queries: QueriesParam = None) -> Response:
         return OrjsonResponse(world_json(store.read_worlds(random_ids(parse_queries(queries)))))
 
     @app.get("/fortunes")
+    @profiled
     def fortunes(store: SyncStoreDep) -> Response:
         return HTMLResponse(render_fortunes(store.read_fortunes()))
 
     @app.get("/updates")
+    @profiled
     def updates(store: SyncStoreDep, queries: QueriesParam = None) -> Response:
         ids = random_ids(parse_queries(queries))
         return OrjsonResponse(world_json(store.update_worlds(ids, assign_new_values(ids))))
+
+    @app.get("/authors/lazy")
+    @profiled
+    def authors_lazy(store: SyncStoreDep, limit: LimitParam = None) -> Response:
+        return OrjsonResponse(authors_json(store.read_authors_lazy(parse_limit(limit))))
+
+    @app.get("/authors/eager")
+    @profiled
+    def authors_eager(store: SyncStoreDep, limit: LimitParam = None) -> Response:
+        return OrjsonResponse(authors_json(store.read_authors_eager(parse_limit(limit))))
 
     @app.get("/_bench/info")
     async def bench_info(store: SyncStoreDep) -> Response:
         # The limiter's size is what actually bounds concurrent `def` routes (anyio default: 40 threads).
         threads = int(anyio.to_thread.current_default_thread_limiter().total_tokens)
-        return OrjsonResponse(_info_payload(variant, store.info(), threadpool_size=threads))
+        return OrjsonResponse(_info_payload(variant, store.info(), threads, collector, instrument_by_default))
 
     return app
 
 
-def _new_app(lifespan: Callable[[FastAPI], AbstractAsyncContextManager[dict[str, Any]]]) -> FastAPI:
+def _switches(instrument_by_default: bool) -> tuple[Collector | None, profiling.SessionSink | None]:
+    """The collector and the profile sink, each None when switched off.
+
+    Read when the app is built (at import), not in the lifespan like ``Settings``: Starlette fixes the
+    middleware stack before lifespan startup runs, and a switch that is off must leave nothing of itself
+    on the request path.
+    """
+    collector = Collector() if instrument.enabled(instrument_by_default) else None
+    return collector, profiling.sink_from_env()
+
+
+def _new_app(
+    lifespan: Callable[[FastAPI], AbstractAsyncContextManager[dict[str, Any]]], collector: Collector | None
+) -> FastAPI:
     # No /docs or /openapi.json: the server exposes the contract and nothing else.
     app = FastAPI(lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
 
@@ -241,10 +323,22 @@ def _new_app(lifespan: Callable[[FastAPI], AbstractAsyncContextManager[dict[str,
         # uvicorn accepts connections only after lifespan startup, i.e. once the store (pool) is open.
         return OrjsonResponse({"status": "ok"})
 
+    instrument.add_stats_routes(app, collector)
     return app
 
 
-def _info_payload(variant: str, info: StoreInfo, threadpool_size: int | None) -> dict[str, Any]:
+def _add_stats_middleware(app: FastAPI, collector: Collector | None) -> None:
+    if collector is not None:
+        app.add_middleware(instrument.StatsMiddleware, collector=collector)
+
+
+def _info_payload(
+    variant: str,
+    info: StoreInfo,
+    threadpool_size: int | None,
+    collector: Collector | None,
+    instrument_by_default: bool,
+) -> dict[str, Any]:
     return {
         "variant": variant,
         "driver": info.driver,
@@ -252,4 +346,9 @@ def _info_payload(variant: str, info: StoreInfo, threadpool_size: int | None) ->
         "max_overflow": info.max_overflow,
         "threadpool_size": threadpool_size,
         "cache": info.cache,
+        "instrumented": collector is not None,
+        "hook": collector.hook if collector is not None else "none",
+        # False: this variant's hooks cost more than benchmarks/overhead.py's 5 % budget, so they run only
+        # with DBBENCH_INSTRUMENT=1.
+        "instrumented_by_default": instrument_by_default,
     }

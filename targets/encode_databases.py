@@ -8,12 +8,15 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
+from typing import Any
 
 from databases import Database
 from databases.core import Connection
 
+from targets import instrument
 from targets.contract import (
     AsyncStore,
+    AuthorBooks,
     FortuneRow,
     Settings,
     StoreInfo,
@@ -21,6 +24,7 @@ from targets.contract import (
     batch_update_args,
     build_async_app,
 )
+from targets.stats import Collector
 
 SELECT_WORLD = "SELECT id, randomnumber FROM world WHERE id = :id"
 SELECT_FORTUNES = "SELECT id, message FROM fortune"
@@ -29,6 +33,9 @@ UPDATE_WORLDS = (
     "UPDATE world SET randomnumber = u.r FROM unnest(CAST(:ids AS int[]), CAST(:rs AS int[])) AS u(id, r)"
     " WHERE world.id = u.id"
 )
+SELECT_AUTHORS = "SELECT id, name FROM author ORDER BY id LIMIT :limit"
+SELECT_BOOKS_OF_AUTHOR = "SELECT id, title FROM book WHERE author_id = :author_id ORDER BY id"
+SELECT_BOOKS_OF_AUTHORS = "SELECT author_id, id, title FROM book WHERE author_id = ANY(CAST(:ids AS int[])) ORDER BY id"
 
 
 class DatabasesStore:
@@ -50,6 +57,25 @@ class DatabasesStore:
             await conn.execute(UPDATE_WORLDS, {"ids": world_ids, "rs": numbers})
         return [(world_id, new_values[world_id]) for world_id, _ in rows]
 
+    async def read_authors_lazy(self, limit: int) -> list[AuthorBooks]:
+        # One query for the authors, then one per author for its books: N+1 round trips.
+        async with self._database.connection() as conn:
+            authors = await conn.fetch_all(SELECT_AUTHORS, {"limit": limit})
+            result: list[AuthorBooks] = []
+            for author in authors:
+                books = await conn.fetch_all(SELECT_BOOKS_OF_AUTHOR, {"author_id": author["id"]})
+                result.append((author["id"], author["name"], [(b["id"], b["title"]) for b in books]))
+            return result
+
+    async def read_authors_eager(self, limit: int) -> list[AuthorBooks]:
+        # One query for the authors, one (= ANY) for all their books: two round trips at any size.
+        async with self._database.connection() as conn:
+            authors = await conn.fetch_all(SELECT_AUTHORS, {"limit": limit})
+            books: dict[int, list[tuple[int, str]]] = {author["id"]: [] for author in authors}
+            for row in await conn.fetch_all(SELECT_BOOKS_OF_AUTHORS, {"ids": list(books)}):
+                books[row["author_id"]].append((row["id"], row["title"]))  # sorted by book id
+            return [(author["id"], author["name"], books[author["id"]]) for author in authors]
+
     def info(self) -> StoreInfo:
         # databases does not expose its pool; read the asyncpg pool it created so the figure is the real one.
         pool = self._database._backend._pool
@@ -67,14 +93,17 @@ async def _read_worlds(conn: Connection, ids: Sequence[int]) -> list[WorldRow]:
 
 
 @asynccontextmanager
-async def open_store(settings: Settings) -> AsyncIterator[AsyncStore]:
-    # Extra keyword arguments go straight to asyncpg.create_pool: the same pool setup as the pooled variant.
-    database = Database(
-        settings.dsn,
-        min_size=settings.pool_size,
-        max_size=settings.pool_size,
-        max_inactive_connection_lifetime=0,
-    )
+async def open_store(settings: Settings, collector: Collector | None) -> AsyncIterator[AsyncStore]:
+    # Extra keyword arguments go straight to asyncpg.create_pool: the same pool setup as the pooled variant,
+    # including init=, through which asyncpg's query logger is registered (databases has no hook).
+    pool_options: dict[str, Any] = {
+        "min_size": settings.pool_size,
+        "max_size": settings.pool_size,
+        "max_inactive_connection_lifetime": 0,
+    }
+    if collector is not None:
+        pool_options["init"] = instrument.asyncpg_init(collector, "pool init= via databases")
+    database = Database(settings.dsn, **pool_options)
     await database.connect()
     try:
         yield DatabasesStore(database)

@@ -13,20 +13,27 @@ from contextlib import asynccontextmanager
 
 import asyncpg
 
-from targets import pooled
-from targets.contract import AsyncStore, FortuneRow, Settings, StoreInfo, WorldRow, build_async_app
+from targets import instrument, pooled
+from targets.contract import AsyncStore, AuthorBooks, FortuneRow, Settings, StoreInfo, WorldRow, build_async_app
+from targets.stats import Collector
 
 
 class ConnectPerRequestStore:
-    def __init__(self, dsn: str, max_connections: int) -> None:
+    def __init__(self, dsn: str, max_connections: int, collector: Collector | None) -> None:
         self._dsn = dsn
         self._max_connections = max_connections
         self._slots = asyncio.Semaphore(max_connections)
+        # asyncpg.connect() has no init=: the same logger is added to each new connection instead.
+        self._log = None if collector is None else instrument.asyncpg_logger(collector)
+        if collector is not None:
+            collector.hook = "asyncpg query logger (per connection)"
 
     @asynccontextmanager
     async def _connect(self) -> AsyncIterator[asyncpg.Connection]:
         async with self._slots:
             conn = await asyncpg.connect(self._dsn)
+            if self._log is not None:
+                conn.add_query_logger(self._log)
             try:
                 yield conn
             finally:
@@ -44,14 +51,22 @@ class ConnectPerRequestStore:
         async with self._connect() as conn:
             return await pooled.update_worlds(conn, ids, new_values)
 
+    async def read_authors_lazy(self, limit: int) -> list[AuthorBooks]:
+        async with self._connect() as conn:
+            return await pooled.read_authors_lazy(conn, limit)
+
+    async def read_authors_eager(self, limit: int) -> list[AuthorBooks]:
+        async with self._connect() as conn:
+            return await pooled.read_authors_eager(conn, limit)
+
     def info(self) -> StoreInfo:
         # pool_size here is the cap on simultaneous connections; none is kept between requests.
         return StoreInfo(driver="asyncpg", pool_size=self._max_connections, max_overflow=None)
 
 
 @asynccontextmanager
-async def open_store(settings: Settings) -> AsyncIterator[AsyncStore]:
-    yield ConnectPerRequestStore(settings.dsn, settings.pool_size)
+async def open_store(settings: Settings, collector: Collector | None) -> AsyncIterator[AsyncStore]:
+    yield ConnectPerRequestStore(settings.dsn, settings.pool_size, collector)
 
 
 app = build_async_app("nopool", open_store)

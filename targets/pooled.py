@@ -10,8 +10,10 @@ from contextlib import asynccontextmanager
 
 import asyncpg
 
+from targets import instrument
 from targets.contract import (
     AsyncStore,
+    AuthorBooks,
     FortuneRow,
     Settings,
     StoreInfo,
@@ -19,6 +21,7 @@ from targets.contract import (
     batch_update_args,
     build_async_app,
 )
+from targets.stats import Collector
 
 # asyncpg prepares each statement on first use and caches it per connection, so these are prepared
 # statements after the first request on each connection.
@@ -27,6 +30,9 @@ SELECT_FORTUNES = "SELECT id, message FROM fortune"
 UPDATE_WORLDS = (
     "UPDATE world SET randomnumber = u.r FROM unnest($1::int[], $2::int[]) AS u(id, r) WHERE world.id = u.id"
 )
+SELECT_AUTHORS = "SELECT id, name FROM author ORDER BY id LIMIT $1"
+SELECT_BOOKS_OF_AUTHOR = "SELECT id, title FROM book WHERE author_id = $1 ORDER BY id"
+SELECT_BOOKS_OF_AUTHORS = "SELECT author_id, id, title FROM book WHERE author_id = ANY($1::int[]) ORDER BY id"
 
 
 async def read_worlds(conn: asyncpg.Connection, ids: Sequence[int]) -> list[WorldRow]:
@@ -38,9 +44,7 @@ async def read_fortunes(conn: asyncpg.Connection) -> list[FortuneRow]:
     return [(row[0], row[1]) for row in await conn.fetch(SELECT_FORTUNES)]
 
 
-async def update_worlds(
-    conn: asyncpg.Connection, ids: Sequence[int], new_values: Mapping[int, int]
-) -> list[WorldRow]:
+async def update_worlds(conn: asyncpg.Connection, ids: Sequence[int], new_values: Mapping[int, int]) -> list[WorldRow]:
     """Read each row, then write all new values in one statement (ids sorted: no deadlocks)."""
     rows = await read_worlds(conn, ids)
     await write_worlds(conn, new_values)
@@ -49,6 +53,24 @@ async def update_worlds(
 
 async def write_worlds(conn: asyncpg.Connection, new_values: Mapping[int, int]) -> None:
     await conn.execute(UPDATE_WORLDS, *batch_update_args(new_values))
+
+
+async def read_authors_lazy(conn: asyncpg.Connection, limit: int) -> list[AuthorBooks]:
+    """One query for the authors, then one per author for its books: N+1 round trips."""
+    authors = await conn.fetch(SELECT_AUTHORS, limit)
+    return [
+        (author_id, name, [(row[0], row[1]) for row in await conn.fetch(SELECT_BOOKS_OF_AUTHOR, author_id)])
+        for author_id, name in authors
+    ]
+
+
+async def read_authors_eager(conn: asyncpg.Connection, limit: int) -> list[AuthorBooks]:
+    """One query for the authors, one (= ANY) for all their books: two round trips at any size."""
+    authors = await conn.fetch(SELECT_AUTHORS, limit)
+    books: dict[int, list[tuple[int, str]]] = {author_id: [] for author_id, _ in authors}
+    for author_id, book_id, title in await conn.fetch(SELECT_BOOKS_OF_AUTHORS, list(books)):
+        books[author_id].append((book_id, title))  # rows arrive sorted by book id
+    return [(author_id, name, books[author_id]) for author_id, name in authors]
 
 
 class PoolStore:
@@ -67,13 +89,21 @@ class PoolStore:
         async with self.pool.acquire() as conn:
             return await update_worlds(conn, ids, new_values)
 
+    async def read_authors_lazy(self, limit: int) -> list[AuthorBooks]:
+        async with self.pool.acquire() as conn:
+            return await read_authors_lazy(conn, limit)
+
+    async def read_authors_eager(self, limit: int) -> list[AuthorBooks]:
+        async with self.pool.acquire() as conn:
+            return await read_authors_eager(conn, limit)
+
     def info(self) -> StoreInfo:
         # asyncpg pools have no overflow: max_size is the hard limit.
         return StoreInfo(driver="asyncpg", pool_size=self.pool.get_max_size(), max_overflow=None)
 
 
 @asynccontextmanager
-async def open_pool(settings: Settings) -> AsyncIterator[asyncpg.Pool]:
+async def open_pool(settings: Settings, collector: Collector | None) -> AsyncIterator[asyncpg.Pool]:
     """min_size = max_size: every connection is opened at startup and none are opened or closed later."""
     pool = await asyncpg.create_pool(
         settings.dsn,
@@ -81,6 +111,7 @@ async def open_pool(settings: Settings) -> AsyncIterator[asyncpg.Pool]:
         max_size=settings.pool_size,
         # The default (300 s) closes idle connections, which would then reconnect inside a measurement.
         max_inactive_connection_lifetime=0,
+        init=None if collector is None else instrument.asyncpg_init(collector, "pool init="),
     )
     try:
         yield pool
@@ -89,8 +120,8 @@ async def open_pool(settings: Settings) -> AsyncIterator[asyncpg.Pool]:
 
 
 @asynccontextmanager
-async def open_store(settings: Settings) -> AsyncIterator[AsyncStore]:
-    async with open_pool(settings) as pool:
+async def open_store(settings: Settings, collector: Collector | None) -> AsyncIterator[AsyncStore]:
+    async with open_pool(settings, collector) as pool:
         yield PoolStore(pool)
 
 

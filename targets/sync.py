@@ -9,11 +9,21 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
-from sqlalchemy import Engine, QueuePool, create_engine, select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import Engine, QueuePool, Select, create_engine, select
+from sqlalchemy.orm import Session, selectinload, sessionmaker
 
-from targets.contract import FortuneRow, Settings, StoreInfo, SyncStore, WorldRow, build_sync_app
-from targets.models import Fortune, World, engine_url
+from targets import instrument
+from targets.contract import (
+    AuthorBooks,
+    FortuneRow,
+    Settings,
+    StoreInfo,
+    SyncStore,
+    WorldRow,
+    build_sync_app,
+)
+from targets.models import Author, Fortune, World, engine_url
+from targets.stats import Collector
 
 
 class OrmStore:
@@ -38,6 +48,17 @@ class OrmStore:
                 world.randomnumber = new_values[world.id]
             return [_world_row(world) for world in worlds]
 
+    def read_authors_lazy(self, limit: int) -> list[AuthorBooks]:
+        # The classic N+1: each ``author.books`` access lazy-loads that author's books with its own query.
+        with self._sessions() as session:
+            return [_author_books(author) for author in session.scalars(_first_authors(limit))]
+
+    def read_authors_eager(self, limit: int) -> list[AuthorBooks]:
+        # selectinload: one more query for all the authors' books (WHERE author_id IN (...)).
+        with self._sessions() as session:
+            query = _first_authors(limit).options(selectinload(Author.books))
+            return [_author_books(author) for author in session.scalars(query)]
+
     def info(self) -> StoreInfo:
         pool = self._engine.pool
         assert isinstance(pool, QueuePool)
@@ -54,9 +75,19 @@ def _world_row(world: World) -> WorldRow:
     return world.id, world.randomnumber
 
 
+def _first_authors(limit: int) -> Select[Author]:
+    return select(Author).order_by(Author.id).limit(limit)
+
+
+def _author_books(author: Author) -> AuthorBooks:
+    return author.id, author.name, [(book.id, book.title) for book in author.books]
+
+
 @contextmanager
-def open_store(settings: Settings) -> Iterator[SyncStore]:
+def open_store(settings: Settings, collector: Collector | None) -> Iterator[SyncStore]:
     engine = create_engine(engine_url(settings.dsn, "psycopg"), pool_size=settings.pool_size, max_overflow=0)
+    if collector is not None:
+        instrument.watch_engine(engine, collector, "psycopg")
     try:
         _fill_pool(engine, settings.pool_size)
         yield OrmStore(engine)

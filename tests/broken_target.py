@@ -1,11 +1,15 @@
 """A deliberately broken target: every fault here is one bench.contract_check must report.
 
 Run like a real variant: ``uvicorn tests.broken_target:app`` with DBBENCH_DSN set. Faults:
-  /db           made-up randomNumber (stored value + 1: in range, so only the seed comparison sees it)
+  /db           made-up randomNumber (stored value + 1: in range, so only the seed comparison sees it),
+                and reads its row twice (two queries where TechEmpower allows one)
   /queries      no TechEmpower clamping: int(queries) as given, so 0 → [], 501 → 501 objects, foo → HTTP 500
   /fortunes     messages not HTML-escaped
   /updates      returns new values without storing them
+  /authors/lazy   books in insertion order, not sorted by id
+  /authors/eager  really lazy: one books query per author (an N+1 the check must flag)
   /_bench/info  not JSON
+Instrumented like a real variant (targets.instrument), so the query counts above are measured.
 """
 
 from __future__ import annotations
@@ -17,25 +21,32 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 
-from targets import pooled
+from targets import instrument, pooled
 from targets.contract import (
     OrjsonResponse,
     Settings,
     assign_new_values,
+    authors_json,
+    parse_limit,
     parse_queries,
     random_ids,
     world_json,
 )
 from targets.schema import ADDED_FORTUNE, MAX_RANDOM_NUMBER
+from targets.stats import Collector
+
+collector = Collector()
 
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
-    async with pooled.open_store(Settings.from_env()) as store:
+    async with pooled.open_store(Settings.from_env(), collector) as store:
         yield {"store": store}
 
 
 app = FastAPI(lifespan=lifespan)
+app.add_middleware(instrument.StatsMiddleware, collector=collector)
+instrument.add_stats_routes(app, collector)
 
 
 @app.get("/health")
@@ -50,7 +61,7 @@ async def bench_info() -> Response:
 
 @app.get("/db")
 async def db(request: Request) -> Response:
-    [(world_id, number)] = await request.state.store.read_worlds(random_ids(1))
+    [(world_id, number), _] = await request.state.store.read_worlds(random_ids(1) * 2)
     return OrjsonResponse({"id": world_id, "randomNumber": number % MAX_RANDOM_NUMBER + 1})
 
 
@@ -75,3 +86,14 @@ async def updates(request: Request, queries: str | None = None) -> Response:
     await request.state.store.read_worlds(ids)
     new_values = assign_new_values(ids)
     return OrjsonResponse(world_json((world_id, new_values[world_id]) for world_id in ids))
+
+
+@app.get("/authors/lazy")
+async def authors_lazy(request: Request, limit: str | None = None) -> Response:
+    authors = await request.state.store.read_authors_lazy(parse_limit(limit))
+    return OrjsonResponse(authors_json((i, name, sorted(books, key=lambda b: b[1])) for i, name, books in authors))
+
+
+@app.get("/authors/eager")
+async def authors_eager(request: Request, limit: str | None = None) -> Response:
+    return OrjsonResponse(authors_json(await request.state.store.read_authors_lazy(parse_limit(limit))))

@@ -9,7 +9,7 @@ import socket
 
 import pytest
 
-from bench.contract_check import check_variant, expected_fortunes_html
+from bench.contract_check import _authors_difference, check_variant, expected_fortunes_html
 from bench.seed import apply_schema, seed
 from targets.contract import assign_new_values, batch_update_args, parse_queries, render_fortunes
 from targets.schema import FORTUNES
@@ -67,7 +67,13 @@ def test_broken_target_faults_are_each_reported_once(pg_dsn, run_target) -> None
     report = check_variant(base_url, pg_dsn)
 
     assert not report.ok
-    assert report.info == {}
+    # /_bench/info is broken, but the target is instrumented: its query counts were checked.
+    assert report.info["query_counts"] == "checked"
+    assert report.info["queries_per_request"]["/db"] == 2
+    # Its "eager" endpoint is really lazy: flagged as an N+1 (a finding, listed apart from the problems).
+    suspects = {entry["endpoint"]: entry for entry in report.info["nplus1_suspects"]}
+    assert set(suspects) == {"/authors/lazy", "/authors/eager"}
+    assert suspects["/authors/eager"]["message"] == "N+1 suspected: 21 similar statements per request"
     expected = [
         "/_bench/info: invalid JSON",
         "/db: randomNumber differs from the seed for",
@@ -78,14 +84,17 @@ def test_broken_target_faults_are_each_reported_once(pg_dsn, run_target) -> None
         "/fortunes: fortune 11 is not HTML-escaped",
         "/updates?queries=20: returned values differ from the database for 20 of 20 ids",
         "/updates?queries=20: no stored value changed",
+        "/db: expected 1 query per request, saw 2",
+        "/authors/lazy?limit=5: author 1: books not sorted by id",
+        "/authors/lazy: author 1: books not sorted by id",
     ]
     for prefix in expected:
         assert sum(line.startswith(prefix) for line in report.problems) == 1, (prefix, report.problems)
     # Faults the broken target does not have must not be reported.
     assert not any(
-        line.startswith(("/queries?queries=1:", "/queries?queries=20:", "/queries:"))
-        for line in report.problems
+        line.startswith(("/queries?queries=1:", "/queries?queries=20:", "/queries:")) for line in report.problems
     )
+    assert not any(line.startswith("/authors/eager") for line in report.problems)  # right bytes, wrong way
     assert all("\n" not in line for line in report.problems)
 
 
@@ -100,3 +109,36 @@ def test_unreachable_target_is_one_problem_not_a_traceback(pg_dsn) -> None:
     assert len(report.problems) == 1
     assert report.problems[0].startswith("/_bench/info: ConnectError")
     assert report.problems[0].endswith("remaining checks skipped")
+
+
+def test_query_counts_are_skipped_not_failed_without_instrumentation(pg_dsn, run_target) -> None:
+    apply_schema(pg_dsn)
+    seed(pg_dsn)
+    env = {"DBBENCH_DSN": pg_dsn, "DBBENCH_POOL_SIZE": "4", "DBBENCH_INSTRUMENT": "0"}
+    base_url = run_target("targets.pooled:app", env)
+
+    report = check_variant(base_url, pg_dsn)
+
+    assert report.problems == [] and report.ok
+    assert report.info["instrumented"] is False
+    assert report.info["query_counts"].startswith("not checked")
+    assert "queries_per_request" not in report.info and "nplus1_suspects" not in report.info
+
+
+@pytest.mark.parametrize(
+    ("got", "message"),
+    [
+        ({"x": 1}, 'expected a JSON list, got {"x": 1}'),
+        ([], "expected 2 authors, got 0"),
+        (
+            [{"id": 1, "name": "a", "books": [{"id": 3, "title": "c"}, {"id": 2, "title": "b"}]}, {}],
+            "author 1: books not sorted by id ([3, 2])",
+        ),
+    ],
+)
+def test_authors_difference_names_the_first_fault(got, message) -> None:
+    want = [
+        {"id": 1, "name": "a", "books": [{"id": 2, "title": "b"}, {"id": 3, "title": "c"}]},
+        {"id": 2, "name": "b", "books": []},
+    ]
+    assert _authors_difference(got, want) == message

@@ -46,3 +46,17 @@ def test_max_requests_closes_the_window_early(run_target: Callable[[str, dict[st
         sample = run_load(supervisor, spec, tmp_path)
     assert 50 <= sample["requests"] < 200
     assert sample["duration_s"] < 10
+
+
+def test_two_local_workers_merge_into_one_result(
+    run_target: Callable[[str, dict[str, str]], str], tmp_path: Path
+) -> None:
+    url = run_target("bench.calibration_app:app", {})
+    with Supervisor() as supervisor:
+        spec = LoadSpec(SCENARIOS.get("db").path, url, 4, 1.0, 3.0, workers=2)
+        sample = run_load(supervisor, spec, tmp_path)
+    assert sample["load_processes"] == 2 and sample["workers_reported"] == 2
+    per_worker = sample["per_process_requests"]
+    assert len(per_worker) == 2 and all(n > 0 for n in per_worker)
+    assert sample["requests"] == sum(per_worker)
+    assert hist.count(hist.decode(sample["histogram"])) == sample["requests"] - sum(sample["errors"].values())

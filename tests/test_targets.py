@@ -101,9 +101,7 @@ def test_listing_variants_imports_no_framework_or_driver() -> None:
 
 
 @pytest.mark.parametrize("variant", list(VARIANTS), ids=VARIANTS.names)
-def test_importing_a_variant_needs_no_configuration(
-    variant: Variant, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_importing_a_variant_needs_no_configuration(variant: Variant, monkeypatch: pytest.MonkeyPatch) -> None:
     # Configuration is read in the lifespan, so import works without DBBENCH_DSN and connects to nothing.
     monkeypatch.delenv("DBBENCH_DSN", raising=False)
     code = f"import {variant.module} as m; print(type(m.app).__name__)"
@@ -157,6 +155,30 @@ def test_variant_meets_the_contract(variant: Variant, seeded_dsn: str, run_targe
         assert info["max_overflow"] == 0
     assert info["threadpool_size"] == (40 if variant.name == "sync" else None)
     assert (info["cache"] is not None) == (variant.name == "cached")
+    # Query counts, measured by the target itself during the check.
+    assert info["instrumented"] is True and info["query_counts"] == "checked"
+    counts = info["queries_per_request"]
+    if variant.name == "cached":  # declared: the cache may answer /db and /queries without a query
+        assert info["cache"]["fewer_queries_ok"] == ["/db", "/queries"]
+        assert counts["/db"] <= 1 and counts["/queries?queries=20"] <= 20
+    else:
+        assert counts["/db"] == 1 and counts["/queries?queries=20"] == 20
+    assert counts["/fortunes"] == 1
+    batched = variant.name not in ("sync", "async_orm")  # the ORMs flush one UPDATE per changed row
+    assert counts["/updates?queries=1"] == 2
+    assert (counts["/updates?queries=20"] == 21) if batched else (38 <= counts["/updates?queries=20"] <= 40)
+    # N+1: the lazy endpoint grows with the number of authors and is flagged; the eager one is not.
+    growth = info["query_growth"]
+    assert growth["/authors/lazy"] == {"5": 6, "20": 21}
+    assert growth["/authors/eager"] == {"5": 2, "20": 2}
+    assert info["nplus1_suspects"] == [
+        {
+            "endpoint": "/authors/lazy",
+            "queries_per_request": 21,
+            "message": "N+1 suspected: 21 similar statements per request",
+        }
+    ]
+    assert [entry["endpoint"] for entry in info["query_growth_by_contract"]] == ["/queries", "/updates"]
 
 
 def world_index_scans(dsn: str) -> int:
@@ -176,9 +198,7 @@ def wait_until_gone(conn: psycopg.Connection, pids: list[int] | None) -> None:
     """Wait until sessions ``pids`` (None: all other sessions) have exited, so their statistics are in."""
     deadline = time.monotonic() + 10
     while sessions := [
-        row
-        for row in conn.execute(f"SELECT pid, state, query {OTHER_CLIENTS}")
-        if pids is None or row[0] in pids
+        row for row in conn.execute(f"SELECT pid, state, query {OTHER_CLIENTS}") if pids is None or row[0] in pids
     ]:
         assert time.monotonic() < deadline, f"sessions did not end: {sessions}"
         time.sleep(0.05)

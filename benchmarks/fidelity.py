@@ -1,0 +1,91 @@
+"""How close does dbbench's load generator come to wrk? Side by side, alternating, in one run.
+
+    python benchmarks/fidelity.py [--rounds 5] [--duration 10] [--users 32] [--variant pooled]
+
+Starts one variant (embedded PostgreSQL, seeded) and then, ``--rounds`` times, measures its ``/db``
+with wrk (1 thread, ``--users`` connections) and with ``bench run --url`` (``--users`` Locust users),
+same duration, alternating so drift hits both. Prints each round, the median ratio bench/wrk for
+req/s, and both tools' p50: ours must have sub-millisecond resolution (no whole-ms rounding).
+Needs wrk on PATH (Debian: apt-get install wrk).
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench import pg, results, seed  # noqa: E402
+from bench.procs import Supervisor  # noqa: E402
+from bench.target import TargetConfig, serve  # noqa: E402
+from reports import summary  # noqa: E402
+from targets import VARIANTS  # noqa: E402
+
+_UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+
+def wrk(url: str, users: int, duration: int) -> tuple[float, float]:
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{users}", f"-d{duration}s", "--latency", f"{url}/db"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    value, unit = re.search(r"^\s+50%\s+([\d.]+)(us|ms|s)\s*$", out, re.M).groups()  # type: ignore[union-attr]
+    return rps, float(value) * _UNITS_MS[unit]
+
+
+def bench(url: str, users: int, duration: int, out: Path) -> tuple[float, float]:
+    subprocess.run(
+        [sys.executable, "-m", "bench", "run", "--url", url, "--no-check", "--no-calibrate", "--scenarios", "db",
+         "--users", str(users), "--warmup", "2", "--duration", str(duration), "-o", str(out), "--force"],
+        cwd=ROOT, check=True, stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    (row,) = summary.rows(results.load(out))
+    return row.rps, row.p50_ms or 0.0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument("--users", type=int, default=32)
+    parser.add_argument("--variant", default="pooled")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        print("wrk is not installed (Debian: apt-get install wrk)", file=sys.stderr)
+        return 2
+    variant = VARIANTS.get(args.variant)
+    ratios, ours_p50, wrk_p50 = [], [], []
+    with Supervisor() as supervisor, tempfile.TemporaryDirectory() as tmp, pg.embedded(supervisor) as database:
+        seed.apply_schema(database.dsn)
+        seed.seed(database.dsn)
+        config = TargetConfig(database.dsn, 10)
+        with serve(supervisor, variant.name, variant.app, config, Path(tmp) / "target.log") as target:
+            wrk(target.url, args.users, 3)  # warm the target's pool and caches before the first round
+            print(f"{variant.name} /db, {args.users} connections/users, {args.duration} s per measurement")
+            print(f"{'round':>5} {'wrk req/s':>10} {'bench req/s':>12} {'ratio':>6} {'wrk p50':>9} {'bench p50':>10}")
+            for round_ in range(1, args.rounds + 1):
+                w_rps, w_p50 = wrk(target.url, args.users, args.duration)
+                b_rps, b_p50 = bench(target.url, args.users, args.duration, Path(tmp) / "bench.json")
+                ratios.append(b_rps / w_rps)
+                ours_p50.append(b_p50)
+                wrk_p50.append(w_p50)
+                print(f"{round_:>5} {w_rps:>10,.0f} {b_rps:>12,.0f} {b_rps / w_rps:>6.2f} {w_p50:>7.3f}ms"
+                      f" {b_p50:>8.3f}ms")  # fmt: skip
+    print(f"median ratio bench/wrk (req/s): {statistics.median(ratios):.2f}")
+    print(f"median p50: wrk {statistics.median(wrk_p50):.3f} ms, bench {statistics.median(ours_p50):.3f} ms")
+    whole_ms = all(p == int(p) for p in ours_p50)
+    print(f"bench p50 resolution: {'WHOLE MILLISECONDS (bad)' if whole_ms else 'sub-millisecond'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,103 @@
+"""What the per-statement timing hooks cost: req/s with hooks on vs off, per variant, in one run.
+
+    python benchmarks/overhead.py [--duration 5] [--warmup 2] [--pairs 3] [--users 32] [--variants pooled,sync]
+
+One embedded PostgreSQL, seeded once (the /db scenario only reads). For each pair and variant the target
+is started twice, once with DBBENCH_INSTRUMENT=1 and once with =0, and loaded with the same Locust
+scenario. The order inside a pair alternates (on/off, then off/on, ...), so a slow drift of the machine
+(another job, thermal) does not always penalise the same side. Each pair gives a ratio off/on; the
+median ratio and its loss (1 - on/off) are printed per variant. The budget is 5 % (targets.instrument).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench import pg  # noqa: E402
+from bench.load import LoadFailed, LoadSpec, run_load  # noqa: E402
+from bench.procs import Supervisor, sigterm_as_interrupt  # noqa: E402
+from bench.seed import apply_schema, seed  # noqa: E402
+from bench.target import TargetConfig, TargetFailed, serve  # noqa: E402
+from scenarios import SCENARIOS  # noqa: E402
+from targets import VARIANTS  # noqa: E402
+
+BUDGET_LOSS = 0.05
+ATTEMPTS = 2  # a shared machine can stall one cell; retry it once rather than lose the whole run
+
+
+def measure(
+    supervisor: Supervisor, dsn: str, variant: str, hooks: bool, args: argparse.Namespace, workdir: Path
+) -> float:
+    config = TargetConfig(dsn, args.pool_size, extra_env=(("DBBENCH_INSTRUMENT", "1" if hooks else "0"),))
+    label = f"{variant}-{'on' if hooks else 'off'}"
+    with serve(supervisor, variant, VARIANTS.get(variant).app, config, workdir / f"{label}.log") as target:
+        info = target.info()
+        if info.get("instrumented") is not hooks:
+            raise SystemExit(f"{variant}: asked for hooks {'on' if hooks else 'off'}, /_bench/info says {info}")
+        spec = LoadSpec(SCENARIOS.get(args.scenario).path, target.url, args.users, args.warmup, args.duration)
+        result = run_load(supervisor, spec, workdir)
+    return float(result["requests"]) / float(result["duration_s"])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=float, default=5.0)
+    parser.add_argument("--warmup", type=float, default=2.0)
+    parser.add_argument("--pairs", type=int, default=3)
+    parser.add_argument("--users", type=int, default=32)
+    parser.add_argument("--pool-size", type=int, default=10)
+    parser.add_argument("--scenario", default="db")
+    parser.add_argument("--variants", default=",".join(VARIANTS.names))
+    args = parser.parse_args()
+    variants = [VARIANTS.get(name).name for name in args.variants.split(",")]
+    rps: dict[str, dict[bool, list[float]]] = {v: {True: [], False: []} for v in variants}
+
+    with sigterm_as_interrupt(), Supervisor() as supervisor, pg.embedded(supervisor) as database:
+        apply_schema(database.dsn)
+        seed(database.dsn)
+        with tempfile.TemporaryDirectory(prefix="dbbench-overhead-") as tmp:
+            for pair in range(args.pairs):
+                for variant in variants:
+                    for hooks in (True, False) if pair % 2 == 0 else (False, True):
+                        for attempt in range(ATTEMPTS):
+                            try:
+                                value = measure(supervisor, database.dsn, variant, hooks, args, Path(tmp))
+                                break
+                            except (LoadFailed, TargetFailed) as error:
+                                print(f"{variant} hooks {hooks}: attempt {attempt + 1}: {error}", file=sys.stderr)
+                        else:
+                            raise SystemExit(f"{variant}: no measurement after {ATTEMPTS} attempts")
+                        rps[variant][hooks].append(value)
+                        print(
+                            f"pair {pair + 1} {variant:<10} hooks {'on ' if hooks else 'off'} {value:>8,.0f} req/s",
+                            file=sys.stderr,
+                            flush=True,
+                        )
+
+    print(f"\n{args.scenario} · {args.users} users · {args.pairs} interleaved pairs · {args.duration:g} s windows")
+    print(f"{'variant':<12}{'on req/s':>10}{'off req/s':>11}{'off/on':>8}{'loss':>8}  per-pair off/on")
+    over_budget = []
+    for variant in variants:
+        on, off = rps[variant][True], rps[variant][False]
+        ratios = [b / a for a, b in zip(on, off, strict=True)]
+        ratio = statistics.median(ratios)
+        loss = 1 - 1 / ratio
+        if loss > BUDGET_LOSS:
+            over_budget.append(variant)
+        print(
+            f"{variant:<12}{statistics.median(on):>10,.0f}{statistics.median(off):>11,.0f}{ratio:>8.3f}"
+            f"{loss:>8.1%}  {' '.join(f'{r:.3f}' for r in ratios)}"
+        )
+    print(f"\nover the {BUDGET_LOSS:.0%} budget: {', '.join(over_budget) or 'none'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

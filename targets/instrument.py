@@ -1,0 +1,143 @@
+"""Per-statement timings attributed to the request that ran them, for every variant.
+
+Which hook sees each driver (probed 2026-11 with asyncpg 0.32, SQLAlchemy 2.1, databases 0.9):
+
+* sync (psycopg 3) and async_orm (asyncpg via SQLAlchemy): SQLAlchemy's ``before/after_cursor_execute``
+  on the (sync) engine. psycopg 3 has no hook of its own, and asyncpg's query logger is nearly blind
+  under SQLAlchemy: its dialect runs statements through ``Connection.prepare()`` + ``PreparedStatement``,
+  which asyncpg never logs, so the logger sees only BEGIN/ROLLBACK.
+* pooled, cached, databases, nopool: asyncpg's own ``Connection.add_query_logger`` (registered through
+  the pool's ``init=``, which databases forwards to asyncpg, or right after ``asyncpg.connect``). The
+  blind spot above is ``PreparedStatement`` objects only: ``fetch``/``fetchrow``/``execute`` with
+  arguments go through ``Connection._execute``, which times and logs every call even when the statement
+  comes from the connection's prepared-statement cache. Experiment (embedded PG 16, pooled connection):
+  two ``fetchrow(SELECT ... $1)``, a ``fetch``, an ``execute(UPDATE ...)`` were all logged with their
+  arguments; ``(await conn.prepare(q)).fetchval(3)`` was not; the pool's reset query and asyncpg's type
+  introspection (first use of ``int[]`` on a connection) were logged too. Our code paths never call
+  ``prepare()``, and tests/test_instrument.py asserts every variant reports exactly the statements its
+  store runs. The logger is invoked through ``loop.call_soon``, which copies the caller's context, so
+  the request contextvar is still visible when it runs. It carries no row count: ``rows`` is null.
+
+Transaction control, asyncpg's pool reset and its type introspection are dropped (see targets.stats).
+A statement counts only inside a request (the middleware's contextvar is set): start-up queries, /health
+and /_bench/* are not workload. Enabled unless DBBENCH_INSTRUMENT=0; a variant whose hooks cost more
+than 5 % makes them opt-in (DBBENCH_INSTRUMENT=1) and says so in /_bench/info.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from contextvars import ContextVar
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from targets.stats import Collector
+
+ENV = "DBBENCH_INSTRUMENT"
+SKIPPED_PREFIXES = ("/_bench/", "/health")
+
+# The endpoint (request path, no query string) of the request being served; None outside requests.
+current_endpoint: ContextVar[str | None] = ContextVar("dbbench_endpoint", default=None)
+
+
+def enabled(on_by_default: bool, environ: Mapping[str, str] = os.environ) -> bool:
+    """DBBENCH_INSTRUMENT=0 turns hooks off, =1 on; unset means the variant's default."""
+    value = environ.get(ENV, "").strip()
+    if not value:
+        return on_by_default
+    return value not in ("0", "false", "no", "off")
+
+
+class StatsMiddleware:
+    """Pure ASGI (BaseHTTPMiddleware would add a task and a queue per request): sets the endpoint
+    contextvar for the hooks and times the whole request."""
+
+    def __init__(self, app: ASGIApp, collector: Collector) -> None:
+        self.app = app
+        self.collector = collector
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] != "http" or path.startswith(SKIPPED_PREFIXES):
+            await self.app(scope, receive, send)
+            return
+        token = current_endpoint.set(path)
+        started = time.perf_counter()
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            current_endpoint.reset(token)
+            self.collector.record_request(path, time.perf_counter() - started)
+
+
+def add_stats_routes(app: FastAPI, collector: Collector | None) -> None:
+    """GET /_bench/stats and POST /_bench/stats/reset; served (as not instrumented) even with hooks off."""
+    # Imported here: contract imports this module, and the response class lives there.
+    from targets.contract import OrjsonResponse
+
+    idle = Collector()
+
+    @app.get("/_bench/stats")
+    async def bench_stats() -> Response:
+        if collector is None:
+            return OrjsonResponse(idle.snapshot(instrumented=False))
+        return OrjsonResponse(collector.snapshot())
+
+    @app.post("/_bench/stats/reset", status_code=204)
+    async def bench_stats_reset() -> Response:
+        (collector or idle).reset()
+        return Response(status_code=204)
+
+
+# --- SQLAlchemy (sync and async_orm) ------------------------------------------------------------
+
+
+def watch_engine(engine: Any, collector: Collector, driver: str) -> None:
+    """Cursor events on a sync ``Engine`` (for an ``AsyncEngine`` pass ``engine.sync_engine``)."""
+    from sqlalchemy import event
+
+    def before(conn: Any, cursor: Any, statement: str, params: Any, context: Any, many: bool) -> None:
+        if current_endpoint.get() is not None:
+            context._dbbench_started = time.perf_counter()
+
+    def after(conn: Any, cursor: Any, statement: str, params: Any, context: Any, many: bool) -> None:
+        endpoint = current_endpoint.get()
+        if endpoint is None:  # before() saw the same context, so it did not time this one either
+            return
+        elapsed = time.perf_counter() - context._dbbench_started
+        calls = len(params) if many else 1
+        # -1 (unknown, e.g. SELECT through SQLAlchemy's asyncpg adapter) makes the statement's rows null.
+        collector.record_statement(endpoint, statement, elapsed, cursor.rowcount, params, calls)
+
+    event.listen(engine, "before_cursor_execute", before)
+    event.listen(engine, "after_cursor_execute", after)
+    collector.hook = f"sqlalchemy cursor events ({driver})"
+
+
+# --- asyncpg (pooled, cached, databases, nopool) ------------------------------------------------
+
+
+def asyncpg_logger(collector: Collector) -> Callable[[Any], None]:
+    def log(record: Any) -> None:
+        # Runs via loop.call_soon in a copy of the context that ran the query.
+        endpoint = current_endpoint.get()
+        if endpoint is not None:
+            collector.record_statement(endpoint, record.query, record.elapsed, None, record.args)
+
+    return log
+
+
+def asyncpg_init(collector: Collector, how: str) -> Callable[[Any], Awaitable[None]]:
+    """An ``init=`` for asyncpg.create_pool that registers the query logger on every new connection."""
+    log = asyncpg_logger(collector)
+    collector.hook = f"asyncpg query logger ({how})"
+
+    async def init(conn: Any) -> None:
+        conn.add_query_logger(log)
+
+    return init

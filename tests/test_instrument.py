@@ -1,0 +1,280 @@
+"""Per-statement timings: fingerprints and aggregation (pure), the hook each driver needs (real asyncpg),
+and every variant's /_bench/stats under real uvicorn against real PostgreSQL.
+
+Server tests use the fixtures described at the top of tests/test_targets.py (``pg_dsn``, ``run_target``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+
+from bench.seed import apply_schema, seed
+from targets import VARIANTS, Variant
+from targets.fingerprint import fingerprint
+from targets.instrument import enabled
+from targets.stats import Collector, bucket_us, jsonable_params, statement_key
+
+RunTarget = Callable[[str, dict[str, str]], str]
+
+
+def target_env(dsn: str, variant: str, **extra: str) -> dict[str, str]:
+    # As tests/test_targets.py: warnings are errors inside the target too.
+    return {
+        "DBBENCH_DSN": dsn,
+        "DBBENCH_POOL_SIZE": "4",
+        "DBBENCH_VARIANT": variant,
+        "PYTHONWARNINGS": "error",
+        **extra,
+    }
+
+
+@pytest.fixture
+def seeded_dsn(pg_dsn: str) -> str:
+    apply_schema(pg_dsn)
+    seed(pg_dsn)
+    return pg_dsn
+
+
+# --- fingerprints --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("sql", "expected"),
+    [
+        ("SELECT id, randomnumber FROM world WHERE id = $1", "SELECT id, randomnumber FROM world WHERE id = ?"),
+        ("SELECT  a\n\tFROM t  WHERE b = 'x''y' AND c = 42", "SELECT a FROM t WHERE b = ? AND c = ?"),
+        ("SELECT * FROM t WHERE a = :name AND b = :other", "SELECT * FROM t WHERE a = ? AND b = ?"),
+        ("SELECT * FROM t WHERE a = %(id_1)s::INTEGER", "SELECT * FROM t WHERE a = ?::INTEGER"),
+        ("SELECT * FROM t WHERE a = %s LIMIT 10", "SELECT * FROM t WHERE a = ? LIMIT ?"),
+        ("UPDATE w SET r = u.r FROM unnest($1::int[], $2::int[]) AS u(id, r)", None),
+        ('SELECT x2, "Col 1", t1.c FROM t1 WHERE c = -3.5e2', 'SELECT x2, "Col 1", t1.c FROM t1 WHERE c = -?'),
+        ("SELECT a FROM t WHERE b IN ($1::INTEGER, $2::INTEGER, $3::INTEGER)", "SELECT a FROM t WHERE b IN (?)"),
+        ("SELECT a FROM t WHERE b IN (%(b_1_1)s, %(b_1_2)s)", "SELECT a FROM t WHERE b IN (?)"),
+        ("SELECT 1 -- it's $1\nFROM t /* 'c' */ WHERE x = '$2'", "SELECT ? FROM t WHERE x = ?"),
+    ],
+)
+def test_fingerprint_removes_values_and_keeps_shape(sql: str, expected: str | None) -> None:
+    if expected is None:  # casts survive; placeholders do not
+        expected = "UPDATE w SET r = u.r FROM unnest(?::int[], ?::int[]) AS u(id, r)"
+    assert fingerprint(sql) == expected
+
+
+def test_fingerprint_is_the_same_whatever_the_values() -> None:
+    assert fingerprint("SELECT * FROM t WHERE id = 1") == fingerprint("SELECT * FROM t WHERE id = 20")
+    assert fingerprint("SELECT * FROM t WHERE id IN (1, 2)") == fingerprint("SELECT * FROM t WHERE id IN (3)")
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "BEGIN",
+        "begin;",
+        "COMMIT",
+        "ROLLBACK",
+        "SAVEPOINT sa_1",
+        "RELEASE SAVEPOINT sa_1",
+        "SELECT pg_advisory_unlock_all();\nCLOSE ALL;\nUNLISTEN *;\nRESET ALL;",
+        "WITH RECURSIVE typeinfo_tree(oid, ns) AS (SELECT 1)",
+        "\n  SELECT current_setting('jit') AS cur, set_config('jit', 'off', false) AS new",
+    ],
+)
+def test_transaction_control_and_driver_internals_are_not_counted(sql: str) -> None:
+    assert statement_key(sql) is None
+
+
+def test_params_become_a_positional_json_list() -> None:
+    sql = "UPDATE t SET a = %(a)s WHERE id = %(id)s AND b = %(a)s"
+    assert jsonable_params(sql, {"id": 7, "a": 3}) == [3, 7]
+    assert jsonable_params("x = :b AND y = :a", {"a": 1, "b": 2}) == [2, 1]
+    assert jsonable_params("$1 $2", ([1, 2], (3, "x"))) == [[1, 2], [3, "x"]]
+    assert jsonable_params("$1", (b"\x00",)) == ["b'\\x00'"]
+    assert jsonable_params("SELECT 1", None) is None
+
+
+def test_instrumentation_switch() -> None:
+    assert enabled(True, {}) and not enabled(False, {})
+    assert not enabled(True, {"DBBENCH_INSTRUMENT": "0"})
+    assert enabled(False, {"DBBENCH_INSTRUMENT": "1"})
+
+
+# --- aggregation (fake clock) ---------------------------------------------------------------------
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.mark.parametrize("us", [1, 2, 127, 128, 129, 255, 1_000, 12_345, 999_999, 59_000_000])
+def test_latency_buckets_keep_better_than_one_percent(us: int) -> None:
+    bucket = bucket_us(us / 1e6 + 1e-9)
+    assert us * (1 - 1 / 128) <= bucket <= us
+    assert bucket_us(0) == 1 and bucket_us(3600) <= 60_000_000
+
+
+def test_collector_aggregates_by_fingerprint_and_endpoint() -> None:
+    clock = FakeClock()
+    collector = Collector("test hook", clock=clock)
+    select = "SELECT id FROM world WHERE id = $1"
+    for ms in (1, 2, 3, 4, 100):
+        collector.record_statement("/queries", select, ms / 1000, 1, (ms,))
+    collector.record_statement("/db", select, 0.001, 1, (9,))
+    # An executemany of 4 parameter sets timed as one 8 ms call: 4 calls at 2 ms each.
+    collector.record_statement("/updates", "UPDATE w SET r = $1 WHERE id = $2", 0.008, None, [(1, 2)] * 4, calls=4)
+    collector.record_statement("/updates", "ROLLBACK", 0.5, None, None)
+    collector.record_request("/queries", 0.2)
+    collector.record_request("/db", 0.01)
+    clock.now = 102.5
+
+    snapshot = collector.snapshot()
+
+    assert snapshot["instrumented"] is True and snapshot["hook"] == "test hook"
+    assert snapshot["window_s"] == pytest.approx(2.5)
+    assert snapshot["endpoints"]["/queries"] == pytest.approx(
+        {"requests": 1, "queries": 5, "request_time_s": 0.2, "db_time_s": 0.11}
+    )
+    assert snapshot["endpoints"]["/updates"] == pytest.approx(
+        {"requests": 0, "queries": 4, "request_time_s": 0.0, "db_time_s": 0.008}
+    )
+    first, second = snapshot["statements"]  # ROLLBACK dropped; sorted by total time
+    assert first["fingerprint"] == "SELECT id FROM world WHERE id = ?"
+    assert first["calls"] == 6 and first["rows"] == 6
+    assert first["total_ms"] == pytest.approx(111)
+    assert first["p50_ms"] == pytest.approx(2, rel=0.01)
+    assert first["p95_ms"] == pytest.approx(100, rel=0.01)
+    assert first["endpoints"] == {"/queries": 5, "/db": 1}
+    assert first["sample_params"] == [1]
+    assert second["calls"] == 4 and second["rows"] is None
+    assert second["p50_ms"] == pytest.approx(2, rel=0.01)
+    assert second["sample_params"] == [1, 2]
+
+    collector.reset()
+    clock.now = 103.0
+    assert collector.snapshot() == {
+        "instrumented": True,
+        "hook": "test hook",
+        "window_s": 0.5,
+        "endpoints": {},
+        "statements": [],
+    }
+
+
+# --- which hook sees asyncpg (the evidence for targets.instrument's choice) ----------------------------
+
+
+def test_asyncpg_query_logger_sees_our_calls_but_not_prepared_statements(pg_dsn: str) -> None:
+    async def probe() -> list[Any]:
+        seen: list[Any] = []
+        conn = await asyncpg.connect(pg_dsn)
+        try:
+            conn.add_query_logger(seen.append)
+            for value in (1, 2):  # the second call runs the connection's cached prepared statement
+                await conn.fetchrow("SELECT $1::int AS v", value)
+            await conn.fetch("SELECT 3")
+            await conn.execute("SELECT $1::int[]", [4])
+            await (await conn.prepare("SELECT 5 + $1::int")).fetchval(1)  # explicit PreparedStatement
+            await asyncio.sleep(0)  # loggers run via loop.call_soon
+        finally:
+            await conn.close()
+        return seen
+
+    queries = [record.query for record in asyncio.run(probe())]
+    ours = [q for q in queries if statement_key(q) is not None]
+    assert ours == ["SELECT $1::int AS v", "SELECT $1::int AS v", "SELECT 3", "SELECT $1::int[]"]
+    assert "SELECT 5 + $1::int" not in queries
+
+
+# --- every variant under real uvicorn -------------------------------------------------------------------
+
+EXPECTED_HOOK = {
+    "sync": "sqlalchemy cursor events (psycopg)",
+    "async_orm": "sqlalchemy cursor events (asyncpg via sqlalchemy)",
+    "databases": "asyncpg query logger (pool init= via databases)",
+    "pooled": "asyncpg query logger (pool init=)",
+    "cached": "asyncpg query logger (pool init=)",
+    "nopool": "asyncpg query logger (per connection)",
+}
+
+
+def stats(base_url: str) -> dict[str, Any]:
+    response = httpx.get(f"{base_url}/_bench/stats", timeout=30)
+    response.raise_for_status()
+    payload: dict[str, Any] = response.json()
+    return payload
+
+
+def reset(base_url: str) -> None:
+    assert httpx.post(f"{base_url}/_bench/stats/reset", timeout=30).status_code == 204
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS), ids=VARIANTS.names)
+def test_every_statement_is_timed_and_attributed_to_its_request(
+    variant: Variant, seeded_dsn: str, run_target: RunTarget
+) -> None:
+    base_url = run_target(variant.app, target_env(seeded_dsn, variant.name))
+    info = httpx.get(f"{base_url}/_bench/info", timeout=30).json()
+    assert (info["instrumented"], info["hook"]) == (True, EXPECTED_HOOK[variant.name])
+    for path in ["/updates?queries=3", "/db", "/health"]:  # warm: first use on a connection introspects types
+        httpx.get(base_url + path, timeout=30).raise_for_status()
+    reset(base_url)
+
+    # Concurrent requests to different endpoints (more than the pool holds): attribution must not mix them.
+    paths = ["/db", "/queries?queries=5", "/fortunes", "/updates?queries=3", "/health"] * 6
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        assert set(pool.map(lambda path: httpx.get(base_url + path, timeout=60).status_code, paths)) == {200}
+    httpx.get(f"{base_url}/_bench/info", timeout=30)
+    payload = stats(base_url)
+
+    assert payload["instrumented"] is True and payload["hook"] == EXPECTED_HOOK[variant.name]
+    assert payload["window_s"] > 0
+    endpoints = payload["endpoints"]
+    assert set(endpoints) == {"/db", "/queries", "/fortunes", "/updates"}  # /health and /_bench/* skipped
+    per_request = {path: e["queries"] / e["requests"] for path, e in endpoints.items()}
+    if variant.name == "cached":  # cache hits answer reads without a query
+        assert per_request["/db"] <= 1 and per_request["/queries"] <= 5
+    else:
+        assert per_request["/db"] == 1 and per_request["/queries"] == 5
+    assert per_request["/fortunes"] == 1
+    updates_reads = sum(
+        s["endpoints"].get("/updates", 0) for s in payload["statements"] if s["fingerprint"].startswith("SELECT")
+    )
+    assert updates_reads == 3 * 6
+    for e in endpoints.values():
+        assert e["requests"] == 6 and 0 < e["db_time_s"] < e["request_time_s"]
+
+    statements = payload["statements"]
+    assert [s["total_ms"] for s in statements] == sorted((s["total_ms"] for s in statements), reverse=True)
+    for s in statements:
+        assert s["fingerprint"].split()[0] in ("SELECT", "UPDATE"), s["fingerprint"]
+        assert "$" not in s["fingerprint"] and "%(" not in s["fingerprint"]
+        assert s["calls"] == sum(s["endpoints"].values()) > 0
+        assert 0 < s["p50_ms"] <= s["p95_ms"] and s["total_ms"] > 0
+        assert isinstance(s["sample_params"], list)
+    world_read = next(
+        s for s in statements if "FROM world" in s["fingerprint"] and s["fingerprint"].startswith("SELECT")
+    )
+    assert len(world_read["sample_params"]) == 1 and 1 <= world_read["sample_params"][0] <= 10_000
+    if variant.name == "sync":  # psycopg reports rows for SELECT; asyncpg's logger cannot
+        assert world_read["rows"] == world_read["calls"]
+
+
+@pytest.mark.parametrize("variant", [VARIANTS.get("pooled"), VARIANTS.get("sync")], ids=lambda v: v.name)
+def test_instrumentation_off_installs_nothing(variant: Variant, seeded_dsn: str, run_target: RunTarget) -> None:
+    base_url = run_target(variant.app, target_env(seeded_dsn, variant.name, DBBENCH_INSTRUMENT="0"))
+    httpx.get(f"{base_url}/queries?queries=3", timeout=30).raise_for_status()
+    info = httpx.get(f"{base_url}/_bench/info", timeout=30).json()
+    assert (info["instrumented"], info["hook"]) == (False, "none")
+    payload = stats(base_url)
+    assert payload["instrumented"] is False
+    assert (payload["endpoints"], payload["statements"]) == ({}, [])
+    reset(base_url)
