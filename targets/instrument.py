@@ -36,13 +36,13 @@ from fastapi import FastAPI
 from fastapi.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from targets.stats import Collector
+from targets.stats import Collector, RequestScope
 
 ENV = "DBBENCH_INSTRUMENT"
 SKIPPED_PREFIXES = ("/_bench/", "/health")
 
-# The endpoint (request path, no query string) of the request being served; None outside requests.
-current_endpoint: ContextVar[str | None] = ContextVar("dbbench_endpoint", default=None)
+# The request being served (its endpoint: the path without query string); None outside requests.
+current_request: ContextVar[RequestScope | None] = ContextVar("dbbench_request", default=None)
 
 
 def enabled(on_by_default: bool, environ: Mapping[str, str] = os.environ) -> bool:
@@ -66,13 +66,14 @@ class StatsMiddleware:
         if scope["type"] != "http" or path.startswith(SKIPPED_PREFIXES):
             await self.app(scope, receive, send)
             return
-        token = current_endpoint.set(path)
+        request = RequestScope(path)
+        token = current_request.set(request)
         started = time.perf_counter()
         try:
             await self.app(scope, receive, send)
         finally:
-            current_endpoint.reset(token)
-            self.collector.record_request(path, time.perf_counter() - started)
+            current_request.reset(token)
+            self.collector.record_request(request, time.perf_counter() - started)
 
 
 def add_stats_routes(app: FastAPI, collector: Collector | None) -> None:
@@ -102,17 +103,17 @@ def watch_engine(engine: Any, collector: Collector, driver: str) -> None:
     from sqlalchemy import event
 
     def before(conn: Any, cursor: Any, statement: str, params: Any, context: Any, many: bool) -> None:
-        if current_endpoint.get() is not None:
+        if current_request.get() is not None:
             context._dbbench_started = time.perf_counter()
 
     def after(conn: Any, cursor: Any, statement: str, params: Any, context: Any, many: bool) -> None:
-        endpoint = current_endpoint.get()
-        if endpoint is None:  # before() saw the same context, so it did not time this one either
+        request = current_request.get()
+        if request is None:  # before() saw the same context, so it did not time this one either
             return
         elapsed = time.perf_counter() - context._dbbench_started
         calls = len(params) if many else 1
         # -1 (unknown, e.g. SELECT through SQLAlchemy's asyncpg adapter) makes the statement's rows null.
-        collector.record_statement(endpoint, statement, elapsed, cursor.rowcount, params, calls)
+        collector.record_statement(request, statement, elapsed, cursor.rowcount, params, calls)
 
     event.listen(engine, "before_cursor_execute", before)
     event.listen(engine, "after_cursor_execute", after)
@@ -125,9 +126,9 @@ def watch_engine(engine: Any, collector: Collector, driver: str) -> None:
 def asyncpg_logger(collector: Collector) -> Callable[[Any], None]:
     def log(record: Any) -> None:
         # Runs via loop.call_soon in a copy of the context that ran the query.
-        endpoint = current_endpoint.get()
-        if endpoint is not None:
-            collector.record_statement(endpoint, record.query, record.elapsed, None, record.args)
+        request = current_request.get()
+        if request is not None:
+            collector.record_statement(request, record.query, record.elapsed, None, record.args)
 
     return log
 

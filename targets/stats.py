@@ -97,6 +97,17 @@ class _Statement:
 
 
 @dataclass
+class RequestScope:
+    """One request in flight: its statements accumulate here and join the endpoint's totals when the
+    request ends, so a request that straddles a reset counts whole (its queries with it) or not at
+    all, and queries per request stay exact however short the window."""
+
+    endpoint: str
+    queries: int = 0
+    db_time_s: float = 0.0
+
+
+@dataclass
 class _Endpoint:
     requests: int = 0
     queries: int = 0
@@ -121,21 +132,24 @@ class Collector:
             self._endpoints = {}
             self._since = self._clock()
 
-    def record_request(self, endpoint: str, seconds: float) -> None:
+    def record_request(self, request: RequestScope, seconds: float) -> None:
         with self._lock:
-            stats = self._endpoints.get(endpoint)
+            stats = self._endpoints.get(request.endpoint)
             if stats is None:
-                stats = self._endpoints[endpoint] = _Endpoint()
+                stats = self._endpoints[request.endpoint] = _Endpoint()
             stats.requests += 1
             stats.request_time_s += seconds
+            stats.queries += request.queries
+            stats.db_time_s += request.db_time_s
 
     def record_statement(
-        self, endpoint: str, sql: str, seconds: float, rows: int | None, params: object, calls: int = 1
+        self, request: RequestScope, sql: str, seconds: float, rows: int | None, params: object, calls: int = 1
     ) -> None:
         """One execution (``calls`` > 1: an executemany of that many parameter sets, timed as a whole)."""
         key = statement_key(sql)
         if key is None:
             return
+        endpoint = request.endpoint
         with self._lock:
             statement = self._statements.get(key)
             if statement is None:
@@ -151,11 +165,8 @@ class Collector:
             # An executemany is one timing for ``calls`` executions: each is recorded at the average.
             bucket = bucket_us(seconds / calls)
             statement.buckets[bucket] = statement.buckets.get(bucket, 0) + calls
-            stats = self._endpoints.get(endpoint)
-            if stats is None:
-                stats = self._endpoints[endpoint] = _Endpoint()
-            stats.queries += calls
-            stats.db_time_s += seconds
+            request.queries += calls
+            request.db_time_s += seconds
 
     def snapshot(self, instrumented: bool = True) -> dict[str, Any]:
         with self._lock:

@@ -19,7 +19,7 @@ from bench.seed import apply_schema, seed
 from targets import VARIANTS, Variant
 from targets.fingerprint import fingerprint
 from targets.instrument import enabled
-from targets.stats import Collector, bucket_us, jsonable_params, statement_key
+from targets.stats import Collector, RequestScope, bucket_us, jsonable_params, statement_key
 
 RunTarget = Callable[[str, dict[str, str]], str]
 
@@ -126,14 +126,16 @@ def test_collector_aggregates_by_fingerprint_and_endpoint() -> None:
     clock = FakeClock()
     collector = Collector("test hook", clock=clock)
     select = "SELECT id FROM world WHERE id = $1"
+    queries, db, updates = RequestScope("/queries"), RequestScope("/db"), RequestScope("/updates")
     for ms in (1, 2, 3, 4, 100):
-        collector.record_statement("/queries", select, ms / 1000, 1, (ms,))
-    collector.record_statement("/db", select, 0.001, 1, (9,))
+        collector.record_statement(queries, select, ms / 1000, 1, (ms,))
+    collector.record_statement(db, select, 0.001, 1, (9,))
     # An executemany of 4 parameter sets timed as one 8 ms call: 4 calls at 2 ms each.
-    collector.record_statement("/updates", "UPDATE w SET r = $1 WHERE id = $2", 0.008, None, [(1, 2)] * 4, calls=4)
-    collector.record_statement("/updates", "ROLLBACK", 0.5, None, None)
-    collector.record_request("/queries", 0.2)
-    collector.record_request("/db", 0.01)
+    collector.record_statement(updates, "UPDATE w SET r = $1 WHERE id = $2", 0.008, None, [(1, 2)] * 4, calls=4)
+    collector.record_statement(updates, "ROLLBACK", 0.5, None, None)
+    collector.record_request(queries, 0.2)
+    collector.record_request(db, 0.01)
+    # /updates is still in flight: its statements are in the statement stats, not yet in the endpoint's.
     clock.now = 102.5
 
     snapshot = collector.snapshot()
@@ -143,8 +145,10 @@ def test_collector_aggregates_by_fingerprint_and_endpoint() -> None:
     assert snapshot["endpoints"]["/queries"] == pytest.approx(
         {"requests": 1, "queries": 5, "request_time_s": 0.2, "db_time_s": 0.11}
     )
-    assert snapshot["endpoints"]["/updates"] == pytest.approx(
-        {"requests": 0, "queries": 4, "request_time_s": 0.0, "db_time_s": 0.008}
+    assert "/updates" not in snapshot["endpoints"]
+    collector.record_request(updates, 0.02)
+    assert collector.snapshot()["endpoints"]["/updates"] == pytest.approx(
+        {"requests": 1, "queries": 4, "request_time_s": 0.02, "db_time_s": 0.008}
     )
     first, second = snapshot["statements"]  # ROLLBACK dropped; sorted by total time
     assert first["fingerprint"] == "SELECT id FROM world WHERE id = ?"
