@@ -1,7 +1,8 @@
 """Connections the variant under test holds, sampled from pg_stat_activity while a cell runs.
 
 Only one variant runs at a time, in a database created for the run, so every client backend on
-that database (but this monitor's own) belongs to the variant.
+that database belongs to the variant, except dbbench's own monitoring connections (this sampler,
+and the load process's pg_stat_statements reset and snapshot), which name themselves.
 """
 
 from __future__ import annotations
@@ -10,10 +11,13 @@ import contextlib
 
 import psycopg
 
+from bench.pgstats import MONITOR_APP
+
 # The marker keeps this monitor's own query out of the pg_stat_statements snapshots (bench.pgstats).
 _COUNT = (
     "/* dbbench:pgstats */ SELECT count(*) FROM pg_stat_activity "
-    "WHERE datname = current_database() AND backend_type = 'client backend' AND pid <> pg_backend_pid()"
+    "WHERE datname = current_database() AND backend_type = 'client backend' AND pid <> pg_backend_pid() "
+    "AND application_name <> %s"
 )
 
 
@@ -21,14 +25,14 @@ class ConnectionSampler:
     def __init__(self, dsn: str) -> None:
         self.conn: psycopg.Connection[tuple[int]] | None = None
         with contextlib.suppress(psycopg.Error):
-            self.conn = psycopg.connect(dsn, autocommit=True, connect_timeout=5)
+            self.conn = psycopg.connect(dsn, autocommit=True, connect_timeout=5, application_name=MONITOR_APP)
         self.peak: int | None = None
 
     def sample(self) -> None:
         if self.conn is None:
             return
         try:
-            row = self.conn.execute(_COUNT).fetchone()
+            row = self.conn.execute(_COUNT, (MONITOR_APP,)).fetchone()
         except psycopg.Error:
             return
         if row is not None:

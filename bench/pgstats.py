@@ -37,6 +37,8 @@ _NOISE = re.compile(
     )""",
     re.IGNORECASE | re.VERBOSE | re.DOTALL,
 )
+# dbbench's own connections name themselves, so the connection count of a variant leaves them out.
+MONITOR_APP = "dbbench-monitor"
 _OWN = ("dbbench:pgstats", "pg_stat_statements", "pg_prepared_statements")
 _EXPLAINABLE = {"select", "with", "values", "table", "insert", "update", "delete", "merge"}
 _explain_names = itertools.count(1)
@@ -240,7 +242,7 @@ def availability(dsn: str) -> Availability:
     in one transaction, so a failed probe leaves no extension behind.
     """
     try:
-        conn = psycopg.connect(dsn, connect_timeout=5)
+        conn = psycopg.connect(dsn, connect_timeout=5, application_name=MONITOR_APP)
     except psycopg.Error as exc:
         return Availability(False, f"cannot connect: {_first_line(str(exc))}")
     try:
@@ -278,7 +280,7 @@ def reset(dsn: str) -> None:
     """Forget this database's statistics only: other databases on a shared --dsn server keep theirs.
 
     Call it only when ``available``: without the extension or the right it raises psycopg.Error."""
-    with psycopg.connect(dsn, autocommit=True) as conn:
+    with psycopg.connect(dsn, autocommit=True, application_name=MONITOR_APP) as conn:
         # (userid, dbid, queryid) with 0 meaning "all": all users and statements of this database.
         conn.execute(
             "/* dbbench:pgstats */ SELECT pg_stat_statements_reset("
@@ -293,7 +295,7 @@ def is_noise(query: str) -> bool:
 
 def snapshot(dsn: str, limit: int = 20) -> list[StatementStat]:
     """This database's statements by total execution time, heaviest first, without the noise."""
-    with psycopg.connect(dsn, autocommit=True) as conn:
+    with psycopg.connect(dsn, autocommit=True, application_name=MONITOR_APP) as conn:
         rows = conn.execute(
             "/* dbbench:pgstats */ SELECT queryid, query, calls, total_exec_time, mean_exec_time, stddev_exec_time, "
             "min_exec_time, max_exec_time, rows, shared_blks_hit, shared_blks_read "
@@ -330,7 +332,7 @@ def explain(dsn: str, query: str, params: Sequence[Any] | None = None) -> Explai
     _sample_value); when none can be, the result carries the reason instead of a plan.
     """
     try:
-        conn = psycopg.connect(dsn, autocommit=True, connect_timeout=5)
+        conn = psycopg.connect(dsn, autocommit=True, connect_timeout=5, application_name=MONITOR_APP)
     except psycopg.Error as exc:
         return ExplainResult(query, _list(params), None, None, error=f"cannot connect: {_first_line(str(exc))}")
     with conn:
@@ -350,7 +352,7 @@ def capture_top_explains(
     if not heaviest:
         return []
     try:
-        conn = psycopg.connect(dsn, autocommit=True, connect_timeout=5)
+        conn = psycopg.connect(dsn, autocommit=True, connect_timeout=5, application_name=MONITOR_APP)
     except psycopg.Error as exc:
         why = f"cannot connect: {_first_line(str(exc))}"
         return [ExplainResult(stat.query, None, None, None, error=why) for stat in heaviest]
