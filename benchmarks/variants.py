@@ -59,9 +59,9 @@ def main() -> int:
         loaded = results.load(out)
     machine = loaded.metadata["machine"]
     print(f"machine: {machine['cpu_count']} CPUs, {machine['cpu_model']}, Python {machine['python']}")
-    for (scenario, users), rows in summary.by_scenario(summary.rows(loaded)).items():
+    for (scenario, load), rows in summary.by_scenario(summary.rows(loaded)).items():
         base = next((r.rps for r in rows if r.variant == "pooled" and r.status == "ok"), None)
-        print(f"\n{scenario} · {users} users · median of {args.trials} trials")
+        print(f"\n{scenario} · {load} · median of {args.trials} trials")
         print(f"{'variant':<12}{'req/s':>10}{'min':>9}{'max':>9}{'p99 ms':>9}{'pooled/x':>10}")
         for row in rows:
             if row.status != "ok":
