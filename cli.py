@@ -120,6 +120,13 @@ def run(
     profile: Annotated[
         bool, typer.Option(help="Afterwards, profile each variant x scenario with pyinstrument (separate pass).")
     ] = False,
+    instrument: Annotated[
+        bool | None,
+        typer.Option(
+            "--instrument/--no-instrument",
+            help="Per-statement timing in timed cells for every variant (default: on where it costs < 5 %).",
+        ),
+    ] = None,
 ) -> None:
     """Measure every variant x scenario and write a results file."""
     from bench.errors import BenchError
@@ -145,6 +152,7 @@ def run(
             url=url.rstrip("/") if url else None,
             check=check,
             profile=profile,
+            instrument=instrument,
         )
         _execute(config)
     except BenchError as exc:

@@ -48,6 +48,7 @@ class RunConfig:
     url: str | None = None  # load a server dbbench did not start (then there is one "variant")
     check: bool = True  # run the contract check before any load
     profile: bool = False  # after the timed cells, a pyinstrument pass per variant x scenario
+    instrument: bool | None = None  # statement timing in timed cells: None = each variant's default
 
     def load_points(self) -> list[tuple[int, float | None]]:
         """(users, rate) per point of the sweep: users sweep the closed model, rates the open one."""
@@ -126,8 +127,10 @@ class Run:
                 self.observer.phase("seeding")
                 seed.apply_schema(database.dsn)
                 self._probe_pg_stat_statements(database)
-                target_config = TargetConfig(database.dsn, config.pool_size)
-                passed = self._check_all(supervisor, database, target_config, workdir)
+                target_config = TargetConfig(database.dsn, config.pool_size, extra_env=self._instrument_env())
+                # The check always counts queries, whatever the timed cells do.
+                check_config = TargetConfig(database.dsn, config.pool_size, extra_env=(("DBBENCH_INSTRUMENT", "1"),))
+                passed = self._check_all(supervisor, database, check_config, workdir)
                 keys = plan(passed, config.scenarios, config.load_points(), config.trials)
                 for index, key in enumerate(keys, start=1):
                     self.observer.cell_started(index, len(keys), key, config.warmup_s + config.duration_s)
@@ -139,6 +142,11 @@ class Run:
                 if config.profile:
                     self._profile(supervisor, database, passed, workdir)
         return self.results
+
+    def _instrument_env(self) -> tuple[tuple[str, str], ...]:
+        if self.config.instrument is None:
+            return ()
+        return (("DBBENCH_INSTRUMENT", "1" if self.config.instrument else "0"),)
 
     def _probe_pg_stat_statements(self, database: Database) -> None:
         found = pgstats.availability(database.dsn)
@@ -284,6 +292,7 @@ class Run:
                 "trials": config.trials,
                 "load_generator": f"locust FastHttpUser, {self._load_processes()}; {model}",
                 "server": "uvicorn, 1 worker, 127.0.0.1",
+                "instrument": {None: "each variant's default", True: "on", False: "off"}[config.instrument],
             },
             "pool": {
                 "size": config.pool_size,

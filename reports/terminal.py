@@ -186,6 +186,13 @@ def footer(results: Results) -> Text:
     )
 
 
+def untimed(results: Results) -> list[str]:
+    """Variants whose timed cells ran without statement timing (opt-in where the hooks cost > 5 %)."""
+    names = {cell.variant for cell in results.cells if cell.ok and cell.target.get("instrumented") is False}
+    order = results.metadata.get("config", {}).get("variants", [])
+    return sorted(names, key=lambda name: order.index(name) if name in order else len(order))
+
+
 def render(results: Results) -> RenderableType:
     parts: list[RenderableType] = [table(results)]
     for extra in (sweep_table(results), time_table(results), profile_table(results)):
@@ -194,6 +201,13 @@ def render(results: Results) -> RenderableType:
     for variant, problems in summary.failed_checks(results):
         parts.append(Text(f"{variant} failed its contract check and was not measured:", style="bold red"))
         parts.extend(Text(f"  - {problem}", style="red") for problem in problems[:10])
+    off = untimed(results)
+    if off:
+        parts.append(Text(
+            f"statement timing was off for {', '.join(off)}: its hooks cost those variants more than 5 % "
+            "of CPU per request (benchmarks/overhead.py); bench run --instrument turns it on for all",
+            style="dim",
+        ))  # fmt: skip
     parts.append(footer(results))
     return Group(*parts)
 

@@ -87,7 +87,7 @@ def seeded_dsn(pg_dsn: str) -> str:
 
 @pytest.mark.parametrize("variant", list(VARIANTS), ids=VARIANTS.names)
 def test_lazy_and_eager_serve_the_same_bytes(variant: Variant, seeded_dsn: str, run_target: RunTarget) -> None:
-    env = {"DBBENCH_DSN": seeded_dsn, "DBBENCH_POOL_SIZE": "4", "PYTHONWARNINGS": "error"}
+    env = {"DBBENCH_DSN": seeded_dsn, "DBBENCH_POOL_SIZE": "4", "PYTHONWARNINGS": "error", "DBBENCH_INSTRUMENT": "1"}
     base_url = run_target(variant.app, env)
     for query, limit in [("", 20), ("?limit=5", 5), ("?limit=100", 100)]:
         expected = compact(seeded_authors_json(limit))

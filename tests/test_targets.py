@@ -42,6 +42,7 @@ def target_env(dsn: str, variant: str) -> dict[str, str]:
         "DBBENCH_POOL_SIZE": str(POOL_SIZE),
         "DBBENCH_VARIANT": variant,
         "PYTHONWARNINGS": "error",
+        "DBBENCH_INSTRUMENT": "1",  # some variants are opt-in (their hooks cost more than 5 %)
     }
 
 
