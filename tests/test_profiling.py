@@ -119,7 +119,7 @@ def test_sync_profile_is_taken_in_the_worker_threads(seeded_dsn: str, supervisor
 def test_without_profile_dir_no_profiler_is_on_the_request_path(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("DBBENCH_PROFILE_DIR", raising=False)
     code = (
-        "import sys, targets.pooled as p, targets.sync as s\n"
+        "import sys, targets.async_orm as p, targets.sync as s\n"
         "db = next(r.endpoint for r in s.app.routes if getattr(r, 'path', '') == '/db')\n"
         "print([m.cls.__name__ for m in p.app.user_middleware], hasattr(db, '__wrapped__'),"
         " 'pyinstrument' in sys.modules)"
