@@ -105,6 +105,13 @@ def _wait_ready(dsn: str, alive: Callable[[], bool], timeout: float, log_tail: C
     raise BenchError(f"embedded PostgreSQL did not accept connections within {timeout:.0f}s: {last}")
 
 
+def _create_run_database(admin: str) -> str:
+    """The run's own database on a server we just started; returns its DSN."""
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(RUN_DATABASE)))
+    return dsnlib.with_database(admin, RUN_DATABASE)
+
+
 @contextlib.contextmanager
 def embedded(supervisor: Supervisor, keep_logs: Path | None = None) -> Iterator[Database]:
     """A PostgreSQL of our own on a free loopback port in a temp dir, removed afterwards."""
@@ -177,9 +184,7 @@ def embedded(supervisor: Supervisor, keep_logs: Path | None = None) -> Iterator[
                 supervisor.stop(child)
                 if "could not bind" not in child.log_tail() or _attempt == 2:
                     raise
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(RUN_DATABASE)))
-        run_dsn = dsnlib.with_database(admin, RUN_DATABASE)
+        run_dsn = _create_run_database(admin)
         yield Database(run_dsn, "embedded", server_version(run_dsn), dict(EMBEDDED_SETTINGS), child.pid)
         supervisor.stop(child)
     finally:
@@ -200,10 +205,7 @@ def _pgserver() -> Iterator[Database]:
     root = Path(tempfile.mkdtemp(prefix="dbbench-pgserver-"))
     server = pgserver.get_server(root, cleanup_mode="delete")
     try:
-        admin = server.get_uri()
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(RUN_DATABASE)))
-        run_dsn = dsnlib.with_database(admin, RUN_DATABASE)
+        run_dsn = _create_run_database(server.get_uri())
         yield Database(run_dsn, "embedded-pgserver", server_version(run_dsn), {})
     finally:
         server.cleanup()

@@ -7,6 +7,7 @@ interrupted, or that hits a failing variant, keeps everything it already measure
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -131,13 +132,7 @@ class Run:
                 # The check always counts queries, whatever the timed cells do.
                 check_config = TargetConfig(database.dsn, config.pool_size, extra_env=(("DBBENCH_INSTRUMENT", "1"),))
                 passed = self._check_all(supervisor, database, check_config, workdir)
-                keys = plan(passed, config.scenarios, config.load_points(), config.trials)
-                for index, key in enumerate(keys, start=1):
-                    self.observer.cell_started(index, len(keys), key, config.warmup_s + config.duration_s)
-                    cell = self._measure(supervisor, database, target_config, key, workdir)
-                    self.results.cells.append(cell)
-                    self.save()
-                    self.observer.cell_finished(cell)
+                self._run_cells(passed, lambda key: self._measure(supervisor, database, target_config, key, workdir))
                 self._explain(database)
                 if config.profile:
                     self._profile(supervisor, database, passed, workdir)
@@ -205,17 +200,26 @@ class Run:
             self.observer.checked(check)
             if not check.ok:
                 return
-        keys = plan([variant], config.scenarios, config.load_points(), config.trials)
-        for index, key in enumerate(keys, start=1):
-            self.observer.cell_started(index, len(keys), key, config.warmup_s + config.duration_s)
+
+        def measure(key: CellKey) -> Cell:
             cell = self._new_cell(key)
-            spec = self._spec(key, url)
             try:
-                sample = load.run_load(supervisor, spec, workdir, on_tick=self.observer.tick)
+                sample = load.run_load(supervisor, self._spec(key, url), workdir, on_tick=self.observer.tick)
             except load.LoadFailed as exc:
                 cell.status, cell.reason = "failed", str(exc)
             else:
                 fill(cell, sample)
+            return cell
+
+        self._run_cells([variant], measure)
+
+    def _run_cells(self, variants: list[Variant], measure: Callable[[CellKey], Cell]) -> None:
+        """Measure the planned cells in order, saving the results file after every one."""
+        config = self.config
+        keys = plan(variants, config.scenarios, config.load_points(), config.trials)
+        for index, key in enumerate(keys, start=1):
+            self.observer.cell_started(index, len(keys), key, config.warmup_s + config.duration_s)
+            cell = measure(key)
             self.results.cells.append(cell)
             self.save()
             self.observer.cell_finished(cell)
