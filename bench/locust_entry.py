@@ -157,6 +157,15 @@ def _as_worker(runner: WorkerRunner, window: Window) -> None:
     runner.register_message(CLOSE, on_close)
 
 
+def _drop_locust_stats(environment: Environment) -> None:
+    """Unhook Locust's own per-request statistics: dbbench never reads them (its histograms are recorded by
+    Window.on_request), and on a 2-core machine every microsecond the load process burns is taken from
+    the target and the database it is measuring. py-spy on the load process during `bench calibrate`:
+    firing the request event took 2.9 % of its samples with Locust's listener, 1.5 % without."""
+    handlers = environment.events.request._handlers
+    handlers[:] = [h for h in handlers if getattr(h, "__qualname__", "") != "Runner.__init__.<locals>.on_request"]
+
+
 def install() -> None:
     warmup = float(os.environ.get("DBBENCH_WARMUP_S", "0"))
     # A worker on another machine gets its window from the master, so it may have none of these.
@@ -170,6 +179,7 @@ def install() -> None:
 
     @events.init.add_listener
     def _init(environment: Environment, runner: Runner | None = None, **_: Any) -> None:
+        _drop_locust_stats(environment)
         if rate > 0:
             _pace(environment.user_classes, rate, max(1, users))
         if isinstance(runner, WorkerRunner):
