@@ -9,7 +9,7 @@ import asyncio
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 
-from sqlalchemy import QueuePool, Select, select
+from sqlalchemy import QueuePool, Select, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import selectinload
 
@@ -18,12 +18,25 @@ from targets.contract import (
     AsyncStore,
     AuthorBooks,
     FortuneRow,
+    ItemRow,
+    ReportRow,
     Settings,
     StoreInfo,
     WorldRow,
     build_async_app,
 )
-from targets.models import Author, Book, Fortune, World, engine_url
+from targets.models import (
+    REFRESH_REPORT,
+    Author,
+    Book,
+    Fortune,
+    World,
+    engine_url,
+    item_row,
+    report_query,
+    report_row,
+    search_query,
+)
 from targets.stats import Collector
 
 
@@ -62,6 +75,19 @@ class AsyncOrmStore:
         async with self._sessions() as session:
             query = _first_authors(limit).options(selectinload(Author.books))
             return [(a.id, a.name, _books(a.books)) for a in await session.scalars(query)]
+
+    async def search_items(self, category: int, max_price: int, limit: int) -> list[ItemRow]:
+        async with self._sessions() as session:
+            return [item_row(item) for item in await session.scalars(search_query(category, max_price, limit))]
+
+    async def read_report(self) -> list[ReportRow]:
+        async with self._sessions() as session:
+            return [report_row(row) for row in await session.scalars(report_query())]
+
+    async def refresh_views(self) -> None:
+        # Awaited, then committed by begin()'s exit. Borrows one of the engine's pooled connections.
+        async with self._sessions.begin() as session:
+            await session.execute(text(REFRESH_REPORT))
 
     def info(self) -> StoreInfo:
         pool = self._engine.pool

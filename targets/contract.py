@@ -2,14 +2,17 @@
 
 A variant implements an ``AsyncStore`` (or ``SyncStore`` for the threadpool variant) in its own idiom and
 hands ``build_async_app`` / ``build_sync_app`` a context manager that opens and closes it; routes, query
-parameter rules, JSON/HTML rendering and the /updates value rules live here, once.
+parameter rules, JSON/HTML rendering and the /updates value rules live here, once. So do the per-id world
+routes (over ``read_worlds``/``update_worlds``) and the coalescing of POST /refresh-views (targets.refresh).
 """
 
 from __future__ import annotations
 
+import asyncio
 import html
 import os
 import random
+import threading
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AbstractContextManager, asynccontextmanager
 from dataclasses import dataclass
@@ -18,11 +21,28 @@ from typing import Annotated, Any, Protocol
 
 import anyio.to_thread
 import orjson
-from fastapi import Depends, FastAPI, Query, Request
+from fastapi import BackgroundTasks, Depends, FastAPI, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
 from targets import instrument, profiling
+from targets.data_rules import (
+    REFRESH_ACCEPTED,
+    WORLD_NOT_FOUND,
+    Rejected,
+    items_json,
+    parse_category,
+    parse_max_price,
+    parse_new_number,
+    parse_search_limit,
+    parse_world_id,
+    report_json,
+)
+from targets.refresh import RefreshCoordinator
 from targets.schema import ADDED_FORTUNE, AUTHOR_ROWS, MAX_RANDOM_NUMBER, WORLD_ROWS
+
+# Re-exported ("as" form, for mypy): variants import every row type from here.
+from targets.schema import ItemRow as ItemRow
+from targets.schema import ReportRow as ReportRow
 from targets.stats import Collector
 
 DEFAULT_POOL_SIZE = 10
@@ -78,6 +98,16 @@ class AsyncStore(Protocol):
     async def read_authors_eager(self, limit: int) -> list[AuthorBooks]:
         """The same result with every author's books loaded by one query for all of them."""
 
+    async def search_items(self, category: int, max_price: int, limit: int) -> list[ItemRow]:
+        """One SELECT: items of ``category`` priced at most ``max_price``, newest first (created_at DESC,
+        id DESC: a total order), at most ``limit`` rows."""
+
+    async def read_report(self) -> list[ReportRow]:
+        """One SELECT of the category_report view, ordered by category."""
+
+    async def refresh_views(self) -> None:
+        """REFRESH MATERIALIZED VIEW CONCURRENTLY category_report, committed before returning."""
+
     def info(self) -> StoreInfo: ...
 
 
@@ -93,6 +123,12 @@ class SyncStore(Protocol):
     def read_authors_lazy(self, limit: int) -> list[AuthorBooks]: ...
 
     def read_authors_eager(self, limit: int) -> list[AuthorBooks]: ...
+
+    def search_items(self, category: int, max_price: int, limit: int) -> list[ItemRow]: ...
+
+    def read_report(self) -> list[ReportRow]: ...
+
+    def refresh_views(self) -> None: ...
 
     def info(self) -> StoreInfo: ...
 
@@ -170,6 +206,7 @@ def authors_json(authors: Iterable[AuthorBooks]) -> list[dict[str, Any]]:
 
 QueriesParam = Annotated[str | None, Query()]
 LimitParam = Annotated[str | None, Query()]
+IntParam = Annotated[str | None, Query()]  # parsed by the route's own rule, so a bad value is never a 422
 
 # The collector is None when instrumentation is off: the store then installs no hooks at all.
 OpenAsyncStore = Callable[[Settings, Collector | None], AbstractAsyncContextManager[AsyncStore]]
@@ -187,15 +224,31 @@ async def _sync_store(request: Request) -> SyncStore:
     return store
 
 
+async def _new_number(request: Request) -> int | Rejected:
+    # An async dependency: the sync variant's ``def`` route cannot await the body itself.
+    return parse_new_number(await request.body())
+
+
+def _count_as(endpoint: str) -> None:
+    """Attribute this request's statements and time to ``endpoint`` (a route template) instead of its path:
+    /worlds/1 .. /worlds/10000 would otherwise be 10,000 endpoints in /_bench/stats."""
+    request = instrument.current_request.get()
+    if request is not None:
+        request.endpoint = endpoint
+
+
 # Module level, not inside the builders: with postponed annotations FastAPI resolves route annotations
 # in this module's globals, and a local alias would silently turn ``store`` into a query parameter.
 AsyncStoreDep = Annotated[AsyncStore, Depends(_async_store)]
 SyncStoreDep = Annotated[SyncStore, Depends(_sync_store)]
+NewNumberDep = Annotated[int | Rejected, Depends(_new_number)]
 
 
 def build_async_app(variant: str, open_store: OpenAsyncStore, *, instrument_by_default: bool = True) -> FastAPI:
     """The contract's routes as ``async def`` over ``open_store``'s store, opened for the app's lifetime."""
     collector, sink = _switches(instrument_by_default)
+    refresher = RefreshCoordinator()
+    refresh_lock = asyncio.Lock()  # one refresh at a time; the waiting one queues here
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
@@ -236,9 +289,50 @@ def build_async_app(variant: str, open_store: OpenAsyncStore, *, instrument_by_d
     async def authors_eager(store: AsyncStoreDep, limit: LimitParam = None) -> Response:
         return OrjsonResponse(authors_json(await store.read_authors_eager(parse_limit(limit))))
 
+    @app.get("/search")
+    async def search(
+        store: AsyncStoreDep, category: IntParam = None, max_price: IntParam = None, limit: IntParam = None
+    ) -> Response:
+        query = parse_category(category), parse_max_price(max_price), parse_search_limit(limit)
+        return OrjsonResponse(items_json(await store.search_items(*query)))
+
+    @app.get("/report")
+    async def report(store: AsyncStoreDep) -> Response:
+        return OrjsonResponse(report_json(await store.read_report()))
+
+    async def refresh_in_background(store: AsyncStore) -> None:
+        # async def, and the refresh awaited: a sync function calling the async execute without awaiting
+        # it would only create a coroutine and refresh nothing.
+        async with refresh_lock:
+            with refresher.running():
+                await store.refresh_views()
+
+    @app.post("/refresh-views")
+    async def refresh_views(store: AsyncStoreDep, background: BackgroundTasks) -> Response:
+        if refresher.request():
+            background.add_task(refresh_in_background, store)
+        return OrjsonResponse(REFRESH_ACCEPTED, status_code=202)
+
+    @app.get("/worlds/{world_id}")
+    async def get_world(store: AsyncStoreDep, world_id: str) -> Response:
+        _count_as("/worlds/{id}")
+        if (parsed := parse_world_id(world_id)) is None:
+            return OrjsonResponse(WORLD_NOT_FOUND, status_code=404)
+        return OrjsonResponse(world_json(await store.read_worlds([parsed]))[0])
+
+    @app.put("/worlds/{world_id}")
+    async def put_world(store: AsyncStoreDep, world_id: str, number: NewNumberDep) -> Response:
+        _count_as("/worlds/{id}")
+        if (parsed := parse_world_id(world_id)) is None:
+            return OrjsonResponse(WORLD_NOT_FOUND, status_code=404)
+        if isinstance(number, Rejected):
+            return OrjsonResponse(number.body, status_code=number.status)
+        return OrjsonResponse(world_json(await store.update_worlds([parsed], {parsed: number}))[0])
+
     @app.get("/_bench/info")
     async def bench_info(store: AsyncStoreDep) -> Response:
-        return OrjsonResponse(_info_payload(variant, store.info(), None, collector, instrument_by_default))
+        payload = _info_payload(variant, store.info(), None, collector, instrument_by_default, refresher)
+        return OrjsonResponse(payload)
 
     return app
 
@@ -248,6 +342,9 @@ def build_sync_app(variant: str, open_store: OpenSyncStore, *, instrument_by_def
     collector, sink = _switches(instrument_by_default)
     # A middleware profiler cannot see into the worker threads: each route profiles its own body there.
     profiled = profiling.in_thread(sink)
+    refresher = RefreshCoordinator()
+    # One refresh at a time; the waiting one blocks one worker thread here (never more: coalesced).
+    refresh_lock = threading.Lock()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
@@ -292,11 +389,55 @@ def build_sync_app(variant: str, open_store: OpenSyncStore, *, instrument_by_def
     def authors_eager(store: SyncStoreDep, limit: LimitParam = None) -> Response:
         return OrjsonResponse(authors_json(store.read_authors_eager(parse_limit(limit))))
 
+    @app.get("/search")
+    @profiled
+    def search(
+        store: SyncStoreDep, category: IntParam = None, max_price: IntParam = None, limit: IntParam = None
+    ) -> Response:
+        query = parse_category(category), parse_max_price(max_price), parse_search_limit(limit)
+        return OrjsonResponse(items_json(store.search_items(*query)))
+
+    @app.get("/report")
+    @profiled
+    def report(store: SyncStoreDep) -> Response:
+        return OrjsonResponse(report_json(store.read_report()))
+
+    def refresh_in_background(store: SyncStore) -> None:
+        # A plain def: Starlette runs it in the threadpool after the 202 has been sent.
+        with refresh_lock, refresher.running():
+            store.refresh_views()
+
+    @app.post("/refresh-views")
+    @profiled
+    def refresh_views(store: SyncStoreDep, background: BackgroundTasks) -> Response:
+        if refresher.request():
+            background.add_task(refresh_in_background, store)
+        return OrjsonResponse(REFRESH_ACCEPTED, status_code=202)
+
+    @app.get("/worlds/{world_id}")
+    @profiled
+    def get_world(store: SyncStoreDep, world_id: str) -> Response:
+        _count_as("/worlds/{id}")
+        if (parsed := parse_world_id(world_id)) is None:
+            return OrjsonResponse(WORLD_NOT_FOUND, status_code=404)
+        return OrjsonResponse(world_json(store.read_worlds([parsed]))[0])
+
+    @app.put("/worlds/{world_id}")
+    @profiled
+    def put_world(store: SyncStoreDep, world_id: str, number: NewNumberDep) -> Response:
+        _count_as("/worlds/{id}")
+        if (parsed := parse_world_id(world_id)) is None:
+            return OrjsonResponse(WORLD_NOT_FOUND, status_code=404)
+        if isinstance(number, Rejected):
+            return OrjsonResponse(number.body, status_code=number.status)
+        return OrjsonResponse(world_json(store.update_worlds([parsed], {parsed: number}))[0])
+
     @app.get("/_bench/info")
     async def bench_info(store: SyncStoreDep) -> Response:
         # The limiter's size is what actually bounds concurrent `def` routes (anyio default: 40 threads).
         threads = int(anyio.to_thread.current_default_thread_limiter().total_tokens)
-        return OrjsonResponse(_info_payload(variant, store.info(), threads, collector, instrument_by_default))
+        payload = _info_payload(variant, store.info(), threads, collector, instrument_by_default, refresher)
+        return OrjsonResponse(payload)
 
     return app
 
@@ -338,6 +479,7 @@ def _info_payload(
     threadpool_size: int | None,
     collector: Collector | None,
     instrument_by_default: bool,
+    refresher: RefreshCoordinator,
 ) -> dict[str, Any]:
     return {
         "variant": variant,
@@ -351,4 +493,6 @@ def _info_payload(
         # False: this variant's hooks cost more than benchmarks/overhead.py's 5 % budget, so they run only
         # with DBBENCH_INSTRUMENT=1.
         "instrumented_by_default": instrument_by_default,
+        # Cumulative POST /refresh-views bookkeeping (targets.refresh): counts and each refresh's duration.
+        "refresh": refresher.snapshot(),
     }

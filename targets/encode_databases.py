@@ -18,6 +18,8 @@ from targets.contract import (
     AsyncStore,
     AuthorBooks,
     FortuneRow,
+    ItemRow,
+    ReportRow,
     Settings,
     StoreInfo,
     WorldRow,
@@ -36,6 +38,15 @@ UPDATE_WORLDS = (
 SELECT_AUTHORS = "SELECT id, name FROM author ORDER BY id LIMIT :limit"
 SELECT_BOOKS_OF_AUTHOR = "SELECT id, title FROM book WHERE author_id = :author_id ORDER BY id"
 SELECT_BOOKS_OF_AUTHORS = "SELECT author_id, id, title FROM book WHERE author_id = ANY(CAST(:ids AS int[])) ORDER BY id"
+SEARCH_ITEMS = (
+    "SELECT id, category, price_cents, created_at FROM items WHERE category = :category"
+    " AND price_cents <= :max_price ORDER BY created_at DESC, id DESC LIMIT :limit"
+)
+SELECT_REPORT = (
+    "SELECT category, items, min_price_cents, avg_price_cents, median_price_cents, p90_price_cents,"
+    " max_price_cents, active_days, newest_created_at FROM category_report ORDER BY category"
+)
+REFRESH_REPORT = "REFRESH MATERIALIZED VIEW CONCURRENTLY category_report"
 
 
 class DatabasesStore:
@@ -75,6 +86,36 @@ class DatabasesStore:
             for row in await conn.fetch_all(SELECT_BOOKS_OF_AUTHORS, {"ids": list(books)}):
                 books[row["author_id"]].append((row["id"], row["title"]))  # sorted by book id
             return [(author["id"], author["name"], books[author["id"]]) for author in authors]
+
+    async def search_items(self, category: int, max_price: int, limit: int) -> list[ItemRow]:
+        values = {"category": category, "max_price": max_price, "limit": limit}
+        async with self._database.connection() as conn:
+            rows = await conn.fetch_all(SEARCH_ITEMS, values)
+        return [(r["id"], r["category"], r["price_cents"], r["created_at"]) for r in rows]
+
+    async def read_report(self) -> list[ReportRow]:
+        async with self._database.connection() as conn:
+            rows = await conn.fetch_all(SELECT_REPORT)
+        return [
+            (
+                r["category"],
+                r["items"],
+                r["min_price_cents"],
+                r["avg_price_cents"],
+                r["median_price_cents"],
+                r["p90_price_cents"],
+                r["max_price_cents"],
+                r["active_days"],
+                r["newest_created_at"],
+            )
+            for r in rows
+        ]
+
+    async def refresh_views(self) -> None:
+        # Outside a transaction block: autocommit, so it is committed when execute returns. Borrows one of
+        # the pool's connections for the whole refresh.
+        async with self._database.connection() as conn:
+            await conn.execute(REFRESH_REPORT)
 
     def info(self) -> StoreInfo:
         # databases does not expose its pool; read the asyncpg pool it created so the figure is the real one.

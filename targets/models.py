@@ -1,11 +1,20 @@
-"""SQLAlchemy ORM mapping of targets.schema's tables, shared by the sync and async ORM variants."""
+"""SQLAlchemy ORM mapping of targets.schema's tables, shared by the sync and async ORM variants, with the
+queries both build the same way."""
 
 from __future__ import annotations
 
-from sqlalchemy import ForeignKey, String
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, Select, String, select
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncAttrs
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from targets.schema import ItemRow, ReportRow
+
+# The ORM has no REFRESH construct: the variants send this through text() in a session transaction
+# (REFRESH ... CONCURRENTLY may run inside a transaction block) and commit.
+REFRESH_REPORT = "REFRESH MATERIALIZED VIEW CONCURRENTLY category_report"
 
 
 class Base(AsyncAttrs, DeclarativeBase):
@@ -43,6 +52,62 @@ class Book(Base):
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
     author_id: Mapped[int] = mapped_column(ForeignKey("author.id"))
     title: Mapped[str] = mapped_column(String(200))
+
+
+class Item(Base):
+    __tablename__ = "items"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    category: Mapped[int]
+    price_cents: Mapped[int]
+    created_at: Mapped[datetime]
+
+
+class CategoryReport(Base):
+    """The category_report materialized view, mapped read-only (the ORM never writes it)."""
+
+    __tablename__ = "category_report"
+
+    category: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    items: Mapped[int]
+    min_price_cents: Mapped[int]
+    avg_price_cents: Mapped[int]
+    median_price_cents: Mapped[int]
+    p90_price_cents: Mapped[int]
+    max_price_cents: Mapped[int]
+    active_days: Mapped[int]
+    newest_created_at: Mapped[datetime]
+
+
+def search_query(category: int, max_price: int, limit: int) -> Select[Item]:
+    return (
+        select(Item)
+        .where(Item.category == category, Item.price_cents <= max_price)
+        .order_by(Item.created_at.desc(), Item.id.desc())
+        .limit(limit)
+    )
+
+
+def report_query() -> Select[CategoryReport]:
+    return select(CategoryReport).order_by(CategoryReport.category)
+
+
+def item_row(item: Item) -> ItemRow:
+    return item.id, item.category, item.price_cents, item.created_at
+
+
+def report_row(row: CategoryReport) -> ReportRow:
+    return (
+        row.category,
+        row.items,
+        row.min_price_cents,
+        row.avg_price_cents,
+        row.median_price_cents,
+        row.p90_price_cents,
+        row.max_price_cents,
+        row.active_days,
+        row.newest_created_at,
+    )
 
 
 def engine_url(dsn: str, driver: str) -> URL:

@@ -14,7 +14,17 @@ from contextlib import asynccontextmanager
 import asyncpg
 
 from targets import instrument, pooled
-from targets.contract import AsyncStore, AuthorBooks, FortuneRow, Settings, StoreInfo, WorldRow, build_async_app
+from targets.contract import (
+    AsyncStore,
+    AuthorBooks,
+    FortuneRow,
+    ItemRow,
+    ReportRow,
+    Settings,
+    StoreInfo,
+    WorldRow,
+    build_async_app,
+)
 from targets.stats import Collector
 
 
@@ -58,6 +68,19 @@ class ConnectPerRequestStore:
     async def read_authors_eager(self, limit: int) -> list[AuthorBooks]:
         async with self._connect() as conn:
             return await pooled.read_authors_eager(conn, limit)
+
+    async def search_items(self, category: int, max_price: int, limit: int) -> list[ItemRow]:
+        async with self._connect() as conn:
+            return await pooled.search_items(conn, category, max_price, limit)
+
+    async def read_report(self) -> list[ReportRow]:
+        async with self._connect() as conn:
+            return await pooled.read_report(conn)
+
+    async def refresh_views(self) -> None:
+        # Its own new connection, like a request; it takes one of the slots while it runs.
+        async with self._connect() as conn:
+            await pooled.refresh_views(conn)
 
     def info(self) -> StoreInfo:
         # pool_size here is the cap on simultaneous connections; none is kept between requests.

@@ -15,6 +15,8 @@ from targets.contract import (
     AsyncStore,
     AuthorBooks,
     FortuneRow,
+    ItemRow,
+    ReportRow,
     Settings,
     StoreInfo,
     WorldRow,
@@ -33,6 +35,16 @@ UPDATE_WORLDS = (
 SELECT_AUTHORS = "SELECT id, name FROM author ORDER BY id LIMIT $1"
 SELECT_BOOKS_OF_AUTHOR = "SELECT id, title FROM book WHERE author_id = $1 ORDER BY id"
 SELECT_BOOKS_OF_AUTHORS = "SELECT author_id, id, title FROM book WHERE author_id = ANY($1::int[]) ORDER BY id"
+SEARCH_ITEMS = (
+    "SELECT id, category, price_cents, created_at FROM items WHERE category = $1 AND price_cents <= $2"
+    " ORDER BY created_at DESC, id DESC LIMIT $3"
+)
+SELECT_REPORT = (
+    "SELECT category, items, min_price_cents, avg_price_cents, median_price_cents, p90_price_cents,"
+    " max_price_cents, active_days, newest_created_at FROM category_report ORDER BY category"
+)
+# No arguments: asyncpg sends it with the simple query protocol, in autocommit (committed on return).
+REFRESH_REPORT = "REFRESH MATERIALIZED VIEW CONCURRENTLY category_report"
 
 
 async def read_worlds(conn: asyncpg.Connection, ids: Sequence[int]) -> list[WorldRow]:
@@ -73,6 +85,18 @@ async def read_authors_eager(conn: asyncpg.Connection, limit: int) -> list[Autho
     return [(author_id, name, books[author_id]) for author_id, name in authors]
 
 
+async def search_items(conn: asyncpg.Connection, category: int, max_price: int, limit: int) -> list[ItemRow]:
+    return [(row[0], row[1], row[2], row[3]) for row in await conn.fetch(SEARCH_ITEMS, category, max_price, limit)]
+
+
+async def read_report(conn: asyncpg.Connection) -> list[ReportRow]:
+    return [(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8]) for r in await conn.fetch(SELECT_REPORT)]
+
+
+async def refresh_views(conn: asyncpg.Connection) -> None:
+    await conn.execute(REFRESH_REPORT)
+
+
 class PoolStore:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self.pool = pool
@@ -96,6 +120,19 @@ class PoolStore:
     async def read_authors_eager(self, limit: int) -> list[AuthorBooks]:
         async with self.pool.acquire() as conn:
             return await read_authors_eager(conn, limit)
+
+    async def search_items(self, category: int, max_price: int, limit: int) -> list[ItemRow]:
+        async with self.pool.acquire() as conn:
+            return await search_items(conn, category, max_price, limit)
+
+    async def read_report(self) -> list[ReportRow]:
+        async with self.pool.acquire() as conn:
+            return await read_report(conn)
+
+    async def refresh_views(self) -> None:
+        # Borrows one of the pool's connections for the whole refresh: requests then share one fewer.
+        async with self.pool.acquire() as conn:
+            await refresh_views(conn)
 
     def info(self) -> StoreInfo:
         # asyncpg pools have no overflow: max_size is the hard limit.

@@ -6,10 +6,14 @@ Pure data: no database driver is imported here, so the orchestrator can use it c
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
+from datetime import datetime, timedelta
 
 WORLD_ROWS = 10_000
 MAX_RANDOM_NUMBER = 10_000
 SEED = 20_241_124
+
+CATEGORY_REPORT = "category_report"  # the materialized view created in DDL
 
 DDL: tuple[str, ...] = (
     "CREATE TABLE IF NOT EXISTS world (id integer PRIMARY KEY, randomnumber integer NOT NULL)",
@@ -20,6 +24,33 @@ DDL: tuple[str, ...] = (
     "CREATE TABLE IF NOT EXISTS book (id integer PRIMARY KEY,"
     " author_id integer NOT NULL REFERENCES author (id), title varchar(200) NOT NULL)",
     "CREATE INDEX IF NOT EXISTS book_author_id ON book (author_id)",
+    # The search pair: a table big enough that an index changes the pages a query reads, and a report over
+    # it kept in a materialized view. No index here beyond the key: SEARCH_INDEX is switched on and off.
+    "CREATE TABLE IF NOT EXISTS items (id integer PRIMARY KEY, category integer NOT NULL,"
+    " price_cents integer NOT NULL, created_at timestamp NOT NULL)",
+    # Heavy on purpose (two sorts per category and a distinct count over all items): a refresh costs tens
+    # of milliseconds, far more than the 202 of POST /refresh-views. avg is the integer (floor) mean, so
+    # every driver returns the same int. Created WITH DATA: over an empty table it is empty, and the seeder
+    # refreshes it after loading items.
+    "CREATE MATERIALIZED VIEW IF NOT EXISTS category_report AS SELECT category,"
+    " count(*)::int AS items, min(price_cents) AS min_price_cents,"
+    " (sum(price_cents) / count(*))::int AS avg_price_cents,"
+    " percentile_disc(0.5) WITHIN GROUP (ORDER BY price_cents) AS median_price_cents,"
+    " percentile_disc(0.9) WITHIN GROUP (ORDER BY price_cents) AS p90_price_cents,"
+    " max(price_cents) AS max_price_cents, count(DISTINCT created_at::date)::int AS active_days,"
+    " max(created_at) AS newest_created_at FROM items GROUP BY category",
+    # REFRESH ... CONCURRENTLY needs a unique index on the view (it diffs old and new rows by it).
+    "CREATE UNIQUE INDEX IF NOT EXISTS category_report_category ON category_report (category)",
+    # What the seeder loaded into items ((row count, checksum) of the generator's rows) and into which
+    # items table (its oid: a dropped and recreated table is empty), deleted by any write to items: while it
+    # matches, the per-cell seed skips the ~1 s reload without scanning the table.
+    "CREATE TABLE IF NOT EXISTS items_seeded (items_oid oid NOT NULL, fingerprint text NOT NULL)",
+    "CREATE OR REPLACE FUNCTION items_written() RETURNS trigger LANGUAGE plpgsql AS"
+    " 'BEGIN DELETE FROM items_seeded; RETURN NULL; END'",
+    # DROP + CREATE rather than CREATE OR REPLACE TRIGGER, which needs PostgreSQL 14.
+    "DROP TRIGGER IF EXISTS items_written ON items",
+    "CREATE TRIGGER items_written AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON items"
+    " FOR EACH STATEMENT EXECUTE FUNCTION items_written()",
 )
 
 AUTHOR_ROWS = 100
@@ -93,3 +124,62 @@ def seeded_authors_json(limit: int, seed: int = SEED) -> list[dict[str, object]]
         {"id": author_id, "name": name, "books": [{"id": i, "title": t} for i, t in sorted(books[author_id])]}
         for author_id, name in author_rows(seed)[:limit]
     ]
+
+
+# --- items: the search table and its report --------------------------------------------------------
+
+ITEM_ROWS = 200_000
+ITEM_CATEGORIES = 100
+MAX_PRICE_CENTS = 100_000
+# The /search default and the load scenario's max_price: about half of a category's rows qualify, so
+# LIMIT 20 stops after ~40 index entries with the index and sorts ~1,000 rows without it.
+SEARCH_MAX_PRICE = 50_000
+SEARCH_DEFAULT_LIMIT = 20
+SEARCH_MAX_LIMIT = 100
+# Key order = the ORDER BY, so the scan stops after LIMIT matches; price_cents is INCLUDEd so the filter
+# is evaluated in the index and the plan is an index-only scan (4 pages per query, measured) once VACUUM
+# has set the visibility map. Without it: a (parallel) seq scan of all ~1,300 heap pages + a top-N sort.
+SEARCH_INDEX = "items_category_created_at"
+SEARCH_INDEX_DDL = (
+    f"CREATE INDEX IF NOT EXISTS {SEARCH_INDEX} ON items (category, created_at DESC, id DESC) INCLUDE (price_cents)"
+)
+# created_at is a naive timestamp meaning UTC; the API renders it as ISO 8601 with "Z".
+ITEMS_EPOCH = datetime(2024, 1, 1)
+ITEMS_SPAN_SECONDS = 366 * 86_400
+
+ItemRow = tuple[int, int, int, datetime]  # (id, category, price_cents, created_at)
+# (category, items, min, avg, median, p90, max price_cents, active days, newest created_at)
+ReportRow = tuple[int, int, int, int, int, int, int, int, datetime]
+
+
+def item_offsets(seed: int = SEED) -> Iterator[tuple[int, int, int, int]]:
+    """(id, category, price_cents, seconds after ITEMS_EPOCH) for ids 1..ITEM_ROWS, the same on every call.
+
+    Every attribute is drawn independently per row, so in id (= insertion) order a category's rows are
+    spread over the whole heap and neither category nor created_at correlates with the physical order:
+    without an index a search must read every page. ``random()`` scaled, not ``randint``: 4x faster.
+    """
+    draw = random.Random(seed + 3).random
+    for item_id in range(1, ITEM_ROWS + 1):
+        category = int(draw() * ITEM_CATEGORIES) + 1
+        price = int(draw() * MAX_PRICE_CENTS) + 1
+        yield item_id, category, price, int(draw() * ITEMS_SPAN_SECONDS)
+
+
+def item_rows(seed: int = SEED) -> Iterator[ItemRow]:
+    for item_id, category, price, seconds in item_offsets(seed):
+        yield item_id, category, price, ITEMS_EPOCH + timedelta(seconds=seconds)
+
+
+def item_row_checksum(item_id: int, category: int, price: int, seconds: int) -> int:
+    """One row's share of ``items_checksum``; bench.seed.ITEMS_CHECKSUM is the same sum in SQL."""
+    return ((item_id * 101 + category) * 100_003 + price) * 1_000_003 + seconds
+
+
+def items_checksum(seed: int = SEED) -> tuple[int, int]:
+    """(row count, checksum) of the seeded items, a fingerprint of the generator's output."""
+    count = total = 0
+    for row in item_offsets(seed):
+        count += 1
+        total += item_row_checksum(*row)
+    return count, total

@@ -9,20 +9,32 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
-from sqlalchemy import Engine, QueuePool, Select, create_engine, select
+from sqlalchemy import Engine, QueuePool, Select, create_engine, select, text
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from targets import instrument
 from targets.contract import (
     AuthorBooks,
     FortuneRow,
+    ItemRow,
+    ReportRow,
     Settings,
     StoreInfo,
     SyncStore,
     WorldRow,
     build_sync_app,
 )
-from targets.models import Author, Fortune, World, engine_url
+from targets.models import (
+    REFRESH_REPORT,
+    Author,
+    Fortune,
+    World,
+    engine_url,
+    item_row,
+    report_query,
+    report_row,
+    search_query,
+)
 from targets.stats import Collector
 
 
@@ -58,6 +70,19 @@ class OrmStore:
         with self._sessions() as session:
             query = _first_authors(limit).options(selectinload(Author.books))
             return [_author_books(author) for author in session.scalars(query)]
+
+    def search_items(self, category: int, max_price: int, limit: int) -> list[ItemRow]:
+        with self._sessions() as session:
+            return [item_row(item) for item in session.scalars(search_query(category, max_price, limit))]
+
+    def read_report(self) -> list[ReportRow]:
+        with self._sessions() as session:
+            return [report_row(row) for row in session.scalars(report_query())]
+
+    def refresh_views(self) -> None:
+        # Committed by begin()'s exit. Borrows one of the engine's pooled connections for the whole refresh.
+        with self._sessions.begin() as session:
+            session.execute(text(REFRESH_REPORT))
 
     def info(self) -> StoreInfo:
         pool = self._engine.pool
