@@ -81,7 +81,9 @@ def _default_output() -> Path:
 @app.command()
 def run(
     variants: Annotated[str, typer.Option(help="Comma list of variants, or 'all' (see bench list).")] = "all",
-    scenarios: Annotated[str, typer.Option(help="Comma list of scenarios or locustfile paths, or 'all'.")] = "all",
+    scenarios: Annotated[
+        str, typer.Option(help="Comma list of scenarios, groups (core, advice, all) or locustfile paths.")
+    ] = "core",
     users: Annotated[
         str, typer.Option(help="Concurrent users (closed model; a comma list sweeps), or connections with --rate.")
     ] = "32",
@@ -92,7 +94,18 @@ def run(
     duration: Annotated[float, typer.Option(help="Measured seconds per cell.")] = 10.0,
     warmup: Annotated[float, typer.Option(help="Warm-up seconds per cell, excluded from every figure.")] = 3.0,
     trials: Annotated[int, typer.Option(help="Repeats of every cell, interleaved across variants.")] = 1,
-    pool_size: Annotated[int, typer.Option(help="Connections per pooled variant (aligned across all).")] = 10,
+    pool_size: Annotated[
+        str,
+        typer.Option(help="Connections per pooled variant, aligned across all; a list sweeps, e.g. 1,5,10,20."),
+    ] = "10",
+    index: Annotated[
+        str | None,
+        typer.Option(help="Search index per cell: on, off, or on,off to compare (dropped and rebuilt between cells)."),
+    ] = None,
+    cache: Annotated[str, typer.Option(help="The cached variant's backend: memory (in-process) or redis.")] = "memory",
+    redis_url: Annotated[
+        str | None, typer.Option(help="With --cache redis: redis://HOST:PORT/DB (default: a throwaway redis-server).")
+    ] = None,
     dsn: Annotated[
         str | None,
         typer.Option(help="Use an existing server: postgresql://user@host:port/db (default: embedded)."),
@@ -132,6 +145,7 @@ def run(
     from bench.errors import BenchError
     from bench.runner import RunConfig
 
+    pools = _ints(pool_size, "--pool-size")
     try:
         config = RunConfig(
             variants=[_external(label)] if url else _variants(variants),
@@ -140,7 +154,11 @@ def run(
             duration_s=QUICK_DURATION_S if quick else duration,
             warmup_s=QUICK_WARMUP_S if quick else warmup,
             trials=trials,
-            pool_size=pool_size,
+            pool_size=pools[0],
+            pool_sizes=pools if len(pools) > 1 else [],
+            indexes=_indexes(index),
+            cache=cache,
+            redis_url=redis_url,
             output=output or _default_output(),
             dsn=dsn,
             force=force,
@@ -157,6 +175,16 @@ def run(
         _execute(config)
     except BenchError as exc:
         raise _fail(str(exc)) from None
+
+
+def _indexes(raw: str | None) -> list[bool]:
+    if raw is None:
+        return []
+    states = {"on": True, "off": False}
+    names = _split(raw)
+    if not names or any(name not in states for name in names) or len(set(names)) < len(names):
+        raise _fail(f"--index takes on, off or on,off; got {raw!r}")
+    return [states[name] for name in names]
 
 
 def _variants(raw: str) -> list[Variant]:
@@ -183,10 +211,7 @@ def _external(label: str) -> Variant:
 def _scenarios(raw: str) -> list[Scenario]:
     from scenarios import SCENARIOS
 
-    names = _split(raw)
-    if names == ["all"]:
-        return list(SCENARIOS)
-    return [SCENARIOS.get(name) for name in names]
+    return SCENARIOS.select(_split(raw))
 
 
 def _execute(config: RunConfig) -> None:
@@ -320,9 +345,12 @@ def list_() -> None:
     for variant in VARIANTS:
         table.add_row(variant.name, variant.label, variant.hypothesis)
     console.print(table)
-    table = Table("scenario", "label", title="scenarios", title_justify="left")
+    table = Table(
+        "scenario", "group", "label", title="scenarios (--scenarios takes names or groups)", title_justify="left"
+    )
     for scenario in SCENARIOS:
-        table.add_row(scenario.name, scenario.label)
+        group = next((g for g, names in SCENARIOS.groups.items() if g != "all" and scenario.name in names), "")
+        table.add_row(scenario.name, group, scenario.label)
     console.print(table)
 
 

@@ -98,8 +98,11 @@ def _drive(environment: Environment, window: Window, out_path: str, reports: lis
     runner = environment.runner
     pg_dsn = os.environ.get("DBBENCH_PG_DSN", "")
     gevent.sleep(window.warmup_s)
+    info_open = None
     if stats:
         _target_call(environment.host or "", "POST", "/_bench/stats/reset")
+        # Cumulative counters (cache hits and misses, background refreshes) are diffed between the edges.
+        info_open = _target_call(environment.host or "", "GET", "/_bench/info")
     if pg_dsn:
         pgstats.reset(pg_dsn)
     target.start()
@@ -127,6 +130,9 @@ def _drive(environment: Environment, window: Window, out_path: str, reports: lis
         target_rss_mb=target.peak_rss_mb,
         db_cpu_s=database.cpu_s,
         target_stats=_target_call(environment.host or "", "GET", "/_bench/stats") if stats else None,
+        target_window={"open": info_open, "close": _target_call(environment.host or "", "GET", "/_bench/info")}
+        if stats
+        else None,
         pg_statements=[stat.to_dict() for stat in pgstats.snapshot(pg_dsn)] if pg_dsn else None,
     )
     own = window.to_dict()

@@ -10,6 +10,9 @@ Format history (bump ``FORMAT_VERSION`` and teach ``_upgrade`` on every incompat
   histogram, late requests), resource figures (target CPU and RSS, database CPU and connections),
   the target's own statement statistics and pg_stat_statements; metadata gains the load
   generator's calibration; the file gains EXPLAIN plans and profiles (one per variant x scenario).
+  Added since, optional (absent in older files, read as their defaults): cells' ``settings`` (the factors
+  a run swept besides load: pool size, search index) and ``target_window`` (the target's /_bench/info at
+  the window's edges: cache hit/miss counters, background refreshes), explains' ``setting``.
 """
 
 from __future__ import annotations
@@ -65,6 +68,13 @@ class Cell:
     db_connections: int | None = None  # peak client connections to the run's database
     target_stats: dict[str, Any] | None = None  # the target's /_bench/stats for the window
     pg_statements: list[dict[str, Any]] | None = None  # pg_stat_statements for the window (top by time)
+    settings: dict[str, str] = field(default_factory=dict)  # swept factors, e.g. {"pool": "5", "index": "off"}
+    target_window: dict[str, Any] | None = None  # {"open": /_bench/info, "close": /_bench/info} at the edges
+
+    @property
+    def setting(self) -> str:
+        """The swept factors as a label: "pool 5 · index off" ("" when the run swept none)."""
+        return " · ".join(f"{name} {value}" for name, value in self.settings.items())
 
     @property
     def error_count(self) -> int:

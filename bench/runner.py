@@ -7,13 +7,14 @@ interrupted, or that hits a failing variant, keeps everything it already measure
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-from bench import calibration, load, metadata, pgstats, profiles, results, seed
+from bench import calibration, load, metadata, pgstats, profiles, redis_server, results, seed
 from bench.contract_check import check_variant
 from bench.dbmon import ConnectionSampler
 from bench.errors import BenchError
@@ -50,12 +51,40 @@ class RunConfig:
     check: bool = True  # run the contract check before any load
     profile: bool = False  # after the timed cells, a pyinstrument pass per variant x scenario
     instrument: bool | None = None  # statement timing in timed cells: None = each variant's default
+    pool_sizes: list[int] = field(default_factory=list)  # a pool-size sweep (>= 2 sizes); else ``pool_size``
+    indexes: list[bool] = field(default_factory=list)  # search index on/off per cell; empty = left as built (on)
+    cache: str = "memory"  # the cached variant's backend: "memory" or "redis"
+    redis_url: str | None = None  # with cache "redis": the user's server (default: a throwaway redis-server)
 
     def load_points(self) -> list[tuple[int, float | None]]:
         """(users, rate) per point of the sweep: users sweep the closed model, rates the open one."""
         if self.rates:
             return [(self.users[0], rate) for rate in self.rates]
         return [(users, None) for users in self.users]
+
+    def settings(self) -> list[Setting]:
+        """The non-load factors to sweep, crossed: every pool size with every index state."""
+        pools: list[int | None] = list(self.pool_sizes) if self.pool_sizes else [None]
+        indexes: list[bool | None] = list(self.indexes) if self.indexes else [None]
+        return [
+            Setting(pool or self.pool_size, index, swept_pool=pool is not None) for pool in pools for index in indexes
+        ]
+
+
+@dataclass(frozen=True)
+class Setting:
+    """What a cell runs with besides its load: the pool size and, when asked, the search index state."""
+
+    pool_size: int
+    index: bool | None = None  # None: the index is left as the schema builds it (present)
+    swept_pool: bool = False
+
+    def labels(self) -> dict[str, str]:
+        """Only the factors the run varies: they become part of the cell's identity in the results."""
+        out = {"pool": str(self.pool_size)} if self.swept_pool else {}
+        if self.index is not None:
+            out["index"] = "on" if self.index else "off"
+        return out
 
 
 @dataclass(frozen=True)
@@ -65,10 +94,16 @@ class CellKey:
     users: int
     trial: int
     rate: float | None = None
+    setting: Setting | None = None
 
     @property
     def load(self) -> str:
         return f"{self.rate:g} req/s" if self.rate else f"{self.users} users"
+
+    @property
+    def slug(self) -> str:
+        extra = "".join(f"-{k}{v}" for k, v in (self.setting.labels() if self.setting else {}).items())
+        return f"{self.variant.name}-{self.scenario.name}-{self.load}{extra}-{self.trial}".replace(" ", "")
 
 
 class Observer(Protocol):
@@ -87,17 +122,21 @@ def plan(
     scenarios: list[Scenario],
     points: list[tuple[int, float | None]],
     trials: int,
+    settings: list[Setting] | None = None,
 ) -> list[CellKey]:
-    """Interleave: each trial runs every variant once per (scenario, load point) before the next
-    trial starts, and the variant order rotates between trials, so slow drift (thermal, a noisy
-    neighbour, table bloat) lands on every variant alike instead of on whichever ran last."""
+    """Interleave: each trial runs every variant once per (scenario, setting, load point) before the
+    next trial starts, and the variant order rotates between trials, so slow drift (thermal, a noisy
+    neighbour, table bloat) lands on every variant alike instead of on whichever ran last. Settings
+    (index on/off, pool sizes) alternate inside a trial for the same reason."""
     keys: list[CellKey] = []
+    choices: list[Setting | None] = list(settings) if settings else [None]
     for trial in range(1, trials + 1):
         shift = (trial - 1) % len(variants) if variants else 0
         order = variants[shift:] + variants[:shift]
         for scenario in scenarios:
-            for users, rate in points:
-                keys.extend(CellKey(variant, scenario, users, trial, rate) for variant in order)
+            for setting in choices:
+                for users, rate in points:
+                    keys.extend(CellKey(variant, scenario, users, trial, rate, setting) for variant in order)
     return keys
 
 
@@ -107,6 +146,7 @@ class Run:
     observer: Observer
     results: Results = field(default_factory=Results)
     pg_dsn: str | None = None  # set when pg_stat_statements is usable on the run's database
+    cache_description: dict[str, Any] = field(default_factory=lambda: {"backend": "memory"})
 
     def save(self) -> None:
         results.dump(self.results, self.config.output, force=True)
@@ -120,23 +160,38 @@ class Run:
                 self._execute_external(supervisor, workdir, config.url)
                 return self.results
             self.observer.phase("provisioning PostgreSQL")
-            with provision(supervisor, config.dsn) as database:
+            with provision(supervisor, config.dsn) as database, self._cache(supervisor) as cache_env:
                 self.results.metadata = self._metadata(database)
+                self.results.metadata["cache"] = self.cache_description
                 self.save()
                 if config.calibrate:
                     self._calibrate(supervisor, workdir)
                 self.observer.phase("seeding")
                 seed.apply_schema(database.dsn)
                 self._probe_pg_stat_statements(database)
-                target_config = TargetConfig(database.dsn, config.pool_size, extra_env=self._instrument_env())
+                env = (*self._instrument_env(), *cache_env)
                 # The check always counts queries, whatever the timed cells do.
-                check_config = TargetConfig(database.dsn, config.pool_size, extra_env=(("DBBENCH_INSTRUMENT", "1"),))
+                check_env = (("DBBENCH_INSTRUMENT", "1"), *cache_env)
+                check_config = TargetConfig(database.dsn, config.pool_size, extra_env=check_env)
                 passed = self._check_all(supervisor, database, check_config, workdir)
-                self._run_cells(passed, lambda key: self._measure(supervisor, database, target_config, key, workdir))
+                self._run_cells(passed, lambda key: self._measure(supervisor, database, env, key, workdir))
                 self._explain(database)
                 if config.profile:
                     self._profile(supervisor, database, passed, workdir)
         return self.results
+
+    @contextmanager
+    def _cache(self, supervisor: Supervisor) -> Iterator[tuple[tuple[str, str], ...]]:
+        """The cached variant's backend, as environment for its targets; Redis only when it will be used."""
+        config = self.config
+        if config.cache != "redis" or not any(v.name == "cached" for v in config.variants):
+            self.cache_description = {"backend": "memory"}
+            yield (("DBBENCH_CACHE", "memory"),)
+            return
+        self.observer.phase("starting Redis" if config.redis_url is None else "connecting to Redis")
+        with redis_server.provision(supervisor, config.redis_url) as server:
+            self.cache_description = {"backend": "redis", **server.describe()}
+            yield (("DBBENCH_CACHE", "redis"), ("DBBENCH_REDIS_URL", server.url))
 
     def _instrument_env(self) -> tuple[tuple[str, str], ...]:
         if self.config.instrument is None:
@@ -149,12 +204,23 @@ class Run:
         self.pg_dsn = database.dsn if found.ok else None
 
     def _explain(self, database: Database) -> None:
-        """EXPLAIN (ANALYZE, BUFFERS) of the run's heaviest statements, once, with real parameters."""
+        """EXPLAIN (ANALYZE, BUFFERS) of the run's heaviest statements, with real parameters: once, or
+        once per search-index state when the run compared them (the point is the two plans side by side)."""
         if self.pg_dsn is None:
             return
+        if not self.config.indexes:
+            self._explain_cells(database, self.results.cells, None)
+            return
+        for enabled in self.config.indexes:
+            state = "on" if enabled else "off"
+            seed.set_search_index(database.dsn, enabled)
+            cells = [c for c in self.results.cells if c.settings.get("index") == state]
+            self._explain_cells(database, cells, f"index {state}")
+
+    def _explain_cells(self, database: Database, cells: list[Cell], setting: str | None) -> None:
         totals: dict[str, pgstats.StatementStat] = {}
         samples: dict[str, Any] = {}
-        for cell in self.results.cells:
+        for cell in cells:
             for raw in cell.pg_statements or []:
                 stat = pgstats.StatementStat.from_dict(raw)
                 seen = totals.get(stat.fingerprint)
@@ -164,10 +230,10 @@ class Run:
                     samples.setdefault(statement["fingerprint"], statement["sample_params"])
         if not totals:
             return
-        self.observer.phase("explaining the heaviest statements")
+        self.observer.phase(f"explaining the heaviest statements{f' ({setting})' if setting else ''}")
         seed.seed(database.dsn)
         plans = pgstats.capture_top_explains(database.dsn, list(totals.values()), samples)
-        self.results.explains = [plan.to_dict() for plan in plans]
+        self.results.explains.extend({**plan.to_dict(), "setting": setting} for plan in plans)
         self.save()
 
     def _profile(self, supervisor: Supervisor, database: Database, variants: list[Variant], workdir: Path) -> None:
@@ -216,7 +282,7 @@ class Run:
     def _run_cells(self, variants: list[Variant], measure: Callable[[CellKey], Cell]) -> None:
         """Measure the planned cells in order, saving the results file after every one."""
         config = self.config
-        keys = plan(variants, config.scenarios, config.load_points(), config.trials)
+        keys = plan(variants, config.scenarios, config.load_points(), config.trials, config.settings())
         for index, key in enumerate(keys, start=1):
             self.observer.cell_started(index, len(keys), key, config.warmup_s + config.duration_s)
             cell = measure(key)
@@ -234,6 +300,7 @@ class Run:
             rate=key.rate,
             warmup_s=self.config.warmup_s,
             started_at=metadata.now_iso(),
+            settings=key.setting.labels() if key.setting else {},
         )
 
     def _spec(self, key: CellKey, url: str, target_pid: int | None = None, db_pid: int | None = None) -> load.LoadSpec:
@@ -297,9 +364,11 @@ class Run:
                 "load_generator": f"locust FastHttpUser, {self._load_processes()}; {model}",
                 "server": "uvicorn, 1 worker, 127.0.0.1",
                 "instrument": {None: "each variant's default", True: "on", False: "off"}[config.instrument],
+                "search_index": [("on" if i else "off") for i in config.indexes] or "on (as the schema builds it)",
             },
             "pool": {
                 "size": config.pool_size,
+                "swept": config.pool_sizes,
                 "max_overflow": 0,
                 "threadpool_size": THREADPOOL_SIZE,
                 "note": "every pooled variant holds exactly `size` connections; "
@@ -331,12 +400,16 @@ class Run:
         return passed
 
     def _measure(
-        self, supervisor: Supervisor, database: Database, config: TargetConfig, key: CellKey, workdir: Path
+        self, supervisor: Supervisor, database: Database, env: tuple[tuple[str, str], ...], key: CellKey, workdir: Path
     ) -> Cell:
         cell = self._new_cell(key)
+        setting = key.setting or Setting(self.config.pool_size)
+        if setting.index is not None:
+            seed.set_search_index(database.dsn, setting.index)
         # Every cell starts from the same data: writes from an earlier cell (and their bloat) are gone.
         seed.seed(database.dsn)
-        log = workdir / f"{key.variant.name}-{key.scenario.name}-{key.load}-{key.trial}.log".replace(" ", "")
+        config = TargetConfig(database.dsn, setting.pool_size, extra_env=env)
+        log = workdir / f"{key.slug}.log"
         try:
             with (
                 serve(supervisor, key.variant.name, key.variant.app, config, log) as target,
@@ -378,6 +451,7 @@ def fill(cell: Cell, sample: dict[str, Any]) -> None:
     cell.db_cpu_s = sample.get("db_cpu_s")
     cell.target_stats = sample.get("target_stats")
     cell.pg_statements = sample.get("pg_statements")
+    cell.target_window = sample.get("target_window")
     if cell.requests == 0:
         cell.status, cell.reason = "failed", "no request completed in the measured window"
 
@@ -394,7 +468,14 @@ def validate_config(config: RunConfig) -> None:
         (config.duration_s > 0, "--duration must be > 0 seconds"),
         (config.warmup_s >= 0, "--warmup must be >= 0 seconds"),
         (config.trials >= 1, "--trials must be >= 1"),
-        (config.pool_size >= 1, "--pool-size must be >= 1"),
+        (config.pool_size >= 1 and all(p >= 1 for p in config.pool_sizes), "--pool-size values must be >= 1"),
+        (config.cache in ("memory", "redis"), f"--cache takes memory or redis; got {config.cache!r}"),
+        (config.redis_url is None or config.cache == "redis", "--redis-url needs --cache redis"),
+        (
+            config.redis_url is None or urlsplit(config.redis_url).scheme in ("redis", "rediss", "unix"),
+            "--redis-url takes redis://HOST:PORT/DB (or rediss://, unix://)",
+        ),
+        (not (config.url and (config.indexes or config.pool_sizes)), "--url cannot sweep --index or --pool-size"),
         (config.load_workers >= 1, "--load-workers must be >= 1"),
         (config.remote_workers >= 0, "--remote-workers must be >= 0"),
         (not config.remote_workers or config.master_port is not None, "--remote-workers needs --master-bind HOST:PORT"),

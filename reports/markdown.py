@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bench.results import Results
-from reports import summary
+from reports import advice, summary
 from reports.terminal import baseline, flags, ms, rps_text
 
 
@@ -36,12 +36,18 @@ def render(results: Results) -> str:
         ]
         for row in items:
             if row.status != "ok":
-                lines.append(f"| {_cell(row.variant)} | failed | | | | | | {_cell(row.reason)} |")
+                lines.append(f"| {_cell(row.label)} | failed | | | | | | {_cell(row.reason)} |")
                 continue
             ratio = f"{row.rps / base:.2f}" if base else "-"
             lines.append(
-                f"| {_cell(row.variant)} | {rps_text(row)} | {ratio} | {ms(row.p50_ms)} | {ms(row.p90_ms)} "
+                f"| {_cell(row.label)} | {rps_text(row)} | {ratio} | {ms(row.p50_ms)} | {ms(row.p90_ms)} "
                 f"| {ms(row.p99_ms)} | {row.errors} | {', '.join(flags(row))} |"
             )
+        lines.append("")
+    for found in advice.tables(summary.rows(results)):
+        lines += [f"## {_cell(found.title)}", ""]
+        lines.append("| " + " | ".join(_cell(h) for h in found.headers) + " |")
+        lines.append("|" + "---|" * len(found.headers))
+        lines += ["| " + " | ".join(_cell(v) for v in values) + " |" for values in found.rows]
         lines.append("")
     return "\n".join(lines)

@@ -1,4 +1,4 @@
-"""Pure shaping: results file -> flat rows, one per (variant, scenario, load point), trials pooled.
+"""Pure shaping: results file -> flat rows, one per (variant, scenario, load point, setting), trials pooled.
 
 Throughput is the median of the trials' rates (robust to one disturbed trial), with a 95 %
 bootstrap confidence interval over trials; latency percentiles come from the trials' histograms
@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 import statistics
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from bench import calibration, hist
@@ -22,7 +22,7 @@ BOOTSTRAP_SEED = 20261124
 # A sweep's knee: the lightest load reaching this share of the peak; more load past it buys latency.
 KNEE_FRACTION = 0.90
 
-Key = tuple[str, str, int, float | None]  # variant, scenario, users, rate
+Key = tuple[str, str, int, float | None, str]  # variant, scenario, users, rate, setting
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,7 @@ class Row:
     scenario: str
     users: int
     rate: float | None  # open model's target rate; None for the closed model
+    setting: str  # the swept factors besides load, e.g. "pool 5 · index off"; "" when none
     trials: int
     rps: float
     rps_ci: tuple[float, float] | None  # 95 % bootstrap CI of the median over trials (>= 2 trials)
@@ -62,10 +63,18 @@ class Row:
     findings: list[str]  # e.g. "N+1 suspected: 21 similar statements per request"
     status: str  # "ok", or "failed" when no trial of the cell succeeded
     reason: str
+    endpoints: dict[str, dict[str, Any]] = field(default_factory=dict)  # per endpoint: rps, p50_ms, p99_ms
+    cache_hit_ratio: float | None = None  # cache hits / lookups in the window (cached variant)
+    refreshes: dict[str, Any] | None = None  # background refreshes completed in the window and their durations
 
     @property
     def load(self) -> str:
         return f"{self.rate:g} req/s" if self.rate else f"{self.users} users"
+
+    @property
+    def label(self) -> str:
+        """The variant, with the setting it ran under when the run swept one: "pooled [pool 5]"."""
+        return f"{self.variant} [{self.setting}]" if self.setting else self.variant
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -207,6 +216,70 @@ def _findings(cells: list[Cell], check_info: dict[str, Any]) -> list[str]:
     ]
 
 
+def _endpoint_figures(cells: list[Cell]) -> dict[str, dict[str, Any]]:
+    """Per endpoint over the trials: a scenario that mixes endpoints (reads and writes, a report and its
+    refresh) is only readable endpoint by endpoint."""
+    names = sorted({name for cell in cells for name in cell.endpoints})
+    window = sum(c.duration_s for c in cells)
+    figures: dict[str, dict[str, Any]] = {}
+    for name in names:
+        parts = [c.endpoints[name] for c in cells if name in c.endpoints]
+        merged = hist.merge(p.histogram for p in parts)
+        requests = sum(p.requests for p in parts)
+        figures[name] = {
+            "requests": requests,
+            "errors": sum(p.errors for p in parts),
+            "rps": requests / window if window else 0.0,
+            "p50_ms": hist.percentile_ms(merged, 50.0),
+            "p99_ms": hist.percentile_ms(merged, 99.0),
+        }
+    return figures
+
+
+def _window_delta(cell: Cell, section: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """The target's cumulative ``section`` of /_bench/info at the window's open and close edges."""
+    edges = cell.target_window or {}
+    opened, closed = (edges.get(edge) or {} for edge in ("open", "close"))
+    first, last = opened.get(section), closed.get(section)
+    return (first, last) if isinstance(first, dict) and isinstance(last, dict) else None
+
+
+def _cache_hit_ratio(cells: list[Cell]) -> float | None:
+    hits = lookups = 0
+    for cell in cells:
+        edges = _window_delta(cell, "cache")
+        if edges is None:
+            continue
+        first, last = edges
+        window_hits = int(last.get("hits", 0)) - int(first.get("hits", 0))
+        hits += window_hits
+        lookups += window_hits + int(last.get("misses", 0)) - int(first.get("misses", 0))
+    return hits / lookups if lookups else None
+
+
+def _refreshes(cells: list[Cell]) -> dict[str, Any] | None:
+    durations: list[float] = []
+    counts = dict.fromkeys(("requested", "coalesced", "completed", "failed"), 0)
+    seen = False
+    for cell in cells:
+        edges = _window_delta(cell, "refresh")
+        if edges is None:
+            continue
+        first, last = edges
+        seen = True
+        for name in counts:
+            counts[name] += int(last.get(name, 0)) - int(first.get(name, 0))
+        done = int(last.get("completed", 0)) - int(first.get("completed", 0))
+        durations.extend(float(d) for d in (last.get("durations_ms") or [])[-done:] if done)
+    if not seen or not counts["requested"]:
+        return None
+    return {
+        **counts,
+        "p50_ms": statistics.median(durations) if durations else None,
+        "max_ms": max(durations) if durations else None,
+    }
+
+
 def _row(key: Key, cells: list[Cell], ceiling: float | None, check_info: dict[str, Any] | None = None) -> Row:
     ok = [c for c in cells if c.ok]
     if not ok:
@@ -255,6 +328,9 @@ def _row(key: Key, cells: list[Cell], ceiling: float | None, check_info: dict[st
         findings=_findings(ok, check_info or {}),
         status="ok",
         reason=f"{failed} trial(s) failed" if failed else "",
+        endpoints=_endpoint_figures(ok),
+        cache_hit_ratio=_cache_hit_ratio(ok),
+        refreshes=_refreshes(ok),
     )
 
 
@@ -268,7 +344,7 @@ def rows(results: Results) -> list[Row]:
     their contract check (status "failed", the check's first problem as the reason)."""
     groups: dict[Key, list[Cell]] = {}
     for cell in results.cells:
-        groups.setdefault((cell.variant, cell.scenario, cell.users, cell.rate), []).append(cell)
+        groups.setdefault((cell.variant, cell.scenario, cell.users, cell.rate, cell.setting), []).append(cell)
     config = results.metadata.get("config", {})
     rates = config.get("rates") or []
     users = config.get("users") or []
@@ -279,19 +355,22 @@ def rows(results: Results) -> list[Row]:
         reason = "contract check failed: " + (check.problems[0] if check.problems else "unknown")
         for scenario in config.get("scenarios", {}):
             for count, rate in points:
-                groups[(check.variant, scenario, count, rate)] = [
+                groups[(check.variant, scenario, count, rate, "")] = [
                     Cell(check.variant, scenario, count, 0, status="failed", reason=reason, rate=rate)
                 ]
     variants = {name: i for i, name in enumerate(config.get("variants", []))}
     scenarios = {name: i for i, name in enumerate(config.get("scenarios", {}))}
 
+    settings = {cell.setting: i for i, cell in reversed(list(enumerate(results.cells)))}
+
     def order(key: Key) -> tuple[Any, ...]:
-        variant, scenario, count, rate = key
+        variant, scenario, count, rate, setting = key
         return (
             scenarios.get(scenario, len(scenarios)),
             scenario,
             variants.get(variant, len(variants)),
             variant,
+            settings.get(setting, 0),
             rate or 0.0,
             count,
         )
@@ -315,11 +394,16 @@ def by_scenario(items: Iterable[Row]) -> dict[tuple[str, str], list[Row]]:
 
 @dataclass(frozen=True)
 class Curve:
-    """One variant's sweep over load points in one scenario."""
+    """One variant's sweep over load points in one scenario (under one setting)."""
 
     variant: str
     scenario: str
     points: list[Row]
+    setting: str = ""
+
+    @property
+    def label(self) -> str:
+        return f"{self.variant} [{self.setting}]" if self.setting else self.variant
 
     @property
     def peak(self) -> Row:
@@ -334,12 +418,12 @@ class Curve:
 
 def curves(items: Iterable[Row]) -> list[Curve]:
     """Per (variant, scenario) with at least two successful load points, in load order."""
-    grouped: dict[tuple[str, str], list[Row]] = {}
+    grouped: dict[tuple[str, str, str], list[Row]] = {}
     for row in items:
         if row.status == "ok":
-            grouped.setdefault((row.variant, row.scenario), []).append(row)
+            grouped.setdefault((row.variant, row.scenario, row.setting), []).append(row)
     return [
-        Curve(variant, scenario, sorted(points, key=lambda r: (r.rate or 0.0, r.users)))
-        for (variant, scenario), points in grouped.items()
+        Curve(variant, scenario, sorted(points, key=lambda r: (r.rate or 0.0, r.users)), setting)
+        for (variant, scenario, setting), points in grouped.items()
         if len(points) >= 2
     ]

@@ -8,7 +8,7 @@ from rich.table import Table
 from rich.text import Text
 
 from bench.results import Results
-from reports import summary
+from reports import advice, summary
 from reports.summary import Row
 
 ACHIEVED_MIN = 0.95  # open model: below this share of the target rate the schedule slipped
@@ -68,7 +68,7 @@ def table(results: Results) -> Table:
                 grid.add_row(
                     scenario,
                     load,
-                    row.variant,
+                    row.label,
                     Text("failed", style="red"),
                     "",
                     "",
@@ -87,7 +87,7 @@ def table(results: Results) -> Table:
             grid.add_row(
                 scenario,
                 load,
-                row.variant,
+                row.label,
                 rps_text(row),
                 f"{row.rps / base:.2f}" if base else "-",
                 ms(row.p50_ms),
@@ -124,7 +124,7 @@ def sweep_table(results: Results) -> Table | None:
         points = " → ".join(f"{row.rps:,.0f}" for row in curve.points)
         grid.add_row(
             curve.scenario,
-            curve.variant,
+            curve.label,
             points,
             f"{peak.rps:,.0f}",
             peak.load,
@@ -145,12 +145,12 @@ def time_table(results: Results) -> Table | None:
         grid.add_column(name)
     seen: set[tuple[str, str]] = set()
     for row in measured:
-        if (row.scenario, row.variant) in seen:
+        if (row.scenario, row.label) in seen:
             continue  # one line per variant and scenario: the first load point
-        seen.add((row.scenario, row.variant))
+        seen.add((row.scenario, row.label))
         top = row.top_statements[0] if row.top_statements else {}
         share = "-" if row.db_time_share is None else f"{row.db_time_share:.0%}"
-        grid.add_row(row.scenario, row.variant, f"{row.queries_per_request:.1f}", share,
+        grid.add_row(row.scenario, row.label, f"{row.queries_per_request:.1f}", share,
                      str(top.get("fingerprint", "-"))[:60], ms(top.get("mean_ms")),
                      Text("; ".join(row.findings), style="yellow"))  # fmt: skip
     return grid
@@ -176,11 +176,13 @@ def footer(results: Results) -> Text:
     database = results.metadata.get("database", {})
     pool = results.metadata.get("pool", {})
     calibrated = results.metadata.get("calibration", {})
+    cache = results.metadata.get("cache", {})
+    redis = f" at {cache.get('address', '?')}" if cache.get("backend") == "redis" else ""
     ceiling = f"load generator ceiling {calibrated['rps']:,.0f} req/s" if calibrated.get("rps") else "not calibrated"
     return Text(
         f"database: {database.get('kind', '?')} PostgreSQL {database.get('server_version', '?')} · "
         f"pool size {pool.get('size', '?')} (max_overflow {pool.get('max_overflow', '?')}, "
-        f"threadpool {pool.get('threadpool_size', '?')}) · {ceiling} · "
+        f"threadpool {pool.get('threadpool_size', '?')}) · cache {cache.get('backend', 'memory')}{redis} · {ceiling} · "
         "latencies from HDR histograms (µs resolution)",
         style="dim",
     )
@@ -193,9 +195,21 @@ def untimed(results: Results) -> list[str]:
     return sorted(names, key=lambda name: order.index(name) if name in order else len(order))
 
 
+def advice_tables(results: Results) -> list[Table]:
+    out = []
+    for found in advice.tables(summary.rows(results)):
+        grid = Table(title=found.title, title_justify="left", header_style="bold")
+        for name in found.headers:
+            grid.add_column(name)
+        for values in found.rows:
+            grid.add_row(*values)
+        out.append(grid)
+    return out
+
+
 def render(results: Results) -> RenderableType:
     parts: list[RenderableType] = [table(results)]
-    for extra in (sweep_table(results), time_table(results), profile_table(results)):
+    for extra in (sweep_table(results), *advice_tables(results), time_table(results), profile_table(results)):
         if extra is not None:
             parts.append(extra)
     for variant, problems in summary.failed_checks(results):

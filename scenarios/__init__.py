@@ -28,14 +28,24 @@ class Scenario:
 
 
 class ScenarioRegistry:
-    def __init__(self, names: list[str]) -> None:
+    def __init__(self, names: list[str], groups: dict[str, list[str]] | None = None) -> None:
         self._items = {name: Scenario(name, HERE / f"{name}.py") for name in names}
+        self.groups = groups or {}
 
     def __iter__(self) -> Iterator[Scenario]:
         return iter(self._items.values())
 
     def names(self) -> list[str]:
         return list(self._items)
+
+    def select(self, names: list[str]) -> list[Scenario]:
+        """Names, locustfile paths and group names (each group expands to its scenarios, in order)."""
+        picked: dict[str, Scenario] = {}
+        for name in names:
+            for each in self.groups.get(name, [name]):
+                scenario = self.get(each)
+                picked.setdefault(str(scenario.path), scenario)
+        return list(picked.values())
 
     def get(self, name: str) -> Scenario:
         if name in self._items:
@@ -47,7 +57,12 @@ class ScenarioRegistry:
                     f"locustfile {name} does not exist; pass a path to a locustfile or one of {', '.join(self._items)}"
                 )
             return Scenario(path.stem, path.resolve())
-        raise BenchError(f"unknown scenario {name!r}; choose from {', '.join(self._items)} or pass a locustfile path")
+        choices = ", ".join([*self._items, *self.groups])
+        raise BenchError(f"unknown scenario {name!r}; choose from {choices} or pass a locustfile path")
 
 
-SCENARIOS = ScenarioRegistry(["db", "queries", "fortunes", "updates", "nplus1"])
+# "core": the TechEmpower four and the N+1 pair (the default); "advice": the workloads behind the common
+# FastAPI performance advice (index, cache, background refresh, writes), each meant for its own option.
+CORE = ["db", "queries", "fortunes", "updates", "nplus1"]
+ADVICE = ["search", "hot", "uniform", "mixed", "report", "report_refresh"]
+SCENARIOS = ScenarioRegistry([*CORE, *ADVICE], {"core": CORE, "advice": ADVICE, "all": [*CORE, *ADVICE]})

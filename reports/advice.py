@@ -1,0 +1,142 @@
+"""The usual advice, measured: comparisons a run's rows support, as plain tables (title, headers, rows).
+
+Each table appears only when the run holds both sides of its comparison: the search scenario under
+``--index on,off``, a ``--pool-size`` sweep, the cache scenarios on ``cached`` and ``pooled``, the report
+scenario with and without refreshes. Renderers (terminal, Markdown) only lay the strings out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from reports.summary import Row
+
+CACHE_SCENARIOS = ("hot", "uniform", "mixed")
+REPORT_READ = "/report"
+REFRESH_POST = "POST /refresh-views"
+
+
+@dataclass(frozen=True)
+class AdviceTable:
+    title: str
+    headers: tuple[str, ...]
+    rows: Sequence[tuple[str, ...]]
+
+
+def ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def _rps(value: float) -> str:
+    return f"{value:,.0f}"
+
+
+def _ratio(a: float, b: float) -> str:
+    return f"{a / b:.2f}×" if b else "-"
+
+
+def _ok(rows: Iterable[Row]) -> list[Row]:
+    return [row for row in rows if row.status == "ok"]
+
+
+def _without(setting: str, name: str) -> str:
+    """The setting label minus one factor, so rows differing only in that factor pair up."""
+    return " · ".join(part for part in setting.split(" · ") if part and not part.startswith(f"{name} "))
+
+
+def _factor(row: Row, name: str) -> str | None:
+    return next((p.split(" ", 1)[1] for p in row.setting.split(" · ") if p.startswith(f"{name} ")), None)
+
+
+def index_table(rows: list[Row]) -> AdviceTable | None:
+    pairs: dict[tuple[str, str, str, str], dict[str, Row]] = {}
+    for row in _ok(rows):
+        state = _factor(row, "index")
+        if state is not None:
+            key = (row.scenario, row.variant, row.load, _without(row.setting, "index"))
+            pairs.setdefault(key, {})[state] = row
+    body = [
+        (scenario, variant + (f" [{rest}]" if rest else ""), load, _rps(on.rps), _rps(off.rps),
+         _ratio(on.rps, off.rps), ms(on.p99_ms), ms(off.p99_ms))
+        for (scenario, variant, load, rest), states in pairs.items()
+        if (on := states.get("on")) is not None and (off := states.get("off")) is not None
+    ]  # fmt: skip
+    if not body:
+        return None
+    headers = ("scenario", "variant", "load", "req/s index on", "req/s off", "on/off", "p99 ms on", "p99 ms off")
+    return AdviceTable("indexing: the same search with and without its index", headers, body)
+
+
+def pool_table(rows: list[Row]) -> AdviceTable | None:
+    curves: dict[tuple[str, str, str, str], list[tuple[int, Row]]] = {}
+    for row in _ok(rows):
+        size = _factor(row, "pool")
+        if size is not None:
+            key = (row.scenario, row.variant, row.load, _without(row.setting, "pool"))
+            curves.setdefault(key, []).append((int(size), row))
+    body = []
+    for (scenario, variant, load, rest), points in curves.items():
+        if len(points) < 2:
+            continue
+        points.sort(key=lambda point: point[0])
+        best_size, _ = max(points, key=lambda point: point[1].rps)
+        curve = " → ".join(f"{size}: {_rps(row.rps)}" for size, row in points)
+        p99 = " → ".join(ms(row.p99_ms) for _, row in points)
+        body.append((scenario, variant + (f" [{rest}]" if rest else ""), load, curve, p99, f"{best_size}"))
+    if not body:
+        return None
+    headers = ("scenario", "variant", "load", "pool size: req/s", "p99 ms", "best size")
+    return AdviceTable("pooling: throughput by pool size", headers, body)
+
+
+def cache_table(rows: list[Row]) -> AdviceTable | None:
+    by_key: dict[tuple[str, str, str], dict[str, Row]] = {}
+    for row in _ok(rows):
+        if row.scenario in CACHE_SCENARIOS and row.variant in ("cached", "pooled"):
+            by_key.setdefault((row.scenario, row.load, row.setting), {})[row.variant] = row
+    body = []
+    for (scenario, load, setting), pair in by_key.items():
+        cached, pooled = pair.get("cached"), pair.get("pooled")
+        if cached is None or pooled is None:
+            continue
+        hit = "-" if cached.cache_hit_ratio is None else f"{cached.cache_hit_ratio:.0%}"
+        body.append((scenario + (f" [{setting}]" if setting else ""), load, _rps(cached.rps), _rps(pooled.rps),
+                     _ratio(cached.rps, pooled.rps), hit, ms(cached.p99_ms), ms(pooled.p99_ms)))  # fmt: skip
+    if not body:
+        return None
+    headers = ("scenario", "load", "cached req/s", "pooled req/s", "cached/pooled", "hit ratio", "p99 cached",
+               "p99 pooled")  # fmt: skip
+    return AdviceTable("caching: cached vs pooled, hot keys vs uniform keys", headers, body)
+
+
+def refresh_table(rows: list[Row]) -> AdviceTable | None:
+    by_key: dict[tuple[str, str, str], dict[str, Row]] = {}
+    for row in _ok(rows):
+        if row.scenario in ("report", "report_refresh"):
+            by_key.setdefault((row.variant, row.load, row.setting), {})[row.scenario] = row
+    body = []
+    for (variant, load, setting), pair in by_key.items():
+        quiet, busy = pair.get("report"), pair.get("report_refresh")
+        if busy is None:
+            continue
+        post = busy.endpoints.get(REFRESH_POST, {})
+        refresh = busy.refreshes or {}
+        body.append((
+            variant + (f" [{setting}]" if setting else ""), load,
+            ms(quiet.endpoints.get(REPORT_READ, {}).get("p99_ms")) if quiet else "-",
+            ms(busy.endpoints.get(REPORT_READ, {}).get("p99_ms")),
+            ms(post.get("p99_ms")),
+            ms(refresh.get("p50_ms")), ms(refresh.get("max_ms")),
+            f"{refresh.get('completed', 0)}/{refresh.get('requested', 0)}" if refresh else "-",
+        ))  # fmt: skip
+    if not body:
+        return None
+    headers = ("variant", "load", "GET /report p99 ms", "… during refreshes", "POST 202 p99 ms", "refresh p50 ms",
+               "refresh max ms", "refreshes done/asked")  # fmt: skip
+    return AdviceTable("background refresh: the report while its view refreshes", headers, body)
+
+
+def tables(rows: list[Row]) -> list[AdviceTable]:
+    found = (index_table(rows), pool_table(rows), cache_table(rows), refresh_table(rows))
+    return [table for table in found if table is not None]
