@@ -214,6 +214,60 @@ def _scenarios(raw: str) -> list[Scenario]:
     return SCENARIOS.select(_split(raw))
 
 
+@app.command()
+def advice(
+    users: Annotated[int, typer.Option(help="Concurrent users in every cell.")] = 32,
+    duration: Annotated[float, typer.Option(help="Measured seconds per cell.")] = 10.0,
+    warmup: Annotated[float, typer.Option(help="Warm-up seconds per cell, excluded from every figure.")] = 3.0,
+    trials: Annotated[int, typer.Option(help="Repeats of every cell, interleaved.")] = 1,
+    pool_size: Annotated[
+        str, typer.Option(help="Pool sizes for the pooling sweep (other cells: 10 if listed, else the first).")
+    ] = "1,5,10,20",
+    redis_url: Annotated[
+        str | None, typer.Option(help="Redis for the cached variant (default: a throwaway redis-server).")
+    ] = None,
+    dsn: Annotated[
+        str | None,
+        typer.Option(help="Use an existing server: postgresql://user@host:port/db (default: embedded)."),
+    ] = None,
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Results file to write.")] = None,
+    force: Annotated[bool, typer.Option(help="Overwrite an existing results file.")] = False,
+    quick: Annotated[bool, typer.Option(help="Smoke run: 1 s warm-up, 3 s per cell.")] = False,
+    calibrate: Annotated[bool, typer.Option(help="Measure the load generator's ceiling first.")] = True,
+) -> None:
+    """Measure the usual FastAPI advice: index on/off, cache vs no cache, background refresh, pool sizes."""
+    from bench import advice as claims
+    from bench.errors import BenchError
+    from bench.runner import RunConfig
+    from targets import VARIANTS
+
+    sizes = _ints(pool_size, "--pool-size")
+    redis = claims.redis_available(redis_url)
+    if not redis:
+        typer.echo("note: no redis-server installed and no --redis-url: caching is measured in-process only", err=True)
+    parts = claims.parts(tuple(sizes), redis=redis)
+    scenarios = list({id(s): s for part in parts for s in part.scenarios}.values())
+    try:
+        config = RunConfig(
+            variants=list(VARIANTS),
+            scenarios=scenarios,
+            users=[users],
+            duration_s=QUICK_DURATION_S if quick else duration,
+            warmup_s=QUICK_WARMUP_S if quick else warmup,
+            trials=trials,
+            pool_size=10 if 10 in sizes else sizes[0],
+            output=output or _default_output(),
+            dsn=dsn,
+            force=force,
+            calibrate=calibrate,
+            redis_url=redis_url,
+            parts=parts,
+        )
+        _execute(config)
+    except BenchError as exc:
+        raise _fail(str(exc)) from None
+
+
 def _execute(config: RunConfig) -> None:
     from bench.procs import sigterm_as_interrupt
     from bench.runner import Run, validate_config

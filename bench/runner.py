@@ -19,6 +19,7 @@ from bench.contract_check import check_variant
 from bench.dbmon import ConnectionSampler
 from bench.errors import BenchError
 from bench.pg import Database, provision
+from bench.plan import CellKey, Part, Setting, plan_parts
 from bench.procs import Supervisor
 from bench.results import Cell, Results, VariantCheck
 from bench.target import PROJECT_ROOT, TargetConfig, TargetFailed, serve
@@ -55,6 +56,7 @@ class RunConfig:
     indexes: list[bool] = field(default_factory=list)  # search index on/off per cell; empty = left as built (on)
     cache: str = "memory"  # the cached variant's backend: "memory" or "redis"
     redis_url: str | None = None  # with cache "redis": the user's server (default: a throwaway redis-server)
+    parts: list[Part] = field(default_factory=list)  # several cross products (bench advice); empty: one
 
     def load_points(self) -> list[tuple[int, float | None]]:
         """(users, rate) per point of the sweep: users sweep the closed model, rates the open one."""
@@ -62,48 +64,20 @@ class RunConfig:
             return [(self.users[0], rate) for rate in self.rates]
         return [(users, None) for users in self.users]
 
-    def settings(self) -> list[Setting]:
-        """The non-load factors to sweep, crossed: every pool size with every index state."""
+    def settings(self) -> list[Setting | None]:
+        """The non-load factors this run sweeps, crossed: every pool size with every index state."""
         pools: list[int | None] = list(self.pool_sizes) if self.pool_sizes else [None]
         indexes: list[bool | None] = list(self.indexes) if self.indexes else [None]
-        return [
-            Setting(pool or self.pool_size, index, swept_pool=pool is not None) for pool in pools for index in indexes
-        ]
+        if not (self.pool_sizes or self.indexes):
+            return [None]
+        return [Setting(pool, index) for pool in pools for index in indexes]
 
+    def caches(self) -> set[str]:
+        """Every cache backend some cell will use."""
+        return {self.cache} | {s.cache for part in self.plan_parts() for s in part.settings if s and s.cache}
 
-@dataclass(frozen=True)
-class Setting:
-    """What a cell runs with besides its load: the pool size and, when asked, the search index state."""
-
-    pool_size: int
-    index: bool | None = None  # None: the index is left as the schema builds it (present)
-    swept_pool: bool = False
-
-    def labels(self) -> dict[str, str]:
-        """Only the factors the run varies: they become part of the cell's identity in the results."""
-        out = {"pool": str(self.pool_size)} if self.swept_pool else {}
-        if self.index is not None:
-            out["index"] = "on" if self.index else "off"
-        return out
-
-
-@dataclass(frozen=True)
-class CellKey:
-    variant: Variant
-    scenario: Scenario
-    users: int
-    trial: int
-    rate: float | None = None
-    setting: Setting | None = None
-
-    @property
-    def load(self) -> str:
-        return f"{self.rate:g} req/s" if self.rate else f"{self.users} users"
-
-    @property
-    def slug(self) -> str:
-        extra = "".join(f"-{k}{v}" for k, v in (self.setting.labels() if self.setting else {}).items())
-        return f"{self.variant.name}-{self.scenario.name}-{self.load}{extra}-{self.trial}".replace(" ", "")
+    def plan_parts(self) -> list[Part]:
+        return list(self.parts) or [Part(self.scenarios, self.settings())]
 
 
 class Observer(Protocol):
@@ -115,29 +89,6 @@ class Observer(Protocol):
     def cell_started(self, index: int, total: int, key: CellKey, seconds: float) -> None: ...
     def tick(self, elapsed: float) -> None: ...
     def cell_finished(self, cell: Cell) -> None: ...
-
-
-def plan(
-    variants: list[Variant],
-    scenarios: list[Scenario],
-    points: list[tuple[int, float | None]],
-    trials: int,
-    settings: list[Setting] | None = None,
-) -> list[CellKey]:
-    """Interleave: each trial runs every variant once per (scenario, setting, load point) before the
-    next trial starts, and the variant order rotates between trials, so slow drift (thermal, a noisy
-    neighbour, table bloat) lands on every variant alike instead of on whichever ran last. Settings
-    (index on/off, pool sizes) alternate inside a trial for the same reason."""
-    keys: list[CellKey] = []
-    choices: list[Setting | None] = list(settings) if settings else [None]
-    for trial in range(1, trials + 1):
-        shift = (trial - 1) % len(variants) if variants else 0
-        order = variants[shift:] + variants[:shift]
-        for scenario in scenarios:
-            for setting in choices:
-                for users, rate in points:
-                    keys.extend(CellKey(variant, scenario, users, trial, rate, setting) for variant in order)
-    return keys
 
 
 @dataclass
@@ -184,7 +135,7 @@ class Run:
     def _cache(self, supervisor: Supervisor) -> Iterator[tuple[tuple[str, str], ...]]:
         """The cached variant's backend, as environment for its targets; Redis only when it will be used."""
         config = self.config
-        if config.cache != "redis" or not any(v.name == "cached" for v in config.variants):
+        if "redis" not in config.caches() or not any(v.name == "cached" for v in config.variants):
             self.cache_description = {"backend": "memory"}
             yield (("DBBENCH_CACHE", "memory"),)
             return
@@ -208,14 +159,14 @@ class Run:
         once per search-index state when the run compared them (the point is the two plans side by side)."""
         if self.pg_dsn is None:
             return
-        if not self.config.indexes:
-            self._explain_cells(database, self.results.cells, None)
-            return
-        for enabled in self.config.indexes:
-            state = "on" if enabled else "off"
-            seed.set_search_index(database.dsn, enabled)
+        states = sorted({cell.settings["index"] for cell in self.results.cells if "index" in cell.settings})
+        for state in states:
+            seed.set_search_index(database.dsn, state == "on")
             cells = [c for c in self.results.cells if c.settings.get("index") == state]
             self._explain_cells(database, cells, f"index {state}")
+        if states:
+            seed.set_search_index(database.dsn, True)  # back to the schema's default for the rest
+        self._explain_cells(database, [c for c in self.results.cells if "index" not in c.settings], None)
 
     def _explain_cells(self, database: Database, cells: list[Cell], setting: str | None) -> None:
         totals: dict[str, pgstats.StatementStat] = {}
@@ -282,7 +233,7 @@ class Run:
     def _run_cells(self, variants: list[Variant], measure: Callable[[CellKey], Cell]) -> None:
         """Measure the planned cells in order, saving the results file after every one."""
         config = self.config
-        keys = plan(variants, config.scenarios, config.load_points(), config.trials, config.settings())
+        keys = plan_parts(variants, config.plan_parts(), config.load_points(), config.trials)
         for index, key in enumerate(keys, start=1):
             self.observer.cell_started(index, len(keys), key, config.warmup_s + config.duration_s)
             cell = measure(key)
@@ -403,12 +354,14 @@ class Run:
         self, supervisor: Supervisor, database: Database, env: tuple[tuple[str, str], ...], key: CellKey, workdir: Path
     ) -> Cell:
         cell = self._new_cell(key)
-        setting = key.setting or Setting(self.config.pool_size)
+        setting = key.setting or Setting()
         if setting.index is not None:
             seed.set_search_index(database.dsn, setting.index)
         # Every cell starts from the same data: writes from an earlier cell (and their bloat) are gone.
         seed.seed(database.dsn)
-        config = TargetConfig(database.dsn, setting.pool_size, extra_env=env)
+        if setting.cache is not None:
+            env = (*env, ("DBBENCH_CACHE", setting.cache))  # the later entry wins in the target's environment
+        config = TargetConfig(database.dsn, setting.pool_size or self.config.pool_size, extra_env=env)
         log = workdir / f"{key.slug}.log"
         try:
             with (
@@ -470,7 +423,7 @@ def validate_config(config: RunConfig) -> None:
         (config.trials >= 1, "--trials must be >= 1"),
         (config.pool_size >= 1 and all(p >= 1 for p in config.pool_sizes), "--pool-size values must be >= 1"),
         (config.cache in ("memory", "redis"), f"--cache takes memory or redis; got {config.cache!r}"),
-        (config.redis_url is None or config.cache == "redis", "--redis-url needs --cache redis"),
+        (config.redis_url is None or "redis" in config.caches(), "--redis-url needs --cache redis"),
         (
             config.redis_url is None or urlsplit(config.redis_url).scheme in ("redis", "rediss", "unix"),
             "--redis-url takes redis://HOST:PORT/DB (or rediss://, unix://)",

@@ -57,7 +57,7 @@ def index_table(rows: list[Row]) -> AdviceTable | None:
             key = (row.scenario, row.variant, row.load, _without(row.setting, "index"))
             pairs.setdefault(key, {})[state] = row
     body = [
-        (scenario, variant + (f" [{rest}]" if rest else ""), load, _rps(on.rps), _rps(off.rps),
+        (scenario, variant + (f" ({rest})" if rest else ""), load, _rps(on.rps), _rps(off.rps),
          _ratio(on.rps, off.rps), ms(on.p99_ms), ms(off.p99_ms))
         for (scenario, variant, load, rest), states in pairs.items()
         if (on := states.get("on")) is not None and (off := states.get("off")) is not None
@@ -83,7 +83,7 @@ def pool_table(rows: list[Row]) -> AdviceTable | None:
         best_size, _ = max(points, key=lambda point: point[1].rps)
         curve = " → ".join(f"{size}: {_rps(row.rps)}" for size, row in points)
         p99 = " → ".join(ms(row.p99_ms) for _, row in points)
-        body.append((scenario, variant + (f" [{rest}]" if rest else ""), load, curve, p99, f"{best_size}"))
+        body.append((scenario, variant + (f" ({rest})" if rest else ""), load, curve, p99, f"{best_size}"))
     if not body:
         return None
     headers = ("scenario", "variant", "load", "pool size: req/s", "p99 ms", "best size")
@@ -91,22 +91,26 @@ def pool_table(rows: list[Row]) -> AdviceTable | None:
 
 
 def cache_table(rows: list[Row]) -> AdviceTable | None:
-    by_key: dict[tuple[str, str, str], dict[str, Row]] = {}
+    """Each cached row (one per cache backend the run tried) beside pooled on the same keys and load."""
+    pooled: dict[tuple[str, str, str], Row] = {}
+    cached: list[Row] = []
     for row in _ok(rows):
-        if row.scenario in CACHE_SCENARIOS and row.variant in ("cached", "pooled"):
-            by_key.setdefault((row.scenario, row.load, row.setting), {})[row.variant] = row
+        if row.scenario in CACHE_SCENARIOS and row.variant == "pooled":
+            pooled[(row.scenario, row.load, _without(row.setting, "cache"))] = row
+        elif row.scenario in CACHE_SCENARIOS and row.variant == "cached":
+            cached.append(row)
     body = []
-    for (scenario, load, setting), pair in by_key.items():
-        cached, pooled = pair.get("cached"), pair.get("pooled")
-        if cached is None or pooled is None:
+    for row in cached:
+        base = pooled.get((row.scenario, row.load, _without(row.setting, "cache")))
+        if base is None:
             continue
-        hit = "-" if cached.cache_hit_ratio is None else f"{cached.cache_hit_ratio:.0%}"
-        body.append((scenario + (f" [{setting}]" if setting else ""), load, _rps(cached.rps), _rps(pooled.rps),
-                     _ratio(cached.rps, pooled.rps), hit, ms(cached.p99_ms), ms(pooled.p99_ms)))  # fmt: skip
+        hit = "-" if row.cache_hit_ratio is None else f"{row.cache_hit_ratio:.0%}"
+        body.append((row.scenario, row.label, row.load, _rps(row.rps), _rps(base.rps), _ratio(row.rps, base.rps),
+                     hit, ms(row.p99_ms), ms(base.p99_ms)))  # fmt: skip
     if not body:
         return None
-    headers = ("scenario", "load", "cached req/s", "pooled req/s", "cached/pooled", "hit ratio", "p99 cached",
-               "p99 pooled")  # fmt: skip
+    headers = ("scenario", "cached", "load", "cached req/s", "pooled req/s", "cached/pooled", "hit ratio",
+               "p99 ms cached", "p99 ms pooled")  # fmt: skip
     return AdviceTable("caching: cached vs pooled, hot keys vs uniform keys", headers, body)
 
 
@@ -123,7 +127,7 @@ def refresh_table(rows: list[Row]) -> AdviceTable | None:
         post = busy.endpoints.get(REFRESH_POST, {})
         refresh = busy.refreshes or {}
         body.append((
-            variant + (f" [{setting}]" if setting else ""), load,
+            variant + (f" ({setting})" if setting else ""), load,
             ms(quiet.endpoints.get(REPORT_READ, {}).get("p99_ms")) if quiet else "-",
             ms(busy.endpoints.get(REPORT_READ, {}).get("p99_ms")),
             ms(post.get("p99_ms")),

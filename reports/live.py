@@ -7,8 +7,8 @@ from types import TracebackType
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
+from bench.plan import CellKey
 from bench.results import Cell, VariantCheck
-from bench.runner import CellKey
 
 
 class LiveObserver:
@@ -56,7 +56,8 @@ class LiveObserver:
     def cell_started(self, index: int, total: int, key: CellKey, seconds: float) -> None:
         assert self.overall is not None
         self.progress.update(self.overall, description="cells", total=total, completed=index - 1)
-        label = f"{key.variant.name} · {key.scenario.name} · {key.load} · trial {key.trial}"
+        setting = "".join(f" · {k} {v}" for k, v in (key.setting.labels() if key.setting else {}).items())
+        label = f"{key.variant.name} · {key.scenario.name} · {key.load}{setting} · trial {key.trial}"
         if self.current is None:
             self.current = self.progress.add_task(label, total=seconds)
         else:
@@ -69,7 +70,8 @@ class LiveObserver:
     def cell_finished(self, cell: Cell) -> None:
         assert self.overall is not None
         self.progress.advance(self.overall)
-        name = f"{cell.variant} · {cell.scenario} · {cell.load} · trial {cell.trial}"
+        setting = f" · {cell.setting}" if cell.setting else ""
+        name = f"{cell.variant} · {cell.scenario} · {cell.load}{setting} · trial {cell.trial}"
         if cell.ok:
             errors = f", [red]{cell.error_count} errors[/red]" if cell.error_count else ""
             target = f" (target {cell.rate:g})" if cell.rate else ""

@@ -73,8 +73,8 @@ class Row:
 
     @property
     def label(self) -> str:
-        """The variant, with the setting it ran under when the run swept one: "pooled [pool 5]"."""
-        return f"{self.variant} [{self.setting}]" if self.setting else self.variant
+        """The variant, with the setting it ran under when the run swept one: "pooled (pool 5)"."""
+        return f"{self.variant} ({self.setting})" if self.setting else self.variant
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -403,7 +403,7 @@ class Curve:
 
     @property
     def label(self) -> str:
-        return f"{self.variant} [{self.setting}]" if self.setting else self.variant
+        return f"{self.variant} ({self.setting})" if self.setting else self.variant
 
     @property
     def peak(self) -> Row:

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from bench.errors import BenchError
-from bench.runner import RunConfig, plan, validate_config
+from bench.plan import plan
+from bench.runner import RunConfig, validate_config
 from scenarios import SCENARIOS
 from targets import VARIANTS
 

@@ -1,0 +1,38 @@
+"""``bench advice``: the common FastAPI performance advice, one part of the plan per claim.
+
+Each claim gets only the cells that test it (a cross product of everything would be hours of load):
+- indexes matter: the search scenario with its index on and off;
+- caching takes load off the database: ``cached`` (in-process and Redis) beside ``pooled``, on hot keys,
+  uniform keys and a 90/10 read/write mix;
+- long refreshes belong in background tasks: the report endpoint with and without refreshes running;
+- pooling trims connection overhead: /db over a pool-size sweep, beside ``nopool``.
+"""
+
+from __future__ import annotations
+
+import shutil
+
+from bench.plan import Part, Setting
+from scenarios import SCENARIOS
+
+DEFAULT_POOL_SIZES = (1, 5, 10, 20)
+POOLED_VARIANTS = ("pooled", "async_orm", "databases", "sync")
+SPREAD = ("pooled", "async_orm", "sync")  # thinnest, ORM on asyncpg, ORM in threads
+
+
+def redis_available(redis_url: str | None) -> bool:
+    return redis_url is not None or shutil.which("redis-server") is not None
+
+
+def parts(pool_sizes: tuple[int, ...] = DEFAULT_POOL_SIZES, redis: bool = True) -> list[Part]:
+    get = SCENARIOS.get
+    caches = [Setting(cache="memory"), *([Setting(cache="redis")] if redis else [])]
+    keys = [get("hot"), get("uniform"), get("mixed")]
+    return [
+        Part([get("search")], [Setting(index=True), Setting(index=False)], SPREAD, "indexing"),
+        Part(keys, caches, ("cached",), "caching"),
+        Part(keys, [None], ("pooled",), "caching: the uncached baseline"),
+        Part([get("report"), get("report_refresh")], [None], SPREAD, "background refresh"),
+        Part([get("db")], [Setting(pool_size=size) for size in pool_sizes], POOLED_VARIANTS, "pooling"),
+        Part([get("db")], [None], ("nopool",), "pooling: connect per request"),
+    ]
