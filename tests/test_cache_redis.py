@@ -160,6 +160,24 @@ def test_updates_invalidate_then_write_through_to_redis(
     assert set(served) & set(written) and set(served) - set(in_redis)
 
 
+def test_put_world_then_get_world_serves_the_new_value_from_redis(
+    seeded_dsn: str, run_target: RunTarget, server: redis_server.RedisServer, client: redis.Redis
+) -> None:
+    base_url = start_redis_target(run_target, seeded_dsn, server.url)
+    old = get_json(f"{base_url}/worlds/42")["randomNumber"]  # a miss: the seeded value is now in Redis
+    assert cached_in_redis(client, [42]) == {42: old}
+    new = old % 10_000 + 1
+    response = httpx.put(f"{base_url}/worlds/42", json={"randomNumber": new}, timeout=30)
+    response.raise_for_status()
+    assert response.json() == {"id": 42, "randomNumber": new}
+
+    assert cached_in_redis(client, [42]) == {42: new} == world_snapshot(seeded_dsn, [42])
+    before = cache_info(base_url)
+    assert get_json(f"{base_url}/worlds/42") == {"id": 42, "randomNumber": new}
+    after = cache_info(base_url)
+    assert (after["hits"] - before["hits"], after["misses"] - before["misses"]) == (1, 0)
+
+
 def test_concurrent_reads_and_writes_never_leave_a_stale_value_in_redis(
     seeded_dsn: str, run_target: RunTarget, server: redis_server.RedisServer, client: redis.Redis
 ) -> None:
