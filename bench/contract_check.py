@@ -24,6 +24,7 @@ from typing import Any
 
 import httpx
 
+from bench.contract_check_data import check_data_endpoints
 from bench.seed import world_snapshot
 from targets.schema import (
     ADDED_FORTUNE,
@@ -71,7 +72,7 @@ GROWTH_BY_CONTRACT = frozenset({"/queries", "/updates"})
 WRITE_VERBS = ("UPDATE", "INSERT", "DELETE")
 JSON_TYPE = "application/json"
 HTML_TYPE = "text/html; charset=utf-8"
-INFO_KEYS = ("variant", "driver", "pool_size", "max_overflow", "threadpool_size", "cache")
+INFO_KEYS = ("variant", "driver", "pool_size", "max_overflow", "threadpool_size", "cache", "refresh")
 
 
 @dataclass(frozen=True)
@@ -95,13 +96,13 @@ class _Counts:
         return self.queries / self.requests
 
 
-class _Unreachable(Exception):
+class Unreachable(Exception):
     """The target stopped answering; every further request would fail the same way."""
 
 
 def check_variant(base_url: str, dsn: str | None) -> CheckReport:
     """``dsn=None`` (a server that is not ours, e.g. ``--url``): /updates is not read back from the database."""
-    checker = _Checker(base_url, dsn)
+    checker = Checker(base_url, dsn)
     try:
         with checker:
             checker.check_info()
@@ -110,9 +111,10 @@ def check_variant(base_url: str, dsn: str | None) -> CheckReport:
             checker.check_queries()
             checker.check_fortunes()
             checker.check_authors()
+            check_data_endpoints(checker)  # /search, /report, /refresh-views, /worlds/{id}: see its module
             checker.check_updates()  # it changes the values the other checks compare with the seed
             checker.check_query_growth()  # after check_updates: it runs /updates too
-    except _Unreachable as error:
+    except Unreachable as error:
         checker.problem(f"{error}; remaining checks skipped")
     return CheckReport(ok=not checker.problems, problems=checker.problems, info=checker.info)
 
@@ -127,14 +129,14 @@ def expected_fortunes_html() -> str:
     )
 
 
-class _Checker:
+class Checker:
     def __init__(self, base_url: str, dsn: str | None) -> None:
         # A new connection per request: uvicorn closes a keep-alive connection after an unhandled error,
         # and the next request on it would fail as if the whole target were down.
-        self._client = httpx.Client(
+        self.client = httpx.Client(
             base_url=base_url, timeout=TIMEOUT_SECONDS, limits=httpx.Limits(max_keepalive_connections=0)
         )
-        self._dsn = dsn
+        self.dsn = dsn
         self._seeded = seeded_world()
         self.problems: list[str] = []
         self.info: dict[str, Any] = {}
@@ -142,18 +144,18 @@ class _Checker:
         self._fewer_queries_ok: frozenset[str] = frozenset()
         self._per_request: dict[str, int | float] = {}
 
-    def __enter__(self) -> _Checker:
+    def __enter__(self) -> Checker:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        self._client.close()
+        self.client.close()
 
     def problem(self, line: str) -> None:
         if line not in self.problems:  # repeated requests to one path report a fault once
             self.problems.append(line)
 
     def check_info(self) -> None:
-        payload = self._get_json("/_bench/info", JSON_TYPE)
+        payload = self.get_json("/_bench/info", JSON_TYPE)
         if not isinstance(payload, dict):
             if payload is not None:
                 self.problem(f"/_bench/info: expected a JSON object, got {_short(payload)}")
@@ -169,10 +171,10 @@ class _Checker:
     def detect_instrumentation(self) -> None:
         """Count queries only if the target says it records them (GET /_bench/stats, instrumented: true)."""
         try:
-            response = self._client.get("/_bench/stats")
+            response = self.client.get("/_bench/stats")
             stats = response.json() if response.status_code == 200 else None
         except httpx.TransportError as error:
-            raise _Unreachable(f"/_bench/stats: {type(error).__name__}: {error or 'no response'}") from None
+            raise Unreachable(f"/_bench/stats: {type(error).__name__}: {error or 'no response'}") from None
         except ValueError:
             stats = None
         self.counting = isinstance(stats, dict) and stats.get("instrumented") is True
@@ -183,10 +185,10 @@ class _Checker:
             self.info["query_counts"] = "not checked: the target is not instrumented (no /_bench/stats)"
 
     def check_db(self) -> None:
-        self._reset_stats()
+        self.reset_stats()
         worlds = []
         for _ in range(DB_REQUESTS):
-            payload = self._get_json("/db", JSON_TYPE)
+            payload = self.get_json("/db", JSON_TYPE)
             if payload is None:
                 continue
             if (fault := _world_fault(payload)) is not None:
@@ -196,23 +198,23 @@ class _Checker:
         self._compare_with_seed("/db", worlds)
         if len(worlds) == DB_REQUESTS and len({world_id for world_id, _ in worlds}) == 1:
             self.problem(f"/db: all {DB_REQUESTS} responses returned id {worlds[0][0]}; ids must be random")
-        self._expect_queries("/db", "/db", 1)
+        self.expect_queries("/db", "/db", 1)
 
     def check_queries(self) -> None:
         for raw, expected in QUERIES_CASES:
             path = _with_queries("/queries", raw)
-            self._reset_stats()
+            self.reset_stats()
             worlds = self._get_worlds(path, expected)
             if worlds is not None:
                 self._compare_with_seed(path, worlds)
-                self._expect_queries(path, "/queries", expected)
+                self.expect_queries(path, "/queries", expected)
 
     def check_fortunes(self) -> None:
-        self._reset_stats()
-        response = self._get("/fortunes", HTML_TYPE)
+        self.reset_stats()
+        response = self.get("/fortunes", HTML_TYPE)
         if response is None:
             return
-        self._expect_queries("/fortunes", "/fortunes", 1)
+        self.expect_queries("/fortunes", "/fortunes", 1)
         try:
             body = response.content.decode("utf-8")
         except UnicodeDecodeError as error:
@@ -239,8 +241,8 @@ class _Checker:
     def check_updates(self) -> None:
         for raw, expected in UPDATES_CASES:
             path = _with_queries("/updates", raw)
-            before = world_snapshot(self._dsn) if self._dsn is not None else None
-            self._reset_stats()
+            before = world_snapshot(self.dsn) if self.dsn is not None else None
+            self.reset_stats()
             worlds = self._get_worlds(path, expected)
             if worlds is None:
                 continue
@@ -249,12 +251,12 @@ class _Checker:
             for world_id, number in worlds:
                 if returned.setdefault(world_id, number) != number:
                     self.problem(f"{path}: id {world_id} returned with two values ({returned[world_id]}, {number})")
-            if before is None or self._dsn is None:
+            if before is None or self.dsn is None:
                 self.info["updates_read_back"] = "skipped: no database access"
                 if counts is not None:  # unknown which values changed: per-row writes may be 0..distinct
                     self._expect_update_queries(path, expected, counts, returned, 0)
                 continue
-            after = world_snapshot(self._dsn)
+            after = world_snapshot(self.dsn)
             self._report_mismatches(path, "returned values differ from the database", returned, after, "stored")
             changed = sorted(i for i in after if after[i] != before.get(i))
             unreturned = [i for i in changed if i not in returned]
@@ -271,8 +273,8 @@ class _Checker:
         for endpoint in AUTHORS_ENDPOINTS:
             for raw, expected in AUTHORS_CASES:
                 path = endpoint if raw is None else f"{endpoint}?limit={raw}"
-                self._reset_stats()
-                response = self._get(path, JSON_TYPE)
+                self.reset_stats()
+                response = self.get(path, JSON_TYPE)
                 if response is None:
                     continue
                 self._record_queries(path, endpoint)
@@ -293,8 +295,8 @@ class _Checker:
         growth: dict[str, dict[str, int | float]] = {}
         for endpoint, parameter in SIZED_ENDPOINTS:
             for size in GROWTH_SIZES:
-                self._reset_stats()
-                if self._get(f"{endpoint}?{parameter}={size}", JSON_TYPE) is None:
+                self.reset_stats()
+                if self.get(f"{endpoint}?{parameter}={size}", JSON_TYPE) is None:
                     break
                 counts = self._counts(endpoint)
                 if counts is None:
@@ -318,13 +320,13 @@ class _Checker:
 
     # --- query counting through /_bench/stats ---------------------------------------------------
 
-    def _reset_stats(self) -> None:
+    def reset_stats(self) -> None:
         if not self.counting:
             return
         try:
-            response = self._client.post("/_bench/stats/reset")
+            response = self.client.post("/_bench/stats/reset")
         except httpx.TransportError as error:
-            raise _Unreachable(f"/_bench/stats/reset: {type(error).__name__}: {error or 'no response'}") from None
+            raise Unreachable(f"/_bench/stats/reset: {type(error).__name__}: {error or 'no response'}") from None
         if response.status_code != 204:
             self.problem(f"/_bench/stats/reset: HTTP {response.status_code}, expected 204; counts not checked")
             self.counting = False
@@ -334,7 +336,7 @@ class _Checker:
         """The target's counts for ``endpoint`` since the last reset; None if not counting or none served."""
         if not self.counting:
             return None
-        stats = self._get_json("/_bench/stats", JSON_TYPE)
+        stats = self.get_json("/_bench/stats", JSON_TYPE)
         try:
             served = stats["endpoints"][endpoint]
             reads = writes = 0
@@ -356,12 +358,13 @@ class _Checker:
             self._per_request[path] = _number(counts.per_request)
         return counts
 
-    def _expect_queries(self, path: str, endpoint: str, expected: int) -> None:
+    def expect_queries(self, path: str, endpoint: str, expected: int, *, fewer_ok_like: str | None = None) -> None:
+        """``fewer_ok_like``: an endpoint served by the same store method, whose cache rule applies here too."""
         counts = self._record_queries(path, endpoint)
         if counts is None:
             return
         saw = counts.per_request
-        fewer_ok = endpoint in self._fewer_queries_ok
+        fewer_ok = bool({endpoint, fewer_ok_like} & self._fewer_queries_ok)
         if saw == expected or (fewer_ok and saw <= expected):
             return
         at_most = "at most " if fewer_ok else ""
@@ -400,7 +403,7 @@ class _Checker:
 
     def _get_worlds(self, path: str, expected: int) -> list[tuple[int, int]] | None:
         """The response as (id, randomNumber) pairs, or None after reporting why it is not a valid list."""
-        payload = self._get_json(path, JSON_TYPE)
+        payload = self.get_json(path, JSON_TYPE)
         if payload is None:
             return None
         if not isinstance(payload, list):
@@ -414,8 +417,8 @@ class _Checker:
                 return None
         return [(item["id"], item["randomNumber"]) for item in payload]
 
-    def _get_json(self, path: str, content_type: str) -> Any:
-        response = self._get(path, content_type)
+    def get_json(self, path: str, content_type: str) -> Any:
+        response = self.get(path, content_type)
         if response is None:
             return None
         try:
@@ -424,14 +427,23 @@ class _Checker:
             self.problem(f"{path}: invalid JSON: {response.content[:60]!r}")
             return None
 
-    def _get(self, path: str, content_type: str) -> httpx.Response | None:
-        try:
-            response = self._client.get(path)
-        except httpx.TransportError as error:
-            raise _Unreachable(f"{path}: {type(error).__name__}: {error or 'no response'}") from None
+    def get(self, path: str, content_type: str) -> httpx.Response | None:
+        response = self.send("GET", path)
         if response.status_code != 200:
             self.problem(f"{path}: HTTP {response.status_code}, expected 200")
             return None
+        self.check_headers(path, response, content_type)
+        return response
+
+    def send(self, method: str, path: str, **options: Any) -> httpx.Response:
+        """Any request; a target that does not answer raises Unreachable (the remaining checks are skipped)."""
+        try:
+            return self.client.request(method, path, **options)
+        except httpx.TransportError as error:
+            where = path if method == "GET" else f"{method} {path}"
+            raise Unreachable(f"{where}: {type(error).__name__}: {error or 'no response'}") from None
+
+    def check_headers(self, path: str, response: httpx.Response, content_type: str) -> None:
         headers = response.headers
         if headers.get("content-type", "").lower() != content_type:
             self.problem(f"{path}: Content-Type {headers.get('content-type')!r}, expected {content_type!r}")
@@ -443,7 +455,6 @@ class _Checker:
             self.problem(f"{path}: missing header Content-Length")
         elif length != str(len(response.content)):
             self.problem(f"{path}: Content-Length {length}, body has {len(response.content)} bytes")
-        return response
 
 
 def _world_fault(item: object) -> str | None:
