@@ -234,23 +234,35 @@ def advice(
     force: Annotated[bool, typer.Option(help="Overwrite an existing results file.")] = False,
     quick: Annotated[bool, typer.Option(help="Smoke run: 1 s warm-up, 3 s per cell.")] = False,
     calibrate: Annotated[bool, typer.Option(help="Measure the load generator's ceiling first.")] = True,
+    claims: Annotated[str, typer.Option(help="Which claims: index, cache, refresh, pool (comma list).")] = (
+        "index,cache,refresh,pool"
+    ),
+    variants: Annotated[str | None, typer.Option(help="Only these variants (comma list).")] = None,
+    scenarios: Annotated[str | None, typer.Option(help="Only these of the advice scenarios (comma list).")] = None,
 ) -> None:
     """Measure the usual FastAPI advice: index on/off, cache vs no cache, background refresh, pool sizes."""
-    from bench import advice as claims
+    from bench import advice as claim_plan
     from bench.errors import BenchError
     from bench.runner import RunConfig
     from targets import VARIANTS
 
     sizes = _ints(pool_size, "--pool-size")
-    redis = claims.redis_available(redis_url)
+    redis = claim_plan.redis_available(redis_url)
     if not redis:
         typer.echo("note: no redis-server installed and no --redis-url: caching is measured in-process only", err=True)
-    parts = claims.parts(tuple(sizes), redis=redis)
-    scenarios = list({id(s): s for part in parts for s in part.scenarios}.values())
+    chosen = tuple(_split(claims))
+    unknown = [c for c in chosen if c not in claim_plan.CLAIMS]
+    if not chosen or unknown:
+        raise _fail(f"--claims takes {', '.join(claim_plan.CLAIMS)}; got {claims!r}")
     try:
+        picked = tuple(v.name for v in _variants(variants)) if variants else ()
+        names = tuple(s.name for s in _scenarios(scenarios)) if scenarios else ()
+        parts = claim_plan.parts(tuple(sizes), redis, chosen, picked, names)
+        if not parts:
+            raise BenchError("nothing to measure: --claims, --variants and --scenarios leave no cell (see bench list)")
         config = RunConfig(
-            variants=list(VARIANTS),
-            scenarios=scenarios,
+            variants=[v for v in VARIANTS if any(v.name in part.variants for part in parts)],
+            scenarios=list({id(s): s for part in parts for s in part.scenarios}.values()),
             users=[users],
             duration_s=QUICK_DURATION_S if quick else duration,
             warmup_s=QUICK_WARMUP_S if quick else warmup,

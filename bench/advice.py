@@ -24,15 +24,32 @@ def redis_available(redis_url: str | None) -> bool:
     return redis_url is not None or shutil.which("redis-server") is not None
 
 
-def parts(pool_sizes: tuple[int, ...] = DEFAULT_POOL_SIZES, redis: bool = True) -> list[Part]:
+CLAIMS = ("index", "cache", "refresh", "pool")
+
+
+def parts(
+    pool_sizes: tuple[int, ...] = DEFAULT_POOL_SIZES,
+    redis: bool = True,
+    claims: tuple[str, ...] = CLAIMS,
+    variants: tuple[str, ...] = (),
+    scenarios: tuple[str, ...] = (),
+) -> list[Part]:
+    """The plan's parts for ``claims``, narrowed to ``variants`` and ``scenarios`` when given."""
     get = SCENARIOS.get
     caches = [Setting(cache="memory"), *([Setting(cache="redis")] if redis else [])]
     keys = [get("hot"), get("uniform"), get("mixed")]
-    return [
-        Part([get("search")], [Setting(index=True), Setting(index=False)], SPREAD, "indexing"),
-        Part(keys, caches, ("cached",), "caching"),
-        Part(keys, [None], ("pooled",), "caching: the uncached baseline"),
-        Part([get("report"), get("report_refresh")], [None], SPREAD, "background refresh"),
-        Part([get("db")], [Setting(pool_size=size) for size in pool_sizes], POOLED_VARIANTS, "pooling"),
-        Part([get("db")], [None], ("nopool",), "pooling: connect per request"),
+    everything = [
+        ("index", Part([get("search")], [Setting(index=True), Setting(index=False)], SPREAD, "indexing")),
+        ("cache", Part(keys, caches, ("cached",), "caching")),
+        ("cache", Part(keys, [None], ("pooled",), "caching: the uncached baseline")),
+        ("refresh", Part([get("report"), get("report_refresh")], [None], SPREAD, "background refresh")),
+        ("pool", Part([get("db")], [Setting(pool_size=size) for size in pool_sizes], POOLED_VARIANTS, "pooling")),
+        ("pool", Part([get("db")], [None], ("nopool",), "pooling: connect per request")),
     ]
+    chosen = []
+    for claim, part in everything:
+        names = tuple(v for v in part.variants if not variants or v in variants)
+        kept = [s for s in part.scenarios if not scenarios or s.name in scenarios]
+        if claim in claims and names and kept:
+            chosen.append(Part(kept, part.settings, names, part.title))
+    return chosen
