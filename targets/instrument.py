@@ -55,7 +55,12 @@ def enabled(on_by_default: bool, environ: Mapping[str, str] = os.environ) -> boo
 
 class StatsMiddleware:
     """Pure ASGI (BaseHTTPMiddleware would add a task and a queue per request): sets the endpoint
-    contextvar for the hooks and times the whole request."""
+    contextvar for the hooks and times the request until its last body byte is sent.
+
+    Not until the app returns: Starlette runs a response's background tasks (POST /refresh-views) inside
+    the same ASGI call, after the body went out. Their time is not the request's, and their statements
+    are not the endpoint's, so the request ends, for timing and attribution, with its final body message.
+    """
 
     def __init__(self, app: ASGIApp, collector: Collector) -> None:
         self.app = app
@@ -69,11 +74,26 @@ class StatsMiddleware:
         request = RequestScope(path)
         token = current_request.set(request)
         started = time.perf_counter()
+        recorded = False
+
+        def finish() -> None:
+            nonlocal recorded
+            if not recorded:
+                recorded = True
+                self.collector.record_request(request, time.perf_counter() - started)
+
+        async def timed_send(message: Any) -> None:
+            await send(message)
+            if message["type"] == "http.response.body" and not message.get("more_body", False):
+                finish()
+                # Background tasks run after this in the same context: their statements are nobody's request.
+                current_request.set(None)
+
         try:
-            await self.app(scope, receive, send)
+            await self.app(scope, receive, timed_send)
         finally:
             current_request.reset(token)
-            self.collector.record_request(request, time.perf_counter() - started)
+            finish()
 
 
 def add_stats_routes(app: FastAPI, collector: Collector | None) -> None:

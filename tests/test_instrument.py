@@ -7,6 +7,7 @@ Server tests use the fixtures described at the top of tests/test_targets.py (``p
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -283,3 +284,27 @@ def test_instrumentation_off_installs_nothing(variant: Variant, seeded_dsn: str,
     assert payload["instrumented"] is False
     assert (payload["endpoints"], payload["statements"]) == ({}, [])
     reset(base_url)
+
+
+@pytest.mark.parametrize("variant", [VARIANTS.get("pooled"), VARIANTS.get("sync")], ids=lambda v: v.name)
+def test_a_background_refresh_is_not_its_requests_time_or_statements(
+    variant: Variant, seeded_dsn: str, run_target: RunTarget
+) -> None:
+    # Starlette runs background tasks inside the request's ASGI call, after the body went out: the request
+    # ends there, and the REFRESH it scheduled belongs to no endpoint.
+    base_url = run_target(variant.app, target_env(seeded_dsn, variant.name))
+    reset(base_url)
+    assert httpx.post(f"{base_url}/refresh-views", timeout=30).status_code == 202
+    deadline = time.monotonic() + 20
+    refresh: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        refresh = httpx.get(f"{base_url}/_bench/info", timeout=30).json()["refresh"]
+        if refresh["completed"]:
+            break
+        time.sleep(0.05)
+    assert refresh["completed"] == 1, refresh
+    payload = stats(base_url)
+    endpoint = payload["endpoints"]["/refresh-views"]
+    assert endpoint["requests"] == 1 and endpoint["queries"] == 0, endpoint
+    assert endpoint["request_time_s"] * 1000 < refresh["last_ms"], (endpoint, refresh)
+    assert not any("REFRESH" in s["fingerprint"].upper() for s in payload["statements"]), payload["statements"]
