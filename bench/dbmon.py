@@ -12,6 +12,7 @@ import contextlib
 import psycopg
 
 from bench.pgstats import MONITOR_APP
+from targets.sqlite import is_sqlite
 
 # The marker keeps this monitor's own query out of the pg_stat_statements snapshots (bench.pgstats).
 _COUNT = (
@@ -24,9 +25,11 @@ _COUNT = (
 class ConnectionSampler:
     def __init__(self, dsn: str) -> None:
         self.conn: psycopg.Connection[tuple[int]] | None = None
+        self.peak: int | None = None
+        if is_sqlite(dsn):  # no server to ask: a SQLite file's connections are the variant's own business
+            return
         with contextlib.suppress(psycopg.Error):
             self.conn = psycopg.connect(dsn, autocommit=True, connect_timeout=5, application_name=MONITOR_APP)
-        self.peak: int | None = None
 
     def sample(self) -> None:
         if self.conn is None:

@@ -12,7 +12,8 @@ Format history (bump ``FORMAT_VERSION`` and teach ``_upgrade`` on every incompat
   generator's calibration; the file gains EXPLAIN plans and profiles (one per variant x scenario).
   Added since, optional (absent in older files, read as their defaults): cells' ``settings`` (the factors
   a run swept besides load: pool size, search index) and ``target_window`` (the target's /_bench/info at
-  the window's edges: cache hit/miss counters, background refreshes), explains' ``setting``.
+  the window's edges: cache hit/miss counters, background refreshes), explains' ``setting``; checks'
+  ``skipped`` (why a variant was not run at all, e.g. asyncpg-only variants on ``--db sqlite``).
 """
 
 from __future__ import annotations
@@ -106,6 +107,9 @@ class VariantCheck:
     ok: bool
     problems: list[str] = field(default_factory=list)
     info: dict[str, Any] = field(default_factory=dict)
+    # Set when the variant could not run here at all (not a failure: the run still exits 0). ``ok`` is False
+    # and ``problems`` holds the same reason, so a report that knows nothing of skips still shows why.
+    skipped: str = ""
 
 
 @dataclass

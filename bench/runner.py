@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-from bench import calibration, load, metadata, pgstats, profiles, redis_server, results, seed
+from bench import calibration, load, metadata, pgstats, profiles, redis_server, results, seed, sqlite_db
 from bench.contract_check import check_variant
 from bench.dbmon import ConnectionSampler
 from bench.errors import BenchError
@@ -27,6 +27,7 @@ from scenarios import Scenario
 from targets import Variant
 
 THREADPOOL_SIZE = 40  # anyio's default, which FastAPI runs `def` routes on; recorded, not changed
+DATABASES = ("postgres", "sqlite")
 CALIBRATION_MAX_S = 5.0
 
 
@@ -41,6 +42,7 @@ class RunConfig:
     pool_size: int
     output: Path
     dsn: str | None = None
+    db: str = "postgres"  # or "sqlite": a file in the run's temp dir, no server (see bench.sqlite_db)
     force: bool = False
     rates: list[float] = field(default_factory=list)  # open model when given: one cell per rate
     calibrate: bool = True
@@ -110,8 +112,8 @@ class Run:
             if config.url:
                 self._execute_external(supervisor, workdir, config.url)
                 return self.results
-            self.observer.phase("provisioning PostgreSQL")
-            with provision(supervisor, config.dsn) as database, self._cache(supervisor) as cache_env:
+            self.observer.phase("creating the SQLite file" if config.db == "sqlite" else "provisioning PostgreSQL")
+            with self._database(supervisor, workdir) as database, self._cache(supervisor) as cache_env:
                 self.results.metadata = self._metadata(database)
                 self.results.metadata["cache"] = self.cache_description
                 self.save()
@@ -130,6 +132,11 @@ class Run:
                 if config.profile:
                     self._profile(supervisor, database, passed, workdir)
         return self.results
+
+    def _database(self, supervisor: Supervisor, workdir: Path) -> AbstractContextManager[Database]:
+        if self.config.db == "sqlite":
+            return sqlite_db.provision(workdir)
+        return provision(supervisor, self.config.dsn)
 
     @contextmanager
     def _cache(self, supervisor: Supervisor) -> Iterator[tuple[tuple[str, str], ...]]:
@@ -150,6 +157,12 @@ class Run:
         return (("DBBENCH_INSTRUMENT", "1" if self.config.instrument else "0"),)
 
     def _probe_pg_stat_statements(self, database: Database) -> None:
+        if sqlite_db.is_sqlite(database):
+            # No server statistics and no EXPLAIN via PREPARE there: both are skipped for the whole run.
+            reason = "SQLite: pg_stat_statements and EXPLAIN are PostgreSQL's"
+            self.results.metadata["pg_stat_statements"] = {"available": False, "reason": reason}
+            self.pg_dsn = None
+            return
         found = pgstats.availability(database.dsn)
         self.results.metadata["pg_stat_statements"] = {"available": found.ok, "reason": found.reason}
         self.pg_dsn = database.dsn if found.ok else None
@@ -323,17 +336,40 @@ class Run:
                 "max_overflow": 0,
                 "threadpool_size": THREADPOOL_SIZE,
                 "note": "every pooled variant holds exactly `size` connections; "
-                "nopool opens one per request, at most `size` at once",
+                "nopool opens one per request, at most `size` at once"
+                + (
+                    "; on SQLite sync, async_orm and cached hold `size` sqlite3 connections, databases opens"
+                    " one per request with no cap (its SQLite backend has no pool)"
+                    if config.db == "sqlite"
+                    else ""
+                ),
             },
         }
+
+    def _runnable(self, database: Database) -> list[Variant]:
+        """The variants that can run on this database; the rest are recorded as skipped, with the reason."""
+        if not sqlite_db.is_sqlite(database):
+            return list(self.config.variants)
+        runnable = []
+        for variant in self.config.variants:
+            if variant.runs_on_sqlite:
+                runnable.append(variant)
+                continue
+            reason = f"not run on SQLite: {variant.postgres_only}"
+            check = VariantCheck(variant.name, False, [reason], skipped=reason)
+            self.results.checks.append(check)
+            self.save()
+            self.observer.checked(check)
+        return runnable
 
     def _check_all(
         self, supervisor: Supervisor, database: Database, config: TargetConfig, workdir: Path
     ) -> list[Variant]:
+        variants = self._runnable(database)
         if not self.config.check:
-            return list(self.config.variants)
+            return variants
         passed = []
-        for variant in self.config.variants:
+        for variant in variants:
             self.observer.phase(f"checking the contract: {variant.name}")
             seed.seed(database.dsn)
             log = workdir / f"check-{variant.name}.log"
@@ -414,6 +450,7 @@ def validate_config(config: RunConfig) -> None:
         raise BenchError("no variants selected; pass --variants with at least one name (see bench list)")
     if not config.scenarios:
         raise BenchError("no scenarios selected; pass --scenarios with at least one name (see bench list)")
+    on_sqlite = config.db == "sqlite"
     checks: list[tuple[bool, str]] = [
         (bool(config.users) and all(u >= 1 for u in config.users), "--users must be whole numbers >= 1"),
         (all(r > 0 for r in config.rates), "--rate values must be > 0 requests/s"),
@@ -423,6 +460,9 @@ def validate_config(config: RunConfig) -> None:
         (config.trials >= 1, "--trials must be >= 1"),
         (config.pool_size >= 1 and all(p >= 1 for p in config.pool_sizes), "--pool-size values must be >= 1"),
         (config.cache in ("memory", "redis"), f"--cache takes memory or redis; got {config.cache!r}"),
+        (config.db in DATABASES, f"--db takes {' or '.join(DATABASES)}; got {config.db!r}"),
+        (not (on_sqlite and config.dsn), "--db sqlite conflicts with --dsn (a PostgreSQL server); drop one"),
+        (not (on_sqlite and config.url), "--db sqlite conflicts with --url (a server with its own database)"),
         (config.redis_url is None or "redis" in config.caches(), "--redis-url needs --cache redis"),
         (
             config.redis_url is None or urlsplit(config.redis_url).scheme in ("redis", "rediss", "unix"),

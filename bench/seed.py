@@ -3,6 +3,9 @@
 The orchestrator calls ``seed`` before every measured cell, so it uses COPY rather than row inserts, and
 the 200,000 ``items`` rows (read-only for every endpoint) are loaded only when the table does not hold
 exactly the seeded rows (a marker row says so; any write to items deletes it).
+
+Every public function takes a DSN; a ``sqlite:`` URL (``bench run --db sqlite``) is handed to
+bench.seed_sqlite, which keeps the same rules for a SQLite file, so callers never ask which database it is.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from bench import seed_sqlite
 from targets.schema import (
     CATEGORY_REPORT,
     DDL,
@@ -32,6 +36,7 @@ from targets.schema import (
     items_checksum,
     world_values,
 )
+from targets.sqlite import is_sqlite
 
 # The same sum as targets.schema.item_row_checksum, over the stored rows (numeric: no overflow).
 ITEMS_CHECKSUM = (
@@ -47,6 +52,9 @@ PROBE_ITEM: ItemRow = (ITEM_ROWS + 1, 1, 1, ITEMS_EPOCH + timedelta(seconds=ITEM
 
 def apply_schema(dsn: str) -> None:
     """Create the tables, the view and the search index if they do not exist; safe to call repeatedly."""
+    if is_sqlite(dsn):
+        seed_sqlite.apply_schema(dsn)
+        return
     with psycopg.connect(dsn) as conn:
         for statement in (*DDL, SEARCH_INDEX_DDL):
             conn.execute(statement)
@@ -54,6 +62,9 @@ def apply_schema(dsn: str) -> None:
 
 def seed(dsn: str) -> None:
     """Replace all rows with the seeded data, then VACUUM ANALYZE so every cell starts from the same plans."""
+    if is_sqlite(dsn):
+        seed_sqlite.seed(dsn)
+        return
     with psycopg.connect(dsn) as conn, conn.cursor() as cur:
         reload_items = not _items_seeded(cur)
         if reload_items:
@@ -85,6 +96,8 @@ def seed_items(dsn: str, *, force: bool = False) -> bool:
     ANALYZE). "Known" is the items_seeded marker: written after a load, deleted by a trigger on any
     write to items, so the per-cell check is one tiny SELECT rather than a scan of 200,000 rows.
     """
+    if is_sqlite(dsn):
+        return seed_sqlite.seed_items(dsn, force=force)
     with psycopg.connect(dsn) as conn, conn.cursor() as cur:
         if not force and _items_seeded(cur):
             return False
@@ -99,6 +112,10 @@ def probe_item(dsn: str) -> Iterator[ItemRow]:
     """PROBE_ITEM is in items (not yet in the view) while the block runs; afterwards items, the view and the
     seeded marker are as they were, and VACUUM leaves the visibility map as seed_items did, so the next
     cell's seed neither reloads nor sees a different plan."""
+    if is_sqlite(dsn):
+        with seed_sqlite.probe_item(dsn, PROBE_ITEM) as item:
+            yield item
+        return
     with psycopg.connect(dsn) as conn, conn.cursor() as cur:
         seeded = _items_seeded(cur)
         cur.execute("INSERT INTO items VALUES (%s, %s, %s, %s) ON CONFLICT (id) DO NOTHING", PROBE_ITEM)
@@ -119,6 +136,8 @@ def probe_item(dsn: str) -> Iterator[ItemRow]:
 
 def stored_items_checksum(dsn: str) -> tuple[int, int]:
     """(row count, checksum) of the rows in items, comparable with targets.schema.items_checksum()."""
+    if is_sqlite(dsn):
+        return seed_sqlite.stored_items_checksum(dsn)
     with psycopg.connect(dsn) as conn:
         row = conn.execute(ITEMS_CHECKSUM, [ITEMS_EPOCH]).fetchone()
     assert row is not None
@@ -131,6 +150,9 @@ def set_search_index(dsn: str, enabled: bool) -> None:
     A no-op when the index is already in that state: the orchestrator calls this before every cell, and
     re-analyzing would only cost time (~0.1-0.3 s) and resample the statistics.
     """
+    if is_sqlite(dsn):
+        seed_sqlite.set_search_index(dsn, enabled)
+        return
     if search_index_enabled(dsn) == enabled:
         return
     with psycopg.connect(dsn, autocommit=True) as conn:
@@ -145,6 +167,8 @@ def set_search_index(dsn: str, enabled: bool) -> None:
 
 def search_index_enabled(dsn: str) -> bool:
     """Whether targets.schema.SEARCH_INDEX exists (apply_schema creates it)."""
+    if is_sqlite(dsn):
+        return seed_sqlite.search_index_enabled(dsn)
     with psycopg.connect(dsn) as conn:
         row = conn.execute("SELECT to_regclass(%s) IS NOT NULL", [SEARCH_INDEX]).fetchone()
     return bool(row and row[0])
@@ -152,6 +176,8 @@ def search_index_enabled(dsn: str) -> bool:
 
 def world_snapshot(dsn: str, ids: Iterable[int] | None = None) -> dict[int, int]:
     """{id: randomnumber} for ``ids``, or for the whole table when ``ids`` is None."""
+    if is_sqlite(dsn):
+        return seed_sqlite.world_snapshot(dsn, ids)
     with psycopg.connect(dsn) as conn:
         if ids is None:
             cur = conn.execute("SELECT id, randomnumber FROM world")

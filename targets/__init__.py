@@ -3,6 +3,9 @@
 Each ``targets.<module>`` exposes ``app`` for ``uvicorn targets.<module>:app``; its module docstring's first
 line is the report label and the rest the hypothesis it tests. Docstrings are read from the source files
 with ``ast`` so listing variants imports no web framework or database driver.
+
+Every variant runs on PostgreSQL; ``postgres_only`` says why one cannot run on a SQLite file
+(``bench run --db sqlite`` skips it and records that reason).
 """
 
 from __future__ import annotations
@@ -24,6 +27,11 @@ class UnknownVariant(ValueError):
 class Variant:
     name: str
     module: str  # e.g. "targets.pooled"
+    postgres_only: str = ""  # why it cannot run on SQLite; empty: it can (targets.sqlite)
+
+    @property
+    def runs_on_sqlite(self) -> bool:
+        return not self.postgres_only
 
     @property
     def app(self) -> str:
@@ -81,13 +89,15 @@ class Registry:
             raise UnknownVariant(f"unknown variant {name!r}; choose from {', '.join(self.names)}") from None
 
 
+_ASYNCPG_ONLY = "asyncpg talks only to PostgreSQL (this variant is raw asyncpg, no other driver)"
+
 VARIANTS = Registry(
     [
         Variant("sync", "targets.sync"),
         Variant("async_orm", "targets.async_orm"),
         Variant("databases", "targets.encode_databases"),
-        Variant("pooled", "targets.pooled"),
+        Variant("pooled", "targets.pooled", postgres_only=_ASYNCPG_ONLY),
         Variant("cached", "targets.cached"),
-        Variant("nopool", "targets.nopool"),
+        Variant("nopool", "targets.nopool", postgres_only=_ASYNCPG_ONLY),
     ]
 )

@@ -1,6 +1,7 @@
 """Async SQLAlchemy ORM (asyncpg)
 Hypothesis: AsyncSession on asyncpg removes the thread hop but keeps the ORM's per-row object building and
 unit-of-work plus SQLAlchemy's greenlet bridge to the driver; expected between sync ORM and raw asyncpg.
+On SQLite (`--db sqlite`) the same ORM code runs on aiosqlite (one worker thread per pooled connection).
 """
 
 from __future__ import annotations
@@ -26,12 +27,11 @@ from targets.contract import (
     build_async_app,
 )
 from targets.models import (
-    REFRESH_REPORT,
     Author,
     Book,
     Fortune,
     World,
-    engine_url,
+    engine_choice,
     item_row,
     report_query,
     report_row,
@@ -41,8 +41,10 @@ from targets.stats import Collector
 
 
 class AsyncOrmStore:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, driver: str, refresh: Sequence[str]) -> None:
         self._engine = engine
+        self._driver = driver
+        self._refresh = [text(statement) for statement in refresh]
         # Rows are turned into tuples before commit, so expiring them afterwards would only cost time.
         self._sessions = async_sessionmaker(engine, expire_on_commit=False)
 
@@ -87,13 +89,14 @@ class AsyncOrmStore:
     async def refresh_views(self) -> None:
         # Awaited, then committed by begin()'s exit. Borrows one of the engine's pooled connections.
         async with self._sessions.begin() as session:
-            await session.execute(text(REFRESH_REPORT))
+            for statement in self._refresh:
+                await session.execute(statement)
 
     def info(self) -> StoreInfo:
         pool = self._engine.pool
         assert isinstance(pool, QueuePool)
         # QueuePool exposes its size but not its overflow limit publicly.
-        return StoreInfo(driver="asyncpg", pool_size=pool.size(), max_overflow=pool._max_overflow)
+        return StoreInfo(driver=self._driver, pool_size=pool.size(), max_overflow=pool._max_overflow)
 
 
 async def _load_world(session: AsyncSession, world_id: int) -> World:
@@ -115,13 +118,17 @@ def _books(books: list[Book]) -> list[tuple[int, str]]:
 
 @asynccontextmanager
 async def open_store(settings: Settings, collector: Collector | None) -> AsyncIterator[AsyncStore]:
-    engine = create_async_engine(engine_url(settings.dsn, "asyncpg"), pool_size=settings.pool_size, max_overflow=0)
+    """Also what the cached variant wraps on SQLite (targets.cached)."""
+    choice = engine_choice(settings.dsn, "asyncpg", "aiosqlite")
+    engine = create_async_engine(
+        choice.url, pool_size=settings.pool_size, max_overflow=0, connect_args=choice.connect_args
+    )
     if collector is not None:
         # The sync engine's cursor events: asyncpg's own logger is blind under SQLAlchemy (see instrument).
-        instrument.watch_engine(engine.sync_engine, collector, "asyncpg via sqlalchemy")
+        instrument.watch_engine(engine.sync_engine, collector, f"{choice.driver} via sqlalchemy")
     try:
         await _fill_pool(engine, settings.pool_size)
-        yield AsyncOrmStore(engine)
+        yield AsyncOrmStore(engine, choice.driver, choice.refresh)
     finally:
         await engine.dispose()
 

@@ -6,17 +6,28 @@ Fewer queries are legitimate here because every served value is one the database
 from the database, invalidates its ids before writing and, once its write has committed, stores exactly
 what it wrote, and cache fills that race a concurrent write are dropped. /fortunes is not cached
 (TechEmpower forbids it; it is the same as pooled).
+On SQLite (`--db sqlite`, no asyncpg) the cache wraps async_orm's store (AsyncSession on aiosqlite, a real
+pool of DBBENCH_POOL_SIZE connections): there, compare cached with async_orm to see what the cache gives.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator, Mapping, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
-import asyncpg
-
-from targets import pooled
-from targets.contract import AsyncStore, Settings, StoreInfo, WorldRow, build_async_app
+from targets import async_orm, pooled, sqlite
+from targets.contract import (
+    AsyncStore,
+    AuthorBooks,
+    FortuneRow,
+    ItemRow,
+    ReportRow,
+    Settings,
+    StoreInfo,
+    WorldRow,
+    build_async_app,
+)
 from targets.stats import Collector
 from targets.worldcache import CacheBackend, CacheSettings, WorldCache, open_cache
 
@@ -24,9 +35,12 @@ from targets.worldcache import CacheBackend, CacheSettings, WorldCache, open_cac
 __all__ = ["CachedStore", "WorldCache", "app", "open_store"]
 
 
-class CachedStore(pooled.PoolStore):
-    def __init__(self, pool: asyncpg.Pool, cache: CacheBackend) -> None:
-        super().__init__(pool)
+class CachedStore:
+    """A cache in front of another store (composition): world reads and writes go through the cache's
+    rules (targets.worldcache), everything else straight to ``store``."""
+
+    def __init__(self, store: AsyncStore, cache: CacheBackend) -> None:
+        self.store = store
         self.cache = cache
 
     async def read_worlds(self, ids: Sequence[int]) -> list[WorldRow]:
@@ -35,32 +49,51 @@ class CachedStore(pooled.PoolStore):
         # Tokens are taken before the database is queried: a write beginning after this drops the fill.
         tokens = {world_id: self.cache.fill_token(world_id) for world_id in distinct if world_id not in values}
         if tokens:
-            async with self.pool.acquire() as conn:
-                read = dict(await pooled.read_worlds(conn, list(tokens)))
+            read = dict(await self.store.read_worlds(list(tokens)))
             await self.cache.fill(read, tokens)
             values.update(read)
         return [(world_id, values[world_id]) for world_id in ids]
 
     async def update_worlds(self, ids: Sequence[int], new_values: Mapping[int, int]) -> list[WorldRow]:
-        # Reads go to the database, never the cache: an update must start from what is stored. The cache
-        # is invalidated before a connection is taken, and the write-through happens after it is returned.
-        async with self.cache.writing(new_values), self.pool.acquire() as conn:
-            return await pooled.update_worlds(conn, ids, new_values)
+        # Reads go to the database, never the cache: an update must start from what is stored. The cache is
+        # invalidated before the store takes a connection, and the write-through happens after it returned it.
+        async with self.cache.writing(new_values):
+            return await self.store.update_worlds(ids, new_values)
+
+    async def read_fortunes(self) -> list[FortuneRow]:
+        return await self.store.read_fortunes()
+
+    async def read_authors_lazy(self, limit: int) -> list[AuthorBooks]:
+        return await self.store.read_authors_lazy(limit)
+
+    async def read_authors_eager(self, limit: int) -> list[AuthorBooks]:
+        return await self.store.read_authors_eager(limit)
+
+    async def search_items(self, category: int, max_price: int, limit: int) -> list[ItemRow]:
+        return await self.store.search_items(category, max_price, limit)
+
+    async def read_report(self) -> list[ReportRow]:
+        return await self.store.read_report()
+
+    async def refresh_views(self) -> None:
+        await self.store.refresh_views()
 
     def info(self) -> StoreInfo:
-        return StoreInfo(
-            driver="asyncpg",
-            pool_size=self.pool.get_max_size(),
-            max_overflow=None,
-            cache=self.cache.stats(),
-        )
+        return dataclasses.replace(self.store.info(), cache=self.cache.stats())
+
+
+def _open_inner(settings: Settings, collector: Collector | None) -> AbstractAsyncContextManager[AsyncStore]:
+    """The raw asyncpg pool on PostgreSQL; on SQLite, which asyncpg cannot reach, async_orm's store."""
+    if sqlite.is_sqlite(settings.dsn):
+        return async_orm.open_store(settings, collector)
+    return pooled.open_store(settings, collector)
 
 
 @asynccontextmanager
 async def open_store(settings: Settings, collector: Collector | None) -> AsyncIterator[AsyncStore]:
     cache_settings = CacheSettings.from_env()  # read before connecting: a bad setting fails fast
-    async with pooled.open_pool(settings, collector) as pool, open_cache(cache_settings, settings.pool_size) as cache:
-        yield CachedStore(pool, cache)
+    async with _open_inner(settings, collector) as store, open_cache(cache_settings, settings.pool_size) as cache:
+        yield CachedStore(store, cache)
 
 
 # Statement timing is opt-in here (DBBENCH_INSTRUMENT=1, `bench run --instrument`): asyncpg's query

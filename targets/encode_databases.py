@@ -2,18 +2,21 @@
 Hypothesis: raw SQL with named parameters, but each query is wrapped in SQLAlchemy text(), compiled to
 asyncpg's $n form and each row wrapped in a Record on every call; that per-call layer is the gap to the
 raw asyncpg pool underneath it.
+On SQLite (`--db sqlite`) it runs on databases' aiosqlite backend, which has no pool (targets.databases_sqlite).
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping, Sequence
-from contextlib import asynccontextmanager
-from typing import Any
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from datetime import datetime
+from typing import Any, Protocol
 
 from databases import Database
-from databases.core import Connection
+from databases.interfaces import Record
+from sqlalchemy.sql import ClauseElement
 
-from targets import instrument
+from targets import instrument, sqlite
 from targets.contract import (
     AsyncStore,
     AuthorBooks,
@@ -49,28 +52,52 @@ SELECT_REPORT = (
 REFRESH_REPORT = "REFRESH MATERIALIZED VIEW CONCURRENTLY category_report"
 
 
+class Queries(Protocol):
+    """What the store calls on a connection: databases.core.Connection, or its timed stand-in on SQLite."""
+
+    async def fetch_all(self, query: ClauseElement | str, values: dict[str, Any] | None = None) -> list[Record]: ...
+
+    async def fetch_one(self, query: ClauseElement | str, values: dict[str, Any] | None = None) -> Record | None: ...
+
+    async def execute(self, query: ClauseElement | str, values: dict[str, Any] | None = None) -> Any: ...
+
+
 class DatabasesStore:
+    """The PostgreSQL store; the ``_`` methods are where SQLite differs (targets.databases_sqlite)."""
+
     def __init__(self, database: Database) -> None:
         self._database = database
 
+    def _connection(self) -> AbstractAsyncContextManager[Queries]:
+        return self._database.connection()
+
+    async def _write_worlds(self, conn: Queries, world_ids: list[int], numbers: list[int]) -> None:
+        await conn.execute(UPDATE_WORLDS, {"ids": world_ids, "rs": numbers})
+
+    async def _books_of_authors(self, conn: Queries, author_ids: list[int]) -> list[Record]:
+        return await conn.fetch_all(SELECT_BOOKS_OF_AUTHORS, {"ids": author_ids})
+
+    def _timestamp(self, value: Any) -> datetime:
+        assert isinstance(value, datetime)  # asyncpg decodes timestamp columns itself
+        return value
+
     async def read_worlds(self, ids: Sequence[int]) -> list[WorldRow]:
-        async with self._database.connection() as conn:
+        async with self._connection() as conn:
             return await _read_worlds(conn, ids)
 
     async def read_fortunes(self) -> list[FortuneRow]:
-        async with self._database.connection() as conn:
+        async with self._connection() as conn:
             return [(row["id"], row["message"]) for row in await conn.fetch_all(SELECT_FORTUNES)]
 
     async def update_worlds(self, ids: Sequence[int], new_values: Mapping[int, int]) -> list[WorldRow]:
-        async with self._database.connection() as conn:
+        async with self._connection() as conn:
             rows = await _read_worlds(conn, ids)
-            world_ids, numbers = batch_update_args(new_values)
-            await conn.execute(UPDATE_WORLDS, {"ids": world_ids, "rs": numbers})
+            await self._write_worlds(conn, *batch_update_args(new_values))
         return [(world_id, new_values[world_id]) for world_id, _ in rows]
 
     async def read_authors_lazy(self, limit: int) -> list[AuthorBooks]:
         # One query for the authors, then one per author for its books: N+1 round trips.
-        async with self._database.connection() as conn:
+        async with self._connection() as conn:
             authors = await conn.fetch_all(SELECT_AUTHORS, {"limit": limit})
             result: list[AuthorBooks] = []
             for author in authors:
@@ -80,21 +107,21 @@ class DatabasesStore:
 
     async def read_authors_eager(self, limit: int) -> list[AuthorBooks]:
         # One query for the authors, one (= ANY) for all their books: two round trips at any size.
-        async with self._database.connection() as conn:
+        async with self._connection() as conn:
             authors = await conn.fetch_all(SELECT_AUTHORS, {"limit": limit})
             books: dict[int, list[tuple[int, str]]] = {author["id"]: [] for author in authors}
-            for row in await conn.fetch_all(SELECT_BOOKS_OF_AUTHORS, {"ids": list(books)}):
+            for row in await self._books_of_authors(conn, list(books)):
                 books[row["author_id"]].append((row["id"], row["title"]))  # sorted by book id
             return [(author["id"], author["name"], books[author["id"]]) for author in authors]
 
     async def search_items(self, category: int, max_price: int, limit: int) -> list[ItemRow]:
         values = {"category": category, "max_price": max_price, "limit": limit}
-        async with self._database.connection() as conn:
+        async with self._connection() as conn:
             rows = await conn.fetch_all(SEARCH_ITEMS, values)
-        return [(r["id"], r["category"], r["price_cents"], r["created_at"]) for r in rows]
+        return [(r["id"], r["category"], r["price_cents"], self._timestamp(r["created_at"])) for r in rows]
 
     async def read_report(self) -> list[ReportRow]:
-        async with self._database.connection() as conn:
+        async with self._connection() as conn:
             rows = await conn.fetch_all(SELECT_REPORT)
         return [
             (
@@ -106,7 +133,7 @@ class DatabasesStore:
                 r["p90_price_cents"],
                 r["max_price_cents"],
                 r["active_days"],
-                r["newest_created_at"],
+                self._timestamp(r["newest_created_at"]),
             )
             for r in rows
         ]
@@ -114,7 +141,7 @@ class DatabasesStore:
     async def refresh_views(self) -> None:
         # Outside a transaction block: autocommit, so it is committed when execute returns. Borrows one of
         # the pool's connections for the whole refresh.
-        async with self._database.connection() as conn:
+        async with self._connection() as conn:
             await conn.execute(REFRESH_REPORT)
 
     def info(self) -> StoreInfo:
@@ -123,7 +150,7 @@ class DatabasesStore:
         return StoreInfo(driver="asyncpg", pool_size=pool.get_max_size(), max_overflow=None)
 
 
-async def _read_worlds(conn: Connection, ids: Sequence[int]) -> list[WorldRow]:
+async def _read_worlds(conn: Queries, ids: Sequence[int]) -> list[WorldRow]:
     rows: list[WorldRow] = []
     for world_id in ids:
         row = await conn.fetch_one(SELECT_WORLD, {"id": world_id})
@@ -135,6 +162,13 @@ async def _read_worlds(conn: Connection, ids: Sequence[int]) -> list[WorldRow]:
 
 @asynccontextmanager
 async def open_store(settings: Settings, collector: Collector | None) -> AsyncIterator[AsyncStore]:
+    if sqlite.is_sqlite(settings.dsn):
+        # Imported here: the PostgreSQL variant never needs the SQLite store.
+        from targets import databases_sqlite
+
+        async with databases_sqlite.open_store(settings, collector) as store:
+            yield store
+        return
     # Extra keyword arguments go straight to asyncpg.create_pool: the same pool setup as the pooled variant,
     # including init=, through which asyncpg's query logger is registered (databases has no hook).
     pool_options: dict[str, Any] = {

@@ -3,13 +3,16 @@ queries both build the same way."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import ForeignKey, Select, String, select
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncAttrs
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from targets import sqlite
 from targets.schema import ItemRow, ReportRow
 
 # The ORM has no REFRESH construct: the variants send this through text() in a session transaction
@@ -64,7 +67,8 @@ class Item(Base):
 
 
 class CategoryReport(Base):
-    """The category_report materialized view, mapped read-only (the ORM never writes it)."""
+    """The category_report materialized view (a plain table on SQLite), mapped read-only (the ORM never
+    writes it: the refresh is SQL)."""
 
     __tablename__ = "category_report"
 
@@ -113,3 +117,23 @@ def report_row(row: CategoryReport) -> ReportRow:
 def engine_url(dsn: str, driver: str) -> URL:
     """A libpq URL (postgresql://...) with SQLAlchemy's driver named, e.g. ``psycopg`` or ``asyncpg``."""
     return make_url(dsn).set(drivername=f"postgresql+{driver}")
+
+
+@dataclass(frozen=True)
+class EngineChoice:
+    """What an ORM variant builds its engine from, for the database DBBENCH_DSN names."""
+
+    url: URL | str
+    driver: str  # the DBAPI driver, as /_bench/info and the statement hook name it
+    refresh: tuple[str, ...]  # POST /refresh-views' statements, run in one session transaction
+    connect_args: dict[str, Any] = field(default_factory=dict)
+
+
+def engine_choice(dsn: str, postgres_driver: str, sqlite_driver: str) -> EngineChoice:
+    """PostgreSQL through ``postgres_driver``, or a SQLite file (``sqlite:`` URL) through ``sqlite_driver``
+    with targets.sqlite's connection settings. The pool is SQLAlchemy's QueuePool either way."""
+    if sqlite.is_sqlite(dsn):
+        return EngineChoice(
+            sqlite.engine_url(dsn, sqlite_driver), sqlite_driver, sqlite.REFRESH_REPORT, dict(sqlite.CONNECT_ARGS)
+        )
+    return EngineChoice(engine_url(dsn, postgres_driver), postgres_driver, (REFRESH_REPORT,))

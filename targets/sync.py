@@ -2,6 +2,7 @@
 Hypothesis: the most abstraction: ORM Session per request on blocking psycopg 3, `def` routes run in
 anyio's 40-thread pool, so each request pays a thread hop, ORM unit-of-work bookkeeping and
 BEGIN/ROLLBACK around its queries; expected the slowest of the pooled variants.
+On SQLite (`--db sqlite`) the same ORM code runs on pysqlite (the standard library's sqlite3).
 """
 
 from __future__ import annotations
@@ -25,11 +26,10 @@ from targets.contract import (
     build_sync_app,
 )
 from targets.models import (
-    REFRESH_REPORT,
     Author,
     Fortune,
     World,
-    engine_url,
+    engine_choice,
     item_row,
     report_query,
     report_row,
@@ -39,8 +39,10 @@ from targets.stats import Collector
 
 
 class OrmStore:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, driver: str, refresh: Sequence[str]) -> None:
         self._engine = engine
+        self._driver = driver
+        self._refresh = [text(statement) for statement in refresh]
         self._sessions = sessionmaker(engine)
 
     def read_worlds(self, ids: Sequence[int]) -> list[WorldRow]:
@@ -82,13 +84,14 @@ class OrmStore:
     def refresh_views(self) -> None:
         # Committed by begin()'s exit. Borrows one of the engine's pooled connections for the whole refresh.
         with self._sessions.begin() as session:
-            session.execute(text(REFRESH_REPORT))
+            for statement in self._refresh:
+                session.execute(statement)
 
     def info(self) -> StoreInfo:
         pool = self._engine.pool
         assert isinstance(pool, QueuePool)
         # QueuePool exposes its size but not its overflow limit publicly.
-        return StoreInfo(driver="psycopg", pool_size=pool.size(), max_overflow=pool._max_overflow)
+        return StoreInfo(driver=self._driver, pool_size=pool.size(), max_overflow=pool._max_overflow)
 
 
 def _load_world(session: Session, world_id: int) -> World:
@@ -110,12 +113,13 @@ def _author_books(author: Author) -> AuthorBooks:
 
 @contextmanager
 def open_store(settings: Settings, collector: Collector | None) -> Iterator[SyncStore]:
-    engine = create_engine(engine_url(settings.dsn, "psycopg"), pool_size=settings.pool_size, max_overflow=0)
+    choice = engine_choice(settings.dsn, "psycopg", "pysqlite")
+    engine = create_engine(choice.url, pool_size=settings.pool_size, max_overflow=0, connect_args=choice.connect_args)
     if collector is not None:
-        instrument.watch_engine(engine, collector, "psycopg")
+        instrument.watch_engine(engine, collector, choice.driver)
     try:
         _fill_pool(engine, settings.pool_size)
-        yield OrmStore(engine)
+        yield OrmStore(engine, choice.driver, choice.refresh)
     finally:
         engine.dispose()
 
