@@ -137,6 +137,9 @@ def run(
     profile: Annotated[
         bool, typer.Option(help="Afterwards, profile each variant x scenario with pyinstrument (separate pass).")
     ] = False,
+    profile_requests: Annotated[
+        int, typer.Option(help="Requests per profiled variant x scenario (more: steadier top frames, slower).")
+    ] = 400,
     instrument: Annotated[
         bool | None,
         typer.Option(
@@ -175,6 +178,7 @@ def run(
             url=url.rstrip("/") if url else None,
             check=check,
             profile=profile,
+            profile_requests=profile_requests,
             instrument=instrument,
         )
         _execute(config)

@@ -95,8 +95,9 @@ def profile(
     scenario: Scenario,
     workdir: Path,
     out_dir: Path,
+    requests: int = REQUESTS,
 ) -> dict[str, Any]:
-    """One profiled cell; returns what the results keep (files, top frames) or an error."""
+    """One profiled cell of ``requests`` requests; returns what the results keep (files, top frames) or an error."""
     stem = _safe(f"{variant.name}-{scenario.name}")
     capture = workdir / f"profile-{stem}"
     shutil.rmtree(capture, ignore_errors=True)
@@ -107,7 +108,7 @@ def profile(
     try:
         # Leaving the block stops uvicorn with SIGTERM: its lifespan shutdown writes the session.
         with serve(supervisor, variant.name, variant.app, config, workdir / f"{stem}-profile.log") as target:
-            spec = load.LoadSpec(scenario.path, target.url, USERS, 0.5, 120.0, max_requests=REQUESTS)
+            spec = load.LoadSpec(scenario.path, target.url, USERS, 0.5, 120.0, max_requests=requests)
             sample = load.run_load(supervisor, spec, workdir)
             entry["requests"] = int(sample["requests"])
     except (TargetFailed, load.LoadFailed) as exc:

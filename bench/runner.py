@@ -53,6 +53,7 @@ class RunConfig:
     url: str | None = None  # load a server dbbench did not start (then there is one "variant")
     check: bool = True  # run the contract check before any load
     profile: bool = False  # after the timed cells, a pyinstrument pass per variant x scenario
+    profile_requests: int = profiles.REQUESTS  # requests per profiled variant x scenario
     instrument: bool | None = None  # statement timing in timed cells: None = each variant's default
     pool_sizes: list[int] = field(default_factory=list)  # a pool-size sweep (>= 2 sizes); else ``pool_size``
     indexes: list[bool] = field(default_factory=list)  # search index on/off per cell; empty = left as built (on)
@@ -206,7 +207,14 @@ class Run:
             for scenario in self.config.scenarios:
                 self.observer.phase(f"profiling {variant.name} · {scenario.name}")
                 entry = profiles.profile(
-                    supervisor, database, self.config.pool_size, variant, scenario, workdir, out_dir
+                    supervisor,
+                    database,
+                    self.config.pool_size,
+                    variant,
+                    scenario,
+                    workdir,
+                    out_dir,
+                    self.config.profile_requests,
                 )
                 entry["directory"] = out_dir.name
                 self.results.profiles.append(entry)
@@ -458,6 +466,7 @@ def validate_config(config: RunConfig) -> None:
         (config.duration_s > 0, "--duration must be > 0 seconds"),
         (config.warmup_s >= 0, "--warmup must be >= 0 seconds"),
         (config.trials >= 1, "--trials must be >= 1"),
+        (config.profile_requests >= 1, "--profile-requests must be >= 1"),
         (config.pool_size >= 1 and all(p >= 1 for p in config.pool_sizes), "--pool-size values must be >= 1"),
         (config.cache in ("memory", "redis"), f"--cache takes memory or redis; got {config.cache!r}"),
         (config.db in DATABASES, f"--db takes {' or '.join(DATABASES)}; got {config.db!r}"),

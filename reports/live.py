@@ -6,6 +6,7 @@ from types import TracebackType
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.text import Text
 
 from bench.plan import CellKey
 from bench.results import Cell, VariantCheck
@@ -41,9 +42,12 @@ class LiveObserver:
         if check.ok:
             self.console.print(f"[green]✓[/green] {check.variant}: contract check passed")
             return
-        self.console.print(f"[red]✗ {check.variant}: contract check failed; not measured[/red]")
+        if check.skipped:
+            self.console.print(Text(f"– {check.variant}: not run: {check.skipped}", style="dim"))
+            return
+        self.console.print(Text(f"✗ {check.variant}: contract check failed; not measured", style="red"))
         for problem in check.problems[:5]:
-            self.console.print(f"    [red]{problem}[/red]")
+            self.console.print(Text(f"    {problem}", style="red"))
 
     def calibrated(self, calibration: dict[str, object]) -> None:
         if "error" in calibration:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from bench.results import Results
 from reports import advice, summary
-from reports.terminal import baseline, flags, ms, rps_text
+from reports.terminal import baseline, database_label, flags, ms, rps_text
 
 
 def _cell(text: str) -> str:
@@ -21,8 +21,8 @@ def render(results: Results) -> str:
     config = meta.get("config", {})
     lines.append(
         f"{machine.get('cpu_count', '?')} CPUs ({_cell(str(machine.get('cpu_model', '?')))}), "
-        f"Python {machine.get('python', '?')}, PostgreSQL {_cell(str(database.get('server_version', '?')))} "
-        f"({database.get('kind', '?')}); pool size {pool.get('size', '?')} for every pooled variant; "
+        f"Python {machine.get('python', '?')}, {_cell(database_label(database))}; "
+        f"pool size {pool.get('size', '?')} for every pooled variant; "
         f"{config.get('warmup_s', '?')} s warm-up + {config.get('duration_s', '?')} s per cell, "
         f"{config.get('trials', '?')} trial(s)."
     )
@@ -36,7 +36,7 @@ def render(results: Results) -> str:
         ]
         for row in items:
             if row.status != "ok":
-                lines.append(f"| {_cell(row.label)} | failed | | | | | | {_cell(row.reason)} |")
+                lines.append(f"| {_cell(row.label)} | {row.status} | | | | | | {_cell(row.reason)} |")
                 continue
             ratio = f"{row.rps / base:.2f}" if base else "-"
             lines.append(

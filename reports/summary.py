@@ -109,7 +109,7 @@ def _per_request(total: Iterable[float | None], requests: int) -> float | None:
     return sum(v for v in values if v is not None) / requests
 
 
-def _failed_row(key: Key, reason: str) -> Row:
+def _failed_row(key: Key, reason: str, status: str = "failed") -> Row:
     return Row(
         *key,
         trials=0,
@@ -141,7 +141,7 @@ def _failed_row(key: Key, reason: str) -> Row:
         top_statements=[],
         pg_top_statements=[],
         findings=[],
-        status="failed",
+        status=status,
         reason=reason,
     )
 
@@ -283,7 +283,8 @@ def _refreshes(cells: list[Cell]) -> dict[str, Any] | None:
 def _row(key: Key, cells: list[Cell], ceiling: float | None, check_info: dict[str, Any] | None = None) -> Row:
     ok = [c for c in cells if c.ok]
     if not ok:
-        return _failed_row(key, "; ".join(sorted({c.reason for c in cells})))
+        status = "skipped" if all(c.status == "skipped" for c in cells) else "failed"
+        return _failed_row(key, "; ".join(sorted({c.reason for c in cells})), status)
     merged = hist.merge(c.histogram for c in ok)
     rates = [c.rps for c in ok]
     requests = sum(c.requests for c in ok)
@@ -353,10 +354,13 @@ def rows(results: Results) -> list[Row]:
         if check.ok:
             continue
         reason = "contract check failed: " + (check.problems[0] if check.problems else "unknown")
+        status = "skipped" if check.skipped else "failed"
+        if check.skipped:
+            reason = f"not run: {check.skipped}"
         for scenario in config.get("scenarios", {}):
             for count, rate in points:
                 groups[(check.variant, scenario, count, rate, "")] = [
-                    Cell(check.variant, scenario, count, 0, status="failed", reason=reason, rate=rate)
+                    Cell(check.variant, scenario, count, 0, status=status, reason=reason, rate=rate)
                 ]
     variants = {name: i for i, name in enumerate(config.get("variants", []))}
     scenarios = {name: i for i, name in enumerate(config.get("scenarios", {}))}
@@ -381,7 +385,7 @@ def rows(results: Results) -> list[Row]:
 
 
 def failed_checks(results: Results) -> list[tuple[str, list[str]]]:
-    return [(check.variant, check.problems) for check in results.checks if not check.ok]
+    return [(check.variant, check.problems) for check in results.checks if not check.ok and not check.skipped]
 
 
 def by_scenario(items: Iterable[Row]) -> dict[tuple[str, str], list[Row]]:

@@ -3,6 +3,8 @@ a second table with each sweep's peak and knee when the run swept users or rates
 
 from __future__ import annotations
 
+from typing import Any
+
 from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
@@ -69,7 +71,7 @@ def table(results: Results) -> Table:
                     scenario,
                     load,
                     row.label,
-                    Text("failed", style="red"),
+                    Text(row.status, style="red" if row.status == "failed" else "dim"),
                     "",
                     "",
                     "",
@@ -77,7 +79,7 @@ def table(results: Results) -> Table:
                     "",
                     "",
                     "",
-                    Text(row.reason[:70], style="red"),
+                    Text(row.reason[:70], style="red" if row.status == "failed" else "dim"),
                 )
                 continue
             errors = Text(f"{row.errors} ({row.error_rate:.1%})", style="red") if row.errors else Text("0")
@@ -172,6 +174,13 @@ def profile_table(results: Results) -> Table | None:
     return grid
 
 
+def database_label(database: dict[str, Any]) -> str:
+    """ "PostgreSQL 15.20 (embedded)" or "SQLite 3.40.1 (sqlite)": the version string says which it is."""
+    version = str(database.get("server_version", "?"))
+    product = "" if version.startswith("SQLite") else "PostgreSQL "
+    return f"{product}{version} ({database.get('kind', '?')})"
+
+
 def footer(results: Results) -> Text:
     database = results.metadata.get("database", {})
     pool = results.metadata.get("pool", {})
@@ -180,7 +189,7 @@ def footer(results: Results) -> Text:
     redis = f" at {cache.get('address', '?')}" if cache.get("backend") == "redis" else ""
     ceiling = f"load generator ceiling {calibrated['rps']:,.0f} req/s" if calibrated.get("rps") else "not calibrated"
     return Text(
-        f"database: {database.get('kind', '?')} PostgreSQL {database.get('server_version', '?')} · "
+        f"database: {database_label(database)} · "
         f"pool size {pool.get('size', '?')} (max_overflow {pool.get('max_overflow', '?')}, "
         f"threadpool {pool.get('threadpool_size', '?')}) · cache {cache.get('backend', 'memory')}{redis} · {ceiling} · "
         "latencies from HDR histograms (µs resolution)",
@@ -212,6 +221,9 @@ def render(results: Results) -> RenderableType:
     for extra in (sweep_table(results), *advice_tables(results), time_table(results), profile_table(results)):
         if extra is not None:
             parts.append(extra)
+    for check in results.checks:
+        if check.skipped:
+            parts.append(Text(f"{check.variant} was not run: {check.skipped}", style="dim"))
     for variant, problems in summary.failed_checks(results):
         parts.append(Text(f"{variant} failed its contract check and was not measured:", style="bold red"))
         parts.extend(Text(f"  - {problem}", style="red") for problem in problems[:10])

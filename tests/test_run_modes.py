@@ -27,7 +27,8 @@ def report_rows(path: Path) -> list[dict[str, object]]:
 def test_sweep_with_resources_statements_and_profiles(tmp_path: Path) -> None:
     out = tmp_path / "sweep.json"
     proc = bench("run", "--variants", "pooled,async_orm", "--scenarios", "db,queries", "--users", "2,4",
-                 "--warmup", "0.5", "--duration", "1.5", "--profile", "--instrument", "-o", str(out))  # fmt: skip
+                 "--warmup", "0.5", "--duration", "1.5", "--profile", "--profile-requests", "80", "--instrument",
+                 "-o", str(out))  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "peak and knee" in proc.stdout and "where the time goes" in proc.stdout
     rows = report_rows(out)

@@ -118,7 +118,7 @@ def test_run_on_sqlite_checks_and_measures_four_variants_and_skips_pooled(tmp_pa
         "--variants",
         "sync,async_orm,databases,cached,pooled",
         "--scenarios",
-        "db,updates",
+        "updates",  # the writes are where SQLite differs most (one write lock); /db is in the contract check
         "--users",
         "4",
         "--warmup",
@@ -130,7 +130,7 @@ def test_run_on_sqlite_checks_and_measures_four_variants_and_skips_pooled(tmp_pa
         str(out),
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert "asyncpg talks only to PostgreSQL" in proc.stdout
+    assert "asyncpg talks only to PostgreSQL" in proc.stdout and "failed its contract check" not in proc.stdout
     loaded = results.load(out)
 
     checks = {check.variant: check for check in loaded.checks}
@@ -147,7 +147,7 @@ def test_run_on_sqlite_checks_and_measures_four_variants_and_skips_pooled(tmp_pa
     assert not pooled.ok and "asyncpg talks only to PostgreSQL" in pooled.skipped
 
     cells = {(cell.variant, cell.scenario): cell for cell in loaded.cells}
-    assert set(cells) == {(name, scenario) for name in ON_SQLITE for scenario in ("db", "updates")}
+    assert set(cells) == {(name, "updates") for name in ON_SQLITE}
     for cell in cells.values():
         assert cell.ok and cell.requests > 0 and not cell.errors, (cell.variant, cell.scenario, cell.reason)
         assert cell.db_connections is None and cell.db_cpu_s is None and cell.pg_statements is None
