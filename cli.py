@@ -78,6 +78,23 @@ def _default_output() -> Path:
     return Path("results") / f"{stamp}.json"
 
 
+# Options that `run` and `advice` share, declared once.
+DurationOption = Annotated[float, typer.Option(help="Measured seconds per cell.")]
+WarmupOption = Annotated[float, typer.Option(help="Warm-up seconds per cell, excluded from every figure.")]
+DsnOption = Annotated[
+    str | None, typer.Option(help="Use an existing server: postgresql://user@host:port/db (default: embedded).")
+]
+OutputOption = Annotated[Path | None, typer.Option("-o", "--output", help="Results file to write.")]
+ForceOption = Annotated[bool, typer.Option(help="Overwrite an existing results file.")]
+QuickOption = Annotated[bool, typer.Option(help="Smoke run: 1 s warm-up, 3 s per cell.")]
+CalibrateOption = Annotated[
+    bool, typer.Option(help="Measure the load generator's ceiling first and flag cells near it.")
+]
+RedisUrlOption = Annotated[
+    str | None, typer.Option(help="The Redis behind --cache redis: redis://HOST:PORT/DB (default: a throwaway one).")
+]
+
+
 @app.command()
 def run(
     variants: Annotated[str, typer.Option(help="Comma list of variants, or 'all' (see bench list).")] = "all",
@@ -91,8 +108,8 @@ def run(
         str | None,
         typer.Option(help="Open model: arrival rate in requests/s, latency from intended send time; a list sweeps."),
     ] = None,
-    duration: Annotated[float, typer.Option(help="Measured seconds per cell.")] = 10.0,
-    warmup: Annotated[float, typer.Option(help="Warm-up seconds per cell, excluded from every figure.")] = 3.0,
+    duration: DurationOption = 10.0,
+    warmup: WarmupOption = 3.0,
     trials: Annotated[int, typer.Option(help="Repeats of every cell, interleaved across variants.")] = 1,
     pool_size: Annotated[
         str,
@@ -103,23 +120,16 @@ def run(
         typer.Option(help="Search index per cell: on, off, or on,off to compare (dropped and rebuilt between cells)."),
     ] = None,
     cache: Annotated[str, typer.Option(help="The cached variant's backend: memory (in-process) or redis.")] = "memory",
-    redis_url: Annotated[
-        str | None, typer.Option(help="With --cache redis: redis://HOST:PORT/DB (default: a throwaway redis-server).")
-    ] = None,
-    dsn: Annotated[
-        str | None,
-        typer.Option(help="Use an existing server: postgresql://user@host:port/db (default: embedded)."),
-    ] = None,
+    redis_url: RedisUrlOption = None,
+    dsn: DsnOption = None,
     db: Annotated[
         str,
         typer.Option(help="postgres, or sqlite: a file in the run's temp dir, no server (asyncpg variants skipped)."),
     ] = "postgres",
-    output: Annotated[Path | None, typer.Option("-o", "--output", help="Results file to write.")] = None,
-    force: Annotated[bool, typer.Option(help="Overwrite an existing results file.")] = False,
-    quick: Annotated[bool, typer.Option(help="Smoke run: 1 s warm-up, 3 s per cell.")] = False,
-    calibrate: Annotated[
-        bool, typer.Option(help="Measure the load generator's ceiling first and flag cells near it.")
-    ] = True,
+    output: OutputOption = None,
+    force: ForceOption = False,
+    quick: QuickOption = False,
+    calibrate: CalibrateOption = True,
     load_workers: Annotated[
         int, typer.Option(help="Locust worker processes on this machine (master/worker mode above 1).")
     ] = 1,
@@ -226,23 +236,18 @@ def _scenarios(raw: str) -> list[Scenario]:
 @app.command()
 def advice(
     users: Annotated[int, typer.Option(help="Concurrent users in every cell.")] = 32,
-    duration: Annotated[float, typer.Option(help="Measured seconds per cell.")] = 10.0,
-    warmup: Annotated[float, typer.Option(help="Warm-up seconds per cell, excluded from every figure.")] = 3.0,
+    duration: DurationOption = 10.0,
+    warmup: WarmupOption = 3.0,
     trials: Annotated[int, typer.Option(help="Repeats of every cell, interleaved.")] = 1,
     pool_size: Annotated[
         str, typer.Option(help="Pool sizes for the pooling sweep (other cells: 10 if listed, else the first).")
     ] = "1,5,10,20",
-    redis_url: Annotated[
-        str | None, typer.Option(help="Redis for the cached variant (default: a throwaway redis-server).")
-    ] = None,
-    dsn: Annotated[
-        str | None,
-        typer.Option(help="Use an existing server: postgresql://user@host:port/db (default: embedded)."),
-    ] = None,
-    output: Annotated[Path | None, typer.Option("-o", "--output", help="Results file to write.")] = None,
-    force: Annotated[bool, typer.Option(help="Overwrite an existing results file.")] = False,
-    quick: Annotated[bool, typer.Option(help="Smoke run: 1 s warm-up, 3 s per cell.")] = False,
-    calibrate: Annotated[bool, typer.Option(help="Measure the load generator's ceiling first.")] = True,
+    redis_url: RedisUrlOption = None,
+    dsn: DsnOption = None,
+    output: OutputOption = None,
+    force: ForceOption = False,
+    quick: QuickOption = False,
+    calibrate: CalibrateOption = True,
     claims: Annotated[str, typer.Option(help="Which claims: index, cache, refresh, pool (comma list).")] = (
         "index,cache,refresh,pool"
     ),
