@@ -70,11 +70,14 @@ def index_table(rows: list[Row]) -> AdviceTable | None:
 
 def pool_table(rows: list[Row]) -> AdviceTable | None:
     curves: dict[tuple[str, str, str, str], list[tuple[int, Row]]] = {}
+    unpooled: list[Row] = []
     for row in _ok(rows):
         size = _factor(row, "pool")
         if size is not None:
             key = (row.scenario, row.variant, row.load, _without(row.setting, "pool"))
             curves.setdefault(key, []).append((int(size), row))
+        elif row.variant == "nopool":
+            unpooled.append(row)
     body = []
     for (scenario, variant, load, rest), points in curves.items():
         if len(points) < 2:
@@ -86,6 +89,13 @@ def pool_table(rows: list[Row]) -> AdviceTable | None:
         body.append((scenario, variant + (f" ({rest})" if rest else ""), load, curve, p99, f"{best_size}"))
     if not body:
         return None
+    # The baseline the pooling claim is about: a new connection for every request.
+    swept = {(scenario, load) for scenario, _, load, _ in curves}
+    body += [
+        (row.scenario, row.label, row.load, f"no pool: {_rps(row.rps)}", ms(row.p99_ms), "-")
+        for row in unpooled
+        if (row.scenario, row.load) in swept
+    ]
     headers = ("scenario", "variant", "load", "pool size: req/s", "p99 ms", "best size")
     return AdviceTable("pooling: throughput by pool size", headers, body)
 
@@ -105,12 +115,14 @@ def cache_table(rows: list[Row]) -> AdviceTable | None:
         if base is None:
             continue
         hit = "-" if row.cache_hit_ratio is None else f"{row.cache_hit_ratio:.0%}"
+        # At the load generator's ceiling the cached figure is a floor: Locust, not the cache, was the limit.
+        bound = ", ".join(f"{r.variant} generator-bound" for r in (row, base) if r.generator_bound)
         body.append((row.scenario, row.label, row.load, _rps(row.rps), _rps(base.rps), _ratio(row.rps, base.rps),
-                     hit, ms(row.p99_ms), ms(base.p99_ms)))  # fmt: skip
+                     hit, ms(row.p99_ms), ms(base.p99_ms), bound))  # fmt: skip
     if not body:
         return None
     headers = ("scenario", "cached", "load", "cached req/s", "pooled req/s", "cached/pooled", "hit ratio",
-               "p99 ms cached", "p99 ms pooled")  # fmt: skip
+               "p99 ms cached", "p99 ms pooled", "flags")  # fmt: skip
     return AdviceTable("caching: cached vs pooled, hot keys vs uniform keys", headers, body)
 
 
