@@ -15,7 +15,9 @@ SEED = 20_241_124
 
 CATEGORY_REPORT = "category_report"  # the materialized view created in DDL
 
-DDL: tuple[str, ...] = (
+# The tables both dialects share, written in the SQL PostgreSQL and SQLite both accept (targets.sqlite
+# adds its own report table and triggers after these).
+TABLES_DDL: tuple[str, ...] = (
     "CREATE TABLE IF NOT EXISTS world (id integer PRIMARY KEY, randomnumber integer NOT NULL)",
     "CREATE TABLE IF NOT EXISTS fortune (id integer PRIMARY KEY, message varchar(2048) NOT NULL)",
     # The N+1 pair: authors and their books. The index makes each per-author query an index scan, so
@@ -28,6 +30,10 @@ DDL: tuple[str, ...] = (
     # it kept in a materialized view. No index here beyond the key: SEARCH_INDEX is switched on and off.
     "CREATE TABLE IF NOT EXISTS items (id integer PRIMARY KEY, category integer NOT NULL,"
     " price_cents integer NOT NULL, created_at timestamp NOT NULL)",
+)
+
+DDL: tuple[str, ...] = (
+    *TABLES_DDL,
     # Heavy on purpose (two sorts per category and a distinct count over all items): a refresh costs ~60 ms
     # on an idle 2-core box, 120-230 ms under load (measured), vs ~5 ms for the 202 of POST /refresh-views
     # (CONCURRENTLY: /report readers are not blocked). avg is the integer (floor) mean, so

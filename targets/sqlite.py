@@ -24,7 +24,7 @@ import sqlite3
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from targets.schema import SEARCH_INDEX
+from targets.schema import SEARCH_INDEX, TABLES_DDL
 
 SCHEME = "sqlite"
 # Seconds a connection waits for another's write lock before SQLITE_BUSY: concurrent /updates queue here
@@ -39,14 +39,7 @@ SYNCHRONOUS = "off"
 TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S"
 
 DDL: tuple[str, ...] = (
-    "CREATE TABLE IF NOT EXISTS world (id integer PRIMARY KEY, randomnumber integer NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS fortune (id integer PRIMARY KEY, message varchar(2048) NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS author (id integer PRIMARY KEY, name varchar(200) NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS book (id integer PRIMARY KEY,"
-    " author_id integer NOT NULL REFERENCES author (id), title varchar(200) NOT NULL)",
-    "CREATE INDEX IF NOT EXISTS book_author_id ON book (author_id)",
-    "CREATE TABLE IF NOT EXISTS items (id integer PRIMARY KEY, category integer NOT NULL,"
-    " price_cents integer NOT NULL, created_at timestamp NOT NULL)",
+    *TABLES_DDL,
     "CREATE TABLE IF NOT EXISTS category_report (category integer PRIMARY KEY, items integer NOT NULL,"
     " min_price_cents integer NOT NULL, avg_price_cents integer NOT NULL, median_price_cents integer NOT NULL,"
     " p90_price_cents integer NOT NULL, max_price_cents integer NOT NULL, active_days integer NOT NULL,"
