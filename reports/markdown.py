@@ -27,7 +27,8 @@ def render(results: Results) -> str:
         f"{config.get('trials', '?')} trial(s)."
     )
     lines.append("")
-    for (scenario, load), items in summary.by_scenario(summary.rows(results)).items():
+    rows = summary.rows(results)
+    for (scenario, load), items in summary.by_scenario(rows).items():
         base = baseline(items)
         lines += [f"## {_cell(scenario)} · {load}", ""]
         lines += [
@@ -44,7 +45,7 @@ def render(results: Results) -> str:
                 f"| {ms(row.p99_ms)} | {row.errors} | {', '.join(flags(row))} |"
             )
         lines.append("")
-    for found in advice.tables(summary.rows(results)):
+    for found in advice.tables(rows):
         lines += [f"## {_cell(found.title)}", ""]
         lines.append("| " + " | ".join(_cell(h) for h in found.headers) + " |")
         lines.append("|" + "---|" * len(found.headers))

@@ -83,13 +83,24 @@ class Row:
 def bootstrap_ci(
     samples: Sequence[Any], statistic: Callable[[Sequence[Any]], float], level: float = 0.95
 ) -> tuple[float, float] | None:
-    """Percentile bootstrap interval of ``statistic`` over ``samples`` (None below two samples)."""
+    """Percentile bootstrap interval of ``statistic`` over ``samples`` (None below two samples).
+
+    ``statistic`` must not depend on the order of its samples (a median, a percentile of merged
+    histograms): each distinct resample is then computed once. With a few trials there are only a few
+    distinct resamples (10 for 3 trials) among the 2,000 drawn, and a merged-histogram percentile
+    decodes every histogram it merges, so this is the difference between milliseconds and minutes.
+    """
     if len(samples) < 2:
         return None
     rng = random.Random(BOOTSTRAP_SEED)
-    estimates = sorted(
-        statistic([samples[rng.randrange(len(samples))] for _ in samples]) for _ in range(BOOTSTRAP_RESAMPLES)
-    )
+    computed: dict[tuple[int, ...], float] = {}
+    estimates = []
+    for _ in range(BOOTSTRAP_RESAMPLES):
+        picks = tuple(sorted(rng.randrange(len(samples)) for _ in samples))
+        if picks not in computed:
+            computed[picks] = statistic([samples[i] for i in picks])
+        estimates.append(computed[picks])
+    estimates.sort()
     low = estimates[int((1 - level) / 2 * (len(estimates) - 1))]
     high = estimates[int((1 + level) / 2 * (len(estimates) - 1))]
     return (low, high)

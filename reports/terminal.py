@@ -44,7 +44,7 @@ def flags(row: Row) -> list[str]:
     return out
 
 
-def table(results: Results) -> Table:
+def table(rows: list[Row]) -> Table:
     grid = Table(title="dbbench results", title_justify="left", header_style="bold")
     columns = [
         ("scenario", "left"),
@@ -62,7 +62,7 @@ def table(results: Results) -> Table:
     ]
     for name, justify in columns:
         grid.add_column(name, justify=justify)  # type: ignore[arg-type]
-    groups = summary.by_scenario(summary.rows(results))
+    groups = summary.by_scenario(rows)
     for index, ((scenario, load), items) in enumerate(groups.items()):
         base = baseline(items)
         for row in items:
@@ -105,8 +105,8 @@ def table(results: Results) -> Table:
     return grid
 
 
-def sweep_table(results: Results) -> Table | None:
-    found = summary.curves(summary.rows(results))
+def sweep_table(rows: list[Row]) -> Table | None:
+    found = summary.curves(rows)
     if not found:
         return None
     grid = Table(title="sweeps: peak and knee", title_justify="left", header_style="bold")
@@ -137,9 +137,9 @@ def sweep_table(results: Results) -> Table | None:
     return grid
 
 
-def time_table(results: Results) -> Table | None:
+def time_table(rows: list[Row]) -> Table | None:
     """Where the time goes: statements per request, the database's share, the heaviest statement."""
-    measured = [row for row in summary.rows(results) if row.status == "ok" and row.queries_per_request is not None]
+    measured = [row for row in rows if row.status == "ok" and row.queries_per_request is not None]
     if not measured:
         return None
     grid = Table(title="where the time goes (target-side statement timings)", title_justify="left", header_style="bold")
@@ -204,9 +204,9 @@ def untimed(results: Results) -> list[str]:
     return sorted(names, key=lambda name: order.index(name) if name in order else len(order))
 
 
-def advice_tables(results: Results) -> list[Table]:
+def advice_tables(rows: list[Row]) -> list[Table]:
     out = []
-    for found in advice.tables(summary.rows(results)):
+    for found in advice.tables(rows):
         grid = Table(title=found.title, title_justify="left", header_style="bold")
         for name in found.headers:
             grid.add_column(name)
@@ -217,8 +217,9 @@ def advice_tables(results: Results) -> list[Table]:
 
 
 def render(results: Results) -> RenderableType:
-    parts: list[RenderableType] = [table(results)]
-    for extra in (sweep_table(results), *advice_tables(results), time_table(results), profile_table(results)):
+    rows = summary.rows(results)  # once: every table below is a view of the same rows
+    parts: list[RenderableType] = [table(rows)]
+    for extra in (sweep_table(rows), *advice_tables(rows), time_table(rows), profile_table(results)):
         if extra is not None:
             parts.append(extra)
     for check in results.checks:
