@@ -17,6 +17,16 @@ from bench.net import LOOPBACK, free_port
 from bench.procs import Supervisor
 from bench.target import PROJECT_ROOT, uvicorn_argv
 
+# Tests that use these start real processes: they are the e2e tier (modules that start processes some other
+# way say so with ``pytestmark = pytest.mark.e2e``). ``pytest -m "not e2e"`` is the inner loop.
+_REAL_FIXTURES = frozenset({"pg_database", "pg_dsn", "run_target", "session_supervisor"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if _REAL_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.e2e)
+
 
 @pytest.fixture(scope="session")
 def session_supervisor() -> Iterator[Supervisor]:

@@ -17,6 +17,8 @@ from bench.plan import Part, Setting, plan_parts
 from scenarios import SCENARIOS
 from targets import VARIANTS
 
+pytestmark = pytest.mark.e2e  # starts real processes: the slow tier
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

@@ -17,6 +17,8 @@ from bench import results
 from scenarios import CORE, SCENARIOS
 from targets import VARIANTS
 
+pytestmark = pytest.mark.e2e  # starts real processes: the slow tier
+
 BENCH = [sys.executable, "-m", "bench"]
 ROOT = Path(__file__).resolve().parent.parent
 

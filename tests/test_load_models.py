@@ -5,10 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from bench import hist
 from bench.load import LoadSpec, run_load
 from bench.procs import Supervisor
 from scenarios import SCENARIOS
+
+pytestmark = pytest.mark.e2e  # starts real processes: the slow tier
 
 STALL_MS = 200.0
 

@@ -9,8 +9,11 @@ import time
 from pathlib import Path
 
 import psutil
+import pytest
 
 from bench.procs import Supervisor
+
+pytestmark = pytest.mark.e2e  # starts real processes: the slow tier
 
 # A child that forks a grandchild and ignores SIGTERM: the worst case for cleanup.
 STUBBORN = """

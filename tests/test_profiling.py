@@ -24,6 +24,8 @@ from bench.target import PROJECT_ROOT, uvicorn_argv
 from targets import VARIANTS
 from targets.profiling import FILENAME
 
+pytestmark = pytest.mark.e2e  # starts real processes: the slow tier
+
 # Where each variant's driver lives: the profile must show time spent inside it, not only the event loop.
 DRIVER_FILES = {
     "pooled": ("/asyncpg/",),

@@ -8,7 +8,11 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from bench import results, seed
+
+pytestmark = pytest.mark.e2e  # starts real processes: the slow tier
 
 ROOT = Path(__file__).resolve().parent.parent
 

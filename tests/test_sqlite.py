@@ -21,6 +21,8 @@ from targets import VARIANTS, sqlite
 from targets.data_rules import report_json
 from targets.schema import ITEM_ROWS, ITEMS_EPOCH, SEARCH_INDEX, items_checksum, seeded_world
 
+pytestmark = pytest.mark.e2e  # starts real processes: the slow tier
+
 ROOT = Path(__file__).resolve().parent.parent
 ON_SQLITE = ("sync", "async_orm", "databases", "cached")
 SEARCH = "SELECT id FROM items WHERE category = 3 AND price_cents <= 5000 ORDER BY created_at DESC, id DESC LIMIT 20"
