@@ -9,7 +9,7 @@ or ``key=value`` pair, and any error text a driver built from the DSN.
 from __future__ import annotations
 
 import re
-from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
 from psycopg.conninfo import make_conninfo
 
@@ -102,7 +102,8 @@ def with_database(dsn: str, dbname: str) -> str:
     parts = urlsplit(dsn.strip())
     # libpq lets ?dbname= override the path: drop it so the path decides.
     query = urlencode([(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "dbname"])
-    return urlunsplit((parts.scheme, parts.netloc, "/" + quote(dbname), query, parts.fragment))
+    # Not urlunsplit: with an empty host (a Unix socket in ?host=) it would drop the "//" libpq needs.
+    return f"{parts.scheme}://{parts.netloc}/{quote(dbname, safe='')}" + (f"?{query}" if query else "")
 
 
 def database_of(dsn: str) -> str:

@@ -247,8 +247,8 @@ def external(dsn: str) -> Iterator[Database]:
         except psycopg.Error as exc:
             raise BenchError(
                 f"created the scratch database {name} but cannot connect to it through --dsn {shown}: "
-                f"{_reason(exc, dsn)} (a pooler such as PgBouncer must know it: add a '* = host=...' "
-                "fallback to its [databases])"
+                f"{_reason(exc, dsn)} (if a pooler such as PgBouncer is in between, it must know the new "
+                "database: add a '* = host=...' fallback to its [databases])"
             ) from None
         yield Database(run_dsn, "external", version, {})
     finally:

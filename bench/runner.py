@@ -379,7 +379,10 @@ class Run:
             try:
                 with serve(supervisor, variant.name, variant.app, config, log) as target:
                     report = check_variant(target.url, database.dsn)
-                    check = VariantCheck(variant.name, report.ok, list(report.problems), dict(report.info))
+                    problems = list(report.problems)
+                    if not report.ok and (raised := target.server_exception()) is not None:
+                        problems.append(f"{variant.name} raised: {raised}")  # what its HTTP 500s were
+                    check = VariantCheck(variant.name, report.ok, problems, dict(report.info))
             except TargetFailed as exc:
                 check = VariantCheck(variant.name, False, [str(exc)])
             self.results.checks.append(check)

@@ -180,7 +180,10 @@ async def open_store(settings: Settings, collector: Collector | None) -> AsyncIt
         pool_options["init"] = instrument.asyncpg_init(collector, "pool init= via databases")
     # The URL only picks databases' asyncpg backend; the connection itself is described by asyncpg's own
     # arguments, which databases forwards to create_pool (it would misread socket hosts and libpq options).
-    database = Database("postgresql://", **connargs.asyncpg_args(settings.dsn), **pool_options)
+    # databases first fills host, port, user, password and database from its URL (here all empty, and
+    # database="" would win over the DSN's): None hands each back to asyncpg, which reads it from the DSN.
+    unset: dict[str, Any] = dict.fromkeys(("host", "port", "user", "password", "database"))
+    database = Database("postgresql://", **unset, **connargs.asyncpg_args(settings.dsn), **pool_options)
     await database.connect()
     try:
         yield DatabasesStore(database)

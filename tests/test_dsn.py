@@ -105,7 +105,8 @@ def test_with_database_keeps_the_form_credentials_and_options() -> None:
     assert out == "postgresql://bob:pw@h:1/dbbench_1?sslmode=disable"
     assert dsn.database_of(out) == "dbbench_1"
     # libpq lets ?dbname= win over the path: it must not keep pointing at the user's database.
-    assert dsn.database_of(dsn.with_database("postgresql:///app?host=/run/pg&dbname=app", "s")) == "s"
+    socket = dsn.with_database("postgresql:///app?host=/run/pg&dbname=app", "s")
+    assert connargs.parse(socket) == {"dbname": "s", "host": "/run/pg"}
     keyvalue = dsn.with_database("host=/run/pg dbname=app password='a b'", "s")
     assert connargs.parse(keyvalue) == {"host": "/run/pg", "dbname": "s", "password": "a b"}
 
