@@ -132,7 +132,9 @@ LOG_LINES = 200
 # The last line of a Python traceback: "TypeError: ...", "asyncpg.exceptions.InvalidSQLStatementNameError: ...".
 _EXCEPTION_LINE = re.compile(r"^(?:[A-Za-z_][\w]*\.)*[A-Za-z_]\w*(?:Error|Exception|Exit|Interrupt|Warning)\b.*$")
 # Lines a logger starts (uvicorn's "ERROR:    ...", or a timestamped record): not part of an exception message.
-_LOG_RECORD = re.compile(r"^(?:[A-Z]+:\s|\d{4}-\d\d-\d\d|Traceback|During handling|The above exception)")
+_LOG_RECORD = re.compile(
+    r"^(?:(?:TRACE|DEBUG|INFO|WARNING|ERROR|CRITICAL):\s|\d{4}-\d\d-\d\d|Traceback|During handling|The above exception)"
+)
 
 
 def failure_reason(child: Child, secrets: tuple[str, ...] = ()) -> str:
