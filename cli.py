@@ -449,7 +449,7 @@ def serve(
     from bench.errors import BenchError
     from bench.pg import provision
     from bench.procs import Supervisor, sigterm_as_interrupt
-    from bench.target import TargetConfig, TargetFailed
+    from bench.target import TargetConfig, TargetFailed, failure_reason
     from bench.target import serve as serve_target
 
     try:
@@ -472,7 +472,7 @@ def serve(
                 typer.echo("Ctrl-C stops the server and the database")
                 while target.child.alive():
                     time.sleep(0.5)
-                raise _fail(f"{chosen.name} exited: {target.child.log_tail(3)}", code=1)
+                raise _fail(f"{chosen.name} exited: {failure_reason(target.child, target.secrets)}", code=1)
     except BenchError as exc:
         raise _fail(str(exc)) from None
     except TargetFailed as exc:

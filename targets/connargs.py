@@ -55,6 +55,7 @@ ASYNCPG_NATIVE = frozenset(
 # libpq keywords that are startup parameters of the server: asyncpg sends them as server_settings.
 ASYNCPG_SERVER_SETTINGS = frozenset({"application_name", "options"})
 _UTF8 = ("utf8", "utf-8", "unicode")
+DEFAULT_PORT = 5432
 _UNKNOWN_PARAMETER = "invalid URI query parameter"
 
 
@@ -87,9 +88,10 @@ def psycopg_args(dsn: str) -> dict[str, str]:
 def asyncpg_args(dsn: str) -> dict[str, Any]:
     """Keyword arguments of ``asyncpg.connect`` / ``asyncpg.create_pool`` with the same meaning as ``dsn``.
 
-    The keywords asyncpg knows travel in a DSN built for it (its parser handles sockets, SSL files and host
-    lists the way libpq does); ``connect_timeout`` becomes ``timeout`` (seconds) and ``application_name`` /
-    ``options`` become ``server_settings``. Raises ``UnsupportedDsn`` for anything else.
+    Hosts and ports are arguments; the other keywords asyncpg knows travel in a DSN built for it (its parser
+    reads SSL files, passfile and service the way libpq does); ``connect_timeout`` becomes ``timeout``
+    (seconds) and ``application_name`` / ``options`` become ``server_settings``. Raises ``UnsupportedDsn``
+    for anything else.
     """
     params = parse(dsn)
     args: dict[str, Any] = {}
@@ -115,10 +117,25 @@ def asyncpg_args(dsn: str) -> dict[str, Any]:
                 f"the libpq parameter {key!r} has no asyncpg equivalent (the pooled, cached, nopool, databases "
                 "and async_orm variants use asyncpg); drop it"
             )
+    # Hosts and ports as arguments: asyncpg reads an IPv6 host in a DSN's query as host:port.
+    if "host" in native:
+        hosts = native.pop("host").split(",")
+        args["host"] = hosts if len(hosts) > 1 else hosts[0]
+    if "port" in native:
+        ports = [_port(port) for port in native.pop("port").split(",")]
+        args["port"] = ports if len(ports) > 1 else ports[0]
     args["dsn"] = "postgresql://?" + urlencode(native) if native else "postgresql://"
     if settings:
         args["server_settings"] = settings
     return args
+
+
+def _port(value: str) -> int:
+    """libpq: an empty entry in a port list means the default port."""
+    try:
+        return int(value) if value else DEFAULT_PORT
+    except ValueError:
+        raise UnsupportedDsn(f"port must be a number, got {value!r}") from None
 
 
 def _timeout(value: str) -> float | None:

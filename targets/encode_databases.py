@@ -183,7 +183,7 @@ async def open_store(settings: Settings, collector: Collector | None) -> AsyncIt
     # databases first fills host, port, user, password and database from its URL (here all empty, and
     # database="" would win over the DSN's): None hands each back to asyncpg, which reads it from the DSN.
     unset: dict[str, Any] = dict.fromkeys(("host", "port", "user", "password", "database"))
-    database = Database("postgresql://", **unset, **connargs.asyncpg_args(settings.dsn), **pool_options)
+    database = Database("postgresql://", **{**unset, **connargs.asyncpg_args(settings.dsn)}, **pool_options)
     await database.connect()
     try:
         yield DatabasesStore(database)

@@ -121,8 +121,8 @@ def test_asyncpg_gets_keyword_arguments_with_the_same_meaning() -> None:
 
     addresses, params = _parse_connect_dsn_and_args(
         dsn=args["dsn"],
-        host=None,
-        port=None,
+        host=args["host"],
+        port=args["port"],
         user=None,
         password=None,
         passfile=None,
@@ -139,6 +139,20 @@ def test_asyncpg_gets_keyword_arguments_with_the_same_meaning() -> None:
     assert params.user == "bob" and params.password == "p@ss" and params.database == "app"
     assert addresses == ["/run/pg/.s.PGSQL.5433"]  # the Unix socket libpq would use
     assert params.ssl is False  # sslmode=disable
+
+
+@pytest.mark.parametrize(
+    ("given", "host", "port"),
+    [
+        ("postgresql://u@[::1]:5433/db", "::1", 5433),
+        ("postgresql://u@h1:1,h2/db", ["h1", "h2"], [1, 5432]),
+        ("postgresql:///db?host=/run/pg", "/run/pg", None),
+    ],
+)
+def test_asyncpg_gets_hosts_and_ports_as_arguments(given: str, host: object, port: object) -> None:
+    args = connargs.asyncpg_args(given)
+    assert args["host"] == host
+    assert args.get("port") == port
 
 
 def test_the_async_orm_engine_gets_no_libpq_keyword_and_no_password_in_its_url() -> None:
