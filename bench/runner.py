@@ -177,7 +177,8 @@ class Run:
         self.pg_dsn = database.dsn if found.ok else None
 
     def _explain(self, database: Database) -> None:
-        """EXPLAIN (ANALYZE, BUFFERS) of the run's heaviest statements, with real parameters: once, or
+        """EXPLAIN (ANALYZE, BUFFERS) of the run's heaviest statements, with the parameters the targets
+        recorded where their statement timing was on (else derived: see pgstats.explain): once, or
         once per search-index state when the run compared them (the point is the two plans side by side)."""
         if self.pg_dsn is None:
             return

@@ -263,3 +263,19 @@ def test_bench_run_compares_cache_backends_in_one_run(tmp_path: Path) -> None:
     assert all(c.ok and c.requests > 0 for c in loaded.cells), [c.reason for c in loaded.cells]
     backends = {c.settings.get("cache"): (c.target or {}).get("cache") for c in loaded.cells if c.variant == "cached"}
     assert backends["memory"]["backend"] == "memory" and backends["redis"]["backend"] == "redis", backends
+
+
+@pytest.mark.e2e
+def test_explain_params_are_given_where_timing_was_on_and_derived_elsewhere(tmp_path: Path) -> None:
+    # What the README says of EXPLAIN: sync times its statements by default (its plan runs with a value a
+    # request sent), pooled does not (its plan runs with a value read from the table).
+    out = tmp_path / "explain.json"
+    proc = bench("run", "--variants", "sync,pooled", "--scenarios", "db", "--users", "2", "--warmup", "0.5",
+                 "--duration", "1", "--no-calibrate", "-o", str(out), timeout=300)  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    from bench import results
+
+    # SQLAlchemy qualifies the columns (sync's statement), pooled's hand-written SQL does not.
+    explains = [e for e in results.load(out).explains if "FROM world" in e["query"]]
+    sources = {("sync" if "world.id" in e["query"] else "pooled"): e["params_source"] for e in explains}
+    assert sources == {"sync": "given", "pooled": "derived"}, sources
