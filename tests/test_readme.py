@@ -145,12 +145,17 @@ def test_the_readme_parser_reads_synopses_comments_and_chains() -> None:
         "bench report x.json --format md   # Markdown\n"
         "python3 -m venv .venv && .venv/bin/bench list\n"
         "```\n"
+        "- in a list item:\n"
+        "  ```sh\n"
+        "  bench calibrate [--users 32]\n"
+        "  ```\n"
     )
     found = examples(block)
     assert [(e.command, sorted(e.options), e.concrete) for e in found] == [
         ("run", ["--no-check", "--scenarios", "--variants", "-o"], False),
         ("report", ["--format"], True),
         ("list", [], True),
+        ("calibrate", ["--users"], False),
     ]
 
 
