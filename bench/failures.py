@@ -1,8 +1,8 @@
 """What counts as a failed request, how it is named, and when failures make a whole cell failed.
 
 A request fails when Locust reports it with an exception: a status its client treats as an error
-(FastHttpUser: every status >= 400, as ``LocustBadStatusCode`` with the status in ``.code``; HttpUser:
-``requests.HTTPError`` with ``.response.status_code``), a transport fault (``ConnectionRefusedError``,
+(FastHttpUser: any status but 2xx and the usual redirects, as ``LocustBadStatusCode`` with the status in
+``.code``; HttpUser: 400 or more, as ``requests.HTTPError`` with ``.response.status_code``), a transport fault (``ConnectionRefusedError``,
 ``ConnectionResetError``, ``HTTPConnectionClosed``, a timeout), or a ``response.failure(...)`` in the
 user's own file. Failures are never throughput: a cell's req/s counts successful responses only.
 

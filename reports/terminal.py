@@ -30,6 +30,11 @@ def rps_text(row: Row) -> str:
     return f"{row.rps:,.0f} [{low:,.0f}–{high:,.0f}]"
 
 
+def _clip(text: str, limit: int = 70) -> str:
+    """A table cell's share of a long reason; the whole reason is printed under the table."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def errors_text(row: Row) -> str:
     """ "0", or "4,210 (100 %)": failed requests and the error rate."""
     return f"{row.errors:,} ({failures.percent(row.error_rate)})" if row.errors else "0"
@@ -90,7 +95,7 @@ def table(rows: list[Row]) -> Table:
                 errors = Text(errors_text(row), style=style) if row.requests else ""
                 # No throughput and no ratio: whatever did succeed in a failed cell is not a result.
                 grid.add_row(scenario, load, row.label, Text(row.status, style=style), "", "", "", errors,
-                             "", "", "", Text(row.reason[:70], style=style))  # fmt: skip
+                             "", "", "", Text(_clip(row.reason), style=style))  # fmt: skip
                 continue
             errors = Text(errors_text(row), style="red") if row.errors else Text("0")
             cpu = "-" if row.cpu_s_per_request is None else f"{row.cpu_s_per_request * 1000:.2f}"
