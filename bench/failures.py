@@ -4,7 +4,8 @@ A request fails when Locust reports it with an exception: a status its client tr
 (FastHttpUser: any status but 2xx and the usual redirects, as ``LocustBadStatusCode`` with the status in
 ``.code``; HttpUser: 400 or more, as ``requests.HTTPError`` with ``.response.status_code``), a transport
 fault (``ConnectionRefusedError``, ``ConnectionResetError``, ``HTTPConnectionClosed``, a timeout), or a
-``response.failure(...)`` in the user's own file. Failures are never throughput: a cell's req/s counts successful responses only.
+``response.failure(...)`` in the user's own file. Failures are never throughput: a cell's req/s counts
+successful responses only.
 
 A cell fails when nothing succeeded in its measured window, or when its error rate (failures / completed
 requests) is above the run's ``--max-error-rate``; the reason names the commonest error kinds with counts.
