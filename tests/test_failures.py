@@ -298,6 +298,19 @@ def bench(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "bench", *args], capture_output=True, text=True, timeout=600, cwd=ROOT)
 
 
+@pytest.mark.parametrize("command", [["run", "--variants", "pooled"], ["advice", "--claims", "pool"]])
+def test_run_and_advice_pass_the_threshold_to_the_run(command: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    import cli
+
+    seen: list[float] = []
+    monkeypatch.setattr(cli, "_execute", lambda config: seen.append(config.max_error_rate))
+    assert CliRunner().invoke(cli.app, command).exit_code == 0
+    assert CliRunner().invoke(cli.app, [*command, "--max-error-rate", "0.05"]).exit_code == 0
+    assert seen == [failures.DEFAULT_MAX_ERROR_RATE, 0.05]
+
+
 def test_max_error_rate_out_of_range_is_one_line_and_exit_2(tmp_path: Path) -> None:
     proc = bench("run", "--max-error-rate", "5", "--variants", "pooled", "-o", str(tmp_path / "r.json"))
     assert proc.returncode == 2, proc.stdout + proc.stderr
