@@ -16,6 +16,7 @@ cells with them, so a results file and its report always agree.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 # A run's default ``--max-error-rate``: 1 % of the window's requests. Above it a figure no longer describes
 # the service the user meant to measure (a 404 costs the server far less than the real endpoint).
@@ -23,6 +24,7 @@ DEFAULT_MAX_ERROR_RATE = 0.01
 NO_REQUEST = "no request completed in the measured window"
 TOP_KINDS = 3  # error kinds a reason names; the rest are summed up
 _MESSAGE_LIMIT = 120  # one kind per fault, however long the exception's text (paths, ids, bodies)
+_SAMPLE_LIMIT = 100  # the start of a failed response's body: FastAPI's {"detail": ...} fits
 
 
 def http_status(exception: BaseException) -> int | None:
@@ -54,6 +56,15 @@ def error_kind(request_type: str, name: str, exception: BaseException) -> str:
     return f"{head}: {message}" if message else head
 
 
+def body_sample(response: Any) -> str:
+    """The start of a failed response's body on one line ("" when there is none, e.g. a reset connection)."""
+    try:
+        text = getattr(response, "text", None)
+    except (UnicodeError, LookupError):  # a body in no known encoding: the status says enough
+        return ""
+    return " ".join(text.split())[:_SAMPLE_LIMIT] if isinstance(text, str) else ""
+
+
 def percent(rate: float) -> str:
     """0.953 -> "95.3 %", 1.0 -> "100 %", 0.0004 -> "0.04 %"."""
     return f"{rate * 100:.3g} %"
@@ -64,11 +75,15 @@ def top_kinds(errors: Mapping[str, int], limit: int = TOP_KINDS) -> list[tuple[s
     return sorted(errors.items(), key=lambda item: (-item[1], item[0]))[:limit]
 
 
-def describe(requests: int, errors: Mapping[str, int]) -> str:
-    """ "error rate 100 % (4,210 of 4,210): 4,210 × HTTP 404 GET /v1/does-not-exist"."""  # noqa: RUF002
+def describe(requests: int, errors: Mapping[str, int], samples: Mapping[str, str] | None = None) -> str:
+    """ "error rate 100 % (4,210 of 4,210): 4,210 × HTTP 404 GET /v1/does-not-exist (body: {"detail":...})";
+    ``samples`` holds the start of one response body per kind, where there was one."""  # noqa: RUF002
     failed = sum(errors.values())
     shown = top_kinds(errors)
-    kinds = "; ".join(f"{count:,} × {kind}" for kind, count in shown)
+    samples = samples or {}
+    kinds = "; ".join(
+        f"{count:,} × {kind}" + (f" (body: {samples[kind]})" if samples.get(kind) else "") for kind, count in shown
+    )
     rest = failed - sum(count for _, count in shown)
     if rest:
         kinds += f"; {rest:,} more in {len(errors) - len(shown)} other kind(s)"
@@ -76,16 +91,18 @@ def describe(requests: int, errors: Mapping[str, int]) -> str:
     return f"error rate {percent(rate)} ({failed:,} of {requests:,}): {kinds}"
 
 
-def verdict(requests: int, errors: Mapping[str, int], max_error_rate: float) -> str | None:
+def verdict(
+    requests: int, errors: Mapping[str, int], max_error_rate: float, samples: Mapping[str, str] | None = None
+) -> str | None:
     """Why a measured cell is failed, or None when it stands.
 
     ``requests`` counts every request completed inside the window, ``errors`` the failed ones by kind.
     Failed: no request completed; none succeeded (whatever the threshold); or the error rate is above
-    ``max_error_rate`` (a fraction, 0.01 = 1 %).
+    ``max_error_rate`` (a fraction, 0.01 = 1 %). ``samples``: a response body's start per kind (see describe).
     """
     if requests <= 0:
         return NO_REQUEST
     failed = sum(errors.values())
     if failed >= requests or failed / requests > max_error_rate:
-        return describe(requests, errors)
+        return describe(requests, errors, samples)
     return None

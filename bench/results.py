@@ -53,6 +53,7 @@ class Cell:
     duration_s: float = 0.0  # the measured window, warm-up excluded
     requests: int = 0  # successful + failed, completed inside the window
     errors: dict[str, int] = field(default_factory=dict)  # failed requests by kind (bench.failures.error_kind)
+    error_samples: dict[str, str] = field(default_factory=dict)  # HTTP failure kind -> start of a response body
     histogram: str = ""  # encoded HDR histogram of successful requests, microseconds
     endpoints: dict[str, EndpointStats] = field(default_factory=dict)
     bytes_received: int = 0

@@ -72,6 +72,7 @@ class Row:
     cache_hit_ratio: float | None = None  # cache hits / lookups in the window (cached variant)
     refreshes: dict[str, Any] | None = None  # background refreshes completed in the window and their durations
     error_kinds: dict[str, int] = field(default_factory=dict)  # failed requests by kind, commonest first
+    error_samples: dict[str, str] = field(default_factory=dict)  # of those kinds: the start of a response body
 
     @property
     def load(self) -> str:
@@ -126,18 +127,22 @@ def _per_request(total: Iterable[float | None], requests: int) -> float | None:
     return sum(v for v in values if v is not None) / requests
 
 
-def _error_kinds(cells: Iterable[Cell]) -> dict[str, int]:
+def _error_kinds(cells: list[Cell]) -> tuple[dict[str, int], dict[str, str]]:
+    """The commonest error kinds over the trials with their counts, and a body sample of each where kept."""
     counts: dict[str, int] = {}
     for cell in cells:
         for kind, count in cell.errors.items():
             counts[kind] = counts.get(kind, 0) + count
-    return dict(failures.top_kinds(counts, ERROR_KINDS))
+    kinds = dict(failures.top_kinds(counts, ERROR_KINDS))
+    samples = {kind: text for cell in reversed(cells) for kind, text in cell.error_samples.items() if kind in kinds}
+    return kinds, samples
 
 
 def _failed_row(key: Key, cells: list[Cell], status: str = "failed") -> Row:
     """A row no trial of which stands: no throughput, no latency; what failed is counted all the same."""
     requests = sum(c.requests for c in cells)
     errors = sum(c.error_count for c in cells)
+    kinds, samples = _error_kinds(cells)
     return Row(
         *key,
         trials=0,
@@ -172,7 +177,8 @@ def _failed_row(key: Key, cells: list[Cell], status: str = "failed") -> Row:
         status=status,
         reason="; ".join(sorted({c.reason for c in cells})),
         endpoints=_endpoint_figures(cells, timed=False),
-        error_kinds=_error_kinds(cells),
+        error_kinds=kinds,
+        error_samples=samples,
     )
 
 
@@ -327,6 +333,7 @@ def _row(key: Key, cells: list[Cell], ceiling: float | None, check_info: dict[st
     service = [c.service_histogram for c in ok if c.service_histogram]
     rss = [c.target_rss_mb for c in ok if c.target_rss_mb is not None]
     connections = [c.db_connections for c in ok if c.db_connections is not None]
+    kinds, samples = _error_kinds(ok)
     return Row(
         *key,
         trials=len(ok),
@@ -361,7 +368,8 @@ def _row(key: Key, cells: list[Cell], ceiling: float | None, check_info: dict[st
         endpoints=_endpoint_figures(ok),
         cache_hit_ratio=_cache_hit_ratio(ok),
         refreshes=_refreshes(ok),
-        error_kinds=_error_kinds(ok),
+        error_kinds=kinds,
+        error_samples=samples,
     )
 
 
@@ -384,7 +392,7 @@ def judged(cell: Cell, threshold: float) -> Cell:
     """The cell as the rule reads it today: an "ok" cell whose failures are above ``threshold`` is failed."""
     if not cell.ok:
         return cell
-    reason = failures.verdict(cell.requests, cell.errors, threshold)
+    reason = failures.verdict(cell.requests, cell.errors, threshold, cell.error_samples)
     return cell if reason is None else dataclasses.replace(cell, status="failed", reason=reason)
 
 

@@ -27,7 +27,7 @@ import requests
 from bench import failures, hist
 from bench.results import Cell, EndpointStats, Results, VariantCheck
 from bench.runner import judge
-from bench.sampling import Window
+from bench.sampling import Window, merge_windows
 from reports import advice, jsonreport, markdown, summary, terminal
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -125,6 +125,34 @@ def test_a_server_answering_404_to_everything_yields_errors_and_no_throughput() 
     judge(cell, failures.DEFAULT_MAX_ERROR_RATE)
     assert cell.status == "failed"
     assert cell.reason == "error rate 100 % (4,210 of 4,210): 4,210 × HTTP 404 GET /v1/does-not-exist"
+
+
+class FakeResponse:
+    """FastHttpUser's response as the request event carries it: ``text`` is None without a body."""
+
+    def __init__(self, text: str | None) -> None:
+        self.text = text
+
+
+def test_what_the_server_said_is_kept_once_per_kind_and_named_in_the_reason() -> None:
+    measured, _ = window()
+    measured.open()
+    bad = LocustBadStatusCode("u", 404)
+    measured.on_request("GET", "/v1/x", 1.0, 22, exception=bad, response=FakeResponse('{"detail":\n "Not Found"}'))
+    measured.on_request("GET", "/v1/x", 1.0, 22, exception=bad, response=FakeResponse("a later, different body"))
+    reset = ConnectionResetError(104, "Connection reset by peer")
+    measured.on_request("GET", "/db", 1.0, 0, exception=reset, response=FakeResponse(None))
+    data = measured.to_dict()
+    assert data["error_samples"] == {"HTTP 404 GET /v1/x": '{"detail": "Not Found"}'}  # one line, the first seen
+    assert failures.verdict(3, data["errors"], 0.01, data["error_samples"]) == (
+        'error rate 100 % (3 of 3): 2 × HTTP 404 GET /v1/x (body: {"detail": "Not Found"}); '
+        "1 × ConnectionResetError GET /db: [Errno 104] Connection reset by peer"
+    )
+    other = {**data, "error_samples": {"HTTP 404 GET /v1/x": "another worker's", "HTTP 500 GET /db": "oops"}}
+    assert merge_windows([data, other])["error_samples"] == {
+        "HTTP 404 GET /v1/x": '{"detail": "Not Found"}',
+        "HTTP 500 GET /db": "oops",
+    }
 
 
 @pytest.mark.parametrize(
@@ -326,7 +354,7 @@ def test_field_case_all_404_is_a_failed_cell_with_no_throughput(tmp_path: Path) 
     proc = bench("run", "--variants", "pooled", "--scenarios", str(FIELD_CASES / "all_404.py"), "--users", "2",
                  "--warmup", "0.5", "--duration", "1", "--no-calibrate", "-o", str(out))  # fmt: skip
     assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert_failed_by(out, "HTTP 404 GET /v1/does-not-exist", share=1.0)
+    assert_failed_by(out, "HTTP 404 GET /v1/does-not-exist", share=1.0, body="Not Found")
     assert "1 failed cell(s)" in proc.stdout and "× base" in proc.stdout
     table_line = next(line for line in proc.stdout.splitlines() if "pooled" in line and "(100 %)" in line)
     assert "failed" in table_line and "1.00" not in table_line
@@ -341,17 +369,17 @@ def test_a_server_answering_500_to_most_requests_fails_its_cell(
     proc = bench("run", "--url", url, "--no-check", "--scenarios", "db", "--users", "2", "--warmup", "0.5",
                  "--duration", "1", "--no-calibrate", "-o", str(out))  # fmt: skip
     assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert_failed_by(out, "HTTP 500 GET /db", share=0.9)
+    assert_failed_by(out, "HTTP 500 GET /db", share=0.9, body="pool exhausted: too many clients already")
 
 
-def assert_failed_by(out: Path, kind: str, share: float) -> None:
+def assert_failed_by(out: Path, kind: str, share: float, body: str) -> None:
     """The cell is failed for ``kind``; its req/s counts successes only; the report shows no rate for it."""
     from bench import results
 
     loaded = results.load(out)
     assert loaded.metadata["config"]["max_error_rate"] == failures.DEFAULT_MAX_ERROR_RATE
     (cell,) = loaded.cells
-    assert cell.status == "failed" and kind in cell.reason, cell.reason
+    assert cell.status == "failed" and kind in cell.reason and body in cell.reason, cell.reason
     assert cell.requests > 0 and max(cell.errors, key=cell.errors.__getitem__) == kind
     assert cell.error_rate == pytest.approx(share, abs=0.05)
     assert cell.rps == cell.successes / cell.duration_s  # the 200s only (none for the 404s)
@@ -359,3 +387,4 @@ def assert_failed_by(out: Path, kind: str, share: float) -> None:
     proc = bench("report", str(out), "--format", "json")
     (row,) = json.loads(proc.stdout)
     assert row["status"] == "failed" and row["rps"] == 0.0 and kind in row["error_kinds"]
+    assert body in row["error_samples"][kind]
