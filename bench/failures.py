@@ -15,6 +15,7 @@ cells with them, so a results file and its report always agree.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -25,6 +26,12 @@ NO_REQUEST = "no request completed in the measured window"
 TOP_KINDS = 3  # error kinds a reason names; the rest are summed up
 _MESSAGE_LIMIT = 120  # one kind per fault, however long the exception's text (paths, ids, bodies)
 _SAMPLE_LIMIT = 100  # the start of a failed response's body: FastAPI's {"detail": ...} fits
+# A server's error page may echo its connection string (a debug traceback): its password never reaches
+# a results file. URL userinfo ("postgresql://user:secret@host") and libpq keywords ("password=secret").
+_SECRETS = (
+    (re.compile(r"(://[^/\s:@]*:)[^\s@]*@"), r"\1***@"),
+    (re.compile(r"(password\s*=\s*)[^\s&;,'\"]+", re.IGNORECASE), r"\1***"),
+)
 
 
 def http_status(exception: BaseException) -> int | None:
@@ -62,7 +69,12 @@ def body_sample(response: Any) -> str:
         text = getattr(response, "text", None)
     except (UnicodeError, LookupError):  # a body in no known encoding: the status says enough
         return ""
-    return " ".join(text.split())[:_SAMPLE_LIMIT] if isinstance(text, str) else ""
+    if not isinstance(text, str):
+        return ""
+    line = " ".join(text.split())
+    for pattern, replacement in _SECRETS:
+        line = pattern.sub(replacement, line)
+    return line[:_SAMPLE_LIMIT]
 
 
 def percent(rate: float) -> str:

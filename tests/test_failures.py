@@ -155,6 +155,12 @@ def test_what_the_server_said_is_kept_once_per_kind_and_named_in_the_reason() ->
     }
 
 
+def test_a_body_sample_never_carries_a_password() -> None:
+    page = "Traceback: connect to postgresql://app:s3cr%40t@db:5432/x failed; dsn host=db password=s3cret user=app"
+    sample = failures.body_sample(FakeResponse(page))
+    assert "s3cr" not in sample and "postgresql://app:***@db:5432/x" in sample and "password=***" in sample
+
+
 @pytest.mark.parametrize(
     "exception",
     [
