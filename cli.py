@@ -1,8 +1,9 @@
 """``bench``: the command line. Thin: parse options, call into ``bench``, map errors to exit codes.
 
-Exit codes: 0 all good, 1 a variant failed its check or a cell failed, 2 bad input or environment,
-130 interrupted (what was measured is kept). Heavy imports (the engine, Rich rendering) happen
-inside the command that needs them, so ``bench --help`` stays instant.
+Exit codes: 0 all good, 1 a variant failed its check or a cell failed (nothing succeeded, or its error
+rate was above --max-error-rate), 2 bad input or environment, 130 interrupted (what was measured is kept).
+Heavy imports (the engine, Rich rendering) happen inside the command that needs them, so ``bench --help``
+stays instant.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+
+from bench.failures import DEFAULT_MAX_ERROR_RATE  # pure and tiny: the option's default, declared once
 
 if TYPE_CHECKING:
     from bench.runner import RunConfig
@@ -114,6 +117,13 @@ QuickOption = Annotated[
 CalibrateOption = Annotated[
     bool, typer.Option(help="Measure the load generator's ceiling first and flag cells near it.")
 ]
+MaxErrorRateOption = Annotated[
+    float,
+    typer.Option(
+        help="Fail a cell whose failed requests exceed this fraction of its window's requests (0.01 = 1 %); "
+        "req/s always counts successful responses only."
+    ),
+]
 RedisUrlOption = Annotated[
     str | None, typer.Option(help="The Redis behind --cache redis: redis://HOST:PORT/DB (default: a throwaway one).")
 ]
@@ -164,6 +174,7 @@ def run(
     force: ForceOption = False,
     quick: QuickOption = False,
     calibrate: CalibrateOption = True,
+    max_error_rate: MaxErrorRateOption = DEFAULT_MAX_ERROR_RATE,
     load_workers: Annotated[
         int, typer.Option(help="Locust worker processes on this machine (master/worker mode above 1).")
     ] = 1,
@@ -221,6 +232,7 @@ def run(
             force=force,
             rates=_floats(rate, "--rate") if rate else [],
             calibrate=calibrate,
+            max_error_rate=max_error_rate,
             load_workers=load_workers,
             remote_workers=remote_workers,
             **_master(master_bind),
@@ -287,6 +299,7 @@ def advice(
     force: ForceOption = False,
     quick: QuickOption = False,
     calibrate: CalibrateOption = True,
+    max_error_rate: MaxErrorRateOption = DEFAULT_MAX_ERROR_RATE,
     claims: Annotated[str, typer.Option(help="Which claims: index, cache, refresh, pool (comma list).")] = (
         "index,cache,refresh,pool"
     ),
@@ -332,6 +345,7 @@ def advice(
             dsn=dsn,
             force=force,
             calibrate=calibrate,
+            max_error_rate=max_error_rate,
             redis_url=redis_url,
             parts=parts,
         )

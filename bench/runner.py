@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-from bench import calibration, load, metadata, pgstats, profiles, redis_server, results, seed, sqlite_db
+from bench import calibration, failures, load, metadata, pgstats, profiles, redis_server, results, seed, sqlite_db
 from bench.contract_check import check_variant
 from bench.dbmon import ConnectionSampler
 from bench.errors import BenchError
@@ -62,6 +62,7 @@ class RunConfig:
     cache_backends: list[str] = field(default_factory=list)  # a cache-backend sweep (>= 2); else ``cache``
     redis_url: str | None = None  # with cache "redis": the user's server (default: a throwaway redis-server)
     parts: list[Part] = field(default_factory=list)  # several cross products (bench advice); empty: one
+    max_error_rate: float = failures.DEFAULT_MAX_ERROR_RATE  # above it a cell is failed (a fraction: 0.01 = 1 %)
 
     def load_points(self) -> list[tuple[int, float | None]]:
         """(users, rate) per point of the sweep: users sweep the closed model, rates the open one."""
@@ -267,6 +268,7 @@ class Run:
         for index, key in enumerate(keys, start=1):
             self.observer.cell_started(index, len(keys), key, config.warmup_s + config.duration_s)
             cell = measure(key)
+            judge(cell, config.max_error_rate)
             self.results.cells.append(cell)
             self.save()
             self.observer.cell_finished(cell)
@@ -346,6 +348,7 @@ class Run:
                 "server": "uvicorn, 1 worker, 127.0.0.1",
                 "instrument": {None: "each variant's default", True: "on", False: "off"}[config.instrument],
                 "search_index": [("on" if i else "off") for i in config.indexes] or "on (as the schema builds it)",
+                "max_error_rate": config.max_error_rate,
             },
             "pool": {
                 "size": config.pool_size,
@@ -442,6 +445,7 @@ def fill(cell: Cell, sample: dict[str, Any]) -> None:
     cell.duration_s = float(sample["duration_s"])
     cell.requests = int(sample["requests"])
     cell.errors = {str(k): int(v) for k, v in sample["errors"].items()}
+    cell.error_samples = {str(k): str(v) for k, v in sample.get("error_samples", {}).items()}
     cell.histogram = str(sample["histogram"])
     cell.service_histogram = str(sample.get("service_histogram", ""))
     cell.late = int(sample.get("late", 0))
@@ -458,8 +462,16 @@ def fill(cell: Cell, sample: dict[str, Any]) -> None:
     cell.target_stats = sample.get("target_stats")
     cell.pg_statements = sample.get("pg_statements")
     cell.target_window = sample.get("target_window")
-    if cell.requests == 0:
-        cell.status, cell.reason = "failed", "no request completed in the measured window"
+
+
+def judge(cell: Cell, max_error_rate: float) -> None:
+    """Mark a measured cell failed when nothing succeeded or its error rate is above ``max_error_rate``
+    (bench.failures.verdict); a cell that already failed (its target or its load died) keeps its reason."""
+    if not cell.ok:
+        return
+    reason = failures.verdict(cell.requests, cell.errors, max_error_rate, cell.error_samples)
+    if reason is not None:
+        cell.status, cell.reason = "failed", reason
 
 
 def validate_config(config: RunConfig) -> None:
@@ -476,6 +488,10 @@ def validate_config(config: RunConfig) -> None:
         (config.duration_s > 0, "--duration must be > 0 seconds"),
         (config.warmup_s >= 0, "--warmup must be >= 0 seconds"),
         (config.trials >= 1, "--trials must be >= 1"),
+        (
+            0 <= config.max_error_rate <= 1,
+            f"--max-error-rate is a fraction of requests from 0 to 1 (0.05 = 5 %); got {config.max_error_rate:g}",
+        ),
         (config.profile_requests >= 1, "--profile-requests must be >= 1"),
         (config.pool_size >= 1 and all(p >= 1 for p in config.pool_sizes), "--pool-size values must be >= 1"),
         (
