@@ -227,19 +227,22 @@ def external(dsn: str) -> Iterator[Database]:
     dsn = dsnlib.normalise(dsn)
     shown = dsnlib.redact(dsn)
     try:
-        conn = psycopg.connect(dsn, autocommit=True, connect_timeout=5)
+        psycopg.connect(dsn, autocommit=True, connect_timeout=5).close()
     except psycopg.Error as exc:
         raise BenchError(f"cannot connect to --dsn {shown}: {_reason(exc, dsn)}") from None
-    with conn:
-        _refuse_transaction_pooling(dsn, shown)
-        name = f"dbbench_{os.getpid()}_{secrets.token_hex(3)}"
-        try:
+    # Asked before anything is created, and with no other session open (a small session pool must not wait).
+    _refuse_transaction_pooling(dsn, shown)
+    name = f"dbbench_{os.getpid()}_{secrets.token_hex(3)}"
+    try:
+        with psycopg.connect(dsn, autocommit=True, connect_timeout=5) as conn:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-        except psycopg.Error as exc:
-            raise BenchError(
-                f"cannot create a scratch database on {shown} ({exc.sqlstate}): "
-                "the role needs CREATEDB; grant it or use the embedded default (omit --dsn)"
-            ) from None
+    except psycopg.Error as exc:
+        if exc.sqlstate is None:  # the connection itself failed this time
+            raise BenchError(f"cannot connect to --dsn {shown}: {_reason(exc, dsn)}") from None
+        raise BenchError(
+            f"cannot create a scratch database on {shown} ({exc.sqlstate}): "
+            "the role needs CREATEDB; grant it or use the embedded default (omit --dsn)"
+        ) from None
     run_dsn = dsnlib.with_database(dsn, name)
     try:
         try:
