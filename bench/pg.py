@@ -268,8 +268,8 @@ def _refuse_transaction_pooling(dsn: str, shown: str) -> None:
         ) from None
     if server_said is not None:
         raise BenchError(
-            f"--dsn {shown} goes through a pooler in transaction pool mode (PgBouncer pool_mode = transaction): "
-            f"it gave this session's server to another client between transactions, and the server then said "
+            f"--dsn {shown} goes through a pooler in transaction pool mode (PgBouncer pool_mode = transaction or "
+            "statement): it does not keep a session on one server connection, and when asked it said "
             f"{dsnlib.scrub(server_said, dsn)!r}. Every variant's driver prepares statements per connection "
             "(asyncpg, psycopg), so a share of its requests would fail with HTTP 500. Fix: connect to PostgreSQL "
             "directly or through pool_mode = session; an app of your own behind it needs asyncpg's "

@@ -31,7 +31,8 @@ CONNECT_TIMEOUT_S = 5
 
 
 def transaction_pooling(dsn: str) -> str | None:
-    """The server's error when ``dsn`` goes through a transaction-mode pooler (step 4 above), else None.
+    """The server's error when ``dsn`` goes through a transaction-mode pooler (step 4 above), or the pooler's
+    refusal of a transaction block (statement mode), else None.
 
     Connection errors propagate (psycopg.Error); the caller has connected with ``dsn`` already.
     """
@@ -39,9 +40,15 @@ def transaction_pooling(dsn: str) -> str | None:
         if first.info.backend_pid == _server_pid(first):
             return None
         name = sql.Identifier(f"dbbench_probe_{secrets.token_hex(4)}")
-        with first.transaction():
-            first.execute(sql.SQL("PREPARE {} AS SELECT 1").format(name))
-            server = _server_pid(first)
+        try:
+            with first.transaction():
+                first.execute(sql.SQL("PREPARE {} AS SELECT 1").format(name))
+                server = _server_pid(first)
+        except psycopg.Error as exc:
+            # PgBouncer in statement mode refuses transaction blocks outright ("... statement pooling mode").
+            if "statement pool" in str(exc):
+                return _first_line(exc)
+            raise
         with contextlib.ExitStack() as holders:
             for _ in range(HOLDERS):
                 holder = holders.enter_context(psycopg.connect(dsn, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S))
@@ -52,13 +59,17 @@ def transaction_pooling(dsn: str) -> str | None:
                     first.execute(sql.SQL("EXECUTE {}").format(name))
                     return None  # cannot happen with the server held elsewhere; say nothing we did not see
                 except psycopg.Error as exc:
-                    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                    return _first_line(exc)
                 finally:
                     holder.execute(sql.SQL("DEALLOCATE {}").format(name))
                     holder.execute("COMMIT")
         with contextlib.suppress(psycopg.Error):
             first.execute(sql.SQL("DEALLOCATE {}").format(name))
     return None
+
+
+def _first_line(exc: psycopg.Error) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 def _server_pid(conn: psycopg.Connection[tuple[int, ...]]) -> int:

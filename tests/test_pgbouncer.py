@@ -102,6 +102,13 @@ def test_transaction_pooling_gets_the_same_verdict_every_run_with_the_cause_and_
     assert scratch_databases(pg_dsn) == before  # refused before anything was created
 
 
+def test_statement_pooling_is_refused_too(pgbouncer: Callable[[str], str], tmp_path: Path) -> None:
+    proc = bench_run(pgbouncer("statement"), tmp_path / "statement.json")
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "statement pool" in proc.stderr and "statement_cache_size=0" in proc.stderr, proc.stderr
+    assert SECRET not in proc.stdout + proc.stderr
+
+
 def test_session_pooling_is_measured(pgbouncer: Callable[[str], str], tmp_path: Path) -> None:
     """No false alarm: in session mode a client keeps its server, and asyncpg's statements work."""
     out = tmp_path / "session.json"
