@@ -386,29 +386,41 @@ def calibrate_(
 @app.command()
 def worker(
     master: Annotated[str, typer.Option(help="HOST:PORT of the Locust master a `bench run` started.")],
-    scenario: Annotated[str, typer.Option(help="The run's scenario (name or locustfile path).")] = "db",
 ) -> None:
-    """Join a `bench run --remote-workers N --master-bind HOST:PORT` as one more load process."""
+    """Join a `bench run --remote-workers N --master-bind HOST:PORT` as one more load process.
+
+    The run's master sends each cell's locustfile and load spec (users, rate, window); the worker joins
+    every cell of the run in turn, and leaves on Ctrl-C or when no master has answered for 5 minutes.
+    """
+    import tempfile
     import time
 
-    from bench.errors import BenchError
-    from bench.load import worker_argv
+    from bench.load import entry_argv
+    from bench.loadspec import worker_args
     from bench.procs import Supervisor, sigterm_as_interrupt
-    from scenarios import SCENARIOS
 
     host, port = _host_port(master, "--master")
+    cells = 0
     try:
-        locustfile = SCENARIOS.get(scenario).path
-    except BenchError as exc:
-        raise _fail(str(exc)) from None
-    try:
-        with sigterm_as_interrupt(), Supervisor() as supervisor:
-            child = supervisor.start("locust-worker", worker_argv(str(locustfile), host, port))
-            typer.echo(f"worker joined {host}:{port} with {locustfile.name}; Ctrl-C leaves")
-            while child.alive():
-                time.sleep(0.5)
+        with sigterm_as_interrupt(), Supervisor() as supervisor, tempfile.TemporaryDirectory() as tmp:
+            typer.echo(f"joining {host}:{port}: each cell's locustfile and load come from the run (Ctrl-C leaves)")
+            while True:
+                log = Path(tmp) / f"worker-{cells}.log"
+                child = supervisor.start("locust-worker", entry_argv(*worker_args(host, port)), log_path=log)
+                while child.alive():
+                    time.sleep(0.2)
+                if child.popen.returncode != 0:
+                    break
+                cells += 1
+                typer.echo(f"cell {cells} done; waiting for the next one")
+                # Let the finished cell's master release its port before asking for the next one's file.
+                time.sleep(1.0)
+            tail = child.log_tail(1).strip()
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
+    if not cells:
+        raise _fail(f"no cell joined at {host}:{port}: {tail}", code=1)
+    typer.echo(f"left after {cells} cell(s): {tail}")
 
 
 @app.command("list")

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-from bench import calibration, load, metadata, pgstats, profiles, redis_server, results, seed, sqlite_db
+from bench import calibration, load, locustfiles, metadata, pgstats, profiles, redis_server, results, seed, sqlite_db
 from bench.contract_check import check_variant
 from bench.dbmon import ConnectionSampler
 from bench.errors import BenchError
@@ -328,12 +328,15 @@ class Run:
             "config": {
                 "variants": [v.name for v in config.variants],
                 "scenarios": {s.name: s.label for s in config.scenarios},
+                # What each file really runs (user classes, wait times), found by loading it; refuses a
+                # file whose meaning the run could not keep (a LoadTestShape; think time under --rate).
+                "locustfiles": locustfiles.inspect(config.scenarios, rated=bool(config.rates)),
                 "users": config.users,
                 "rates": config.rates,
                 "duration_s": config.duration_s,
                 "warmup_s": config.warmup_s,
                 "trials": config.trials,
-                "load_generator": f"locust FastHttpUser, {self._load_processes()}; {model}",
+                "load_generator": f"locust, {self._load_processes()}; {model}; users as each locustfile defines them",
                 "server": "uvicorn, 1 worker, 127.0.0.1",
                 "instrument": {None: "each variant's default", True: "on", False: "off"}[config.instrument],
                 "search_index": [("on" if i else "off") for i in config.indexes] or "on (as the schema builds it)",
