@@ -392,6 +392,7 @@ def worker(
     The run's master sends each cell's locustfile and load spec (users, rate, window); the worker joins
     every cell of the run in turn, and leaves on Ctrl-C or when no master has answered for 5 minutes.
     """
+    import signal
     import tempfile
     import time
 
@@ -400,6 +401,8 @@ def worker(
     from bench.procs import Supervisor, sigterm_as_interrupt
 
     host, port = _host_port(master, "--master")
+    # Started from a script's background job, Python inherits SIGINT ignored: Ctrl-C / kill -INT must still leave.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     cells = 0
     try:
         with sigterm_as_interrupt(), Supervisor() as supervisor, tempfile.TemporaryDirectory() as tmp:
