@@ -133,12 +133,16 @@ class LoadProcess:
 
     def on_init(self, environment: Environment, runner: Any = None, **_: Any) -> None:
         if isinstance(runner, WorkerRunner):
-            runner.register_message(OPEN, lambda environment, msg, **_: self.window.open())
+            runner.register_message(OPEN, lambda environment, msg, **_: self.open_window())
             runner.register_message(CLOSE, self._close_as_worker)
         elif isinstance(runner, MasterRunner):
             assert self.spec is not None and environment.parsed_options is not None
             setattr(environment.parsed_options, WORKER_OPTION, self.spec.for_workers().to_json())
             runner.register_message(REPORT, lambda environment, msg, **_: self.reports.append(msg.data))
+
+    def open_window(self) -> None:
+        events.request.remove_listener(self.trouble.on_request)  # the window's requests pay for no extra hook
+        self.window.open()
 
     def _close_as_worker(self, environment: Environment, msg: Message, **_: Any) -> None:
         self.window.close()
@@ -215,7 +219,6 @@ class LoadProcess:
         if not self._wait(runner, spec.warmup_s):
             self._quit(runner)
             return
-        events.request.remove_listener(self.trouble.on_request)  # the window's requests pay for no extra hook
         info_open = None
         if spec.target_stats:
             _target_call(host, "POST", "/_bench/stats/reset")
@@ -225,7 +228,7 @@ class LoadProcess:
             pgstats.reset(spec.pg_dsn)
         target.start()
         database.start()
-        window.open()
+        self.open_window()
         if isinstance(runner, MasterRunner):
             runner.send_message(OPEN)
         deadline = time.monotonic() + spec.duration_s

@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from bench import results
-from bench.load import LoadSpec, run_load
+from bench.load import LoadFailed, LoadSpec, run_load
 from bench.net import LOOPBACK, free_port
 from bench.procs import Supervisor
 from bench.target import PROJECT_ROOT, uvicorn_argv
@@ -153,3 +153,11 @@ def test_metadata_describes_each_file_as_it_is(mixed_run: Any) -> None:
     assert think["summary"] == "Visitor (FastHttpUser, wait constant(0); TaskSet Browse, wait between(0.5, 1))"
     assert think["shape"] is None
     assert [u["name"] for u in config["locustfiles"]["quitting_gate.py"]["users"]] == ["Reader"]
+
+
+def test_every_user_stopping_during_warm_up_is_the_reason(server: str, tmp_path: Path) -> None:
+    # The other way a load ends early: no runner.quit(), every user raised StopUser after a failed request.
+    with Supervisor() as supervisor, pytest.raises(LoadFailed) as failed:
+        run_load(supervisor, LoadSpec(DATA / "users_stop.py", server, 4, 1.0, 1.0), tmp_path)
+    pattern = r"the load stopped during warm-up: \d+ × HTTP 404 GET /v1/profile \(no profile: HTTP 404\), then every user stopped"  # noqa: E501
+    assert re.fullmatch(pattern, str(failed.value)), failed.value
