@@ -418,12 +418,14 @@ def worker(
                 typer.echo(f"cell {cells} done; waiting for the next one")
                 # Let the finished cell's master release its port before asking for the next one's file.
                 time.sleep(1.0)
-            tail = child.log_tail(1).strip()
+            code, tail = child.popen.returncode, child.log_tail(1).strip()
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
+    if "Got no locustfile response from master" not in tail:
+        raise _fail(f"the Locust worker exited with code {code} after {cells} cell(s): {tail}", code=1)
     if not cells:
-        raise _fail(f"no cell joined at {host}:{port}: {tail}", code=1)
-    typer.echo(f"left after {cells} cell(s): {tail}")
+        raise _fail(f"no master answered at {host}:{port} for 5 minutes; start `bench run` first", code=1)
+    typer.echo(f"left after {cells} cell(s): no master answered for 5 minutes, the run is over")
 
 
 @app.command("list")

@@ -9,6 +9,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from bench import results, seed
 from bench.net import free_port
 from bench.target import PROJECT_ROOT
@@ -49,3 +51,13 @@ def test_a_remote_worker_gets_its_pacing_from_the_master(
     achieved = cell.requests / cell.duration_s
     # Paced, as the master's spec says (an unpaced worker alone sent 53x the rate).
     assert 0.6 * RATE < achieved < 1.3 * RATE, achieved
+
+
+@pytest.mark.e2e
+def test_worker_options_are_only_the_masters_address() -> None:
+    # The workload comes from the run's master; a --scenario of the worker's own could only disagree with it.
+    for args, fragment in ((["--master", "nohost"], "--master takes HOST:PORT"),
+                           (["--master", "127.0.0.1:5557", "--scenario", "db"], "No such option")):  # fmt: skip
+        proc = subprocess.run([sys.executable, "-m", "bench", "worker", *args], capture_output=True, text=True,
+                              timeout=60, cwd=PROJECT_ROOT)  # fmt: skip
+        assert proc.returncode == 2 and fragment in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
