@@ -25,8 +25,8 @@ _WAIT_FACTORIES = ("constant", "between", "constant_pacing")  # constant_through
 
 
 def describe_wait(function: Any) -> dict[str, Any]:
-    """{"text": "between(0.5, 1)", "zero": False}; ``zero`` is True only for ``constant(0)``, the one wait
-    that adds no think time (a method of the file's own is taken as think time of unknown length)."""
+    """{"text": "between(0.5, 1)", "zero": False}; ``zero`` is True only for Locust's own waits whose every
+    argument is 0, e.g. ``constant(0)`` (a method of the file's own is taken as think time of unknown length)."""
     qualname = str(getattr(function, "__qualname__", ""))
     factory = qualname.split(".<locals>")[0] if ".<locals>" in qualname else ""
     if factory in _WAIT_FACTORIES:
@@ -35,7 +35,7 @@ def describe_wait(function: Any) -> dict[str, Any]:
         names = ("min_wait", "max_wait") if factory == "between" else ("wait_time",)
         values = [cells.get(name) for name in names]
         text = f"{factory}({', '.join(f'{v:g}' if isinstance(v, int | float) else repr(v) for v in values)})"
-        return {"text": text, "zero": factory == "constant" and values == [0]}
+        return {"text": text, "zero": all(v == 0 for v in values)}
     return {"text": f"{qualname or function!r} (the file's own)", "zero": False}
 
 

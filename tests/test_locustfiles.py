@@ -155,9 +155,18 @@ def test_metadata_describes_each_file_as_it_is(mixed_run: Any) -> None:
     assert [u["name"] for u in config["locustfiles"]["quitting_gate.py"]["users"]] == ["Reader"]
 
 
-def test_every_user_stopping_during_warm_up_is_the_reason(server: str, tmp_path: Path) -> None:
-    # The other way a load ends early: no runner.quit(), every user raised StopUser after a failed request.
+@pytest.mark.parametrize(
+    ("locustfile", "why"),
+    [
+        ("users_stop.py", r"\d+ × HTTP 404 GET /v1/profile \(no profile: HTTP 404\)"),
+        ("users_raise.py", r"\d+ × RuntimeError in Member \(no credentials in the environment\)"),
+    ],
+)
+def test_every_user_stopping_during_warm_up_is_the_reason(
+    server: str, tmp_path: Path, locustfile: str, why: str
+) -> None:
+    # The other way a load ends early: no runner.quit(), every user stopped (StopUser, or an exception).
     with Supervisor() as supervisor, pytest.raises(LoadFailed) as failed:
-        run_load(supervisor, LoadSpec(DATA / "users_stop.py", server, 4, 1.0, 1.0), tmp_path)
-    pattern = r"the load stopped during warm-up: \d+ × HTTP 404 GET /v1/profile \(no profile: HTTP 404\), then every user stopped"  # noqa: E501
+        run_load(supervisor, LoadSpec(DATA / locustfile, server, 4, 1.0, 1.0), tmp_path)
+    pattern = f"the load stopped during warm-up: {why}, then every user stopped"
     assert re.fullmatch(pattern, str(failed.value)), failed.value
