@@ -83,11 +83,13 @@ def test_taskset_think_time_is_refused_with_rate(server: str, tmp_path: Path) ->
     assert not out.exists()
 
 
-def test_a_task_of_two_requests_keeps_the_target_rate(server: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("kind", ["FastHttpUser", "HttpUser"])
+def test_a_task_of_two_requests_keeps_the_target_rate(server: str, tmp_path: Path, kind: str) -> None:
     # The open model paces requests, not tasks: two requests per task used to run at twice the rate.
+    locustfile = tmp_path / "two_requests.py"
+    locustfile.write_text((DATA / "two_requests.py").read_text().replace("FastHttpUser", kind))
     with Supervisor() as supervisor:
-        spec = LoadSpec(DATA / "two_requests.py", server, 4, 0.5, 3.0, rate=40.0)
-        sample = run_load(supervisor, spec, tmp_path)
+        sample = run_load(supervisor, LoadSpec(locustfile, server, 4, 0.5, 3.0, rate=40.0), tmp_path)
     achieved = sample["requests"] / sample["duration_s"]
     assert 0.75 * 40 < achieved < 1.25 * 40, achieved
     assert set(sample["endpoints"]) == {"/db first", "/db second"}
