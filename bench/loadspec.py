@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.net import LOOPBACK
+from scenarios import is_builtin
 
 ENV = "DBBENCH_LOAD_SPEC"  # the one variable the load process reads
 # The attribute of Locust's parsed options that carries ``for_workers()`` from the master to its workers:
@@ -31,13 +32,6 @@ WORKER_OPTION = "dbbench_load_spec"
 GRACE_S = 60.0
 # How long a master waits for its workers to connect before giving up.
 EXPECT_WORKERS_WAIT_S = 60
-
-
-def _own_scenarios_dir() -> Path:
-    # Lazily: scenarios sits below bench in the layering, and this module is imported by both sides.
-    from scenarios import HERE
-
-    return HERE
 
 
 @dataclass(frozen=True)
@@ -73,7 +67,7 @@ class LoadSpec:
     def own_scenario(self) -> bool:
         """dbbench's own locustfile (scenarios/): nothing in it reads Locust's statistics or exit code,
         so the load process may unhook Locust's per-request bookkeeping (see bench.locust_entry)."""
-        return self.locustfile.resolve().parent == _own_scenarios_dir()
+        return is_builtin(self.locustfile)
 
     # --- serialisation: the same code writes and reads every field ---
 

@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.errors import BenchError
-from scenarios import Scenario
+from bench.loadspec import file_sha256
+from scenarios import Scenario, is_builtin
 
 DESCRIBE = "bench.locust_describe"
 _DESCRIBE_TIMEOUT_S = 120.0
@@ -107,7 +108,8 @@ def summary(description: dict[str, Any]) -> str:
 
 def inspect(scenarios: Sequence[Scenario], rated: bool) -> dict[str, dict[str, Any]]:
     """Describe every scenario's file as it is, for the results' metadata: {scenario name: {"path",
-    "users", "shape", "summary"}}. Raises BenchError (one line) for the first file the run must refuse."""
+    "sha256", "users", "shape", "summary", "locust_statistics"}}. ``sha256`` tells two files of the same
+    name apart across results files. Raises BenchError (one line) for the first file the run must refuse."""
     found = describe([s.path for s in scenarios])
     described: dict[str, dict[str, Any]] = {}
     for scenario in scenarios:
@@ -117,8 +119,13 @@ def inspect(scenarios: Sequence[Scenario], rated: bool) -> dict[str, dict[str, A
             raise BenchError(reason)
         described[scenario.name] = {
             "path": str(scenario.path),
+            "sha256": file_sha256(scenario.path),
             "users": description["users"],
             "shape": description["shape"],
             "summary": summary(description),
+            # The load process decides the same way (LoadSpec.own_scenario, bench.locust_entry).
+            "locust_statistics": "off: dbbench's own scenario, which reads none"
+            if is_builtin(scenario.path)
+            else "kept",
         }
     return described

@@ -16,6 +16,11 @@ from bench.errors import BenchError
 HERE = Path(__file__).resolve().parent
 
 
+def is_builtin(path: Path) -> bool:
+    """One of dbbench's own locustfiles (this folder), as opposed to a user's."""
+    return path.resolve().parent == HERE
+
+
 @dataclass(frozen=True)
 class Scenario:
     name: str
@@ -57,7 +62,7 @@ class ScenarioRegistry:
             return self._items[name]
         path = Path(name)
         if path.suffix == ".py":
-            if path.is_file() and path.resolve().parent == HERE and path.stem in self._items:
+            if path.is_file() and is_builtin(path) and path.stem in self._items:
                 return self._items[path.stem]  # a built-in scenario, given by its path
             if not path.is_file():
                 raise BenchError(
@@ -70,7 +75,7 @@ class ScenarioRegistry:
 
 def _distinct(scenarios: list[Scenario]) -> list[Scenario]:
     """Rename users' files whose names clash: add the nearest parent folders that differ."""
-    files = [s for s in scenarios if s.path.parent != HERE]
+    files = [s for s in scenarios if not is_builtin(s.path)]
     renamed: dict[Path, str] = {}
     for scenario in files:
         clashing = [s.path for s in files if s.name == scenario.name]

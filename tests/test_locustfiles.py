@@ -142,6 +142,8 @@ def test_same_stem_files_and_a_file_named_db_never_merge(mixed_run: Any) -> None
     assert files["locustfile.py (read)"]["path"].endswith("same_stem/read/locustfile.py")
     assert files["locustfile.py (write)"]["path"].endswith("same_stem/write/locustfile.py")
     assert files["db"]["path"] != files["db.py"]["path"]
+    assert files["db.py"]["sha256"] != files["locustfile.py (write)"]["sha256"]
+    assert files["db.py"]["locust_statistics"] == "kept" and files["db"]["locust_statistics"].startswith("off")
     # Each file's own workload reached its own row: the read file only read, the write file only wrote.
     assert set(cell(loaded, "locustfile.py (read)").endpoints) == {"/db"}
     assert set(cell(loaded, "locustfile.py (write)").endpoints) == {"/updates?queries=5"}
