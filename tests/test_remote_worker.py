@@ -27,10 +27,12 @@ def test_a_remote_worker_gets_its_pacing_from_the_master(
     master = f"127.0.0.1:{free_port()}"
     worker_log = tmp_path / "worker.log"
     with worker_log.open("w") as log:
-        # No --scenario, no --rate, no --users: all of it comes from the run's master.
+        # No --scenario, no --rate, no --users: all of it comes from the run's master. Started as a script's
+        # background job starts it (SIGINT ignored, which Python keeps): Ctrl-C / kill -INT must still end it.
         worker = subprocess.Popen(
             [sys.executable, "-m", "bench", "worker", "--master", master],
             stdout=log, stderr=subprocess.STDOUT, cwd=PROJECT_ROOT, start_new_session=True,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
         )  # fmt: skip
     try:
         out = tmp_path / "remote.json"
