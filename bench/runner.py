@@ -118,6 +118,7 @@ class Run:
     results: Results = field(default_factory=Results)
     pg_dsn: str | None = None  # set when pg_stat_statements is usable on the run's database
     cache_description: dict[str, Any] = field(default_factory=lambda: {"backend": "memory"})
+    locustfiles: dict[str, Any] = field(default_factory=dict)  # what each scenario's file runs (bench.locustfiles)
 
     def save(self) -> None:
         results.dump(self.results, self.config.output, force=True)
@@ -127,6 +128,8 @@ class Run:
         results.ensure_writable(config.output, force=config.force)
         if config.profile:
             profiles.claim_dir(config.output, force=config.force)
+        # Before anything starts: a file whose meaning the run could not keep is refused in one line.
+        self.locustfiles = locustfiles.inspect(config.scenarios, rated=bool(config.rates))
         with Supervisor() as supervisor, tempfile.TemporaryDirectory(prefix="dbbench-run-") as tmp:
             workdir = Path(tmp)
             if config.url:
@@ -353,7 +356,7 @@ class Run:
                 "scenarios": {s.name: s.label for s in config.scenarios},
                 # What each file really runs (user classes, wait times), found by loading it; refuses a
                 # file whose meaning the run could not keep (a LoadTestShape; think time under --rate).
-                "locustfiles": locustfiles.inspect(config.scenarios, rated=bool(config.rates)),
+                "locustfiles": self.locustfiles,
                 "users": config.users,
                 "rates": config.rates,
                 "duration_s": config.duration_s,
