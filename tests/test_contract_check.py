@@ -9,7 +9,9 @@ import socket
 
 import pytest
 
-from bench.contract_check import _authors_difference, check_variant, expected_fortunes_html
+from bench.check.expected import expected_fortunes_html
+from bench.check.rules import authors_difference
+from bench.check.variant import check_variant
 from bench.seed import apply_schema, seed
 from targets.contract import assign_new_values, batch_update_args, parse_queries, render_fortunes
 from targets.schema import FORTUNES
@@ -141,4 +143,4 @@ def test_authors_difference_names_the_first_fault(got, message) -> None:
         {"id": 1, "name": "a", "books": [{"id": 2, "title": "b"}, {"id": 3, "title": "c"}]},
         {"id": 2, "name": "b", "books": []},
     ]
-    assert _authors_difference(got, want) == message
+    assert authors_difference(got, want) == message
