@@ -241,14 +241,14 @@ class Run:
         variant = config.variants[0]
         if config.check:
             self.observer.phase(f"checking the contract: {url}")
-            scope = Scope(dsn=None, writes=config.allow_writes, private=server.is_dbbench)
+            scope = Scope(dsn=None, writes=config.allow_writes, private=server.private_ok)
             check = self._record_check(variant, check_variant(url, None, scope))
             if not check.ok:
                 return
 
         def measure(key: CellKey) -> Cell:
             cell = self._new_cell(key)
-            spec = dataclasses.replace(self._spec(key, url), target_stats=server.is_dbbench)
+            spec = dataclasses.replace(self._spec(key, url), target_stats=server.private_ok)
             try:
                 sample = load.run_load(supervisor, spec, workdir, on_tick=self.observer.tick)
             except load.LoadFailed as exc:

@@ -36,6 +36,11 @@ class ExternalServer:
     def is_dbbench(self) -> bool:
         return self.variant is not None
 
+    @property
+    def private_ok(self) -> bool:
+        """/_bench/* may be asked: the server says it is dbbench and its /_bench/info answered in time."""
+        return self.is_dbbench and bool(self.info)
+
     def describe(self) -> dict[str, Any]:
         """The results metadata's server, database, pool and cache entries: only what is known."""
         info = self.info
@@ -45,7 +50,7 @@ class ExternalServer:
             "dbbench_variant": self.variant if self.is_dbbench else "no (it does not say it is dbbench)",
         }
         if self.is_dbbench and not info:
-            known["info"] = "unknown: /_bench/info did not answer"
+            known["info"] = f"unknown: /_bench/info did not answer within {INFO_TIMEOUT_S:g} s; /_bench/* not asked"
         return {
             "server": known,
             "database": {"kind": f"{UNKNOWN} (the --url server's own)"},

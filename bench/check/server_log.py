@@ -22,7 +22,7 @@ _EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(?::.*)?$")
 _RAIL = re.compile(r"^\s*\| ?")
 # A driver's message may quote the DSN it was given: the password never reaches a problem line.
 _URL_PASSWORD = re.compile(r"(://[^:/@\s]*):[^@\s]*@")
-_KEYWORD_PASSWORD = re.compile(r"(password\s*=\s*)('[^']*'|\S+)", re.IGNORECASE)
+_KEYWORD_PASSWORD = re.compile(r"(password\s*=\s*)('[^']*'|[^\s)'\",;&]+)", re.IGNORECASE)
 
 
 class ServerLog:
