@@ -17,7 +17,6 @@ from urllib.parse import urlsplit
 
 from bench import calibration, load, metadata, pgstats, profiles, redis_server, results, seed, sqlite_db
 from bench.check.server import READY_TIMEOUT_S, UNKNOWN, ExternalServer, identify
-from bench.check.session import Scope
 from bench.check.variant import CheckReport, check_variant
 from bench.dbmon import ConnectionSampler
 from bench.errors import BenchError
@@ -241,8 +240,8 @@ class Run:
         variant = config.variants[0]
         if config.check:
             self.observer.phase(f"checking the contract: {url}")
-            scope = Scope(dsn=None, writes=config.allow_writes, private=server.private_ok)
-            check = self._record_check(variant, check_variant(url, None, scope))
+            report = check_variant(url, None, writes=config.allow_writes, private=server.private_ok)
+            check = self._record_check(variant, report)
             if not check.ok:
                 return
 
@@ -418,7 +417,7 @@ class Run:
             try:
                 with serve(supervisor, variant.name, variant.app, config, log) as target:
                     # The full check: seeded values, writes, /_bench/*, and the log behind any HTTP 500.
-                    report = check_variant(target.url, database.dsn, Scope(dsn=database.dsn, server_log=log))
+                    report = check_variant(target.url, database.dsn, server_log=log)
             except TargetFailed as exc:
                 report = CheckReport(False, [str(exc)])
             check = self._record_check(variant, report)

@@ -12,9 +12,8 @@ import pytest
 from bench.check.expected import expected_fortunes_html
 from bench.check.rules import authors_difference, authors_shape_fault, fortunes_shape_fault
 from bench.check.server_log import ServerLog, last_exception
-from bench.check.session import Scope
 from bench.check.variant import check_variant
-from bench.seed import apply_schema, seed
+from bench.seed import apply_schema, seed, world_snapshot
 from targets.contract import assign_new_values, batch_update_args, parse_queries, render_fortunes
 from targets.schema import FORTUNES, seeded_authors_json
 
@@ -241,7 +240,7 @@ def test_broken_target_500s_name_the_servers_exception(pg_dsn, run_target, tmp_p
     base_url = run_target("tests.broken_target:app", {"DBBENCH_DSN": pg_dsn, "DBBENCH_POOL_SIZE": "4"})
     log = tmp_path / f"uvicorn-{base_url.rsplit(':', 1)[1]}.log"  # where run_target's uvicorn logs
 
-    report = check_variant(base_url, pg_dsn, Scope(dsn=pg_dsn, server_log=log))
+    report = check_variant(base_url, pg_dsn, server_log=log)
 
     assert (
         "/queries?queries=foo: HTTP 500, expected 200 "
@@ -251,3 +250,42 @@ def test_broken_target_500s_name_the_servers_exception(pg_dsn, run_target, tmp_p
         "/queries?queries=: HTTP 500, expected 200 (server: ValueError: invalid literal for int() with base 10: '')"
         in (report.problems)
     )
+
+
+def test_shape_only_check_finds_the_faults_it_can_and_writes_nothing(pg_dsn, run_target) -> None:
+    """--url's check of a foreign server: no seed values compared, no writes, no /_bench/*."""
+    apply_schema(pg_dsn)
+    seed(pg_dsn)
+    base_url = run_target("tests.broken_target:app", {"DBBENCH_DSN": pg_dsn, "DBBENCH_POOL_SIZE": "4"})
+    before = world_snapshot(pg_dsn)
+
+    report = check_variant(base_url, None, writes=False, private=False)
+
+    assert world_snapshot(pg_dsn) == before
+    for prefix in (
+        "/queries?queries=0: expected 1 objects, got 0",
+        "/queries?queries=501: expected 500 objects, got 501",
+        "/queries?queries=foo: HTTP 500, expected 200",
+        "/fortunes: a message is not HTML-escaped",
+        "/authors/lazy?limit=5: author 1: books not sorted by id",
+    ):
+        assert sum(line.startswith(prefix) for line in report.problems) == 1, (prefix, report.problems)
+    # Only a comparison with the seed sees its made-up /db values; /_bench/* was not asked; no write was sent.
+    assert not any("seed" in line or "/_bench" in line or "/updates" in line for line in report.problems)
+    assert report.info["query_counts"].startswith("not checked: not a dbbench server")
+    assert report.info["writes"].startswith("not checked")
+
+
+@pytest.mark.parametrize("writes", [False, True])
+def test_a_right_server_passes_the_shape_only_check_every_time(pg_dsn, run_target, writes: bool) -> None:
+    apply_schema(pg_dsn)
+    seed(pg_dsn)
+    env = {"DBBENCH_DSN": pg_dsn, "DBBENCH_POOL_SIZE": "4", "DBBENCH_INSTRUMENT": "1"}
+    base_url = run_target("targets.pooled:app", env)
+    before = world_snapshot(pg_dsn)
+
+    reports = [check_variant(base_url, None, writes=writes) for _ in range(2)]
+
+    assert [(r.ok, r.problems) for r in reports] == [(True, [])] * 2
+    assert reports[0].info["query_counts"] == "checked"  # it is dbbench: counted through /_bench/stats
+    assert (world_snapshot(pg_dsn) == before) is not writes  # --allow-writes: /updates really wrote

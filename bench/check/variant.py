@@ -10,6 +10,7 @@ same check every time, and is left as it was found.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from bench.check import core, data
@@ -26,10 +27,14 @@ class CheckReport:
     info: dict[str, Any] = field(default_factory=dict)
 
 
-def check_variant(base_url: str, dsn: str | None, scope: Scope | None = None) -> CheckReport:
-    """Check the server at ``base_url``. ``scope`` defaults to the full check of a server dbbench started on
-    ``dsn``; ``dsn=None`` alone compares no values."""
-    scope = scope or Scope(dsn=dsn)
+def check_variant(
+    base_url: str, dsn: str | None, *, writes: bool = True, private: bool = True, server_log: Path | None = None
+) -> CheckReport:
+    """Check the server at ``base_url`` within a ``Scope`` (bench.check.session) made of the arguments:
+    ``dsn``, the database dbbench seeded for it (None: no values compared); ``writes``, whether requests that
+    change data may be sent; ``private``, whether it is dbbench (/_bench/* may be asked); ``server_log``, its
+    log, read for the exception behind an HTTP 500."""
+    scope = Scope(dsn, writes, private, server_log)
     log = ServerLog(scope.server_log) if scope.server_log is not None else None
     info: dict[str, Any] = {}
     with Probe(base_url, log) as probe:
