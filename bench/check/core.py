@@ -98,11 +98,9 @@ def check_queries(session: Session) -> None:
 
 def check_fortunes(session: Session) -> None:
     probe = session.probe
-    session.counter.reset()
-    response = probe.get("/fortunes", HTML_TYPE)
+    response = session.get_counted("/fortunes", HTML_TYPE, "/fortunes", 1)
     if response is None:
         return
-    session.counter.expect("/fortunes", "/fortunes", 1)
     try:
         body = response.content.decode("utf-8")
     except UnicodeDecodeError as error:

@@ -79,11 +79,9 @@ def check_search(session: Session) -> None:
     probe = session.probe
     for query, (category, max_price, limit) in SEARCH_CASES:
         path = f"/search?{query}" if query else "/search"
-        session.counter.reset()
-        response = probe.get(path, JSON_TYPE)
+        response = session.get_counted(path, JSON_TYPE, "/search", 1)
         if response is None:
             continue
-        session.counter.expect(path, "/search", 1)
         if session.scope.dsn is not None:
             want = expected_search(category, max_price, limit)
             if response.content != compact_json(want):
@@ -94,11 +92,9 @@ def check_search(session: Session) -> None:
 
 def check_report(session: Session) -> None:
     probe = session.probe
-    session.counter.reset()
-    response = probe.get("/report", JSON_TYPE)
+    response = session.get_counted("/report", JSON_TYPE, "/report", 1)
     if response is None:
         return
-    session.counter.expect("/report", "/report", 1)
     if session.scope.dsn is not None:
         want = seeded_items().report
         if response.content != compact_json(want):

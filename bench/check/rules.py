@@ -90,12 +90,9 @@ def authors_shape_fault(got: object, limit: int) -> str | None:
 
 def authors_difference(got: object, want: list[dict[str, Any]]) -> str:
     """One line naming the first difference between an /authors/* response and the seeded authors."""
-    if got == want:
-        return "body is equal as JSON but not byte for byte (key order or whitespace)"
-    if not isinstance(got, list):
-        return f"expected a JSON list, got {short(got)}"
-    if len(got) != len(want):
-        return f"expected {len(want)} authors, got {len(got)}"
+    if (fault := _whole_list_difference(got, want, "authors")) is not None:
+        return fault
+    assert isinstance(got, list)
     for index, (item, truth) in enumerate(zip(got, want, strict=True)):
         if item != truth:
             if isinstance(item, dict) and item.get("id") == truth["id"] and "books" in item:
@@ -135,16 +132,24 @@ def report_shape_fault(content: bytes) -> str | None:
 def list_difference(content: bytes, want: list[dict[str, Any]], key: str) -> str:
     """One line naming the first difference between a JSON list response and the expected rows."""
     got = loads(content)
+    if (fault := _whole_list_difference(got, want, "rows")) is not None:
+        return fault
+    assert isinstance(got, list)
+    for index, (item, truth) in enumerate(zip(got, want, strict=True)):
+        if item != truth:
+            return f"row {index} ({key} {truth[key]}): expected {short(truth)}, got {short(item)}"
+    return "body differs from the expected rows"
+
+
+def _whole_list_difference(got: object, want: list[dict[str, Any]], noun: str) -> str | None:
+    """The difference when it is not in one item: equal as JSON, not a list, or another length."""
     if got == want:
         return "body is equal as JSON but not byte for byte (key order or whitespace)"
     if not isinstance(got, list):
         return f"expected a JSON list, got {short(got)}"
     if len(got) != len(want):
-        return f"expected {len(want)} rows, got {len(got)}"
-    for index, (item, truth) in enumerate(zip(got, want, strict=True)):
-        if item != truth:
-            return f"row {index} ({key} {truth[key]}): expected {short(truth)}, got {short(item)}"
-    return "body differs from the expected rows"
+        return f"expected {len(want)} {noun}, got {len(got)}"
+    return None
 
 
 def compact_json(value: object) -> bytes:

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from bench.check.counting import QueryCounter
 from bench.check.probe import Probe
 
@@ -33,3 +35,11 @@ class Session:
     counter: QueryCounter
     scope: Scope
     info: dict[str, Any]
+
+    def get_counted(self, path: str, content_type: str, endpoint: str, queries: int) -> httpx.Response | None:
+        """GET ``path`` and expect ``queries`` queries for it (when counting); None after reporting why not 200."""
+        self.counter.reset()
+        response = self.probe.get(path, content_type)
+        if response is not None:
+            self.counter.expect(path, endpoint, queries)
+        return response
