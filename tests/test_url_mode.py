@@ -35,7 +35,7 @@ def bench(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture
 def bench_serve() -> Iterator[tuple[str, str]]:
-    """`bench serve pooled` as its own process: (its URL, its database DSN); stopped with SIGINT after."""
+    """`bench serve pooled` as its own process: (its URL, its database DSN); stopped with SIGTERM after."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "bench", "serve", "pooled", "--port", str(free_port())],
         stdout=subprocess.PIPE,
@@ -54,7 +54,8 @@ def bench_serve() -> Iterator[tuple[str, str]]:
         else:
             pytest.fail(f"bench serve exited before serving: {''.join(seen)}")
     finally:
-        proc.send_signal(signal.SIGINT)
+        # SIGTERM, not SIGINT: a test run from a background job inherits SIGINT ignored (Python keeps it so).
+        proc.send_signal(signal.SIGTERM)
         try:
             proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
