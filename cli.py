@@ -1,8 +1,9 @@
 """``bench``: the command line. Thin: parse options, call into ``bench``, map errors to exit codes.
 
-Exit codes: 0 all good, 1 a variant failed its check or a cell failed, 2 bad input or environment,
-130 interrupted (what was measured is kept). Heavy imports (the engine, Rich rendering) happen
-inside the command that needs them, so ``bench --help`` stays instant.
+Exit codes: 0 all good, 1 a variant failed its check or a cell failed (nothing succeeded, or its error
+rate was above --max-error-rate), 2 bad input or environment, 130 interrupted (what was measured is kept).
+Heavy imports (the engine, Rich rendering) happen inside the command that needs them, so ``bench --help``
+stays instant.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+
+from bench.failures import DEFAULT_MAX_ERROR_RATE  # pure and tiny: the option's default, declared once
 
 if TYPE_CHECKING:
     from bench.runner import RunConfig
@@ -26,6 +29,8 @@ app = typer.Typer(
     help="Which way of talking to PostgreSQL makes a FastAPI service fastest? Measured, side by side.",
 )
 
+DURATION_S = 10.0
+WARMUP_S = 3.0
 QUICK_WARMUP_S = 1.0
 QUICK_DURATION_S = 3.0
 
@@ -78,20 +83,56 @@ def _default_output() -> Path:
     return Path("results") / f"{stamp}.json"
 
 
-# Options that `run` and `advice` share, declared once.
-DurationOption = Annotated[float, typer.Option(help="Measured seconds per cell.")]
-WarmupOption = Annotated[float, typer.Option(help="Warm-up seconds per cell, excluded from every figure.")]
+def _timing(quick: bool, duration: float | None, warmup: float | None) -> tuple[float, float]:
+    """(duration_s, warmup_s): an explicit --duration/--warmup wins; --quick only changes the defaults."""
+    default_duration, default_warmup = (QUICK_DURATION_S, QUICK_WARMUP_S) if quick else (DURATION_S, WARMUP_S)
+    return (default_duration if duration is None else duration, default_warmup if warmup is None else warmup)
+
+
+# Options that `run` and `advice` share, declared once. Duration and warm-up default to None so that an
+# explicit value can be told from the default, which --quick changes.
+DurationOption = Annotated[
+    float | None,
+    typer.Option(help=f"Measured seconds per cell (default: {DURATION_S:g}; {QUICK_DURATION_S:g} with --quick)."),
+]
+WarmupOption = Annotated[
+    float | None,
+    typer.Option(
+        help=f"Warm-up seconds per cell, excluded from every figure "
+        f"(default: {WARMUP_S:g}; {QUICK_WARMUP_S:g} with --quick)."
+    ),
+]
 DsnOption = Annotated[
     str | None, typer.Option(help="Use an existing server: postgresql://user@host:port/db (default: embedded).")
 ]
 OutputOption = Annotated[Path | None, typer.Option("-o", "--output", help="Results file to write.")]
 ForceOption = Annotated[bool, typer.Option(help="Overwrite an existing results file.")]
-QuickOption = Annotated[bool, typer.Option(help="Smoke run: 1 s warm-up, 3 s per cell.")]
+QuickOption = Annotated[
+    bool,
+    typer.Option(
+        help=f"Smoke run: {QUICK_WARMUP_S:g} s warm-up, {QUICK_DURATION_S:g} s per cell; "
+        "an explicit --warmup or --duration wins."
+    ),
+]
 CalibrateOption = Annotated[
     bool, typer.Option(help="Measure the load generator's ceiling first and flag cells near it.")
 ]
+MaxErrorRateOption = Annotated[
+    float,
+    typer.Option(
+        help="Fail a cell whose failed requests exceed this fraction of its window's requests (0.01 = 1 %); "
+        "req/s always counts successful responses only."
+    ),
+]
 RedisUrlOption = Annotated[
     str | None, typer.Option(help="The Redis behind --cache redis: redis://HOST:PORT/DB (default: a throwaway one).")
+]
+AdviceRedisUrlOption = Annotated[
+    str | None,
+    typer.Option(
+        help="The Redis for the caching claim's Redis cells: redis://HOST:PORT/DB "
+        "(default: a throwaway one when redis-server is installed, else the claim is measured in-process only)."
+    ),
 ]
 
 
@@ -108,8 +149,8 @@ def run(
         str | None,
         typer.Option(help="Open model: arrival rate in requests/s, latency from intended send time; a list sweeps."),
     ] = None,
-    duration: DurationOption = 10.0,
-    warmup: WarmupOption = 3.0,
+    duration: DurationOption = None,
+    warmup: WarmupOption = None,
     trials: Annotated[int, typer.Option(help="Repeats of every cell, interleaved across variants.")] = 1,
     pool_size: Annotated[
         str,
@@ -119,7 +160,10 @@ def run(
         str | None,
         typer.Option(help="Search index per cell: on, off, or on,off to compare (dropped and rebuilt between cells)."),
     ] = None,
-    cache: Annotated[str, typer.Option(help="The cached variant's backend: memory (in-process) or redis.")] = "memory",
+    cache: Annotated[
+        str,
+        typer.Option(help="The cached variant's backend: memory (in-process), redis, or memory,redis to compare."),
+    ] = "memory",
     redis_url: RedisUrlOption = None,
     dsn: DsnOption = None,
     db: Annotated[
@@ -130,6 +174,7 @@ def run(
     force: ForceOption = False,
     quick: QuickOption = False,
     calibrate: CalibrateOption = True,
+    max_error_rate: MaxErrorRateOption = DEFAULT_MAX_ERROR_RATE,
     load_workers: Annotated[
         int, typer.Option(help="Locust worker processes on this machine (master/worker mode above 1).")
     ] = 1,
@@ -170,18 +215,23 @@ def run(
     from bench.runner import RunConfig
 
     pools = _ints(pool_size, "--pool-size")
+    caches = _split(cache)
+    if not caches or len(set(caches)) < len(caches):
+        raise _fail(f"--cache takes memory, redis or memory,redis; got {cache!r}")
+    duration_s, warmup_s = _timing(quick, duration, warmup)
     try:
         config = RunConfig(
             variants=[_external(label)] if url else _variants(variants),
             scenarios=_scenarios(scenarios, read_only=bool(url) and not allow_writes),
             users=_ints(users, "--users"),
-            duration_s=QUICK_DURATION_S if quick else duration,
-            warmup_s=QUICK_WARMUP_S if quick else warmup,
+            duration_s=duration_s,
+            warmup_s=warmup_s,
             trials=trials,
             pool_size=pools[0],
             pool_sizes=pools if len(pools) > 1 else [],
             indexes=_indexes(index),
-            cache=cache,
+            cache=caches[0],
+            cache_backends=caches if len(caches) > 1 else [],
             redis_url=redis_url,
             output=output or _default_output(),
             dsn=dsn,
@@ -189,6 +239,7 @@ def run(
             force=force,
             rates=_floats(rate, "--rate") if rate else [],
             calibrate=calibrate,
+            max_error_rate=max_error_rate,
             load_workers=load_workers,
             remote_workers=remote_workers,
             **_master(master_bind),
@@ -254,18 +305,19 @@ def _scenarios(raw: str, *, read_only: bool = False) -> list[Scenario]:
 @app.command()
 def advice(
     users: Annotated[int, typer.Option(help="Concurrent users in every cell.")] = 32,
-    duration: DurationOption = 10.0,
-    warmup: WarmupOption = 3.0,
+    duration: DurationOption = None,
+    warmup: WarmupOption = None,
     trials: Annotated[int, typer.Option(help="Repeats of every cell, interleaved.")] = 1,
     pool_size: Annotated[
         str, typer.Option(help="Pool sizes for the pooling sweep (other cells: 10 if listed, else the first).")
     ] = "1,5,10,20",
-    redis_url: RedisUrlOption = None,
+    redis_url: AdviceRedisUrlOption = None,
     dsn: DsnOption = None,
     output: OutputOption = None,
     force: ForceOption = False,
     quick: QuickOption = False,
     calibrate: CalibrateOption = True,
+    max_error_rate: MaxErrorRateOption = DEFAULT_MAX_ERROR_RATE,
     claims: Annotated[str, typer.Option(help="Which claims: index, cache, refresh, pool (comma list).")] = (
         "index,cache,refresh,pool"
     ),
@@ -279,6 +331,7 @@ def advice(
     from targets import VARIANTS
 
     sizes = _ints(pool_size, "--pool-size")
+    duration_s, warmup_s = _timing(quick, duration, warmup)
     redis = claim_plan.redis_available(redis_url)
     if not redis:
         typer.echo("note: no redis-server installed and no --redis-url: caching is measured in-process only", err=True)
@@ -292,18 +345,25 @@ def advice(
         parts = claim_plan.parts(tuple(sizes), redis, chosen, picked, names)
         if not parts:
             raise BenchError("nothing to measure: --claims, --variants and --scenarios leave no cell (see bench list)")
+        if redis_url is not None and not any(s and s.cache == "redis" for part in parts for s in part.settings):
+            # Nothing to connect to it: the chosen claims, variants or scenarios have no Redis cell.
+            typer.echo(
+                "note: --redis-url is not used: no cell left by --claims/--variants/--scenarios uses Redis", err=True
+            )
+            redis_url = None
         config = RunConfig(
             variants=[v for v in VARIANTS if any(v.name in part.variants for part in parts)],
             scenarios=list({id(s): s for part in parts for s in part.scenarios}.values()),
             users=[users],
-            duration_s=QUICK_DURATION_S if quick else duration,
-            warmup_s=QUICK_WARMUP_S if quick else warmup,
+            duration_s=duration_s,
+            warmup_s=warmup_s,
             trials=trials,
             pool_size=10 if 10 in sizes else sizes[0],
             output=output or _default_output(),
             dsn=dsn,
             force=force,
             calibrate=calibrate,
+            max_error_rate=max_error_rate,
             redis_url=redis_url,
             parts=parts,
         )
@@ -497,6 +557,7 @@ def serve(
         raise _fail(str(exc), code=1) from None
     except KeyboardInterrupt:
         typer.echo("stopped")
+        raise typer.Exit(130) from None
 
 
 def main() -> None:

@@ -52,7 +52,8 @@ class Cell:
     warmup_s: float = 0.0
     duration_s: float = 0.0  # the measured window, warm-up excluded
     requests: int = 0  # successful + failed, completed inside the window
-    errors: dict[str, int] = field(default_factory=dict)
+    errors: dict[str, int] = field(default_factory=dict)  # failed requests by kind (bench.failures.error_kind)
+    error_samples: dict[str, str] = field(default_factory=dict)  # HTTP failure kind -> start of a response body
     histogram: str = ""  # encoded HDR histogram of successful requests, microseconds
     endpoints: dict[str, EndpointStats] = field(default_factory=dict)
     bytes_received: int = 0
@@ -82,8 +83,20 @@ class Cell:
         return sum(self.errors.values())
 
     @property
+    def successes(self) -> int:
+        """Requests that completed inside the window without an error."""
+        return max(0, self.requests - self.error_count)
+
+    @property
+    def error_rate(self) -> float:
+        """Failed / completed requests in the window (0.0 when none completed)."""
+        return self.error_count / self.requests if self.requests else 0.0
+
+    @property
     def rps(self) -> float:
-        return self.requests / self.duration_s if self.duration_s > 0 else 0.0
+        """Throughput: successful responses per second of the measured window. A failed request is never
+        throughput (a server answering 404 to everything would otherwise look fast)."""
+        return self.successes / self.duration_s if self.duration_s > 0 else 0.0
 
     @property
     def ok(self) -> bool:

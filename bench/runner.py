@@ -15,13 +15,13 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-from bench import calibration, load, metadata, pgstats, profiles, redis_server, results, seed, sqlite_db
+from bench import calibration, failures, load, metadata, pgstats, profiles, redis_server, results, seed, sqlite_db
 from bench.check.server import READY_TIMEOUT_S, UNKNOWN, ExternalServer, identify
 from bench.check.variant import CheckReport, check_variant
 from bench.dbmon import ConnectionSampler
 from bench.errors import BenchError
 from bench.pg import Database, provision
-from bench.plan import CellKey, Part, Setting, plan_parts
+from bench.plan import CACHE_VARIANTS, CellKey, Part, Setting, plan_parts
 from bench.procs import Supervisor
 from bench.results import Cell, Results, VariantCheck
 from bench.target import PROJECT_ROOT, TargetConfig, TargetFailed, serve
@@ -30,6 +30,7 @@ from targets import Variant
 
 THREADPOOL_SIZE = 40  # anyio's default, which FastAPI runs `def` routes on; recorded, not changed
 DATABASES = ("postgres", "sqlite")
+CACHES = ("memory", "redis")  # the cached variant's backends (targets.worldcache)
 CALIBRATION_MAX_S = 5.0
 
 
@@ -62,8 +63,10 @@ class RunConfig:
     pool_sizes: list[int] = field(default_factory=list)  # a pool-size sweep (>= 2 sizes); else ``pool_size``
     indexes: list[bool] = field(default_factory=list)  # search index on/off per cell; empty = left as built (on)
     cache: str = "memory"  # the cached variant's backend: "memory" or "redis"
+    cache_backends: list[str] = field(default_factory=list)  # a cache-backend sweep (>= 2); else ``cache``
     redis_url: str | None = None  # with cache "redis": the user's server (default: a throwaway redis-server)
     parts: list[Part] = field(default_factory=list)  # several cross products (bench advice); empty: one
+    max_error_rate: float = failures.DEFAULT_MAX_ERROR_RATE  # above it a cell is failed (a fraction: 0.01 = 1 %)
 
     def load_points(self) -> list[tuple[int, float | None]]:
         """(users, rate) per point of the sweep: users sweep the closed model, rates the open one."""
@@ -72,12 +75,14 @@ class RunConfig:
         return [(users, None) for users in self.users]
 
     def settings(self) -> list[Setting | None]:
-        """The non-load factors this run sweeps, crossed: every pool size with every index state."""
+        """The non-load factors this run sweeps, crossed: every pool size with every index state and every
+        cache backend (the backend applies to the cached variant only: see Setting.applied_to)."""
         pools: list[int | None] = list(self.pool_sizes) if self.pool_sizes else [None]
         indexes: list[bool | None] = list(self.indexes) if self.indexes else [None]
-        if not (self.pool_sizes or self.indexes):
+        caches: list[str | None] = list(self.cache_backends) if self.cache_backends else [None]
+        if not (self.pool_sizes or self.indexes or self.cache_backends):
             return [None]
-        return [Setting(pool, index) for pool in pools for index in indexes]
+        return [Setting(pool, index, cache) for pool in pools for index in indexes for cache in caches]
 
     def caches(self) -> set[str]:
         """Every cache backend some cell will use."""
@@ -112,6 +117,8 @@ class Run:
     def execute(self) -> Results:
         config = self.config
         results.ensure_writable(config.output, force=config.force)
+        if config.profile:
+            profiles.claim_dir(config.output, force=config.force)
         with Supervisor() as supervisor, tempfile.TemporaryDirectory(prefix="dbbench-run-") as tmp:
             workdir = Path(tmp)
             if config.url:
@@ -147,13 +154,15 @@ class Run:
     def _cache(self, supervisor: Supervisor) -> Iterator[tuple[tuple[str, str], ...]]:
         """The cached variant's backend, as environment for its targets; Redis only when it will be used."""
         config = self.config
-        if "redis" not in config.caches() or not any(v.name == "cached" for v in config.variants):
+        if "redis" not in config.caches() or not any(v.name in CACHE_VARIANTS for v in config.variants):
             self.cache_description = {"backend": "memory"}
             yield (("DBBENCH_CACHE", "memory"),)
             return
         self.observer.phase("starting Redis" if config.redis_url is None else "connecting to Redis")
         with redis_server.provision(supervisor, config.redis_url) as server:
             self.cache_description = {"backend": "redis", **server.describe()}
+            if len(config.caches()) > 1:
+                self.cache_description["backends"] = sorted(config.caches())  # a sweep: per cell in its settings
             yield (("DBBENCH_CACHE", "redis"), ("DBBENCH_REDIS_URL", server.url))
 
     def _instrument_env(self) -> tuple[tuple[str, str], ...]:
@@ -173,7 +182,8 @@ class Run:
         self.pg_dsn = database.dsn if found.ok else None
 
     def _explain(self, database: Database) -> None:
-        """EXPLAIN (ANALYZE, BUFFERS) of the run's heaviest statements, with real parameters: once, or
+        """EXPLAIN (ANALYZE, BUFFERS) of the run's heaviest statements, with the parameters the targets
+        recorded where their statement timing was on (else derived: see pgstats.explain): once, or
         once per search-index state when the run compared them (the point is the two plans side by side)."""
         if self.pg_dsn is None:
             return
@@ -291,6 +301,7 @@ class Run:
         for index, key in enumerate(keys, start=1):
             self.observer.cell_started(index, len(keys), key, config.warmup_s + config.duration_s)
             cell = measure(key)
+            judge(cell, config.max_error_rate)
             self.results.cells.append(cell)
             self.save()
             self.observer.cell_finished(cell)
@@ -370,6 +381,7 @@ class Run:
                 "server": "uvicorn, 1 worker, 127.0.0.1",
                 "instrument": {None: "each variant's default", True: "on", False: "off"}[config.instrument],
                 "search_index": [("on" if i else "off") for i in config.indexes] or "on (as the schema builds it)",
+                "max_error_rate": config.max_error_rate,
             },
             "pool": {
                 "size": config.pool_size,
@@ -464,6 +476,7 @@ def fill(cell: Cell, sample: dict[str, Any]) -> None:
     cell.duration_s = float(sample["duration_s"])
     cell.requests = int(sample["requests"])
     cell.errors = {str(k): int(v) for k, v in sample["errors"].items()}
+    cell.error_samples = {str(k): str(v) for k, v in sample.get("error_samples", {}).items()}
     cell.histogram = str(sample["histogram"])
     cell.service_histogram = str(sample.get("service_histogram", ""))
     cell.late = int(sample.get("late", 0))
@@ -480,8 +493,16 @@ def fill(cell: Cell, sample: dict[str, Any]) -> None:
     cell.target_stats = sample.get("target_stats")
     cell.pg_statements = sample.get("pg_statements")
     cell.target_window = sample.get("target_window")
-    if cell.requests == 0:
-        cell.status, cell.reason = "failed", "no request completed in the measured window"
+
+
+def judge(cell: Cell, max_error_rate: float) -> None:
+    """Mark a measured cell failed when nothing succeeded or its error rate is above ``max_error_rate``
+    (bench.failures.verdict); a cell that already failed (its target or its load died) keeps its reason."""
+    if not cell.ok:
+        return
+    reason = failures.verdict(cell.requests, cell.errors, max_error_rate, cell.error_samples)
+    if reason is not None:
+        cell.status, cell.reason = "failed", reason
 
 
 def validate_config(config: RunConfig) -> None:
@@ -490,6 +511,7 @@ def validate_config(config: RunConfig) -> None:
     if not config.scenarios:
         raise BenchError("no scenarios selected; pass --scenarios with at least one name (see bench list)")
     on_sqlite = config.db == "sqlite"
+    caches = ",".join(config.cache_backends) or config.cache
     checks: list[tuple[bool, str]] = [
         (bool(config.users) and all(u >= 1 for u in config.users), "--users must be whole numbers >= 1"),
         (all(r > 0 for r in config.rates), "--rate values must be > 0 requests/s"),
@@ -497,9 +519,16 @@ def validate_config(config: RunConfig) -> None:
         (config.duration_s > 0, "--duration must be > 0 seconds"),
         (config.warmup_s >= 0, "--warmup must be >= 0 seconds"),
         (config.trials >= 1, "--trials must be >= 1"),
+        (
+            0 <= config.max_error_rate <= 1,
+            f"--max-error-rate is a fraction of requests from 0 to 1 (0.05 = 5 %); got {config.max_error_rate:g}",
+        ),
         (config.profile_requests >= 1, "--profile-requests must be >= 1"),
         (config.pool_size >= 1 and all(p >= 1 for p in config.pool_sizes), "--pool-size values must be >= 1"),
-        (config.cache in ("memory", "redis"), f"--cache takes memory or redis; got {config.cache!r}"),
+        (
+            all(c in CACHES for c in (config.cache, *config.cache_backends)),
+            f"--cache takes {', '.join(CACHES)} or a comma list of them; got {caches!r}",
+        ),
         (config.db in DATABASES, f"--db takes {' or '.join(DATABASES)}; got {config.db!r}"),
         (not (on_sqlite and config.dsn), "--db sqlite conflicts with --dsn (a PostgreSQL server); drop one"),
         (not (on_sqlite and config.url), "--db sqlite conflicts with --url (a server with its own database)"),
@@ -508,7 +537,10 @@ def validate_config(config: RunConfig) -> None:
             config.redis_url is None or urlsplit(config.redis_url).scheme in ("redis", "rediss", "unix"),
             "--redis-url takes redis://HOST:PORT/DB (or rediss://, unix://)",
         ),
-        (not (config.url and (config.indexes or config.pool_sizes)), "--url cannot sweep --index or --pool-size"),
+        (
+            not (config.url and (config.indexes or config.pool_sizes or config.cache_backends)),
+            "--url cannot sweep --index, --pool-size or --cache",
+        ),
         (config.ready_timeout_s > 0, "--ready-timeout must be > 0 seconds"),
         (
             not config.allow_writes or bool(config.url),
