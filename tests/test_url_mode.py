@@ -22,7 +22,7 @@ from bench.procs import Supervisor
 from bench.seed import world_snapshot
 from bench.target import PROJECT_ROOT, uvicorn_argv
 
-pytestmark = pytest.mark.e2e  # starts real processes: the slow tier
+e2e = pytest.mark.e2e  # starts real processes: the slow tier (all but the first test here)
 
 SERVING = re.compile(r"serving on (?P<url>http://\S+) \(database (?P<dsn>\S+)\)")
 
@@ -31,6 +31,14 @@ def bench(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "bench", *args], capture_output=True, text=True, timeout=timeout, cwd=PROJECT_ROOT
     )
+
+
+def test_groups_keep_their_read_only_scenarios_under_url() -> None:
+    from cli import _scenarios
+
+    assert [s.name for s in _scenarios("core", read_only=True)] == ["db", "queries", "fortunes", "nplus1"]
+    assert "mixed" not in [s.name for s in _scenarios("all", read_only=True)]
+    assert "updates" in [s.name for s in _scenarios("core")]  # dbbench's own throwaway database: all of them
 
 
 @pytest.fixture
@@ -65,6 +73,7 @@ def bench_serve() -> Iterator[tuple[str, str]]:
             proc.stdout.close()
 
 
+@e2e
 def test_url_runs_are_repeatable_and_write_nothing(bench_serve: tuple[str, str], tmp_path: Path) -> None:
     url, dsn = bench_serve
     before = world_snapshot(dsn)
@@ -92,6 +101,7 @@ def test_url_runs_are_repeatable_and_write_nothing(bench_serve: tuple[str, str],
     assert all(cell.target_window is not None for cell in loaded.cells)  # its /_bench/* was asked
 
 
+@e2e
 def test_url_refuses_a_writing_scenario_without_allow_writes(tmp_path: Path) -> None:
     proc = bench("run", "--url", "http://127.0.0.1:9", "--scenarios", "db,updates", "-o", str(tmp_path / "x.json"))
     assert proc.returncode == 2
@@ -100,6 +110,7 @@ def test_url_refuses_a_writing_scenario_without_allow_writes(tmp_path: Path) -> 
     ]
 
 
+@e2e
 def test_a_server_that_never_answers_fails_quickly_in_one_line(tmp_path: Path) -> None:
     """Field case (--url row 3): it accepts connections (the kernel's backlog) and never answers."""
     out = tmp_path / "silent.json"
@@ -121,6 +132,7 @@ def test_a_server_that_never_answers_fails_quickly_in_one_line(tmp_path: Path) -
     assert not out.exists()  # nothing was measured, nothing to keep
 
 
+@e2e
 def test_nothing_listening_fails_after_the_ready_timeout(tmp_path: Path) -> None:
     url = f"http://{LOOPBACK}:{free_port()}"
     proc = bench("run", "--url", url, "--scenarios", "db", "--ready-timeout", "1.5", "-o", str(tmp_path / "x.json"))
@@ -130,6 +142,7 @@ def test_nothing_listening_fails_after_the_ready_timeout(tmp_path: Path) -> None
     assert line.endswith("start the server first, or wait longer with --ready-timeout")
 
 
+@e2e
 def test_url_waits_for_a_server_that_is_still_starting(tmp_path: Path) -> None:
     """The server starts listening ~2 s after `bench run --url`: the run waits, then checks it (the no-database
     calibration app fails the contract: exit 1 with its check recorded, not exit 2 "nothing answered")."""
@@ -156,6 +169,7 @@ def test_url_waits_for_a_server_that_is_still_starting(tmp_path: Path) -> None:
     assert loaded.checks[0].info["query_counts"].startswith("not checked: not a dbbench server")
 
 
+@e2e
 def test_private_endpoints_are_never_asked_of_a_server_that_is_not_dbbench(
     run_target: Callable[[str, dict[str, str]], str], tmp_path: Path
 ) -> None:
