@@ -155,6 +155,14 @@ def test_the_seeded_answers_obey_the_shape_rules() -> None:
     assert authors_shape_fault(seeded_authors_json(20), 20) is None
     page = render_fortunes([(5, "zebra <b>"), (6, "apple")])
     assert fortunes_shape_fault(page) is None  # other fortunes than the seed's: still a right answer
+    # A template's page (TechEmpower's own FastAPI app: Jinja2, newlines between tags, &#39; escapes).
+    templated = "\n".join(
+        ["<!DOCTYPE html>", "<html>", "<head><title>Fortunes</title></head>", "<body>", "<table>",
+         "<tr><th>id</th><th>message</th></tr>",
+         "<tr><td>0</td><td>Additional fortune added at request time.</td></tr>",
+         "<tr><td>7</td><td>it&#39;s &lt;b&gt;</td></tr>", "</table>", "</body>", "</html>", ""]
+    )  # fmt: skip
+    assert fortunes_shape_fault(templated) is None
 
 
 @pytest.mark.parametrize(
