@@ -1,8 +1,9 @@
 """A server dbbench did not start (``--url``): wait until it answers, then ask whether it is dbbench.
 
 A dbbench target says so on GET /health with the ``X-Dbbench-Variant`` header (targets.IDENTITY_HEADER):
-only then is its private /_bench/* asked, once, with a short timeout. What dbbench knows of any other
-server is its URL: the rest of its description says "unknown", never a default.
+only then is its private /_bench/info asked, with a short timeout, and only if that answered is /_bench/*
+used further (the check's query counts, the statistics at each window's edges). What dbbench knows of any
+other server is its URL: the rest of its description says "unknown", never a default.
 """
 
 from __future__ import annotations
