@@ -193,8 +193,9 @@ def run(
         typer.Option(help="--url: let the check and the scenarios write (/updates, PUT, POST) to that server's data."),
     ] = False,
     ready_timeout: Annotated[
-        float, typer.Option(help="--url: seconds to wait for the server's first answer before giving up.")
-    ] = 30.0,
+        float | None,
+        typer.Option(help="--url: seconds to wait for the server's first answer before giving up (default 30)."),
+    ] = None,
     check: Annotated[bool, typer.Option(help="Check the API contract before any load.")] = True,
     profile: Annotated[
         bool, typer.Option(help="Afterwards, profile each variant x scenario with pyinstrument (separate pass).")
@@ -211,6 +212,7 @@ def run(
     ] = None,
 ) -> None:
     """Measure every variant x scenario and write a results file."""
+    from bench.check.server import READY_TIMEOUT_S
     from bench.errors import BenchError
     from bench.runner import RunConfig
 
@@ -245,7 +247,7 @@ def run(
             **_master(master_bind),
             url=url.rstrip("/") if url else None,
             allow_writes=allow_writes,
-            ready_timeout_s=ready_timeout,
+            ready_timeout_s=READY_TIMEOUT_S if ready_timeout is None else ready_timeout,
             check=check,
             profile=profile,
             profile_requests=profile_requests,
