@@ -45,7 +45,7 @@ def test_groups_keep_their_read_only_scenarios_under_url() -> None:
 def bench_serve() -> Iterator[tuple[str, str]]:
     """`bench serve pooled` as its own process: (its URL, its database DSN); stopped with SIGTERM after."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "bench", "serve", "pooled", "--port", str(free_port())],
+        [sys.executable, "-m", "bench", "serve", "pooled"],  # it picks a free port itself: no race for one
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
