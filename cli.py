@@ -188,6 +188,14 @@ def run(
         str | None, typer.Option(help="Load a server that is already running (base URL) instead of the variants.")
     ] = None,
     label: Annotated[str, typer.Option(help="Name for the --url server in the results.")] = "external",
+    allow_writes: Annotated[
+        bool,
+        typer.Option(help="--url: let the check and the scenarios write (/updates, PUT, POST) to that server's data."),
+    ] = False,
+    ready_timeout: Annotated[
+        float | None,
+        typer.Option(help="--url: seconds to wait for the server's first answer before giving up (default 30)."),
+    ] = None,
     check: Annotated[bool, typer.Option(help="Check the API contract before any load.")] = True,
     profile: Annotated[
         bool, typer.Option(help="Afterwards, profile each variant x scenario with pyinstrument (separate pass).")
@@ -204,6 +212,7 @@ def run(
     ] = None,
 ) -> None:
     """Measure every variant x scenario and write a results file."""
+    from bench.check.server import READY_TIMEOUT_S
     from bench.errors import BenchError
     from bench.runner import RunConfig
 
@@ -215,7 +224,7 @@ def run(
     try:
         config = RunConfig(
             variants=[_external(label)] if url else _variants(variants),
-            scenarios=_scenarios(scenarios),
+            scenarios=_scenarios(scenarios, read_only=bool(url) and not allow_writes),
             users=_ints(users, "--users"),
             duration_s=duration_s,
             warmup_s=warmup_s,
@@ -237,6 +246,8 @@ def run(
             remote_workers=remote_workers,
             **_master(master_bind),
             url=url.rstrip("/") if url else None,
+            allow_writes=allow_writes,
+            ready_timeout_s=READY_TIMEOUT_S if ready_timeout is None else ready_timeout,
             check=check,
             profile=profile,
             profile_requests=profile_requests,
@@ -278,10 +289,19 @@ def _external(label: str) -> Variant:
     return Variant(label, "(external)")
 
 
-def _scenarios(raw: str) -> list[Scenario]:
-    from scenarios import SCENARIOS
+def _scenarios(raw: str, *, read_only: bool = False) -> list[Scenario]:
+    """``read_only`` (--url without --allow-writes): groups keep their read-only scenarios; a scenario that
+    writes, named on its own, is refused."""
+    from scenarios import SCENARIOS, WRITING
 
-    return SCENARIOS.select(_split(raw))
+    names = _split(raw)
+    if read_only:
+        if writing := [name for name in names if name in WRITING]:
+            raise _fail(
+                f"scenario {writing[0]} writes to the --url server's data; pass --allow-writes to run it anyway"
+            )
+        names = [each for name in names for each in SCENARIOS.groups.get(name, [name]) if each not in WRITING]
+    return SCENARIOS.select(names)
 
 
 @app.command()
