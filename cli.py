@@ -188,6 +188,14 @@ def run(
         str | None, typer.Option(help="Load a server that is already running (base URL) instead of the variants.")
     ] = None,
     label: Annotated[str, typer.Option(help="Name for the --url server in the results.")] = "external",
+    allow_writes: Annotated[
+        bool,
+        typer.Option(help="--url: let the check and the scenarios write (/updates, PUT, POST) to that server's data."),
+    ] = False,
+    ready_timeout: Annotated[
+        float | None,
+        typer.Option(help="--url: seconds to wait for the server's first answer before giving up (default 30)."),
+    ] = None,
     check: Annotated[bool, typer.Option(help="Check the API contract before any load.")] = True,
     profile: Annotated[
         bool, typer.Option(help="Afterwards, profile each variant x scenario with pyinstrument (separate pass).")
@@ -204,6 +212,7 @@ def run(
     ] = None,
 ) -> None:
     """Measure every variant x scenario and write a results file."""
+    from bench.check.server import READY_TIMEOUT_S
     from bench.errors import BenchError
     from bench.runner import RunConfig
 
@@ -215,7 +224,7 @@ def run(
     try:
         config = RunConfig(
             variants=[_external(label)] if url else _variants(variants),
-            scenarios=_scenarios(scenarios),
+            scenarios=_scenarios(scenarios, read_only=bool(url) and not allow_writes),
             users=_ints(users, "--users"),
             duration_s=duration_s,
             warmup_s=warmup_s,
@@ -237,6 +246,8 @@ def run(
             remote_workers=remote_workers,
             **_master(master_bind),
             url=url.rstrip("/") if url else None,
+            allow_writes=allow_writes,
+            ready_timeout_s=READY_TIMEOUT_S if ready_timeout is None else ready_timeout,
             check=check,
             profile=profile,
             profile_requests=profile_requests,
@@ -278,10 +289,19 @@ def _external(label: str) -> Variant:
     return Variant(label, "(external)")
 
 
-def _scenarios(raw: str) -> list[Scenario]:
-    from scenarios import SCENARIOS
+def _scenarios(raw: str, *, read_only: bool = False) -> list[Scenario]:
+    """``read_only`` (--url without --allow-writes): groups keep their read-only scenarios; a scenario that
+    writes, named on its own, is refused."""
+    from scenarios import SCENARIOS, WRITING
 
-    return SCENARIOS.select(_split(raw))
+    names = _split(raw)
+    if read_only:
+        if writing := [name for name in names if name in WRITING]:
+            raise _fail(
+                f"scenario {writing[0]} writes to the --url server's data; pass --allow-writes to run it anyway"
+            )
+        names = [each for name in names for each in SCENARIOS.groups.get(name, [name]) if each not in WRITING]
+    return SCENARIOS.select(names)
 
 
 @app.command()
@@ -446,29 +466,46 @@ def calibrate_(
 @app.command()
 def worker(
     master: Annotated[str, typer.Option(help="HOST:PORT of the Locust master a `bench run` started.")],
-    scenario: Annotated[str, typer.Option(help="The run's scenario (name or locustfile path).")] = "db",
 ) -> None:
-    """Join a `bench run --remote-workers N --master-bind HOST:PORT` as one more load process."""
+    """Join a `bench run --remote-workers N --master-bind HOST:PORT` as one more load process.
+
+    The run's master sends each cell's locustfile and load spec (users, rate, window); the worker joins
+    every cell of the run in turn, and leaves on Ctrl-C or when no master has answered for 5 minutes.
+    """
+    import signal
+    import tempfile
     import time
 
-    from bench.errors import BenchError
-    from bench.load import worker_argv
+    from bench.load import entry_argv
+    from bench.loadspec import worker_args
     from bench.procs import Supervisor, sigterm_as_interrupt
-    from scenarios import SCENARIOS
 
     host, port = _host_port(master, "--master")
+    # Started from a script's background job, Python inherits SIGINT ignored: Ctrl-C / kill -INT must still leave.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    cells = 0
     try:
-        locustfile = SCENARIOS.get(scenario).path
-    except BenchError as exc:
-        raise _fail(str(exc)) from None
-    try:
-        with sigterm_as_interrupt(), Supervisor() as supervisor:
-            child = supervisor.start("locust-worker", worker_argv(str(locustfile), host, port))
-            typer.echo(f"worker joined {host}:{port} with {locustfile.name}; Ctrl-C leaves")
-            while child.alive():
-                time.sleep(0.5)
+        with sigterm_as_interrupt(), Supervisor() as supervisor, tempfile.TemporaryDirectory() as tmp:
+            typer.echo(f"joining {host}:{port}: each cell's locustfile and load come from the run (Ctrl-C leaves)")
+            while True:
+                log = Path(tmp) / f"worker-{cells}.log"
+                child = supervisor.start("locust-worker", entry_argv(*worker_args(host, port)), log_path=log)
+                while child.alive():
+                    time.sleep(0.2)
+                if child.popen.returncode != 0:
+                    break
+                cells += 1
+                typer.echo(f"cell {cells} done; waiting for the next one")
+                # Let the finished cell's master release its port before asking for the next one's file.
+                time.sleep(1.0)
+            code, tail = child.popen.returncode, child.log_tail(1).strip()
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
+    if "Got no locustfile response from master" not in tail:
+        raise _fail(f"the Locust worker exited with code {code} after {cells} cell(s): {tail}", code=1)
+    if not cells:
+        raise _fail(f"no master answered at {host}:{port} for 5 minutes; start `bench run` first", code=1)
+    typer.echo(f"left after {cells} cell(s): no master answered for 5 minutes, the run is over")
 
 
 @app.command("list")

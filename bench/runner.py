@@ -6,6 +6,7 @@ interrupted, or that hits a failing variant, keeps everything it already measure
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -14,8 +15,21 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-from bench import calibration, failures, load, metadata, pgstats, profiles, redis_server, results, seed, sqlite_db
-from bench.contract_check import check_variant
+from bench import (
+    calibration,
+    failures,
+    load,
+    locustfiles,
+    metadata,
+    pgstats,
+    profiles,
+    redis_server,
+    results,
+    seed,
+    sqlite_db,
+)
+from bench.check.server import READY_TIMEOUT_S, UNKNOWN, ExternalServer, identify
+from bench.check.variant import CheckReport, check_variant
 from bench.dbmon import ConnectionSampler
 from bench.errors import BenchError
 from bench.pg import Database, provision
@@ -23,7 +37,7 @@ from bench.plan import CACHE_VARIANTS, CellKey, Part, Setting, plan_parts
 from bench.procs import Supervisor
 from bench.results import Cell, Results, VariantCheck
 from bench.target import PROJECT_ROOT, TargetConfig, TargetFailed, serve
-from scenarios import Scenario
+from scenarios import WRITING, Scenario
 from targets import Variant
 from targets.settings import CacheSpec
 
@@ -53,6 +67,8 @@ class RunConfig:
     master_bind: str = "127.0.0.1"
     master_port: int | None = None
     url: str | None = None  # load a server dbbench did not start (then there is one "variant")
+    allow_writes: bool = False  # --url: the check and the load may change that server's data
+    ready_timeout_s: float = READY_TIMEOUT_S  # --url: how long to wait for the server's first answer
     check: bool = True  # run the contract check before any load
     profile: bool = False  # after the timed cells, a pyinstrument pass per variant x scenario
     profile_requests: int = profiles.REQUESTS  # requests per profiled variant x scenario
@@ -107,6 +123,7 @@ class Run:
     results: Results = field(default_factory=Results)
     pg_dsn: str | None = None  # set when pg_stat_statements is usable on the run's database
     cache_description: dict[str, Any] = field(default_factory=lambda: {"backend": "memory"})
+    locustfiles: dict[str, Any] = field(default_factory=dict)  # what each scenario's file runs (bench.locustfiles)
 
     def save(self) -> None:
         results.dump(self.results, self.config.output, force=True)
@@ -116,6 +133,8 @@ class Run:
         results.ensure_writable(config.output, force=config.force)
         if config.profile:
             profiles.claim_dir(config.output, force=config.force)
+        # Before anything starts: a file whose meaning the run could not keep is refused in one line.
+        self.locustfiles = locustfiles.inspect(config.scenarios, rated=bool(config.rates))
         with Supervisor() as supervisor, tempfile.TemporaryDirectory(prefix="dbbench-run-") as tmp:
             workdir = Path(tmp)
             if config.url:
@@ -226,28 +245,31 @@ class Run:
                 self.save()
 
     def _execute_external(self, supervisor: Supervisor, workdir: Path, url: str) -> None:
-        """``--url``: the server is the user's; no database to provision or seed, no process to watch."""
+        """``--url``: the server is the user's; no database to provision or seed, no process to watch.
+
+        Waits for it to answer; the check compares no values and writes nothing unless ``allow_writes``;
+        /_bench/* is asked (by the check and at each window's edges) only of a server that says it is dbbench.
+        """
         config = self.config
-        self.results.metadata = self._metadata(Database(dsn="", kind="external server (--url, not managed)"))
-        self.results.metadata["config"]["url"] = url
+        self.observer.phase(f"waiting for {url}")
+        server = identify(url, config.ready_timeout_s)
+        self.results.metadata = self._external_metadata(server)
         self.save()
         if config.calibrate:
             self._calibrate(supervisor, workdir)
         variant = config.variants[0]
         if config.check:
             self.observer.phase(f"checking the contract: {url}")
-            report = check_variant(url, None)
-            check = VariantCheck(variant.name, report.ok, list(report.problems), dict(report.info))
-            self.results.checks.append(check)
-            self.save()
-            self.observer.checked(check)
+            report = check_variant(url, None, writes=config.allow_writes, private=server.private_ok)
+            check = self._record_check(variant, report)
             if not check.ok:
                 return
 
         def measure(key: CellKey) -> Cell:
             cell = self._new_cell(key)
+            spec = dataclasses.replace(self._spec(key, url), target_stats=server.private_ok)
             try:
-                sample = load.run_load(supervisor, self._spec(key, url), workdir, on_tick=self.observer.tick)
+                sample = load.run_load(supervisor, spec, workdir, on_tick=self.observer.tick)
             except load.LoadFailed as exc:
                 cell.status, cell.reason = "failed", str(exc)
             else:
@@ -255,6 +277,32 @@ class Run:
             return cell
 
         self._run_cells([variant], measure)
+
+    def _external_metadata(self, server: ExternalServer) -> dict[str, Any]:
+        """The run's metadata for a --url server: what dbbench set (the load), and of the server only what
+        it knows (its URL; its /_bench/info if it is dbbench); everything else "unknown"."""
+        described = self._metadata(Database(dsn="", kind=UNKNOWN))
+        described.update(server.describe())
+        writes = (
+            "allowed (--allow-writes)"
+            if self.config.allow_writes
+            else f"not sent: the check skips writes, scenarios that write ({', '.join(sorted(WRITING))}) are not run"
+        )
+        described["config"].update(
+            url=server.url,
+            server=f"not started by dbbench: {UNKNOWN}",
+            instrument="not set by dbbench",
+            search_index=UNKNOWN,
+            writes=writes,
+        )
+        return described
+
+    def _record_check(self, variant: Variant, report: CheckReport) -> VariantCheck:
+        check = VariantCheck(variant.name, report.ok, list(report.problems), dict(report.info))
+        self.results.checks.append(check)
+        self.save()
+        self.observer.checked(check)
+        return check
 
     def _run_cells(self, variants: list[Variant], measure: Callable[[CellKey], Cell]) -> None:
         """Measure the planned cells in order, saving the results file after every one."""
@@ -334,12 +382,15 @@ class Run:
             "config": {
                 "variants": [v.name for v in config.variants],
                 "scenarios": {s.name: s.label for s in config.scenarios},
+                # What each file really runs (user classes, wait times), found by loading it; refuses a
+                # file whose meaning the run could not keep (a LoadTestShape; think time under --rate).
+                "locustfiles": self.locustfiles,
                 "users": config.users,
                 "rates": config.rates,
                 "duration_s": config.duration_s,
                 "warmup_s": config.warmup_s,
                 "trials": config.trials,
-                "load_generator": f"locust FastHttpUser, {self._load_processes()}; {model}",
+                "load_generator": f"locust, {self._load_processes()}; {model}; users as each locustfile defines them",
                 "server": "uvicorn, 1 worker, 127.0.0.1",
                 "instrument": {None: "each variant's default", True: "on", False: "off"}[config.instrument],
                 "search_index": [("on" if i else "off") for i in config.indexes] or "on (as the schema builds it)",
@@ -390,16 +441,11 @@ class Run:
             log = workdir / f"check-{variant.name}.log"
             try:
                 with serve(supervisor, variant.name, variant.app, config, log) as target:
-                    report = check_variant(target.url, database.dsn)
-                    problems = list(report.problems)
-                    if not report.ok and (raised := target.server_exception()) is not None:
-                        problems.append(f"{variant.name} raised: {raised}")  # what its HTTP 500s were
-                    check = VariantCheck(variant.name, report.ok, problems, dict(report.info))
+                    # The full check: seeded values, writes, /_bench/*, and the log behind any HTTP 500.
+                    report = check_variant(target.url, database.dsn, server_log=log)
             except TargetFailed as exc:
-                check = VariantCheck(variant.name, False, [str(exc)])
-            self.results.checks.append(check)
-            self.save()
-            self.observer.checked(check)
+                report = CheckReport(False, [str(exc)])
+            check = self._record_check(variant, report)
             if check.ok:
                 passed.append(variant)
         return passed
@@ -506,6 +552,11 @@ def validate_config(config: RunConfig) -> None:
         (
             not (config.url and (config.indexes or config.pool_sizes or config.cache_backends)),
             "--url cannot sweep --index, --pool-size or --cache",
+        ),
+        (config.ready_timeout_s > 0, "--ready-timeout must be > 0 seconds"),
+        (
+            not config.allow_writes or bool(config.url),
+            "--allow-writes is for --url (dbbench's own databases are throwaway)",
         ),
         (config.load_workers >= 1, "--load-workers must be >= 1"),
         (config.remote_workers >= 0, "--remote-workers must be >= 0"),

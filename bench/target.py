@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import sys
 import time
 from collections.abc import Iterator
@@ -15,6 +14,7 @@ from typing import Any
 import httpx
 
 from bench import dsn as dsnlib
+from bench.check.server_log import last_exception
 from bench.errors import BenchError
 from bench.net import LOOPBACK, free_port, port_in_use
 from bench.procs import Child, Supervisor
@@ -44,10 +44,6 @@ class Target:
     url: str
     child: Child
     secrets: tuple[str, ...] = ()  # DSNs whose passwords are masked in anything quoted from its log
-
-    def server_exception(self) -> str | None:
-        """The last exception the variant logged (e.g. what made it answer HTTP 500), password-free."""
-        return exception_in(self.child.log_tail(LOG_LINES), self.secrets)
 
     def info(self) -> dict[str, Any]:
         """The variant's own account of its configuration (pool sizes, driver, cache counters)."""
@@ -129,12 +125,6 @@ def serve(
 
 
 LOG_LINES = 200
-# The last line of a Python traceback: "TypeError: ...", "asyncpg.exceptions.InvalidSQLStatementNameError: ...".
-_EXCEPTION_LINE = re.compile(r"^(?:[A-Za-z_][\w]*\.)*[A-Za-z_]\w*(?:Error|Exception|Exit|Interrupt|Warning)\b.*$")
-# Lines a logger starts (uvicorn's "ERROR:    ...", or a timestamped record): not part of an exception message.
-_LOG_RECORD = re.compile(
-    r"^(?:(?:TRACE|DEBUG|INFO|WARNING|ERROR|CRITICAL):\s|\d{4}-\d\d-\d\d|Traceback|During handling|The above exception)"
-)
 
 
 def failure_reason(child: Child, secrets: tuple[str, ...] = ()) -> str:
@@ -149,21 +139,7 @@ def failure_reason(child: Child, secrets: tuple[str, ...] = ()) -> str:
 
 
 def exception_in(log: str, secrets: tuple[str, ...] = ()) -> str | None:
-    """The last exception of the last traceback in ``log`` with its message's further lines (asyncpg puts
-    a HINT there), on one line, at most REASON_CHARS characters, passwords masked; None without one."""
-    lines = log.splitlines()
-    starts = [i for i, line in enumerate(lines) if "Traceback (most recent call last)" in line]
-    if not starts:
-        return None
-    found: list[str] = []
-    for line in lines[starts[-1] + 1 :]:
-        if not found:
-            if _EXCEPTION_LINE.match(line):
-                found.append(line.strip())
-        elif not line.strip() or _LOG_RECORD.match(line):
-            break
-        else:
-            found.append(line.strip())
-    if not found:
-        return None
-    return dsnlib.scrub(" ".join(found), *secrets)[:REASON_CHARS]
+    """The exception ending the last traceback in ``log`` (read as the contract check reads a 500's log:
+    bench.check.server_log), with the passwords of the DSNs in ``secrets`` masked; None without one."""
+    found = last_exception(log)
+    return None if found is None else dsnlib.scrub(found, *secrets)

@@ -144,21 +144,3 @@ def test_a_raw_at_in_the_password_is_refused_with_the_percent_encoding_hint(port
     assert not out.exists()
     assert_no_secret(proc, out)
     assert "ab@" not in proc.stderr
-
-
-def test_the_exception_behind_a_variants_http_500_is_what_the_check_can_quote(
-    scratch: pg.Database, tmp_path: Path
-) -> None:
-    """Section 4's last point: HTTP 500s in the check come with the server's exception (runner adds it to the
-    check's problems). tests.broken_target answers /queries?queries=foo with a ValueError."""
-    from bench.contract_check import check_variant
-
-    with (
-        Supervisor() as supervisor,
-        serve(
-            supervisor, "broken", "tests.broken_target:app", TargetSpec(scratch.dsn, 2), tmp_path / "b.log"
-        ) as target,
-    ):
-        assert not check_variant(target.url, scratch.dsn).ok
-        raised = target.server_exception()
-    assert raised is not None and raised.startswith("ValueError: invalid literal for int()"), raised
