@@ -295,7 +295,7 @@ def advice(
 
 
 def _execute(config: RunConfig) -> None:
-    from bench.procs import sigterm_as_interrupt
+    from bench.procs import interrupts_as_exceptions
     from bench.runner import Run, validate_config
     from reports.live import LiveObserver
     from reports.terminal import console as make_console
@@ -306,7 +306,7 @@ def _execute(config: RunConfig) -> None:
     observer = LiveObserver(console)
     run_ = Run(config, observer)
     try:
-        with sigterm_as_interrupt(), observer:
+        with interrupts_as_exceptions(), observer:
             run_.execute()
     except KeyboardInterrupt:
         saved = len(run_.results.cells)
@@ -361,13 +361,13 @@ def calibrate_(
 
     from bench import calibration
     from bench.load import LoadFailed
-    from bench.procs import Supervisor, sigterm_as_interrupt
+    from bench.procs import Supervisor, interrupts_as_exceptions
     from bench.target import TargetFailed
 
     if users < 1 or duration <= 0 or warmup < 0:
         raise _fail("--users must be >= 1, --duration > 0 and --warmup >= 0")
     try:
-        with sigterm_as_interrupt(), Supervisor() as supervisor, tempfile.TemporaryDirectory() as tmp:
+        with interrupts_as_exceptions(), Supervisor() as supervisor, tempfile.TemporaryDirectory() as tmp:
             measured = calibration.calibrate(supervisor, Path(tmp), users, warmup, duration)
     except (TargetFailed, LoadFailed) as exc:
         raise _fail(str(exc), code=1) from None
@@ -393,7 +393,7 @@ def worker(
 
     from bench.errors import BenchError
     from bench.load import worker_argv
-    from bench.procs import Supervisor, sigterm_as_interrupt
+    from bench.procs import Supervisor, interrupts_as_exceptions
     from scenarios import SCENARIOS
 
     host, port = _host_port(master, "--master")
@@ -402,7 +402,7 @@ def worker(
     except BenchError as exc:
         raise _fail(str(exc)) from None
     try:
-        with sigterm_as_interrupt(), Supervisor() as supervisor:
+        with interrupts_as_exceptions(), Supervisor() as supervisor:
             child = supervisor.start("locust-worker", worker_argv(str(locustfile), host, port))
             typer.echo(f"worker joined {host}:{port} with {locustfile.name}; Ctrl-C leaves")
             while child.alive():
@@ -448,7 +448,7 @@ def serve(
     from bench import seed
     from bench.errors import BenchError
     from bench.pg import provision
-    from bench.procs import Supervisor, sigterm_as_interrupt
+    from bench.procs import Supervisor, interrupts_as_exceptions
     from bench.target import TargetConfig, TargetFailed
     from bench.target import serve as serve_target
 
@@ -457,7 +457,7 @@ def serve(
         if port is not None and not 1 <= port <= 65535:
             raise BenchError(f"--port must be between 1 and 65535, got {port}")
         with (
-            sigterm_as_interrupt(),
+            interrupts_as_exceptions(),
             Supervisor() as supervisor,
             tempfile.TemporaryDirectory() as tmp,
             provision(supervisor, dsn) as database,

@@ -118,8 +118,19 @@ def _tree(pid: int) -> set[int]:
         return set()
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_interrupt_keeps_measured_cells_and_leaves_no_process(tmp_path: Path, sig: int) -> None:
+def _ignore_sigint() -> None:
+    # What a non-interactive shell does to a background job (`bench run ... &` in a script).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@pytest.mark.parametrize(
+    ("sig", "sigint_ignored_by_parent"),
+    [(signal.SIGINT, False), (signal.SIGTERM, False), (signal.SIGINT, True)],
+    ids=["SIGINT", "SIGTERM", "SIGINT-ignored-by-parent"],
+)
+def test_interrupt_keeps_measured_cells_and_leaves_no_process(
+    tmp_path: Path, sig: int, sigint_ignored_by_parent: bool
+) -> None:
     out = tmp_path / "interrupted.json"
     temp_dirs_before = set(Path("/tmp").glob("dbbench-*"))
     proc = subprocess.Popen(
@@ -145,6 +156,7 @@ def test_interrupt_keeps_measured_cells_and_leaves_no_process(tmp_path: Path, si
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=_ignore_sigint if sigint_ignored_by_parent else None,
     )
     seen: set[int] = set()
     deadline = time.monotonic() + 120
