@@ -32,7 +32,7 @@ import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from bench import hist, typed_json
 from bench.errors import BenchError
@@ -194,10 +194,146 @@ def _cell_problem(cell: Cell) -> tuple[str, str] | None:
     return None
 
 
+# The free-form parts of the format (metadata, the target's own figures, profiles) are filled by their writers
+# as they see fit; what follows is what the reports read in them, checked when a file is read so that a
+# damaged one is refused by field name instead of failing inside a report. Keys not named here are not checked.
+class _Config(TypedDict, total=False):
+    variants: list[str]
+    scenarios: dict[str, Any]
+    users: list[int]
+    rates: list[float]
+    warmup_s: float
+    duration_s: float
+    trials: int
+
+
+class _Calibration(TypedDict, total=False):
+    rps: float | None
+
+
+class _Metadata(TypedDict, total=False):
+    machine: dict[str, Any]
+    database: dict[str, Any]
+    pool: dict[str, Any]
+    cache: dict[str, Any]
+    config: _Config
+    calibration: _Calibration
+
+
+class _Suspect(TypedDict):
+    endpoint: str
+    message: str
+
+
+class _CheckInfo(TypedDict, total=False):
+    nplus1_suspects: list[_Suspect]
+
+
+class _EndpointTime(TypedDict):
+    requests: int
+    queries: int
+    request_time_s: float
+    db_time_s: float
+
+
+class _StatementTime(TypedDict):
+    fingerprint: str
+    calls: int
+    total_ms: float
+    p50_ms: float
+    p95_ms: float
+
+
+class _TargetStats(TypedDict, total=False):
+    instrumented: bool
+    endpoints: dict[str, _EndpointTime]
+    statements: list[_StatementTime]
+
+
+class _PgStatementRequired(TypedDict):
+    query: str
+    calls: int
+    total_ms: float
+    rows: int
+    shared_blks_hit: int
+    shared_blks_read: int
+
+
+class _PgStatement(_PgStatementRequired, total=False):  # pgstats.StatementStat.to_dict()
+    fingerprint: str
+
+
+class _CacheCounters(TypedDict, total=False):
+    hits: int
+    misses: int
+
+
+class _Refreshes(TypedDict, total=False):
+    requested: int
+    coalesced: int
+    completed: int
+    failed: int
+    durations_ms: list[float] | None
+
+
+class _TargetInfo(TypedDict, total=False):
+    cache: _CacheCounters | None
+    refresh: _Refreshes | None
+
+
+class _TargetWindow(TypedDict, total=False):
+    open: _TargetInfo | None
+    close: _TargetInfo | None
+
+
+class _Frame(TypedDict):
+    function: str
+    self_share: float
+
+
+class _ProfileFiles(TypedDict):
+    html: str
+
+
+class _ProfileRequired(TypedDict):
+    scenario: str
+    variant: str
+
+
+class _Profile(_ProfileRequired, total=False):  # bench/profiles.py: either an error or what was captured
+    error: str
+    requests: int
+    top_frames: list[_Frame]
+    directory: str
+    files: _ProfileFiles
+
+
+def _profile_problem(profile: _Profile) -> tuple[str, str] | None:
+    if "error" in profile:
+        return None
+    for name in ("top_frames", "directory", "files"):
+        if name not in profile:
+            return name, "is missing (a profile without an 'error' has top_frames, directory and files)"
+    return None
+
+
+_SHAPES: dict[tuple[type, str], Any] = {
+    (Results, "metadata"): _Metadata,
+    (Results, "profiles"): list[_Profile],
+    (VariantCheck, "info"): _CheckInfo,
+    (Cell, "target_stats"): _TargetStats | None,
+    (Cell, "target_window"): _TargetWindow | None,
+    (Cell, "pg_statements"): list[_PgStatement] | None,
+}
+
 # Built once; each compiles its dataclasses' annotations on first use.
 _ENVELOPE = typed_json.Reader(_Envelope)
 _RESULTS = typed_json.Reader(
-    Results, labels=("variant", "scenario"), leaf_rule=_leaf_problem, record_rules={Cell: _cell_problem}
+    Results,
+    labels=("variant", "scenario"),
+    leaf_rule=_leaf_problem,
+    record_rules={Cell: _cell_problem, _Profile: _profile_problem},
+    field_shapes=_SHAPES,
 )
 
 

@@ -120,7 +120,9 @@ class Reader(Generic[T]):
 
     ``labels``: fields whose string values name a record in an error (e.g. variant, scenario).
     ``leaf_rule`` sees every scalar of a typed field (values under ``Any`` are not looked at);
-    ``record_rules`` see each record of their class once it is built.
+    ``record_rules`` see each record of their class (a dataclass or a ``TypedDict``) once it is built.
+    ``field_shapes``: for a free-form field (``dict[str, Any]``), the shape its readers rely on, as a type
+    (typically a ``TypedDict``): checked when read, the value kept as found.
     """
 
     def __init__(
@@ -130,11 +132,13 @@ class Reader(Generic[T]):
         labels: Sequence[str] = (),
         leaf_rule: LeafRule | None = None,
         record_rules: Mapping[type, RecordRule] | None = None,
+        field_shapes: Mapping[tuple[type, str], Any] | None = None,
     ) -> None:
         self.cls = cls
         self.labels = tuple(labels)
         self.leaf_rule = leaf_rule
         self.record_rules = dict(record_rules or {})
+        self.field_shapes = dict(field_shapes or {})
         self._kinds: dict[Any, _Kind] = {}
         self._schemas: dict[type, _Schema] = {}
 
@@ -167,7 +171,11 @@ class Reader(Generic[T]):
             hints = typing.get_type_hints(cls)
             declared = dataclasses.fields(cls)
             fields = tuple(
-                _Field(f.name, self._kind(hints[f.name]), f.default is MISSING and f.default_factory is MISSING)
+                _Field(
+                    f.name,
+                    self._kind(self.field_shapes.get((cls, f.name), hints[f.name])),
+                    f.default is MISSING and f.default_factory is MISSING,
+                )
                 for f in declared
                 if f.name != UNKNOWN_FIELDS
             )
@@ -200,6 +208,8 @@ class Reader(Generic[T]):
             return _Kind("one of " + ", ".join(map(repr, args)), lambda value: value in args, _as_is)
         if isinstance(hint, type) and dataclasses.is_dataclass(hint):
             return _Kind("an object", _is_object, lambda value, at: self._record(hint, value, at))
+        if typing.is_typeddict(hint):
+            return _Kind("an object", _is_object, self._read_typeddict(hint))
         if hint is dict or origin is dict:
             values = self._kind(args[1]) if args else _ANY
             if values is _ANY:
@@ -219,6 +229,25 @@ class Reader(Generic[T]):
                 "a list", _is_list, lambda value, at: [items.checked(item, at.item(i)) for i, item in enumerate(value)]
             )
         return _ANY  # a form this reader does not know (tuple, enum...): accepted as is, unchecked
+
+    def _read_typeddict(self, hint: Any) -> Callable[[Any, _At], Any]:
+        keys = {name: self._kind(key_hint) for name, key_hint in typing.get_type_hints(hint).items()}
+        required: frozenset[str] = hint.__required_keys__
+
+        def read_typeddict(value: dict[str, Any], at: _At) -> dict[str, Any]:
+            out = dict(value)  # keys the shape does not name are kept as they are
+            for name, kind in keys.items():
+                if name in value:
+                    out[name] = kind.checked(value[name], at.field(name))
+                elif name in required:
+                    raise at.field(name).damaged(f"is missing (expected {kind.expected})")
+            rule = self.record_rules.get(hint)
+            found = rule(out) if rule else None
+            if found:
+                raise at.field(found[0]).damaged(found[1])
+            return out
+
+        return read_typeddict
 
     def _read_records(self, records: _Kind) -> Callable[[Any, _At], Any]:
         def read_records(value: list[Any], at: _At) -> list[Any]:

@@ -170,6 +170,35 @@ def _mutations() -> dict[str, tuple[Callable[[dict[str, Any]], object], str]]:
             lambda d: d["cells"][0].update(service_histogram="not a histogram"),
             "field 'service_histogram' is not a readable encoded HDR histogram",
         ),
+        # The free-form parts: what the reports read in them is checked too.
+        "metadata's config as null": (
+            lambda d: d["metadata"].update(config=None),
+            "field 'metadata.config' must be an object, got null",
+        ),
+        "a config list of the wrong kind": (
+            lambda d: d["metadata"]["config"].update(users=["16"]),
+            "field 'metadata.config.users[0]' must be an integer, got a string",
+        ),
+        "target statistics of the wrong kind": (
+            lambda d: d["cells"][0].update(target_stats={"endpoints": {"/db": {"requests": "x"}}}),
+            """cells[0] (pooled/db): field 'target_stats.endpoints["/db"].requests' must be an integer""",
+        ),
+        "a window edge of the wrong kind": (
+            lambda d: d["cells"][0].update(target_window={"open": {"refresh": {"durations_ms": "x"}}}),
+            "field 'target_window.open.refresh.durations_ms' must be a list or null, got a string",
+        ),
+        "a pg_stat_statements row without its query": (
+            lambda d: d["cells"][0].update(pg_statements=[{"calls": 1}]),
+            "cells[0] (pooled/db): field 'pg_statements[0].query' is missing (expected a string)",
+        ),
+        "an n+1 suspect without its message": (
+            lambda d: d["checks"][0].update(info={"nplus1_suspects": [{"endpoint": "/db"}]}),
+            "checks[0] (broken): field 'info.nplus1_suspects[0].message' is missing",
+        ),
+        "a profile with neither frames nor an error": (
+            lambda d: d.update(profiles=[{"scenario": "db", "variant": "pooled"}]),
+            "field 'profiles[0].top_frames' is missing",
+        ),
         "a check's flag as a string": (
             lambda d: d["checks"][0].update(ok="no"),
             "checks[0] (broken): field 'ok' must be true or false, got a string ('no')",
