@@ -1,8 +1,9 @@
 """JSON objects read into dataclasses, checked field by field against the annotations; unknown keys kept.
 
 What each field must hold is derived once per dataclass from its annotations (``str``, ``int``, ``float``,
-``bool``, ``X | None``, ``Literal[...]``, ``list[X]``, ``dict[str, X]``, nested dataclasses, ``Any``), so a field
-added to a dataclass is checked with no second list to keep in step. A value of the wrong kind, a missing
+``bool``, ``X | None``, ``Literal[...]``, ``list[X]``, ``dict[str, X]``, nested dataclasses, ``TypedDict``,
+``Any``), so a field added to a dataclass is checked with no second list to keep in step. A union takes the
+first of its members whose kind (object, list, string...) the value has. A value of the wrong kind, a missing
 required field or a rule the caller adds is a ``Damaged`` error that says where: the record (an item of a list
 of dataclasses, e.g. ``cells[3] (pooled/db)``), the field inside it (``endpoints["/db"].histogram``) and what
 was expected. Keys a dataclass does not declare go to its ``unknown_fields`` (when it has one) and
@@ -83,7 +84,7 @@ class _Kind:
 
     def checked(self, value: Any, at: _At) -> Any:
         if not self.fits(value):
-            raise at.damaged(f"must be {self.expected}, got {_kind(value)}")
+            raise at.damaged(f"must be {self.expected}, got {_json_kind(value)}")
         return self.read(value, at)
 
 
@@ -159,8 +160,11 @@ class Reader(Generic[T]):
                 raise here.damaged(f"is missing (expected {field.kind.expected})")
         if schema.keeps_unknown:
             values[UNKNOWN_FIELDS] = {key: value for key, value in raw.items() if key not in schema.names}
-        built = cls(**values)
-        rule = self.record_rules.get(cls)
+        return self._ruled(cls, cls(**values), at)
+
+    def _ruled(self, shape: Any, built: Any, at: _At) -> Any:
+        """``built`` once the caller's rule for ``shape`` (if any) found nothing wrong with it."""
+        rule = self.record_rules.get(shape)
         found = rule(built) if rule else None
         if found:
             raise at.field(found[0]).damaged(found[1])
@@ -234,18 +238,14 @@ class Reader(Generic[T]):
         keys = {name: self._kind(key_hint) for name, key_hint in typing.get_type_hints(hint).items()}
         required: frozenset[str] = hint.__required_keys__
 
-        def read_typeddict(value: dict[str, Any], at: _At) -> dict[str, Any]:
+        def read_typeddict(value: dict[str, Any], at: _At) -> Any:
             out = dict(value)  # keys the shape does not name are kept as they are
             for name, kind in keys.items():
                 if name in value:
                     out[name] = kind.checked(value[name], at.field(name))
                 elif name in required:
                     raise at.field(name).damaged(f"is missing (expected {kind.expected})")
-            rule = self.record_rules.get(hint)
-            found = rule(out) if rule else None
-            if found:
-                raise at.field(found[0]).damaged(found[1])
-            return out
+            return self._ruled(hint, out, at)
 
         return read_typeddict
 
@@ -275,7 +275,7 @@ def _is_list(value: Any) -> bool:
     return isinstance(value, list)
 
 
-def _kind(value: Any) -> str:
+def _json_kind(value: Any) -> str:
     """The JSON kind of ``value``, with the value itself when it is short."""
     if value is None:
         return "null"
