@@ -184,7 +184,7 @@ def _leaf_problem(name: str, value: Any) -> str | None:
         try:
             hist.check(value)
         except ValueError as exc:
-            return f"is not a readable encoded HDR histogram: cut or corrupted ({exc})"
+            return f"is not an encoded HDR histogram dbbench can read: {exc}"
     return None
 
 

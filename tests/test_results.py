@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hdrh.histogram import HdrHistogram
 
 from bench import hist, results
 from bench.errors import BenchError
@@ -160,15 +161,19 @@ def _mutations() -> dict[str, tuple[Callable[[dict[str, Any]], object], str]]:
         ),
         "a cut histogram": (
             lambda d: d["cells"][0].update(histogram=cut),
-            "cells[0] (pooled/db): field 'histogram' is not a readable encoded HDR histogram",
+            "cells[0] (pooled/db): field 'histogram' is not an encoded HDR histogram dbbench can read: cut",
         ),
         "a cut endpoint histogram": (
             lambda d: d["cells"][0]["endpoints"]["/db"].update(histogram=cut),
-            """cells[0] (pooled/db): field 'endpoints["/db"].histogram' is not a readable encoded HDR histogram""",
+            """cells[0] (pooled/db): field 'endpoints["/db"].histogram' is not an encoded HDR histogram""",
+        ),
+        "a histogram over a wider range than dbbench records": (
+            lambda d: d["cells"][0].update(histogram=hist.encode(HdrHistogram(1, 10**12, 2))),
+            "field 'histogram' is not an encoded HDR histogram dbbench can read: range up to",
         ),
         "not base64 at all": (
             lambda d: d["cells"][0].update(service_histogram="not a histogram"),
-            "field 'service_histogram' is not a readable encoded HDR histogram",
+            "field 'service_histogram' is not an encoded HDR histogram dbbench can read: cut or corrupted",
         ),
         # The free-form parts: what the reports read in them is checked too.
         "metadata's config as null": (
