@@ -81,6 +81,9 @@ def test_refuses_newer_versions_and_foreign_files(tmp_path: Path) -> None:
     path.write_text("{not json")
     with pytest.raises(BenchError, match="not valid JSON"):
         results.load(path)
+    path.write_bytes(b"\x89PNG\xff")
+    with pytest.raises(BenchError, match="not UTF-8 text"):
+        results.load(path)
     with pytest.raises(BenchError, match="does not exist"):
         results.load(tmp_path / "missing.json")
 
