@@ -1,8 +1,9 @@
 """``bench``: the command line. Thin: parse options, call into ``bench``, map errors to exit codes.
 
-Exit codes: 0 all good, 1 a variant failed its check or a cell failed, 2 bad input or environment,
-130 interrupted (what was measured is kept). Heavy imports (the engine, Rich rendering) happen
-inside the command that needs them, so ``bench --help`` stays instant.
+Exit codes: 0 all good, 1 a variant failed its check or a cell failed (nothing succeeded, or its error
+rate was above --max-error-rate), 2 bad input or environment, 130 interrupted (what was measured is kept).
+Heavy imports (the engine, Rich rendering) happen inside the command that needs them, so ``bench --help``
+stays instant.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+
+from bench.failures import DEFAULT_MAX_ERROR_RATE  # pure and tiny: the option's default, declared once
 
 if TYPE_CHECKING:
     from bench.runner import RunConfig
@@ -26,6 +29,8 @@ app = typer.Typer(
     help="Which way of talking to PostgreSQL makes a FastAPI service fastest? Measured, side by side.",
 )
 
+DURATION_S = 10.0
+WARMUP_S = 3.0
 QUICK_WARMUP_S = 1.0
 QUICK_DURATION_S = 3.0
 
@@ -78,20 +83,56 @@ def _default_output() -> Path:
     return Path("results") / f"{stamp}.json"
 
 
-# Options that `run` and `advice` share, declared once.
-DurationOption = Annotated[float, typer.Option(help="Measured seconds per cell.")]
-WarmupOption = Annotated[float, typer.Option(help="Warm-up seconds per cell, excluded from every figure.")]
+def _timing(quick: bool, duration: float | None, warmup: float | None) -> tuple[float, float]:
+    """(duration_s, warmup_s): an explicit --duration/--warmup wins; --quick only changes the defaults."""
+    default_duration, default_warmup = (QUICK_DURATION_S, QUICK_WARMUP_S) if quick else (DURATION_S, WARMUP_S)
+    return (default_duration if duration is None else duration, default_warmup if warmup is None else warmup)
+
+
+# Options that `run` and `advice` share, declared once. Duration and warm-up default to None so that an
+# explicit value can be told from the default, which --quick changes.
+DurationOption = Annotated[
+    float | None,
+    typer.Option(help=f"Measured seconds per cell (default: {DURATION_S:g}; {QUICK_DURATION_S:g} with --quick)."),
+]
+WarmupOption = Annotated[
+    float | None,
+    typer.Option(
+        help=f"Warm-up seconds per cell, excluded from every figure "
+        f"(default: {WARMUP_S:g}; {QUICK_WARMUP_S:g} with --quick)."
+    ),
+]
 DsnOption = Annotated[
     str | None, typer.Option(help="Use an existing server: postgresql://user@host:port/db (default: embedded).")
 ]
 OutputOption = Annotated[Path | None, typer.Option("-o", "--output", help="Results file to write.")]
 ForceOption = Annotated[bool, typer.Option(help="Overwrite an existing results file.")]
-QuickOption = Annotated[bool, typer.Option(help="Smoke run: 1 s warm-up, 3 s per cell.")]
+QuickOption = Annotated[
+    bool,
+    typer.Option(
+        help=f"Smoke run: {QUICK_WARMUP_S:g} s warm-up, {QUICK_DURATION_S:g} s per cell; "
+        "an explicit --warmup or --duration wins."
+    ),
+]
 CalibrateOption = Annotated[
     bool, typer.Option(help="Measure the load generator's ceiling first and flag cells near it.")
 ]
+MaxErrorRateOption = Annotated[
+    float,
+    typer.Option(
+        help="Fail a cell whose failed requests exceed this fraction of its window's requests (0.01 = 1 %); "
+        "req/s always counts successful responses only."
+    ),
+]
 RedisUrlOption = Annotated[
     str | None, typer.Option(help="The Redis behind --cache redis: redis://HOST:PORT/DB (default: a throwaway one).")
+]
+AdviceRedisUrlOption = Annotated[
+    str | None,
+    typer.Option(
+        help="The Redis for the caching claim's Redis cells: redis://HOST:PORT/DB "
+        "(default: a throwaway one when redis-server is installed, else the claim is measured in-process only)."
+    ),
 ]
 
 
@@ -108,8 +149,8 @@ def run(
         str | None,
         typer.Option(help="Open model: arrival rate in requests/s, latency from intended send time; a list sweeps."),
     ] = None,
-    duration: DurationOption = 10.0,
-    warmup: WarmupOption = 3.0,
+    duration: DurationOption = None,
+    warmup: WarmupOption = None,
     trials: Annotated[int, typer.Option(help="Repeats of every cell, interleaved across variants.")] = 1,
     pool_size: Annotated[
         str,
@@ -119,7 +160,10 @@ def run(
         str | None,
         typer.Option(help="Search index per cell: on, off, or on,off to compare (dropped and rebuilt between cells)."),
     ] = None,
-    cache: Annotated[str, typer.Option(help="The cached variant's backend: memory (in-process) or redis.")] = "memory",
+    cache: Annotated[
+        str,
+        typer.Option(help="The cached variant's backend: memory (in-process), redis, or memory,redis to compare."),
+    ] = "memory",
     redis_url: RedisUrlOption = None,
     dsn: DsnOption = None,
     db: Annotated[
@@ -130,6 +174,7 @@ def run(
     force: ForceOption = False,
     quick: QuickOption = False,
     calibrate: CalibrateOption = True,
+    max_error_rate: MaxErrorRateOption = DEFAULT_MAX_ERROR_RATE,
     load_workers: Annotated[
         int, typer.Option(help="Locust worker processes on this machine (master/worker mode above 1).")
     ] = 1,
@@ -143,6 +188,14 @@ def run(
         str | None, typer.Option(help="Load a server that is already running (base URL) instead of the variants.")
     ] = None,
     label: Annotated[str, typer.Option(help="Name for the --url server in the results.")] = "external",
+    allow_writes: Annotated[
+        bool,
+        typer.Option(help="--url: let the check and the scenarios write (/updates, PUT, POST) to that server's data."),
+    ] = False,
+    ready_timeout: Annotated[
+        float | None,
+        typer.Option(help="--url: seconds to wait for the server's first answer before giving up (default 30)."),
+    ] = None,
     check: Annotated[bool, typer.Option(help="Check the API contract before any load.")] = True,
     profile: Annotated[
         bool, typer.Option(help="Afterwards, profile each variant x scenario with pyinstrument (separate pass).")
@@ -159,22 +212,28 @@ def run(
     ] = None,
 ) -> None:
     """Measure every variant x scenario and write a results file."""
+    from bench.check.server import READY_TIMEOUT_S
     from bench.errors import BenchError
     from bench.runner import RunConfig
 
     pools = _ints(pool_size, "--pool-size")
+    caches = _split(cache)
+    if not caches or len(set(caches)) < len(caches):
+        raise _fail(f"--cache takes memory, redis or memory,redis; got {cache!r}")
+    duration_s, warmup_s = _timing(quick, duration, warmup)
     try:
         config = RunConfig(
             variants=[_external(label)] if url else _variants(variants),
-            scenarios=_scenarios(scenarios),
+            scenarios=_scenarios(scenarios, read_only=bool(url) and not allow_writes),
             users=_ints(users, "--users"),
-            duration_s=QUICK_DURATION_S if quick else duration,
-            warmup_s=QUICK_WARMUP_S if quick else warmup,
+            duration_s=duration_s,
+            warmup_s=warmup_s,
             trials=trials,
             pool_size=pools[0],
             pool_sizes=pools if len(pools) > 1 else [],
             indexes=_indexes(index),
-            cache=cache,
+            cache=caches[0],
+            cache_backends=caches if len(caches) > 1 else [],
             redis_url=redis_url,
             output=output or _default_output(),
             dsn=dsn,
@@ -182,10 +241,13 @@ def run(
             force=force,
             rates=_floats(rate, "--rate") if rate else [],
             calibrate=calibrate,
+            max_error_rate=max_error_rate,
             load_workers=load_workers,
             remote_workers=remote_workers,
             **_master(master_bind),
             url=url.rstrip("/") if url else None,
+            allow_writes=allow_writes,
+            ready_timeout_s=READY_TIMEOUT_S if ready_timeout is None else ready_timeout,
             check=check,
             profile=profile,
             profile_requests=profile_requests,
@@ -227,27 +289,37 @@ def _external(label: str) -> Variant:
     return Variant(label, "(external)")
 
 
-def _scenarios(raw: str) -> list[Scenario]:
-    from scenarios import SCENARIOS
+def _scenarios(raw: str, *, read_only: bool = False) -> list[Scenario]:
+    """``read_only`` (--url without --allow-writes): groups keep their read-only scenarios; a scenario that
+    writes, named on its own, is refused."""
+    from scenarios import SCENARIOS, WRITING
 
-    return SCENARIOS.select(_split(raw))
+    names = _split(raw)
+    if read_only:
+        if writing := [name for name in names if name in WRITING]:
+            raise _fail(
+                f"scenario {writing[0]} writes to the --url server's data; pass --allow-writes to run it anyway"
+            )
+        names = [each for name in names for each in SCENARIOS.groups.get(name, [name]) if each not in WRITING]
+    return SCENARIOS.select(names)
 
 
 @app.command()
 def advice(
     users: Annotated[int, typer.Option(help="Concurrent users in every cell.")] = 32,
-    duration: DurationOption = 10.0,
-    warmup: WarmupOption = 3.0,
+    duration: DurationOption = None,
+    warmup: WarmupOption = None,
     trials: Annotated[int, typer.Option(help="Repeats of every cell, interleaved.")] = 1,
     pool_size: Annotated[
         str, typer.Option(help="Pool sizes for the pooling sweep (other cells: 10 if listed, else the first).")
     ] = "1,5,10,20",
-    redis_url: RedisUrlOption = None,
+    redis_url: AdviceRedisUrlOption = None,
     dsn: DsnOption = None,
     output: OutputOption = None,
     force: ForceOption = False,
     quick: QuickOption = False,
     calibrate: CalibrateOption = True,
+    max_error_rate: MaxErrorRateOption = DEFAULT_MAX_ERROR_RATE,
     claims: Annotated[str, typer.Option(help="Which claims: index, cache, refresh, pool (comma list).")] = (
         "index,cache,refresh,pool"
     ),
@@ -261,6 +333,7 @@ def advice(
     from targets import VARIANTS
 
     sizes = _ints(pool_size, "--pool-size")
+    duration_s, warmup_s = _timing(quick, duration, warmup)
     redis = claim_plan.redis_available(redis_url)
     if not redis:
         typer.echo("note: no redis-server installed and no --redis-url: caching is measured in-process only", err=True)
@@ -274,18 +347,25 @@ def advice(
         parts = claim_plan.parts(tuple(sizes), redis, chosen, picked, names)
         if not parts:
             raise BenchError("nothing to measure: --claims, --variants and --scenarios leave no cell (see bench list)")
+        if redis_url is not None and not any(s and s.cache == "redis" for part in parts for s in part.settings):
+            # Nothing to connect to it: the chosen claims, variants or scenarios have no Redis cell.
+            typer.echo(
+                "note: --redis-url is not used: no cell left by --claims/--variants/--scenarios uses Redis", err=True
+            )
+            redis_url = None
         config = RunConfig(
             variants=[v for v in VARIANTS if any(v.name in part.variants for part in parts)],
             scenarios=list({id(s): s for part in parts for s in part.scenarios}.values()),
             users=[users],
-            duration_s=QUICK_DURATION_S if quick else duration,
-            warmup_s=QUICK_WARMUP_S if quick else warmup,
+            duration_s=duration_s,
+            warmup_s=warmup_s,
             trials=trials,
             pool_size=10 if 10 in sizes else sizes[0],
             output=output or _default_output(),
             dsn=dsn,
             force=force,
             calibrate=calibrate,
+            max_error_rate=max_error_rate,
             redis_url=redis_url,
             parts=parts,
         )
@@ -386,29 +466,43 @@ def calibrate_(
 @app.command()
 def worker(
     master: Annotated[str, typer.Option(help="HOST:PORT of the Locust master a `bench run` started.")],
-    scenario: Annotated[str, typer.Option(help="The run's scenario (name or locustfile path).")] = "db",
 ) -> None:
-    """Join a `bench run --remote-workers N --master-bind HOST:PORT` as one more load process."""
+    """Join a `bench run --remote-workers N --master-bind HOST:PORT` as one more load process.
+
+    The run's master sends each cell's locustfile and load spec (users, rate, window); the worker joins
+    every cell of the run in turn, and leaves on Ctrl-C or when no master has answered for 5 minutes.
+    """
+    import tempfile
     import time
 
-    from bench.errors import BenchError
-    from bench.load import worker_argv
+    from bench.load import entry_argv
+    from bench.loadspec import worker_args
     from bench.procs import Supervisor, interrupts_as_exceptions
-    from scenarios import SCENARIOS
 
     host, port = _host_port(master, "--master")
+    cells = 0
     try:
-        locustfile = SCENARIOS.get(scenario).path
-    except BenchError as exc:
-        raise _fail(str(exc)) from None
-    try:
-        with interrupts_as_exceptions(), Supervisor() as supervisor:
-            child = supervisor.start("locust-worker", worker_argv(str(locustfile), host, port))
-            typer.echo(f"worker joined {host}:{port} with {locustfile.name}; Ctrl-C leaves")
-            while child.alive():
-                time.sleep(0.5)
+        with interrupts_as_exceptions(), Supervisor() as supervisor, tempfile.TemporaryDirectory() as tmp:
+            typer.echo(f"joining {host}:{port}: each cell's locustfile and load come from the run (Ctrl-C leaves)")
+            while True:
+                log = Path(tmp) / f"worker-{cells}.log"
+                child = supervisor.start("locust-worker", entry_argv(*worker_args(host, port)), log_path=log)
+                while child.alive():
+                    time.sleep(0.2)
+                if child.popen.returncode != 0:
+                    break
+                cells += 1
+                typer.echo(f"cell {cells} done; waiting for the next one")
+                # Let the finished cell's master release its port before asking for the next one's file.
+                time.sleep(1.0)
+            code, tail = child.popen.returncode, child.log_tail(1).strip()
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
+    if "Got no locustfile response from master" not in tail:
+        raise _fail(f"the Locust worker exited with code {code} after {cells} cell(s): {tail}", code=1)
+    if not cells:
+        raise _fail(f"no master answered at {host}:{port} for 5 minutes; start `bench run` first", code=1)
+    typer.echo(f"left after {cells} cell(s): no master answered for 5 minutes, the run is over")
 
 
 @app.command("list")
@@ -479,6 +573,7 @@ def serve(
         raise _fail(str(exc), code=1) from None
     except KeyboardInterrupt:
         typer.echo("stopped")
+        raise typer.Exit(130) from None
 
 
 def main() -> None:

@@ -27,8 +27,9 @@ def calibrate(supervisor: Supervisor, workdir: Path, users: int, warmup_s: float
         spec = load.LoadSpec(SCENARIOS.get("db").path, target.url, users, warmup_s, duration_s)
         sample = load.run_load(supervisor, spec, workdir)
     duration = float(sample["duration_s"]) or 1.0
+    successes = int(sample["requests"]) - sum(int(n) for n in sample.get("errors", {}).values())
     return {
-        "rps": int(sample["requests"]) / duration,
+        "rps": successes / duration,  # a failed request is never throughput, here neither
         "load_cpu_share": float(sample["load_cpu_s"]) / duration,
         "users": users,
         "duration_s": duration,

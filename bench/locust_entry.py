@@ -1,7 +1,10 @@
 """Entry point of the load process: Locust plus dbbench's own sampling. Never import this module.
 
-Run as ``python -m bench.locust_entry <locust args>``. Importing locust monkey-patches the whole
-process with gevent, which is why the orchestrator only ever starts this as a child process.
+Run as ``python -m bench.locust_entry`` with the load spec in the environment (bench.loadspec: the
+whole configuration, Locust's command line included), or as a Locust worker with Locust's own
+``--worker`` arguments and no spec: a worker receives its spec from the master, in Locust's spawn
+message. Importing locust monkey-patches the whole process with gevent, which is why the
+orchestrator only ever starts this as a child process.
 
 Locust's own statistics round latencies to 1 ms buckets, so every request event is recorded here
 into HDR histograms at microsecond resolution instead. Timing of the window is ours too: samples
@@ -14,15 +17,11 @@ With Locust workers (``--master`` plus ``--worker`` processes), the master owns 
 the workers when the window opens and closes, each worker sends back its own window, and the
 master merges them (histograms merged, counts added) into the one file the orchestrator reads.
 
-Configuration (environment):
-  DBBENCH_WARMUP_S, DBBENCH_DURATION_S, DBBENCH_OUT (a JSON path)   always
-  DBBENCH_RATE          open model: total arrival rate in requests/s, spread over the users
-  DBBENCH_USERS         open model: all users across all workers (each paces at USERS / RATE)
-  DBBENCH_TARGET_PID    uvicorn's pid: CPU seconds and peak RSS over the window
-  DBBENCH_DB_PID        PostgreSQL postmaster's pid: database CPU over the window
-  DBBENCH_TARGET_STATS  "1": reset /_bench/stats when the window opens, read it when it closes
-  DBBENCH_PG_DSN        reset pg_stat_statements when the window opens, snapshot it when it closes
-  DBBENCH_MAX_REQUESTS  close the window early after this many requests (profiling passes)
+A user's locustfile keeps what Locust promises it: Locust's own statistics (dbbench unhooks them
+only for its own scenarios, see ``_drop_locust_stats``), its quit-time listeners, and its
+``environment.process_exit_code``, which is written to the results so the cell can fail on it.
+When the load stops before the window closes (the file called ``runner.quit()``, or every user
+stopped), the file says so and why: the failures and user errors seen so far.
 """
 
 from __future__ import annotations
@@ -34,6 +33,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 import gevent
@@ -41,14 +41,17 @@ from locust import User, events
 from locust.env import Environment
 from locust.main import main as locust_main
 from locust.rpc.protocol import Message
-from locust.runners import MasterRunner, Runner, WorkerRunner
+from locust.runners import STATE_CLEANUP, STATE_RUNNING, STATE_STOPPED, STATE_STOPPING, MasterRunner, WorkerRunner
 
 from bench import pgstats
+from bench.loadspec import WORKER_OPTION, LoadSpec, file_sha256
 from bench.resources import Meter
 from bench.sampling import BEHIND_KEY, INTENDED_KEY, Pacer, Window, merge_windows
 
 _RSS_SAMPLE_S = 0.25
+_POLL_S = 0.1
 _REPORT_TIMEOUT_S = 30.0
+_TEXT_LIMIT = 120
 OPEN, CLOSE, REPORT = "dbbench_open", "dbbench_close", "dbbench_window"
 
 
@@ -63,8 +66,233 @@ def _target_call(host: str, method: str, path: str) -> Any:
     return json.loads(body) if body else None
 
 
+class Trouble:
+    """Failed requests and user errors before the window opens, kept to explain a load that stops
+    early. Listens during the warm-up only (it is unhooked when the window opens: hot path)."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {}
+        self.samples: dict[str, str] = {}
+
+    def _add(self, key: str, sample: str) -> None:
+        self.counts[key] = self.counts.get(key, 0) + 1
+        self.samples.setdefault(key, sample[:_TEXT_LIMIT])
+
+    def on_request(
+        self,
+        request_type: str,
+        name: str,
+        exception: BaseException | None = None,
+        response: Any = None,
+        **_: Any,
+    ) -> None:
+        if exception is None:
+            return
+        status = getattr(response, "status_code", None)
+        kind = f"HTTP {status}" if isinstance(status, int) and status >= 400 else type(exception).__name__
+        self._add(f"{kind} {request_type} {name}", str(exception))
+
+    def on_user_error(self, user_instance: Any, exception: BaseException, tb: Any = None, **_: Any) -> None:
+        self._add(f"{type(exception).__name__} in {type(user_instance).__name__}", str(exception))
+
+    def summary(self, limit: int = 3) -> str:
+        """E.g. "4 × HTTP 404 POST /v1/login (login refused: HTTP 404)"; most frequent first."""  # noqa: RUF002
+        if not self.counts:
+            return "no request had failed"
+        ranked = sorted(self.counts.items(), key=lambda item: -item[1])
+        parts = []
+        for key, count in ranked[:limit]:
+            sample = self.samples[key]
+            parts.append(f"{count} × {key}" + (f" ({sample})" if sample and sample not in key else ""))
+        more = len(ranked) - limit
+        return ", ".join(parts) + (f" and {more} more kind(s)" if more > 0 else "")
+
+
+class LoadProcess:
+    """One load process: its spec (a worker's arrives from the master), its window, and how it ends."""
+
+    def __init__(self, spec: LoadSpec | None) -> None:
+        self.spec = spec
+        # A worker's window is opened and closed by the master: it needs no times of its own.
+        self.window = (
+            Window(0.0, 0.0) if spec is None else Window(spec.warmup_s, spec.duration_s, max_requests=spec.max_requests)
+        )
+        self.trouble = Trouble()
+        self.reports: list[dict[str, Any]] = []
+        self.result: dict[str, Any] | None = None  # written when Locust quits (after the file's own listeners)
+
+    def install(self) -> None:
+        events.request.add_listener(self.window.on_request)
+        events.request.add_listener(self.trouble.on_request)
+        events.user_error.add_listener(self.trouble.on_user_error)
+        events.init.add_listener(self.on_init)
+        events.test_start.add_listener(self.on_test_start)
+        # Registered before the locustfile is imported, and Locust fires ``quitting`` in reverse order:
+        # this runs after the file's own quit-time listeners, so it sees the exit code they set.
+        events.quitting.add_listener(self.on_quitting)
+
+    def on_init(self, environment: Environment, runner: Any = None, **_: Any) -> None:
+        if isinstance(runner, WorkerRunner):
+            runner.register_message(OPEN, lambda environment, msg, **_: self.open_window())
+            runner.register_message(CLOSE, self._close_as_worker)
+        elif isinstance(runner, MasterRunner):
+            assert self.spec is not None and environment.parsed_options is not None
+            setattr(environment.parsed_options, WORKER_OPTION, self.spec.for_workers().to_json())
+            runner.register_message(REPORT, lambda environment, msg, **_: self.reports.append(msg.data))
+
+    def open_window(self) -> None:
+        events.request.remove_listener(self.trouble.on_request)  # the window's requests pay for no extra hook
+        self.window.open()
+
+    def _close_as_worker(self, environment: Environment, msg: Message, **_: Any) -> None:
+        self.window.close()
+        assert isinstance(environment.runner, WorkerRunner)
+        environment.runner.send_message(REPORT, self.window.to_dict())
+
+    def on_test_start(self, environment: Environment, **_: Any) -> None:
+        runner = environment.runner
+        if isinstance(runner, WorkerRunner):
+            # Locust has just copied the master's custom options into ours (its spawn message).
+            self.spec = self._spec_from_master(environment)
+            if self.spec is None:
+                runner.quit()
+                return
+            self.window.max_requests = self.spec.max_requests
+        assert self.spec is not None
+        if self.spec.own_scenario:
+            _drop_locust_stats(environment)
+        if self.spec.rate and not isinstance(runner, MasterRunner):
+            _pace(environment.user_classes, self.spec.rate, max(1, self.spec.users))
+        if not isinstance(runner, WorkerRunner):
+            gevent.spawn(self.drive, environment)
+
+    @staticmethod
+    def _spec_from_master(environment: Environment) -> LoadSpec | None:
+        text = getattr(environment.parsed_options, WORKER_OPTION, None)
+        if not text:
+            print("error: the master sent no dbbench load spec; join a `bench run` master", file=sys.stderr)
+            return None
+        spec = LoadSpec.from_json(text)
+        loaded = [Path(p) for p in environment.parsed_locustfiles or []]
+        if len(loaded) != 1 or file_sha256(loaded[0]) != spec.locustfile_sha256:
+            # E.g. the file was downloaded from the previous cell's master just before it quit.
+            print(f"error: this worker's locustfile is not the master's {spec.locustfile.name}", file=sys.stderr)
+            return None
+        return spec
+
+    def _stopped(self, runner: Any) -> str | None:
+        """Why the load stopped on its own, or None while it runs."""
+        if runner.state in (STATE_STOPPING, STATE_STOPPED, STATE_CLEANUP):
+            return "the locustfile stopped the runner"
+        # A master's user count comes from its workers' heartbeats and may read 0 between two of them.
+        if runner.state == STATE_RUNNING and runner.user_count == 0 and not isinstance(runner, MasterRunner):
+            return "every user stopped"
+        return None
+
+    def _wait(self, runner: Any, seconds: float) -> bool:
+        """Sleep ``seconds`` while watching the load; False (and the reason recorded) if it stopped."""
+        deadline = time.monotonic() + seconds
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0 or self.window.closed:
+                return True
+            gevent.sleep(min(_POLL_S, left))
+            how = self._stopped(runner)
+            if how is not None:
+                self.result = {"stopped": self._stop_reason(how)}
+                return False
+
+    def _stop_reason(self, how: str) -> str:
+        """E.g. "the load stopped during warm-up: 4 x HTTP 404 POST /v1/login (...), then the locustfile
+        stopped the runner"; in the window, the window's own error kinds say what had gone wrong."""
+        if self.window.start is None:
+            return f"the load stopped during warm-up: {self.trouble.summary()}, then {how}"
+        errors = sorted(self.window.errors.items(), key=lambda item: -item[1])[:3]
+        seen = ", ".join(f"{count} × {kind}" for kind, count in errors) or "no request had failed"
+        return f"the load stopped in the measured window: {seen}, then {how}"
+
+    def drive(self, environment: Environment) -> None:
+        spec, window, runner = self.spec, self.window, environment.runner
+        assert spec is not None and runner is not None
+        host = environment.host or ""
+        target, database = Meter(spec.target_pid), Meter(spec.db_pid)
+        if not self._wait(runner, spec.warmup_s):
+            self._quit(runner)
+            return
+        info_open = None
+        if spec.target_stats:
+            _target_call(host, "POST", "/_bench/stats/reset")
+            # Cumulative counters (cache hits and misses, background refreshes) are diffed between the edges.
+            info_open = _target_call(host, "GET", "/_bench/info")
+        if spec.pg_dsn:
+            pgstats.reset(spec.pg_dsn)
+        target.start()
+        database.start()
+        self.open_window()
+        if isinstance(runner, MasterRunner):
+            runner.send_message(OPEN)
+        deadline = time.monotonic() + spec.duration_s
+        while time.monotonic() < deadline and not window.closed:
+            if not self._wait(runner, min(_RSS_SAMPLE_S, max(0.0, deadline - time.monotonic()))):
+                self._quit(runner)
+                return
+            target.sample()
+        if not window.closed:
+            window.close()
+        workers = 0
+        if isinstance(runner, MasterRunner):
+            workers = runner.worker_count
+            runner.send_message(CLOSE)
+            deadline = time.monotonic() + _REPORT_TIMEOUT_S
+            while len(self.reports) < workers and time.monotonic() < deadline:
+                gevent.sleep(0.05)
+        target.stop()
+        database.stop()
+        window.extra.update(
+            target_cpu_s=target.cpu_s,
+            target_rss_mb=target.peak_rss_mb,
+            db_cpu_s=database.cpu_s,
+            target_stats=_target_call(host, "GET", "/_bench/stats") if spec.target_stats else None,
+            target_window={"open": info_open, "close": _target_call(host, "GET", "/_bench/info")}
+            if spec.target_stats
+            else None,
+            pg_statements=[stat.to_dict() for stat in pgstats.snapshot(spec.pg_dsn)] if spec.pg_dsn else None,
+        )
+        own = window.to_dict()
+        if workers:
+            # The master sends no requests of its own: only the workers count as load processes.
+            own["load_processes"] = 0
+            own["load_cpu_s"] = 0.0
+            own["workers_reported"] = len(self.reports)
+            own["workers_expected"] = workers
+        self.result = merge_windows([own, *self.reports])
+        self._quit(runner)
+
+    @staticmethod
+    def _quit(runner: Any) -> None:
+        runner.quit()
+
+    def on_quitting(self, environment: Environment, **_: Any) -> None:
+        """Write what the orchestrator reads (bench.load.run_load): the window, or why there is none."""
+        if self.spec is None or self.spec.out is None:
+            return  # a worker: its window went to the master
+        result = self.result
+        if result is None:
+            # Locust quit before our window closed, and not because we asked: the file stopped the runner.
+            result = {"stopped": self._stop_reason("the locustfile stopped the runner")}
+        result["locustfile_exit_code"] = environment.process_exit_code
+        tmp = self.spec.out.with_name(self.spec.out.name + ".tmp")
+        tmp.write_text(json.dumps(result), encoding="utf-8")
+        os.replace(tmp, self.spec.out)
+
+
 def _pace(user_classes: list[type[User]], rate: float, users: int) -> None:
-    """Turn every user class into an open-model connection sending ``rate / users`` requests/s."""
+    """Turn every user into an open-model connection sending ``rate / users`` *requests* per second.
+
+    The schedule is kept per request (each call of the user's HTTP client waits for its slot), not per
+    task, so a task that sends two requests sends them in two slots instead of running over the rate.
+    The users' own wait time is replaced by zero: think time cannot be combined with a schedule (and a
+    file that declares any is refused before the run, see bench.locustfiles)."""
     interval = users / rate
 
     for cls in user_classes:
@@ -74,7 +302,19 @@ def _pace(user_classes: list[type[User]], rate: float, users: int) -> None:
         def on_start(self: User, _original: Any = original_on_start) -> None:
             # Spread the connections' first sends over one interval instead of firing all at once.
             gevent.sleep(random.uniform(0, interval))
-            self._dbbench_pacer = Pacer(interval, time.monotonic())  # type: ignore[attr-defined]
+            pacer = Pacer(interval, time.monotonic() - interval)  # the first advance lands on "now"
+            self._dbbench_pacer = pacer  # type: ignore[attr-defined]
+            client = getattr(self, "client", None)
+            if client is not None:
+                send = client.request
+
+                def request(*args: Any, **kwargs: Any) -> Any:
+                    delay = pacer.advance(time.monotonic())
+                    if delay > 0:
+                        gevent.sleep(delay)
+                    return send(*args, **kwargs)
+
+                client.request = request
             _original(self)
 
         def context(self: User, _original: Any = original_context) -> dict[str, Any]:
@@ -82,124 +322,33 @@ def _pace(user_classes: list[type[User]], rate: float, users: int) -> None:
             base: dict[str, Any] = _original(self)
             return {**base, INTENDED_KEY: pacer.intended, BEHIND_KEY: pacer.behind} if pacer else base
 
-        def wait_time(self: User) -> float:
-            pacer: Pacer | None = getattr(self, "_dbbench_pacer", None)
-            return pacer.advance(time.monotonic()) if pacer else 0.0
-
         cls.on_start = on_start  # type: ignore[method-assign]
         cls.context = context  # type: ignore[method-assign]
-        cls.wait_time = wait_time
+        cls.wait_time = _no_think_time
 
 
-def _drive(environment: Environment, window: Window, out_path: str, reports: list[dict[str, Any]]) -> None:
-    target = Meter(int(os.environ.get("DBBENCH_TARGET_PID", "0")) or None)
-    database = Meter(int(os.environ.get("DBBENCH_DB_PID", "0")) or None)
-    stats = os.environ.get("DBBENCH_TARGET_STATS") == "1" and environment.host
-    runner = environment.runner
-    pg_dsn = os.environ.get("DBBENCH_PG_DSN", "")
-    gevent.sleep(window.warmup_s)
-    info_open = None
-    if stats:
-        _target_call(environment.host or "", "POST", "/_bench/stats/reset")
-        # Cumulative counters (cache hits and misses, background refreshes) are diffed between the edges.
-        info_open = _target_call(environment.host or "", "GET", "/_bench/info")
-    if pg_dsn:
-        pgstats.reset(pg_dsn)
-    target.start()
-    database.start()
-    window.open()
-    if isinstance(runner, MasterRunner):
-        runner.send_message(OPEN)
-    deadline = time.monotonic() + window.duration_s
-    while time.monotonic() < deadline and not window.closed:
-        gevent.sleep(min(_RSS_SAMPLE_S, max(0.0, deadline - time.monotonic())))
-        target.sample()
-    if not window.closed:
-        window.close()
-    workers = 0
-    if isinstance(runner, MasterRunner):
-        workers = runner.worker_count
-        runner.send_message(CLOSE)
-        deadline = time.monotonic() + _REPORT_TIMEOUT_S
-        while len(reports) < workers and time.monotonic() < deadline:
-            gevent.sleep(0.05)
-    target.stop()
-    database.stop()
-    window.extra.update(
-        target_cpu_s=target.cpu_s,
-        target_rss_mb=target.peak_rss_mb,
-        db_cpu_s=database.cpu_s,
-        target_stats=_target_call(environment.host or "", "GET", "/_bench/stats") if stats else None,
-        target_window={"open": info_open, "close": _target_call(environment.host or "", "GET", "/_bench/info")}
-        if stats
-        else None,
-        pg_statements=[stat.to_dict() for stat in pgstats.snapshot(pg_dsn)] if pg_dsn else None,
-    )
-    own = window.to_dict()
-    if workers:
-        # The master sends no requests of its own: only the workers count as load processes.
-        own["load_processes"] = 0
-        own["load_cpu_s"] = 0.0
-        own["workers_reported"] = len(reports)
-        own["workers_expected"] = workers
-    result = merge_windows([own, *reports])
-    tmp = out_path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as handle:
-        json.dump(result, handle)
-    os.replace(tmp, out_path)
-    if runner is not None:
-        runner.quit()
-
-
-def _as_worker(runner: WorkerRunner, window: Window) -> None:
-    def on_open(environment: Environment, msg: Message, **_: Any) -> None:
-        window.open()
-
-    def on_close(environment: Environment, msg: Message, **_: Any) -> None:
-        window.close()
-        runner.send_message(REPORT, window.to_dict())
-
-    runner.register_message(OPEN, on_open)
-    runner.register_message(CLOSE, on_close)
+def _no_think_time(self: User) -> float:
+    return 0.0
 
 
 def _drop_locust_stats(environment: Environment) -> None:
     """Unhook Locust's own per-request statistics: dbbench never reads them (its histograms are recorded by
     Window.on_request), and on a 2-core machine every microsecond the load process burns is taken from
     the target and the database it is measuring. py-spy on the load process during `bench calibrate`:
-    firing the request event took 2.9 % of its samples with Locust's listener, 1.5 % without."""
+    firing the request event took 2.9 % of its samples with Locust's listener, 1.5 % without.
+    Only for dbbench's own scenarios: a user's file may read ``environment.stats`` (a quit-time gate)."""
     handlers = environment.events.request._handlers
     handlers[:] = [h for h in handlers if getattr(h, "__qualname__", "") != "Runner.__init__.<locals>.on_request"]
 
 
-def install() -> None:
-    warmup = float(os.environ.get("DBBENCH_WARMUP_S", "0"))
-    # A worker on another machine gets its window from the master, so it may have none of these.
-    duration = float(os.environ.get("DBBENCH_DURATION_S", "0"))
-    out_path = os.environ.get("DBBENCH_OUT", "")
-    rate = float(os.environ.get("DBBENCH_RATE", "0"))
-    users = int(os.environ.get("DBBENCH_USERS", "1"))
-    window = Window(warmup, duration, max_requests=int(os.environ.get("DBBENCH_MAX_REQUESTS", "0")))
-    events.request.add_listener(window.on_request)
-    reports: list[dict[str, Any]] = []
-
-    @events.init.add_listener
-    def _init(environment: Environment, runner: Runner | None = None, **_: Any) -> None:
-        _drop_locust_stats(environment)
-        if rate > 0:
-            _pace(environment.user_classes, rate, max(1, users))
-        if isinstance(runner, WorkerRunner):
-            _as_worker(runner, window)
-        elif isinstance(runner, MasterRunner):
-            runner.register_message(REPORT, lambda environment, msg, **_: reports.append(msg.data))
-
-    @events.test_start.add_listener
-    def _start(environment: Environment, **_: Any) -> None:
-        if not isinstance(environment.runner, WorkerRunner):
-            gevent.spawn(_drive, environment, window, out_path, reports)
+def main() -> int:
+    spec = LoadSpec.from_env(os.environ)
+    LoadProcess(spec).install()
+    # A worker is started with Locust's own --worker arguments; everything else gets them from its spec.
+    sys.argv = ["locust", *(spec.locust_args() if spec else sys.argv[1:])]
+    code = locust_main()
+    return int(code or 0)
 
 
 if __name__ == "__main__":
-    install()
-    sys.argv[0] = "locust"
-    sys.exit(locust_main())
+    sys.exit(main())

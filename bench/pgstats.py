@@ -2,7 +2,8 @@
 
 The target's own hooks say what the driver sent and how long the client waited; pg_stat_statements says what
 the server executed and how long that took. Reset before a cell, snapshot after it, then capture plans for the
-top statements once per run with real parameter values.
+top statements once per run: with the parameter values a target recorded for the statement when there are some
+("given"), else with values read from the tables ("derived"; see _sample_value).
 
 Every statement this module sends starts with the comment ``/* dbbench:pgstats */`` (pg_stat_statements keeps
 comments in its text), so snapshots never report dbbench's own queries.

@@ -8,12 +8,16 @@ run varies besides load: the pool size, the search index, the cache backend.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from scenarios import Scenario
 from targets import Variant
 
 LoadPoint = tuple[int, float | None]  # (users, open-model rate or None)
+
+# The variants whose behaviour depends on the cache backend. Any other variant ignores it, so a cache
+# setting does not apply to it: it runs once, unlabelled, where a cache sweep runs `cached` per backend.
+CACHE_VARIANTS = frozenset({"cached"})
 
 
 @dataclass(frozen=True)
@@ -34,6 +38,11 @@ class Setting:
         if self.cache is not None:
             out["cache"] = self.cache
         return out
+
+    def applied_to(self, variant: str) -> Setting | None:
+        """The factors of this setting that change ``variant``'s cells (None: none of them)."""
+        kept = self if self.cache is None or variant in CACHE_VARIANTS else replace(self, cache=None)
+        return None if kept == Setting() else kept
 
 
 @dataclass(frozen=True)
@@ -80,9 +89,11 @@ def plan_parts(variants: list[Variant], parts: list[Part], points: list[LoadPoin
     """Interleave: each trial runs every variant once per (part, scenario, setting, load point) before
     the next trial starts, and the variant order rotates between trials, so slow drift (thermal, a noisy
     neighbour, table bloat) lands on every variant alike instead of on whichever ran last. Settings
-    (index on/off, pool sizes) alternate inside a trial for the same reason."""
+    (index on/off, pool sizes, cache backends) alternate inside a trial for the same reason. A variant
+    a setting does not change (see Setting.applied_to) runs once per trial, not once per value."""
     keys: list[CellKey] = []
     for trial in range(1, trials + 1):
+        seen: set[tuple[int, int, int, float | None, Setting | None]] = set()
         for part in parts:
             chosen = [v for v in variants if not part.variants or v.name in part.variants]
             shift = (trial - 1) % len(chosen) if chosen else 0
@@ -90,5 +101,10 @@ def plan_parts(variants: list[Variant], parts: list[Part], points: list[LoadPoin
             for scenario in part.scenarios:
                 for setting in part.settings:
                     for users, rate in points:
-                        keys.extend(CellKey(variant, scenario, users, trial, rate, setting) for variant in order)
+                        for variant in order:
+                            applied = setting.applied_to(variant.name) if setting else None
+                            identity = (id(variant), id(scenario), users, rate, applied)
+                            if identity not in seen:
+                                seen.add(identity)
+                                keys.append(CellKey(variant, scenario, users, trial, rate, applied))
     return keys

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import load, seed
+from bench.errors import BenchError
 from bench.pg import Database
 from bench.procs import Supervisor
 from bench.target import TargetConfig, TargetFailed, serve
@@ -32,6 +33,25 @@ TOP_FRAMES = 10
 
 def profile_dir_for(results_path: Path) -> Path:
     return results_path.with_name(results_path.stem + ".profiles")
+
+
+def claim_dir(results_path: Path, *, force: bool) -> Path:
+    """The profiles folder of ``results_path``, emptied for this run; called before measuring anything.
+
+    Protected like the results file it belongs to: when it exists, BenchError unless ``force``; with
+    ``force`` the earlier run's profiles are removed, so the folder never mixes two runs' files.
+    """
+    out_dir = profile_dir_for(results_path)
+    if out_dir.exists() or out_dir.is_symlink():
+        if not force:
+            raise BenchError(
+                f"{out_dir} already exists (profiles of an earlier run); choose another -o or pass --force"
+            )
+        if out_dir.is_dir() and not out_dir.is_symlink():
+            shutil.rmtree(out_dir)
+        else:
+            out_dir.unlink()
+    return out_dir
 
 
 def _safe(name: str) -> str:

@@ -21,7 +21,8 @@ field would need its own rule in ``_leaf_problem``), and so is a histogram that 
   Added since, optional (absent in older files, read as their defaults): cells' ``settings`` (the factors
   a run swept besides load: pool size, search index) and ``target_window`` (the target's /_bench/info at
   the window's edges: cache hit/miss counters, background refreshes), explains' ``setting``; checks'
-  ``skipped`` (why a variant was not run at all, e.g. asyncpg-only variants on ``--db sqlite``).
+  ``skipped`` (why a variant was not run at all, e.g. asyncpg-only variants on ``--db sqlite``); cells'
+  ``error_samples`` (the start of a response body per HTTP failure kind).
 """
 
 from __future__ import annotations
@@ -46,8 +47,8 @@ class EndpointStats:
     requests: int
     errors: int
     histogram: str  # encoded HDR histogram of successful requests, microseconds
-    # Keys this version does not know (a newer dbbench wrote them): ignored when read, written back as found.
-    unknown_fields: dict[str, Any] = field(default_factory=dict, repr=False)
+    # Keys this version does not know (a newer dbbench wrote them): ignored when read (and by ==), written back.
+    unknown_fields: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
 
 @dataclass
@@ -64,7 +65,8 @@ class Cell:
     warmup_s: float = 0.0
     duration_s: float = 0.0  # the measured window, warm-up excluded
     requests: int = 0  # successful + failed, completed inside the window
-    errors: dict[str, int] = field(default_factory=dict)
+    errors: dict[str, int] = field(default_factory=dict)  # failed requests by kind (bench.failures.error_kind)
+    error_samples: dict[str, str] = field(default_factory=dict)  # HTTP failure kind -> start of a response body
     histogram: str = ""  # encoded HDR histogram of successful requests, microseconds
     endpoints: dict[str, EndpointStats] = field(default_factory=dict)
     bytes_received: int = 0
@@ -83,8 +85,8 @@ class Cell:
     pg_statements: list[dict[str, Any]] | None = None  # pg_stat_statements for the window (top by time)
     settings: dict[str, str] = field(default_factory=dict)  # swept factors, e.g. {"pool": "5", "index": "off"}
     target_window: dict[str, Any] | None = None  # {"open": /_bench/info, "close": /_bench/info} at the edges
-    # Keys this version does not know (a newer dbbench wrote them): ignored when read, written back as found.
-    unknown_fields: dict[str, Any] = field(default_factory=dict, repr=False)
+    # Keys this version does not know (a newer dbbench wrote them): ignored when read (and by ==), written back.
+    unknown_fields: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def setting(self) -> str:
@@ -96,8 +98,20 @@ class Cell:
         return sum(self.errors.values())
 
     @property
+    def successes(self) -> int:
+        """Requests that completed inside the window without an error."""
+        return max(0, self.requests - self.error_count)
+
+    @property
+    def error_rate(self) -> float:
+        """Failed / completed requests in the window (0.0 when none completed)."""
+        return self.error_count / self.requests if self.requests else 0.0
+
+    @property
     def rps(self) -> float:
-        return self.requests / self.duration_s if self.duration_s > 0 else 0.0
+        """Throughput: successful responses per second of the measured window. A failed request is never
+        throughput (a server answering 404 to everything would otherwise look fast)."""
+        return self.successes / self.duration_s if self.duration_s > 0 else 0.0
 
     @property
     def ok(self) -> bool:
@@ -124,8 +138,8 @@ class VariantCheck:
     # Set when the variant could not run here at all (not a failure: the run still exits 0). ``ok`` is False
     # and ``problems`` holds the same reason, so a report that knows nothing of skips still shows why.
     skipped: str = ""
-    # Keys this version does not know (a newer dbbench wrote them): ignored when read, written back as found.
-    unknown_fields: dict[str, Any] = field(default_factory=dict, repr=False)
+    # Keys this version does not know (a newer dbbench wrote them): ignored when read (and by ==), written back.
+    unknown_fields: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
 
 @dataclass
@@ -135,8 +149,8 @@ class Results:
     cells: list[Cell] = field(default_factory=list)
     explains: list[dict[str, Any]] = field(default_factory=list)  # plans of the run's top statements
     profiles: list[dict[str, Any]] = field(default_factory=list)  # the profiling pass, if any
-    # Keys this version does not know (a newer dbbench wrote them): ignored when read, written back as found.
-    unknown_fields: dict[str, Any] = field(default_factory=dict, repr=False)
+    # Keys this version does not know (a newer dbbench wrote them): ignored when read (and by ==), written back.
+    unknown_fields: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         """The file's JSON: envelope first, then every field, then the keys a newer dbbench wrote (kept)."""

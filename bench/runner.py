@@ -6,6 +6,7 @@ interrupted, or that hits a failing variant, keeps everything it already measure
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -14,20 +15,34 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-from bench import calibration, load, metadata, pgstats, profiles, redis_server, results, seed, sqlite_db
-from bench.contract_check import check_variant
+from bench import (
+    calibration,
+    failures,
+    load,
+    locustfiles,
+    metadata,
+    pgstats,
+    profiles,
+    redis_server,
+    results,
+    seed,
+    sqlite_db,
+)
+from bench.check.server import READY_TIMEOUT_S, UNKNOWN, ExternalServer, identify
+from bench.check.variant import CheckReport, check_variant
 from bench.dbmon import ConnectionSampler
 from bench.errors import BenchError
 from bench.pg import Database, provision
-from bench.plan import CellKey, Part, Setting, plan_parts
+from bench.plan import CACHE_VARIANTS, CellKey, Part, Setting, plan_parts
 from bench.procs import Supervisor
 from bench.results import Cell, Results, VariantCheck
 from bench.target import PROJECT_ROOT, TargetConfig, TargetFailed, serve
-from scenarios import Scenario
+from scenarios import WRITING, Scenario
 from targets import Variant
 
 THREADPOOL_SIZE = 40  # anyio's default, which FastAPI runs `def` routes on; recorded, not changed
 DATABASES = ("postgres", "sqlite")
+CACHES = ("memory", "redis")  # the cached variant's backends (targets.worldcache)
 CALIBRATION_MAX_S = 5.0
 
 
@@ -51,6 +66,8 @@ class RunConfig:
     master_bind: str = "127.0.0.1"
     master_port: int | None = None
     url: str | None = None  # load a server dbbench did not start (then there is one "variant")
+    allow_writes: bool = False  # --url: the check and the load may change that server's data
+    ready_timeout_s: float = READY_TIMEOUT_S  # --url: how long to wait for the server's first answer
     check: bool = True  # run the contract check before any load
     profile: bool = False  # after the timed cells, a pyinstrument pass per variant x scenario
     profile_requests: int = profiles.REQUESTS  # requests per profiled variant x scenario
@@ -58,8 +75,10 @@ class RunConfig:
     pool_sizes: list[int] = field(default_factory=list)  # a pool-size sweep (>= 2 sizes); else ``pool_size``
     indexes: list[bool] = field(default_factory=list)  # search index on/off per cell; empty = left as built (on)
     cache: str = "memory"  # the cached variant's backend: "memory" or "redis"
+    cache_backends: list[str] = field(default_factory=list)  # a cache-backend sweep (>= 2); else ``cache``
     redis_url: str | None = None  # with cache "redis": the user's server (default: a throwaway redis-server)
     parts: list[Part] = field(default_factory=list)  # several cross products (bench advice); empty: one
+    max_error_rate: float = failures.DEFAULT_MAX_ERROR_RATE  # above it a cell is failed (a fraction: 0.01 = 1 %)
 
     def load_points(self) -> list[tuple[int, float | None]]:
         """(users, rate) per point of the sweep: users sweep the closed model, rates the open one."""
@@ -68,12 +87,14 @@ class RunConfig:
         return [(users, None) for users in self.users]
 
     def settings(self) -> list[Setting | None]:
-        """The non-load factors this run sweeps, crossed: every pool size with every index state."""
+        """The non-load factors this run sweeps, crossed: every pool size with every index state and every
+        cache backend (the backend applies to the cached variant only: see Setting.applied_to)."""
         pools: list[int | None] = list(self.pool_sizes) if self.pool_sizes else [None]
         indexes: list[bool | None] = list(self.indexes) if self.indexes else [None]
-        if not (self.pool_sizes or self.indexes):
+        caches: list[str | None] = list(self.cache_backends) if self.cache_backends else [None]
+        if not (self.pool_sizes or self.indexes or self.cache_backends):
             return [None]
-        return [Setting(pool, index) for pool in pools for index in indexes]
+        return [Setting(pool, index, cache) for pool in pools for index in indexes for cache in caches]
 
     def caches(self) -> set[str]:
         """Every cache backend some cell will use."""
@@ -101,6 +122,7 @@ class Run:
     results: Results = field(default_factory=Results)
     pg_dsn: str | None = None  # set when pg_stat_statements is usable on the run's database
     cache_description: dict[str, Any] = field(default_factory=lambda: {"backend": "memory"})
+    locustfiles: dict[str, Any] = field(default_factory=dict)  # what each scenario's file runs (bench.locustfiles)
 
     def save(self) -> None:
         results.dump(self.results, self.config.output, force=True)
@@ -108,6 +130,10 @@ class Run:
     def execute(self) -> Results:
         config = self.config
         results.ensure_writable(config.output, force=config.force)
+        if config.profile:
+            profiles.claim_dir(config.output, force=config.force)
+        # Before anything starts: a file whose meaning the run could not keep is refused in one line.
+        self.locustfiles = locustfiles.inspect(config.scenarios, rated=bool(config.rates))
         with Supervisor() as supervisor, tempfile.TemporaryDirectory(prefix="dbbench-run-") as tmp:
             workdir = Path(tmp)
             if config.url:
@@ -143,13 +169,15 @@ class Run:
     def _cache(self, supervisor: Supervisor) -> Iterator[tuple[tuple[str, str], ...]]:
         """The cached variant's backend, as environment for its targets; Redis only when it will be used."""
         config = self.config
-        if "redis" not in config.caches() or not any(v.name == "cached" for v in config.variants):
+        if "redis" not in config.caches() or not any(v.name in CACHE_VARIANTS for v in config.variants):
             self.cache_description = {"backend": "memory"}
             yield (("DBBENCH_CACHE", "memory"),)
             return
         self.observer.phase("starting Redis" if config.redis_url is None else "connecting to Redis")
         with redis_server.provision(supervisor, config.redis_url) as server:
             self.cache_description = {"backend": "redis", **server.describe()}
+            if len(config.caches()) > 1:
+                self.cache_description["backends"] = sorted(config.caches())  # a sweep: per cell in its settings
             yield (("DBBENCH_CACHE", "redis"), ("DBBENCH_REDIS_URL", server.url))
 
     def _instrument_env(self) -> tuple[tuple[str, str], ...]:
@@ -169,7 +197,8 @@ class Run:
         self.pg_dsn = database.dsn if found.ok else None
 
     def _explain(self, database: Database) -> None:
-        """EXPLAIN (ANALYZE, BUFFERS) of the run's heaviest statements, with real parameters: once, or
+        """EXPLAIN (ANALYZE, BUFFERS) of the run's heaviest statements, with the parameters the targets
+        recorded where their statement timing was on (else derived: see pgstats.explain): once, or
         once per search-index state when the run compared them (the point is the two plans side by side)."""
         if self.pg_dsn is None:
             return
@@ -221,28 +250,31 @@ class Run:
                 self.save()
 
     def _execute_external(self, supervisor: Supervisor, workdir: Path, url: str) -> None:
-        """``--url``: the server is the user's; no database to provision or seed, no process to watch."""
+        """``--url``: the server is the user's; no database to provision or seed, no process to watch.
+
+        Waits for it to answer; the check compares no values and writes nothing unless ``allow_writes``;
+        /_bench/* is asked (by the check and at each window's edges) only of a server that says it is dbbench.
+        """
         config = self.config
-        self.results.metadata = self._metadata(Database(dsn="", kind="external server (--url, not managed)"))
-        self.results.metadata["config"]["url"] = url
+        self.observer.phase(f"waiting for {url}")
+        server = identify(url, config.ready_timeout_s)
+        self.results.metadata = self._external_metadata(server)
         self.save()
         if config.calibrate:
             self._calibrate(supervisor, workdir)
         variant = config.variants[0]
         if config.check:
             self.observer.phase(f"checking the contract: {url}")
-            report = check_variant(url, None)
-            check = VariantCheck(variant.name, report.ok, list(report.problems), dict(report.info))
-            self.results.checks.append(check)
-            self.save()
-            self.observer.checked(check)
+            report = check_variant(url, None, writes=config.allow_writes, private=server.private_ok)
+            check = self._record_check(variant, report)
             if not check.ok:
                 return
 
         def measure(key: CellKey) -> Cell:
             cell = self._new_cell(key)
+            spec = dataclasses.replace(self._spec(key, url), target_stats=server.private_ok)
             try:
-                sample = load.run_load(supervisor, self._spec(key, url), workdir, on_tick=self.observer.tick)
+                sample = load.run_load(supervisor, spec, workdir, on_tick=self.observer.tick)
             except load.LoadFailed as exc:
                 cell.status, cell.reason = "failed", str(exc)
             else:
@@ -251,6 +283,32 @@ class Run:
 
         self._run_cells([variant], measure)
 
+    def _external_metadata(self, server: ExternalServer) -> dict[str, Any]:
+        """The run's metadata for a --url server: what dbbench set (the load), and of the server only what
+        it knows (its URL; its /_bench/info if it is dbbench); everything else "unknown"."""
+        described = self._metadata(Database(dsn="", kind=UNKNOWN))
+        described.update(server.describe())
+        writes = (
+            "allowed (--allow-writes)"
+            if self.config.allow_writes
+            else f"not sent: the check skips writes, scenarios that write ({', '.join(sorted(WRITING))}) are not run"
+        )
+        described["config"].update(
+            url=server.url,
+            server=f"not started by dbbench: {UNKNOWN}",
+            instrument="not set by dbbench",
+            search_index=UNKNOWN,
+            writes=writes,
+        )
+        return described
+
+    def _record_check(self, variant: Variant, report: CheckReport) -> VariantCheck:
+        check = VariantCheck(variant.name, report.ok, list(report.problems), dict(report.info))
+        self.results.checks.append(check)
+        self.save()
+        self.observer.checked(check)
+        return check
+
     def _run_cells(self, variants: list[Variant], measure: Callable[[CellKey], Cell]) -> None:
         """Measure the planned cells in order, saving the results file after every one."""
         config = self.config
@@ -258,6 +316,7 @@ class Run:
         for index, key in enumerate(keys, start=1):
             self.observer.cell_started(index, len(keys), key, config.warmup_s + config.duration_s)
             cell = measure(key)
+            judge(cell, config.max_error_rate)
             self.results.cells.append(cell)
             self.save()
             self.observer.cell_finished(cell)
@@ -328,15 +387,19 @@ class Run:
             "config": {
                 "variants": [v.name for v in config.variants],
                 "scenarios": {s.name: s.label for s in config.scenarios},
+                # What each file really runs (user classes, wait times), found by loading it; refuses a
+                # file whose meaning the run could not keep (a LoadTestShape; think time under --rate).
+                "locustfiles": self.locustfiles,
                 "users": config.users,
                 "rates": config.rates,
                 "duration_s": config.duration_s,
                 "warmup_s": config.warmup_s,
                 "trials": config.trials,
-                "load_generator": f"locust FastHttpUser, {self._load_processes()}; {model}",
+                "load_generator": f"locust, {self._load_processes()}; {model}; users as each locustfile defines them",
                 "server": "uvicorn, 1 worker, 127.0.0.1",
                 "instrument": {None: "each variant's default", True: "on", False: "off"}[config.instrument],
                 "search_index": [("on" if i else "off") for i in config.indexes] or "on (as the schema builds it)",
+                "max_error_rate": config.max_error_rate,
             },
             "pool": {
                 "size": config.pool_size,
@@ -383,13 +446,11 @@ class Run:
             log = workdir / f"check-{variant.name}.log"
             try:
                 with serve(supervisor, variant.name, variant.app, config, log) as target:
-                    report = check_variant(target.url, database.dsn)
-                    check = VariantCheck(variant.name, report.ok, list(report.problems), dict(report.info))
+                    # The full check: seeded values, writes, /_bench/*, and the log behind any HTTP 500.
+                    report = check_variant(target.url, database.dsn, server_log=log)
             except TargetFailed as exc:
-                check = VariantCheck(variant.name, False, [str(exc)])
-            self.results.checks.append(check)
-            self.save()
-            self.observer.checked(check)
+                report = CheckReport(False, [str(exc)])
+            check = self._record_check(variant, report)
             if check.ok:
                 passed.append(variant)
         return passed
@@ -433,6 +494,7 @@ def fill(cell: Cell, sample: dict[str, Any]) -> None:
     cell.duration_s = float(sample["duration_s"])
     cell.requests = int(sample["requests"])
     cell.errors = {str(k): int(v) for k, v in sample["errors"].items()}
+    cell.error_samples = {str(k): str(v) for k, v in sample.get("error_samples", {}).items()}
     cell.histogram = str(sample["histogram"])
     cell.service_histogram = str(sample.get("service_histogram", ""))
     cell.late = int(sample.get("late", 0))
@@ -449,8 +511,16 @@ def fill(cell: Cell, sample: dict[str, Any]) -> None:
     cell.target_stats = sample.get("target_stats")
     cell.pg_statements = sample.get("pg_statements")
     cell.target_window = sample.get("target_window")
-    if cell.requests == 0:
-        cell.status, cell.reason = "failed", "no request completed in the measured window"
+
+
+def judge(cell: Cell, max_error_rate: float) -> None:
+    """Mark a measured cell failed when nothing succeeded or its error rate is above ``max_error_rate``
+    (bench.failures.verdict); a cell that already failed (its target or its load died) keeps its reason."""
+    if not cell.ok:
+        return
+    reason = failures.verdict(cell.requests, cell.errors, max_error_rate, cell.error_samples)
+    if reason is not None:
+        cell.status, cell.reason = "failed", reason
 
 
 def validate_config(config: RunConfig) -> None:
@@ -459,6 +529,7 @@ def validate_config(config: RunConfig) -> None:
     if not config.scenarios:
         raise BenchError("no scenarios selected; pass --scenarios with at least one name (see bench list)")
     on_sqlite = config.db == "sqlite"
+    caches = ",".join(config.cache_backends) or config.cache
     checks: list[tuple[bool, str]] = [
         (bool(config.users) and all(u >= 1 for u in config.users), "--users must be whole numbers >= 1"),
         (all(r > 0 for r in config.rates), "--rate values must be > 0 requests/s"),
@@ -466,9 +537,16 @@ def validate_config(config: RunConfig) -> None:
         (config.duration_s > 0, "--duration must be > 0 seconds"),
         (config.warmup_s >= 0, "--warmup must be >= 0 seconds"),
         (config.trials >= 1, "--trials must be >= 1"),
+        (
+            0 <= config.max_error_rate <= 1,
+            f"--max-error-rate is a fraction of requests from 0 to 1 (0.05 = 5 %); got {config.max_error_rate:g}",
+        ),
         (config.profile_requests >= 1, "--profile-requests must be >= 1"),
         (config.pool_size >= 1 and all(p >= 1 for p in config.pool_sizes), "--pool-size values must be >= 1"),
-        (config.cache in ("memory", "redis"), f"--cache takes memory or redis; got {config.cache!r}"),
+        (
+            all(c in CACHES for c in (config.cache, *config.cache_backends)),
+            f"--cache takes {', '.join(CACHES)} or a comma list of them; got {caches!r}",
+        ),
         (config.db in DATABASES, f"--db takes {' or '.join(DATABASES)}; got {config.db!r}"),
         (not (on_sqlite and config.dsn), "--db sqlite conflicts with --dsn (a PostgreSQL server); drop one"),
         (not (on_sqlite and config.url), "--db sqlite conflicts with --url (a server with its own database)"),
@@ -477,7 +555,15 @@ def validate_config(config: RunConfig) -> None:
             config.redis_url is None or urlsplit(config.redis_url).scheme in ("redis", "rediss", "unix"),
             "--redis-url takes redis://HOST:PORT/DB (or rediss://, unix://)",
         ),
-        (not (config.url and (config.indexes or config.pool_sizes)), "--url cannot sweep --index or --pool-size"),
+        (
+            not (config.url and (config.indexes or config.pool_sizes or config.cache_backends)),
+            "--url cannot sweep --index, --pool-size or --cache",
+        ),
+        (config.ready_timeout_s > 0, "--ready-timeout must be > 0 seconds"),
+        (
+            not config.allow_writes or bool(config.url),
+            "--allow-writes is for --url (dbbench's own databases are throwaway)",
+        ),
         (config.load_workers >= 1, "--load-workers must be >= 1"),
         (config.remote_workers >= 0, "--remote-workers must be >= 0"),
         (not config.remote_workers or config.master_port is not None, "--remote-workers needs --master-bind HOST:PORT"),

@@ -1,5 +1,10 @@
 """What the load process records: every request completed inside the measured window.
 
+A completed request either succeeded (its latency goes into the histograms, its bytes are counted) or
+failed (counted by kind, see bench.failures: "HTTP 404 GET /v1/does-not-exist", "ConnectionResetError
+GET /db: ..."; never timed, never throughput). ``requests`` counts both; successes are
+``requests - sum(errors)``.
+
 Pure bookkeeping (no locust, no gevent) so it can be tested with a fake clock; bench.locust_entry
 wires it to Locust's ``events.request``.
 
@@ -17,9 +22,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench import hist
+from bench import failures, hist
 
-_ERROR_TEXT_LIMIT = 120
 INTENDED_KEY = "dbbench_intended"
 BEHIND_KEY = "dbbench_behind"
 
@@ -53,7 +57,11 @@ class Window:
         self.cpu_end = 0.0
         self.service = hist.new()  # open model only; in the closed model it equals the latency
         self.endpoints: dict[str, _Endpoint] = {}
-        self.errors: dict[str, int] = {}
+        self.errors: dict[str, int] = {}  # failed requests by kind (bench.failures.error_kind)
+        self.error_samples: dict[str, str] = {}  # HTTP failure kind -> the start of its first response body
+        # (method, name, status) -> kind: a server answering 404 to everything fails every request, so
+        # naming a status failure must not format a string each time (this is the load process's hot path).
+        self._status_kinds: dict[tuple[str, str, int], str] = {}
         self.requests = 0
         self.late = 0
         self.bytes = 0
@@ -78,6 +86,7 @@ class Window:
         response_length: int,
         exception: BaseException | None = None,
         context: dict[str, Any] | None = None,
+        response: Any = None,
         **_: Any,
     ) -> None:
         now = self.clock()
@@ -91,7 +100,7 @@ class Window:
             endpoint = self.endpoints[name] = _Endpoint()
         endpoint.requests += 1
         if exception is not None:
-            kind = f"{type(exception).__name__}: {exception}"[:_ERROR_TEXT_LIMIT]
+            kind = self._error_kind(request_type, name, exception, response)
             self.errors[kind] = self.errors.get(kind, 0) + 1
             endpoint.errors += 1
             return
@@ -109,6 +118,18 @@ class Window:
             endpoint.histogram.record_value(max(service_us, round((now - intended) * 1_000_000)))
         self.bytes += response_length or 0
 
+    def _error_kind(self, request_type: str, name: str, exception: BaseException, response: Any) -> str:
+        status = failures.http_status(exception)
+        if status is None:  # a transport fault: its text says which (refused, reset, timed out)
+            return failures.error_kind(request_type, name, exception)
+        key = (request_type, name, status)
+        kind = self._status_kinds.get(key)
+        if kind is None:
+            kind = self._status_kinds[key] = failures.status_kind(request_type, name, status)
+            # Once per kind, not per request: what the server said (FastAPI's {"detail": ...}, a proxy's page).
+            self.error_samples[kind] = failures.body_sample(response)
+        return kind
+
     @property
     def closed(self) -> bool:
         return self.end is not None
@@ -121,6 +142,7 @@ class Window:
         return {
             "requests": self.requests,
             "errors": self.errors,
+            "error_samples": {kind: text for kind, text in self.error_samples.items() if text},
             "histogram": hist.encode(total),
             "service_histogram": hist.encode(self.service if hist.count(self.service) else total),
             "late": self.late,
@@ -171,6 +193,11 @@ def merge_windows(parts: list[dict[str, Any]]) -> dict[str, Any]:
         for kind, count in part.get("errors", {}).items():
             errors[kind] = errors.get(kind, 0) + int(count)
     merged["errors"] = errors
+    samples: dict[str, str] = {}
+    for part in parts:
+        for kind, text in part.get("error_samples", {}).items():
+            samples.setdefault(kind, str(text))
+    merged["error_samples"] = samples
     for key in ("histogram", "service_histogram"):
         merged[key] = hist.encode(hist.merge(str(p.get(key, "")) for p in parts))
     endpoints: dict[str, dict[str, Any]] = {}

@@ -3,6 +3,8 @@
 Each table appears only when the run holds both sides of its comparison: the search scenario under
 ``--index on,off``, a ``--pool-size`` sweep, the cache scenarios on ``cached`` and ``pooled``, the report
 scenario with and without refreshes. Renderers (terminal, Markdown) only lay the strings out.
+A side that failed (nothing succeeded, or errors above the run's threshold) reads "failed", never a rate,
+and takes part in no ratio and no "best".
 """
 
 from __future__ import annotations
@@ -28,16 +30,21 @@ def ms(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}"
 
 
-def _rps(value: float) -> str:
-    return f"{value:,.0f}"
+def _rps(row: Row) -> str:
+    return f"{row.rps:,.0f}" if row.status == "ok" else row.status
 
 
-def _ratio(a: float, b: float) -> str:
-    return f"{a / b:.2f}×" if b else "-"
+def _ratio(a: Row, b: Row) -> str:
+    return f"{a.rps / b.rps:.2f}×" if a.status == b.status == "ok" and b.rps else "-"
 
 
 def _ok(rows: Iterable[Row]) -> list[Row]:
     return [row for row in rows if row.status == "ok"]
+
+
+def _measured(rows: Iterable[Row]) -> list[Row]:
+    """Ok and failed rows (a failed side is shown as failed); skipped ones were never run."""
+    return [row for row in rows if row.status in ("ok", "failed")]
 
 
 def _without(setting: str, name: str) -> str:
@@ -51,14 +58,14 @@ def _factor(row: Row, name: str) -> str | None:
 
 def index_table(rows: list[Row]) -> AdviceTable | None:
     pairs: dict[tuple[str, str, str, str], dict[str, Row]] = {}
-    for row in _ok(rows):
+    for row in _measured(rows):
         state = _factor(row, "index")
         if state is not None:
             key = (row.scenario, row.variant, row.load, _without(row.setting, "index"))
             pairs.setdefault(key, {})[state] = row
     body = [
-        (scenario, variant + (f" ({rest})" if rest else ""), load, _rps(on.rps), _rps(off.rps),
-         _ratio(on.rps, off.rps), ms(on.p99_ms), ms(off.p99_ms))
+        (scenario, variant + (f" ({rest})" if rest else ""), load, _rps(on), _rps(off),
+         _ratio(on, off), ms(on.p99_ms), ms(off.p99_ms))
         for (scenario, variant, load, rest), states in pairs.items()
         if (on := states.get("on")) is not None and (off := states.get("off")) is not None
     ]  # fmt: skip
@@ -71,7 +78,7 @@ def index_table(rows: list[Row]) -> AdviceTable | None:
 def pool_table(rows: list[Row]) -> AdviceTable | None:
     curves: dict[tuple[str, str, str, str], list[tuple[int, Row]]] = {}
     unpooled: list[Row] = []
-    for row in _ok(rows):
+    for row in _measured(rows):
         size = _factor(row, "pool")
         if size is not None:
             key = (row.scenario, row.variant, row.load, _without(row.setting, "pool"))
@@ -83,16 +90,17 @@ def pool_table(rows: list[Row]) -> AdviceTable | None:
         if len(points) < 2:
             continue
         points.sort(key=lambda point: point[0])
-        best_size, _ = max(points, key=lambda point: point[1].rps)
-        curve = " → ".join(f"{size}: {_rps(row.rps)}" for size, row in points)
+        standing = [point for point in points if point[1].status == "ok"]
+        best = str(max(standing, key=lambda point: point[1].rps)[0]) if standing else "-"
+        curve = " → ".join(f"{size}: {_rps(row)}" for size, row in points)
         p99 = " → ".join(ms(row.p99_ms) for _, row in points)
-        body.append((scenario, variant + (f" ({rest})" if rest else ""), load, curve, p99, f"{best_size}"))
+        body.append((scenario, variant + (f" ({rest})" if rest else ""), load, curve, p99, best))
     if not body:
         return None
     # The baseline the pooling claim is about: a new connection for every request.
     swept = {(scenario, load) for scenario, _, load, _ in curves}
     body += [
-        (row.scenario, row.label, row.load, f"no pool: {_rps(row.rps)}", ms(row.p99_ms), "-")
+        (row.scenario, row.label, row.load, f"no pool: {_rps(row)}", ms(row.p99_ms), "-")
         for row in unpooled
         if (row.scenario, row.load) in swept
     ]
@@ -104,7 +112,7 @@ def cache_table(rows: list[Row]) -> AdviceTable | None:
     """Each cached row (one per cache backend the run tried) beside pooled on the same keys and load."""
     pooled: dict[tuple[str, str, str], Row] = {}
     cached: list[Row] = []
-    for row in _ok(rows):
+    for row in _measured(rows):
         if row.scenario in CACHE_SCENARIOS and row.variant == "pooled":
             pooled[(row.scenario, row.load, _without(row.setting, "cache"))] = row
         elif row.scenario in CACHE_SCENARIOS and row.variant == "cached":
@@ -117,7 +125,7 @@ def cache_table(rows: list[Row]) -> AdviceTable | None:
         hit = "-" if row.cache_hit_ratio is None else f"{row.cache_hit_ratio:.0%}"
         # At the load generator's ceiling the cached figure is a floor: Locust, not the cache, was the limit.
         bound = ", ".join(f"{r.variant} generator-bound" for r in (row, base) if r.generator_bound)
-        body.append((row.scenario, row.label, row.load, _rps(row.rps), _rps(base.rps), _ratio(row.rps, base.rps),
+        body.append((row.scenario, row.label, row.load, _rps(row), _rps(base), _ratio(row, base),
                      hit, ms(row.p99_ms), ms(base.p99_ms), bound))  # fmt: skip
     if not body:
         return None

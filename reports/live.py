@@ -8,6 +8,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
+from bench.failures import percent
 from bench.plan import CellKey
 from bench.results import Cell, VariantCheck
 
@@ -77,8 +78,9 @@ class LiveObserver:
         setting = f" · {cell.setting}" if cell.setting else ""
         name = f"{cell.variant} · {cell.scenario} · {cell.load}{setting} · trial {cell.trial}"
         if cell.ok:
-            errors = f", [red]{cell.error_count} errors[/red]" if cell.error_count else ""
+            failed = f"{cell.error_count:,} errors ({percent(cell.error_rate)})"
+            errors = f", [red]{failed}[/red]" if cell.error_count else ""
             target = f" (target {cell.rate:g})" if cell.rate else ""
             self.console.print(f"  {name}: {cell.rps:,.0f} req/s{target}{errors}")
         else:
-            self.console.print(f"  [red]{name}: failed: {cell.reason}[/red]")
+            self.console.print(Text(f"  {name}: failed: {cell.reason}", style="bold red"))

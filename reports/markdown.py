@@ -1,10 +1,13 @@
-"""Markdown report: a table per (scenario, users), fit for a README or a CI step summary."""
+"""Markdown report: a table per (scenario, users), fit for a README or a CI step summary.
+
+Failed cells show no throughput and no ratio; a warning above the tables counts them and says why."""
 
 from __future__ import annotations
 
+from bench import failures
 from bench.results import Results
 from reports import advice, summary
-from reports.terminal import baseline, database_label, flags, ms, rps_text
+from reports.terminal import baseline, database_label, errors_text, failure_lines, flags, ms, rps_text
 
 
 def _cell(text: str) -> str:
@@ -28,6 +31,14 @@ def render(results: Results) -> str:
     )
     lines.append("")
     rows = summary.rows(results)
+    failed = failure_lines(rows, results)
+    if failed:
+        threshold = failures.percent(summary.max_error_rate(results))
+        lines += [
+            f"> **{len(failed)} failed cell(s)**: no throughput shown (req/s counts successful responses only; "
+            f"a cell fails above {threshold} errors or when nothing succeeded).",
+            "",
+        ]
     for (scenario, load), items in summary.by_scenario(rows).items():
         base = baseline(items)
         lines += [f"## {_cell(scenario)} · {load}", ""]
@@ -37,12 +48,14 @@ def render(results: Results) -> str:
         ]
         for row in items:
             if row.status != "ok":
-                lines.append(f"| {_cell(row.label)} | {row.status} | | | | | | {_cell(row.reason)} |")
+                errors = errors_text(row) if row.requests else ""
+                status = f"**{row.status}**" if row.status == "failed" else row.status
+                lines.append(f"| {_cell(row.label)} | {status} | | | | | {errors} | {_cell(row.reason)} |")
                 continue
             ratio = f"{row.rps / base:.2f}" if base else "-"
             lines.append(
                 f"| {_cell(row.label)} | {rps_text(row)} | {ratio} | {ms(row.p50_ms)} | {ms(row.p90_ms)} "
-                f"| {ms(row.p99_ms)} | {row.errors} | {', '.join(flags(row))} |"
+                f"| {ms(row.p99_ms)} | {errors_text(row)} | {_cell(', '.join(flags(row)))} |"
             )
         lines.append("")
     for found in advice.tables(rows):

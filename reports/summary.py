@@ -1,19 +1,23 @@
 """Pure shaping: results file -> flat rows, one per (variant, scenario, load point, setting), trials pooled.
 
-Throughput is the median of the trials' rates (robust to one disturbed trial), with a 95 %
-bootstrap confidence interval over trials; latency percentiles come from the trials' histograms
-merged, never from averaging percentiles, and their intervals from resampling whole trials.
+Throughput is the median of the trials' rates of successful responses (robust to one disturbed trial),
+with a 95 % bootstrap confidence interval over trials; latency percentiles come from the trials'
+histograms (successes only) merged, never from averaging percentiles, and their intervals from
+resampling whole trials. Failed requests are counted beside it (error rate, kinds). Every cell is judged
+again with the file's ``--max-error-rate`` (bench.failures.verdict), so a file written before that rule
+existed cannot show a server that failed every request as fast.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import statistics
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from bench import calibration, hist
+from bench import calibration, failures, hist
 from bench.results import Cell, Results
 
 BOOTSTRAP_RESAMPLES = 2000
@@ -21,6 +25,7 @@ BOOTSTRAP_RESAMPLES = 2000
 BOOTSTRAP_SEED = 20261124
 # A sweep's knee: the lightest load reaching this share of the peak; more load past it buys latency.
 KNEE_FRACTION = 0.90
+ERROR_KINDS = 10  # error kinds a row lists (the commonest); the counts beside them cover all
 
 Key = tuple[str, str, int, float | None, str]  # variant, scenario, users, rate, setting
 
@@ -33,7 +38,7 @@ class Row:
     rate: float | None  # open model's target rate; None for the closed model
     setting: str  # the swept factors besides load, e.g. "pool 5 · index off"; "" when none
     trials: int
-    rps: float
+    rps: float  # successful responses per second of the window; 0 when the row failed
     rps_ci: tuple[float, float] | None  # 95 % bootstrap CI of the median over trials (>= 2 trials)
     rps_min: float
     rps_max: float
@@ -45,9 +50,9 @@ class Row:
     p999_ms: float | None
     max_ms: float | None
     service_p99_ms: float | None  # open model: send-to-response p99, without the queueing delay
-    requests: int
-    errors: int
-    error_rate: float
+    requests: int  # completed in the windows (successes + failures)
+    errors: int  # failed requests among them
+    error_rate: float  # errors / requests
     late: int
     achieved_share: float | None  # open model: achieved / target rate; below 0.95 the schedule slipped
     generator_bound: bool
@@ -61,11 +66,13 @@ class Row:
     top_statements: list[dict[str, Any]]  # heaviest statements by total time, target side
     pg_top_statements: list[dict[str, Any]]  # the same from pg_stat_statements (server side)
     findings: list[str]  # e.g. "N+1 suspected: 21 similar statements per request"
-    status: str  # "ok", or "failed" when no trial of the cell succeeded
-    reason: str
-    endpoints: dict[str, dict[str, Any]] = field(default_factory=dict)  # per endpoint: rps, p50_ms, p99_ms
+    status: str  # "ok", or "failed" when no trial of the cell succeeded (or "skipped")
+    reason: str  # why it failed; for an ok row, the trials that failed and why
+    endpoints: dict[str, dict[str, Any]] = field(default_factory=dict)  # per endpoint: rps, errors, p50_ms, ...
     cache_hit_ratio: float | None = None  # cache hits / lookups in the window (cached variant)
     refreshes: dict[str, Any] | None = None  # background refreshes completed in the window and their durations
+    error_kinds: dict[str, int] = field(default_factory=dict)  # failed requests by kind, commonest first
+    error_samples: dict[str, str] = field(default_factory=dict)  # of those kinds: the start of a response body
 
     @property
     def load(self) -> str:
@@ -120,7 +127,22 @@ def _per_request(total: Iterable[float | None], requests: int) -> float | None:
     return sum(v for v in values if v is not None) / requests
 
 
-def _failed_row(key: Key, reason: str, status: str = "failed") -> Row:
+def _error_kinds(cells: list[Cell]) -> tuple[dict[str, int], dict[str, str]]:
+    """The commonest error kinds over the trials with their counts, and a body sample of each where kept."""
+    counts: dict[str, int] = {}
+    for cell in cells:
+        for kind, count in cell.errors.items():
+            counts[kind] = counts.get(kind, 0) + count
+    kinds = dict(failures.top_kinds(counts, ERROR_KINDS))
+    samples = {kind: text for cell in reversed(cells) for kind, text in cell.error_samples.items() if kind in kinds}
+    return kinds, samples
+
+
+def _failed_row(key: Key, cells: list[Cell], status: str = "failed") -> Row:
+    """A row no trial of which stands: no throughput, no latency; what failed is counted all the same."""
+    requests = sum(c.requests for c in cells)
+    errors = sum(c.error_count for c in cells)
+    kinds, samples = _error_kinds(cells)
     return Row(
         *key,
         trials=0,
@@ -136,9 +158,9 @@ def _failed_row(key: Key, reason: str, status: str = "failed") -> Row:
         p999_ms=None,
         max_ms=None,
         service_p99_ms=None,
-        requests=0,
-        errors=0,
-        error_rate=0.0,
+        requests=requests,
+        errors=errors,
+        error_rate=errors / requests if requests else 0.0,
         late=0,
         achieved_share=None,
         generator_bound=False,
@@ -153,7 +175,10 @@ def _failed_row(key: Key, reason: str, status: str = "failed") -> Row:
         pg_top_statements=[],
         findings=[],
         status=status,
-        reason=reason,
+        reason="; ".join(sorted({c.reason for c in cells})),
+        endpoints=_endpoint_figures(cells, timed=False),
+        error_kinds=kinds,
+        error_samples=samples,
     )
 
 
@@ -227,23 +252,24 @@ def _findings(cells: list[Cell], check_info: dict[str, Any]) -> list[str]:
     ]
 
 
-def _endpoint_figures(cells: list[Cell]) -> dict[str, dict[str, Any]]:
+def _endpoint_figures(cells: list[Cell], timed: bool = True) -> dict[str, dict[str, Any]]:
     """Per endpoint over the trials: a scenario that mixes endpoints (reads and writes, a report and its
-    refresh) is only readable endpoint by endpoint."""
+    refresh) is only readable endpoint by endpoint. Untimed (a failed row): the counts only, no rate."""
     names = sorted({name for cell in cells for name in cell.endpoints})
     window = sum(c.duration_s for c in cells)
     figures: dict[str, dict[str, Any]] = {}
     for name in names:
         parts = [c.endpoints[name] for c in cells if name in c.endpoints]
-        merged = hist.merge(p.histogram for p in parts)
         requests = sum(p.requests for p in parts)
-        figures[name] = {
-            "requests": requests,
-            "errors": sum(p.errors for p in parts),
-            "rps": requests / window if window else 0.0,
-            "p50_ms": hist.percentile_ms(merged, 50.0),
-            "p99_ms": hist.percentile_ms(merged, 99.0),
-        }
+        errors = sum(p.errors for p in parts)
+        figures[name] = {"requests": requests, "errors": errors, "error_rate": errors / requests if requests else 0.0}
+        if timed:
+            merged = hist.merge(p.histogram for p in parts)
+            figures[name].update(
+                rps=(requests - errors) / window if window else 0.0,  # successful responses only
+                p50_ms=hist.percentile_ms(merged, 50.0),
+                p99_ms=hist.percentile_ms(merged, 99.0),
+            )
     return figures
 
 
@@ -294,8 +320,7 @@ def _refreshes(cells: list[Cell]) -> dict[str, Any] | None:
 def _row(key: Key, cells: list[Cell], ceiling: float | None, check_info: dict[str, Any] | None = None) -> Row:
     ok = [c for c in cells if c.ok]
     if not ok:
-        status = "skipped" if all(c.status == "skipped" for c in cells) else "failed"
-        return _failed_row(key, "; ".join(sorted({c.reason for c in cells})), status)
+        return _failed_row(key, cells, "skipped" if all(c.status == "skipped" for c in cells) else "failed")
     merged = hist.merge(c.histogram for c in ok)
     rates = [c.rps for c in ok]
     requests = sum(c.requests for c in ok)
@@ -304,11 +329,11 @@ def _row(key: Key, cells: list[Cell], ceiling: float | None, check_info: dict[st
     process_window = sum(c.duration_s * max(1, c.load_processes) for c in ok)
     load_cpu_share = sum(c.load_cpu_s for c in ok) / process_window if process_window else None
     rps = statistics.median(rates)
-    failed = len(cells) - len(ok)
     encoded = [c.histogram for c in ok]
     service = [c.service_histogram for c in ok if c.service_histogram]
     rss = [c.target_rss_mb for c in ok if c.target_rss_mb is not None]
     connections = [c.db_connections for c in ok if c.db_connections is not None]
+    kinds, samples = _error_kinds(ok)
     return Row(
         *key,
         trials=len(ok),
@@ -339,11 +364,36 @@ def _row(key: Key, cells: list[Cell], ceiling: float | None, check_info: dict[st
         pg_top_statements=_pg_top(ok),
         findings=_findings(ok, check_info or {}),
         status="ok",
-        reason=f"{failed} trial(s) failed" if failed else "",
+        reason=_partial_failure(cells, ok),
         endpoints=_endpoint_figures(ok),
         cache_hit_ratio=_cache_hit_ratio(ok),
         refreshes=_refreshes(ok),
+        error_kinds=kinds,
+        error_samples=samples,
     )
+
+
+def _partial_failure(cells: list[Cell], ok: list[Cell]) -> str:
+    """ "1 of 3 trials failed: <why>": the figures stand on the other trials only."""
+    failed = [c for c in cells if not c.ok]
+    if not failed:
+        return ""
+    reasons = "; ".join(sorted({c.reason for c in failed}))
+    return f"{len(failed)} of {len(cells)} trials failed: {reasons}"
+
+
+def max_error_rate(results: Results) -> float:
+    """The threshold the run recorded (files from before it existed: the default)."""
+    value = results.metadata.get("config", {}).get("max_error_rate")
+    return float(value) if isinstance(value, (int, float)) else failures.DEFAULT_MAX_ERROR_RATE
+
+
+def judged(cell: Cell, threshold: float) -> Cell:
+    """The cell as the rule reads it today: an "ok" cell whose failures are above ``threshold`` is failed."""
+    if not cell.ok:
+        return cell
+    reason = failures.verdict(cell.requests, cell.errors, threshold, cell.error_samples)
+    return cell if reason is None else dataclasses.replace(cell, status="failed", reason=reason)
 
 
 def ceiling_rps(results: Results) -> float | None:
@@ -355,7 +405,8 @@ def rows(results: Results) -> list[Row]:
     """Every (variant, scenario, load point) the run asked for, including variants that failed
     their contract check (status "failed", the check's first problem as the reason)."""
     groups: dict[Key, list[Cell]] = {}
-    for cell in results.cells:
+    threshold = max_error_rate(results)
+    for cell in (judged(c, threshold) for c in results.cells):
         groups.setdefault((cell.variant, cell.scenario, cell.users, cell.rate, cell.setting), []).append(cell)
     config = results.metadata.get("config", {})
     rates = config.get("rates") or []

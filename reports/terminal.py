@@ -1,5 +1,6 @@
 """Terminal report: one Rich table, a section per (scenario, load point), variants in registry order;
-a second table with each sweep's peak and knee when the run swept users or rates."""
+a second table with each sweep's peak and knee when the run swept users or rates. Failed cells show no
+throughput and no ratio, their error rate in red, and their full reason under the tables."""
 
 from __future__ import annotations
 
@@ -9,11 +10,13 @@ from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from bench import failures
 from bench.results import Results
 from reports import advice, summary
 from reports.summary import Row
 
 ACHIEVED_MIN = 0.95  # open model: below this share of the target rate the schedule slipped
+ACHIEVED_MAX = 1.05  # open model: above it the load ran over the schedule (e.g. an unpaced worker)
 BASELINE = "pooled"  # ratios are shown against the raw asyncpg pool when it ran, else the best
 
 
@@ -28,6 +31,16 @@ def rps_text(row: Row) -> str:
     return f"{row.rps:,.0f} [{low:,.0f}–{high:,.0f}]"
 
 
+def _clip(text: str, limit: int = 70) -> str:
+    """A table cell's share of a long reason; the whole reason is printed under the table."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def errors_text(row: Row) -> str:
+    """ "0", or "4,210 (100 %)": failed requests and the error rate."""
+    return f"{row.errors:,} ({failures.percent(row.error_rate)})" if row.errors else "0"
+
+
 def baseline(rows: list[Row]) -> float:
     ok = [row for row in rows if row.status == "ok"]
     return next((r.rps for r in ok if r.variant == BASELINE), max((r.rps for r in ok), default=0.0))
@@ -37,11 +50,23 @@ def flags(row: Row) -> list[str]:
     out = []
     if row.generator_bound:
         out.append("generator-bound")
-    if row.achieved_share is not None and row.achieved_share < ACHIEVED_MIN:
+    if row.achieved_share is not None and not ACHIEVED_MIN <= row.achieved_share <= ACHIEVED_MAX:
         out.append(f"achieved {row.achieved_share:.0%} of target rate")
     if row.late:
         out.append(f"{row.late} late")
+    if row.status == "ok" and row.reason:
+        out.append(row.reason)  # some trials failed: the figures stand on the others only
     return out
+
+
+def failure_lines(rows: list[Row], results: Results) -> list[str]:
+    """One line per failed row that was measured (a failed contract check is listed on its own)."""
+    unchecked = {variant for variant, _ in summary.failed_checks(results)}
+    return [
+        f"{row.scenario} · {row.load} · {row.label}: {row.reason}"
+        for row in rows
+        if row.status == "failed" and row.variant not in unchecked
+    ]
 
 
 def table(rows: list[Row]) -> Table:
@@ -67,22 +92,13 @@ def table(rows: list[Row]) -> Table:
         base = baseline(items)
         for row in items:
             if row.status != "ok":
-                grid.add_row(
-                    scenario,
-                    load,
-                    row.label,
-                    Text(row.status, style="red" if row.status == "failed" else "dim"),
-                    "",
-                    "",
-                    "",
-                    "",
-                    "",
-                    "",
-                    "",
-                    Text(row.reason[:70], style="red" if row.status == "failed" else "dim"),
-                )
+                style = "bold red" if row.status == "failed" else "dim"
+                errors = Text(errors_text(row), style=style) if row.requests else ""
+                # No throughput and no ratio: whatever did succeed in a failed cell is not a result.
+                grid.add_row(scenario, load, row.label, Text(row.status, style=style), "", "", "", errors,
+                             "", "", "", Text(_clip(row.reason), style=style))  # fmt: skip
                 continue
-            errors = Text(f"{row.errors} ({row.error_rate:.1%})", style="red") if row.errors else Text("0")
+            errors = Text(errors_text(row), style="red") if row.errors else Text("0")
             cpu = "-" if row.cpu_s_per_request is None else f"{row.cpu_s_per_request * 1000:.2f}"
             rss = "-" if row.rss_mb is None else f"{row.rss_mb:.0f}"
             conns = "-" if row.db_connections is None else str(row.db_connections)
@@ -176,7 +192,9 @@ def profile_table(results: Results) -> Table | None:
 
 def database_label(database: dict[str, Any]) -> str:
     """ "PostgreSQL 15.20 (embedded)" or "SQLite 3.40.1 (sqlite)": the version string says which it is."""
-    version = str(database.get("server_version", "?"))
+    if "server_version" not in database:  # a --url server's own database: dbbench knows nothing of it
+        return str(database.get("kind", "?"))
+    version = str(database["server_version"])
     product = "" if version.startswith("SQLite") else "PostgreSQL "
     return f"{product}{version} ({database.get('kind', '?')})"
 
@@ -219,6 +237,13 @@ def advice_tables(rows: list[Row]) -> list[Table]:
 def render(results: Results) -> RenderableType:
     rows = summary.rows(results)  # once: every table below is a view of the same rows
     parts: list[RenderableType] = [table(rows)]
+    failed = failure_lines(rows, results)
+    if failed:
+        threshold = failures.percent(summary.max_error_rate(results))
+        parts.append(Text(f"{len(failed)} failed cell(s): no throughput shown (req/s counts successful "
+                          f"responses only; a cell fails above {threshold} errors or when nothing succeeded):",
+                          style="bold red"))  # fmt: skip
+        parts.extend(Text(f"  - {line}", style="red") for line in failed)
     for extra in (sweep_table(rows), *advice_tables(rows), time_table(rows), profile_table(results)):
         if extra is not None:
             parts.append(extra)

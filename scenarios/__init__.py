@@ -16,6 +16,11 @@ from bench.errors import BenchError
 HERE = Path(__file__).resolve().parent
 
 
+def is_builtin(path: Path) -> bool:
+    """One of dbbench's own locustfiles (this folder), as opposed to a user's."""
+    return path.resolve().parent == HERE
+
+
 @dataclass(frozen=True)
 class Scenario:
     name: str
@@ -39,26 +44,48 @@ class ScenarioRegistry:
         return list(self._items)
 
     def select(self, names: list[str]) -> list[Scenario]:
-        """Names, locustfile paths and group names (each group expands to its scenarios, in order)."""
+        """Names, locustfile paths and group names (each group expands to its scenarios, in order).
+
+        A user's file is named by its file name (``mine.py``: the ``.py`` keeps it apart from every
+        built-in scenario, so a file called ``db.py`` never merges with ``db``); two files with the same
+        name get as many parent folders as tell them apart (``locustfile.py (read)``). Names never
+        contain a path separator: they name log files too."""
         picked: dict[str, Scenario] = {}
         for name in names:
             for each in self.groups.get(name, [name]):
                 scenario = self.get(each)
                 picked.setdefault(str(scenario.path), scenario)
-        return list(picked.values())
+        return _distinct([*picked.values()])
 
     def get(self, name: str) -> Scenario:
         if name in self._items:
             return self._items[name]
         path = Path(name)
         if path.suffix == ".py":
+            if path.is_file() and is_builtin(path) and path.stem in self._items:
+                return self._items[path.stem]  # a built-in scenario, given by its path
             if not path.is_file():
                 raise BenchError(
                     f"locustfile {name} does not exist; pass a path to a locustfile or one of {', '.join(self._items)}"
                 )
-            return Scenario(path.stem, path.resolve())
+            return Scenario(path.name, path.resolve())
         choices = ", ".join([*self._items, *self.groups])
         raise BenchError(f"unknown scenario {name!r}; choose from {choices} or pass a locustfile path")
+
+
+def _distinct(scenarios: list[Scenario]) -> list[Scenario]:
+    """Rename users' files whose names clash: add the nearest parent folders that differ."""
+    files = [s for s in scenarios if not is_builtin(s.path)]
+    renamed: dict[Path, str] = {}
+    for scenario in files:
+        clashing = [s.path for s in files if s.name == scenario.name]
+        if len(clashing) < 2:
+            continue
+        depth = 1
+        while depth < len(scenario.path.parts) and len({p.parts[-depth - 1 : -1] for p in clashing}) < len(clashing):
+            depth += 1
+        renamed[scenario.path] = f"{scenario.name} ({'-'.join(scenario.path.parts[-depth - 1 : -1])})"
+    return [Scenario(renamed[s.path], s.path) if s.path in renamed else s for s in scenarios]
 
 
 # "core": the TechEmpower four and the N+1 pair (the default); "advice": the workloads behind the common
@@ -66,3 +93,6 @@ class ScenarioRegistry:
 CORE = ["db", "queries", "fortunes", "updates", "nplus1"]
 ADVICE = ["search", "hot", "uniform", "mixed", "report", "report_refresh"]
 SCENARIOS = ScenarioRegistry([*CORE, *ADVICE], {"core": CORE, "advice": ADVICE, "all": [*CORE, *ADVICE]})
+# The built-in scenarios whose requests change the server's data: `bench run --url` runs them only with
+# --allow-writes (a server dbbench did not start is left as it was found).
+WRITING = frozenset({"updates", "mixed", "report_refresh"})

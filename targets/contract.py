@@ -24,7 +24,7 @@ import orjson
 from fastapi import BackgroundTasks, Depends, FastAPI, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
-from targets import instrument, profiling
+from targets import IDENTITY_HEADER, instrument, profiling
 from targets.data_rules import (
     REFRESH_ACCEPTED,
     WORLD_NOT_FOUND,
@@ -259,7 +259,7 @@ def build_async_app(variant: str, open_store: OpenAsyncStore, *, instrument_by_d
             if sink is not None:
                 sink.save()
 
-    app = _new_app(lifespan, collector)
+    app = _new_app(variant, lifespan, collector)
     if sink is not None:
         app.add_middleware(profiling.ProfileMiddleware, sink=sink)
     _add_stats_middleware(app, collector)
@@ -355,7 +355,7 @@ def build_sync_app(variant: str, open_store: OpenSyncStore, *, instrument_by_def
             if sink is not None:
                 sink.save()
 
-    app = _new_app(lifespan, collector)
+    app = _new_app(variant, lifespan, collector)
     _add_stats_middleware(app, collector)
 
     @app.get("/db")
@@ -454,7 +454,9 @@ def _switches(instrument_by_default: bool) -> tuple[Collector | None, profiling.
 
 
 def _new_app(
-    lifespan: Callable[[FastAPI], AbstractAsyncContextManager[dict[str, Any]]], collector: Collector | None
+    variant: str,
+    lifespan: Callable[[FastAPI], AbstractAsyncContextManager[dict[str, Any]]],
+    collector: Collector | None,
 ) -> FastAPI:
     # No /docs or /openapi.json: the server exposes the contract and nothing else.
     app = FastAPI(lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
@@ -462,7 +464,7 @@ def _new_app(
     @app.get("/health")
     async def health() -> Response:
         # uvicorn accepts connections only after lifespan startup, i.e. once the store (pool) is open.
-        return OrjsonResponse({"status": "ok"})
+        return OrjsonResponse({"status": "ok"}, headers={IDENTITY_HEADER: variant})
 
     instrument.add_stats_routes(app, collector)
     return app

@@ -24,13 +24,13 @@ def test_only_requests_completed_inside_the_window_count() -> None:
     window.open()
     window.on_request("GET", "/db", 0.25, 10)  # 250 µs: sub-millisecond must survive
     window.on_request("GET", "/db", 12.5, 10)
-    window.on_request("GET", "/db", 3.0, 0, exception=RuntimeError("500 Server Error"))
+    window.on_request("GET", "/db", 3.0, 0, exception=ConnectionResetError(104, "Connection reset by peer"))
     clock.now = 3.0
     window.close()
     window.on_request("GET", "/db", 1.0, 10)  # after the window: dropped
     data = window.to_dict()
     assert data["requests"] == 3
-    assert data["errors"] == {"RuntimeError: 500 Server Error": 1}
+    assert data["errors"] == {"ConnectionResetError GET /db: [Errno 104] Connection reset by peer": 1}
     assert data["duration_s"] == 2.0
     assert data["bytes_received"] == 20
     merged = hist.decode(data["histogram"])

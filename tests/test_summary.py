@@ -82,7 +82,7 @@ def test_failed_checks_become_failed_rows_and_reports_render_them() -> None:
     assert rows[("sync", 32)].status == "failed"
     assert '"status": "failed"' in jsonreport.render(results)
     text = markdown.render(results)
-    assert "| sync | failed |" in text and "\\|" not in text.split("not escaped")[0][-5:]
+    assert "| sync | **failed** |" in text and "\\|" not in text.split("not escaped")[0][-5:]
 
 
 def test_resource_figures_per_request() -> None:
