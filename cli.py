@@ -543,7 +543,7 @@ def serve(
     from bench.errors import BenchError
     from bench.pg import provision
     from bench.procs import Supervisor, interrupts_as_exceptions
-    from bench.target import TargetConfig, TargetFailed
+    from bench.target import TargetConfig, TargetFailed, failure_reason
     from bench.target import serve as serve_target
 
     try:
@@ -566,7 +566,7 @@ def serve(
                 typer.echo("Ctrl-C stops the server and the database")
                 while target.child.alive():
                     time.sleep(0.5)
-                raise _fail(f"{chosen.name} exited: {target.child.log_tail(3)}", code=1)
+                raise _fail(f"{chosen.name} exited: {failure_reason(target.child, target.secrets)}", code=1)
     except BenchError as exc:
         raise _fail(str(exc)) from None
     except TargetFailed as exc:

@@ -10,7 +10,7 @@ import dataclasses
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -39,6 +39,7 @@ from bench.results import Cell, Results, VariantCheck
 from bench.target import PROJECT_ROOT, TargetConfig, TargetFailed, serve
 from scenarios import WRITING, Scenario
 from targets import Variant
+from targets.settings import CacheSpec
 
 THREADPOOL_SIZE = 40  # anyio's default, which FastAPI runs `def` routes on; recorded, not changed
 DATABASES = ("postgres", "sqlite")
@@ -140,7 +141,7 @@ class Run:
                 self._execute_external(supervisor, workdir, config.url)
                 return self.results
             self.observer.phase("creating the SQLite file" if config.db == "sqlite" else "provisioning PostgreSQL")
-            with self._database(supervisor, workdir) as database, self._cache(supervisor) as cache_env:
+            with self._database(supervisor, workdir) as database, self._cache(supervisor) as cache:
                 self.results.metadata = self._metadata(database)
                 self.results.metadata["cache"] = self.cache_description
                 self.save()
@@ -149,12 +150,11 @@ class Run:
                 self.observer.phase("seeding")
                 seed.apply_schema(database.dsn)
                 self._probe_pg_stat_statements(database)
-                env = (*self._instrument_env(), *cache_env)
+                base = TargetConfig(database.dsn, config.pool_size, instrument=config.instrument, cache=cache)
                 # The check always counts queries, whatever the timed cells do.
-                check_env = (("DBBENCH_INSTRUMENT", "1"), *cache_env)
-                check_config = TargetConfig(database.dsn, config.pool_size, extra_env=check_env)
+                check_config = replace(base, instrument=True)
                 passed = self._check_all(supervisor, database, check_config, workdir)
-                self._run_cells(passed, lambda key: self._measure(supervisor, database, env, key, workdir))
+                self._run_cells(passed, lambda key: self._measure(supervisor, database, base, key, workdir))
                 self._explain(database)
                 if config.profile:
                     self._profile(supervisor, database, passed, workdir)
@@ -166,24 +166,19 @@ class Run:
         return provision(supervisor, self.config.dsn)
 
     @contextmanager
-    def _cache(self, supervisor: Supervisor) -> Iterator[tuple[tuple[str, str], ...]]:
-        """The cached variant's backend, as environment for its targets; Redis only when it will be used."""
+    def _cache(self, supervisor: Supervisor) -> Iterator[CacheSpec]:
+        """The cached variant's backend; Redis only when it will be used."""
         config = self.config
         if "redis" not in config.caches() or not any(v.name in CACHE_VARIANTS for v in config.variants):
             self.cache_description = {"backend": "memory"}
-            yield (("DBBENCH_CACHE", "memory"),)
+            yield CacheSpec("memory")
             return
         self.observer.phase("starting Redis" if config.redis_url is None else "connecting to Redis")
         with redis_server.provision(supervisor, config.redis_url) as server:
             self.cache_description = {"backend": "redis", **server.describe()}
             if len(config.caches()) > 1:
                 self.cache_description["backends"] = sorted(config.caches())  # a sweep: per cell in its settings
-            yield (("DBBENCH_CACHE", "redis"), ("DBBENCH_REDIS_URL", server.url))
-
-    def _instrument_env(self) -> tuple[tuple[str, str], ...]:
-        if self.config.instrument is None:
-            return ()
-        return (("DBBENCH_INSTRUMENT", "1" if self.config.instrument else "0"),)
+            yield CacheSpec("redis", server.url)
 
     def _probe_pg_stat_statements(self, database: Database) -> None:
         if sqlite_db.is_sqlite(database):
@@ -456,7 +451,7 @@ class Run:
         return passed
 
     def _measure(
-        self, supervisor: Supervisor, database: Database, env: tuple[tuple[str, str], ...], key: CellKey, workdir: Path
+        self, supervisor: Supervisor, database: Database, base: TargetConfig, key: CellKey, workdir: Path
     ) -> Cell:
         cell = self._new_cell(key)
         setting = key.setting or Setting()
@@ -464,9 +459,8 @@ class Run:
             seed.set_search_index(database.dsn, setting.index)
         # Every cell starts from the same data: writes from an earlier cell (and their bloat) are gone.
         seed.seed(database.dsn)
-        if setting.cache is not None:
-            env = (*env, ("DBBENCH_CACHE", setting.cache))  # the later entry wins in the target's environment
-        config = TargetConfig(database.dsn, setting.pool_size or self.config.pool_size, extra_env=env)
+        cache = base.cache if setting.cache is None else replace(base.cache, backend=setting.cache)
+        config = replace(base, pool_size=setting.pool_size or base.pool_size, cache=cache)
         log = workdir / f"{key.slug}.log"
         try:
             with (

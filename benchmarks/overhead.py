@@ -40,7 +40,7 @@ ATTEMPTS = 2  # a shared machine can stall one cell; retry it once rather than l
 def measure(
     supervisor: Supervisor, dsn: str, variant: str, hooks: bool, args: argparse.Namespace, workdir: Path
 ) -> tuple[float, float]:
-    config = TargetConfig(dsn, args.pool_size, extra_env=(("DBBENCH_INSTRUMENT", "1" if hooks else "0"),))
+    config = TargetConfig(dsn, args.pool_size, instrument=hooks)
     label = f"{variant}-{'on' if hooks else 'off'}"
     with serve(supervisor, variant, VARIANTS.get(variant).app, config, workdir / f"{label}.log") as target:
         info = target.info()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import html
-import os
 import random
 import threading
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
@@ -43,33 +42,18 @@ from targets.schema import ADDED_FORTUNE, AUTHOR_ROWS, MAX_RANDOM_NUMBER, WORLD_
 # Re-exported ("as" form, for mypy): variants import every row type from here.
 from targets.schema import ItemRow as ItemRow
 from targets.schema import ReportRow as ReportRow
+from targets.settings import TargetSpec
 from targets.stats import Collector
 
-DEFAULT_POOL_SIZE = 10
+# What a variant's store is opened with (targets.settings): read when the app starts, not at import.
+Settings = TargetSpec
+
 MAX_QUERIES = 500
 DEFAULT_AUTHORS = 20
 
 WorldRow = tuple[int, int]  # (id, randomNumber)
 FortuneRow = tuple[int, str]  # (id, message)
 AuthorBooks = tuple[int, str, list[tuple[int, str]]]  # (id, name, [(book id, title), ...] sorted by id)
-
-
-@dataclass(frozen=True)
-class Settings:
-    """The target's whole configuration; read from the environment when the app starts, not at import."""
-
-    dsn: str
-    pool_size: int
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] = os.environ) -> Settings:
-        dsn = environ.get("DBBENCH_DSN")
-        if not dsn:
-            raise RuntimeError("DBBENCH_DSN is not set (e.g. postgresql://user@host:5432/dbname)")
-        pool_size = int(environ.get("DBBENCH_POOL_SIZE", DEFAULT_POOL_SIZE))
-        if pool_size < 1:
-            raise RuntimeError(f"DBBENCH_POOL_SIZE must be at least 1, got {pool_size}")
-        return cls(dsn=dsn, pool_size=pool_size)
 
 
 @dataclass(frozen=True)
