@@ -375,7 +375,7 @@ def advice(
 
 
 def _execute(config: RunConfig) -> None:
-    from bench.procs import sigterm_as_interrupt
+    from bench.procs import interrupts_as_exceptions
     from bench.runner import Run, validate_config
     from reports.live import LiveObserver
     from reports.terminal import console as make_console
@@ -386,7 +386,7 @@ def _execute(config: RunConfig) -> None:
     observer = LiveObserver(console)
     run_ = Run(config, observer)
     try:
-        with sigterm_as_interrupt(), observer:
+        with interrupts_as_exceptions(), observer:
             run_.execute()
     except KeyboardInterrupt:
         saved = len(run_.results.cells)
@@ -441,13 +441,13 @@ def calibrate_(
 
     from bench import calibration
     from bench.load import LoadFailed
-    from bench.procs import Supervisor, sigterm_as_interrupt
+    from bench.procs import Supervisor, interrupts_as_exceptions
     from bench.target import TargetFailed
 
     if users < 1 or duration <= 0 or warmup < 0:
         raise _fail("--users must be >= 1, --duration > 0 and --warmup >= 0")
     try:
-        with sigterm_as_interrupt(), Supervisor() as supervisor, tempfile.TemporaryDirectory() as tmp:
+        with interrupts_as_exceptions(), Supervisor() as supervisor, tempfile.TemporaryDirectory() as tmp:
             measured = calibration.calibrate(supervisor, Path(tmp), users, warmup, duration)
     except (TargetFailed, LoadFailed) as exc:
         raise _fail(str(exc), code=1) from None
@@ -472,20 +472,17 @@ def worker(
     The run's master sends each cell's locustfile and load spec (users, rate, window); the worker joins
     every cell of the run in turn, and leaves on Ctrl-C or when no master has answered for 5 minutes.
     """
-    import signal
     import tempfile
     import time
 
     from bench.load import entry_argv
     from bench.loadspec import worker_args
-    from bench.procs import Supervisor, sigterm_as_interrupt
+    from bench.procs import Supervisor, interrupts_as_exceptions
 
     host, port = _host_port(master, "--master")
-    # Started from a script's background job, Python inherits SIGINT ignored: Ctrl-C / kill -INT must still leave.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
     cells = 0
     try:
-        with sigterm_as_interrupt(), Supervisor() as supervisor, tempfile.TemporaryDirectory() as tmp:
+        with interrupts_as_exceptions(), Supervisor() as supervisor, tempfile.TemporaryDirectory() as tmp:
             typer.echo(f"joining {host}:{port}: each cell's locustfile and load come from the run (Ctrl-C leaves)")
             while True:
                 log = Path(tmp) / f"worker-{cells}.log"
@@ -545,7 +542,7 @@ def serve(
     from bench import seed
     from bench.errors import BenchError
     from bench.pg import provision
-    from bench.procs import Supervisor, sigterm_as_interrupt
+    from bench.procs import Supervisor, interrupts_as_exceptions
     from bench.target import TargetConfig, TargetFailed, failure_reason
     from bench.target import serve as serve_target
 
@@ -554,7 +551,7 @@ def serve(
         if port is not None and not 1 <= port <= 65535:
             raise BenchError(f"--port must be between 1 and 65535, got {port}")
         with (
-            sigterm_as_interrupt(),
+            interrupts_as_exceptions(),
             Supervisor() as supervisor,
             tempfile.TemporaryDirectory() as tmp,
             provision(supervisor, dsn) as database,
