@@ -442,10 +442,13 @@ def calibrate_(
     from bench import calibration
     from bench.load import LoadFailed
     from bench.procs import Supervisor, interrupts_as_exceptions
+    from bench.run_config import window_fault
     from bench.target import TargetFailed
 
-    if users < 1 or duration <= 0 or warmup < 0:
-        raise _fail("--users must be >= 1, --duration > 0 and --warmup >= 0")
+    if users < 1:
+        raise _fail("--users must be >= 1")
+    if fault := window_fault("--duration", duration, inclusive=False) or window_fault("--warmup", warmup):
+        raise _fail(fault)
     try:
         with interrupts_as_exceptions(), Supervisor() as supervisor, tempfile.TemporaryDirectory() as tmp:
             measured = calibration.calibrate(supervisor, Path(tmp), users, warmup, duration)
@@ -541,7 +544,7 @@ def serve(
 
     from bench import seed
     from bench.errors import BenchError
-    from bench.pg import provision
+    from bench.pg import provision, refuse_pool_sizes
     from bench.procs import Supervisor, interrupts_as_exceptions
     from bench.target import TargetConfig, TargetFailed, failure_reason
     from bench.target import serve as serve_target
@@ -550,12 +553,15 @@ def serve(
         chosen = _variants(variant)[0]
         if port is not None and not 1 <= port <= 65535:
             raise BenchError(f"--port must be between 1 and 65535, got {port}")
+        if pool_size < 1:
+            raise BenchError(f"--pool-size must be >= 1 connection; got {pool_size}")
         with (
             interrupts_as_exceptions(),
             Supervisor() as supervisor,
             tempfile.TemporaryDirectory() as tmp,
             provision(supervisor, dsn) as database,
         ):
+            refuse_pool_sizes(database.dsn, [pool_size])
             seed.apply_schema(database.dsn)
             seed.seed(database.dsn)
             log = Path(tmp) / "target.log"

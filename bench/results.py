@@ -398,5 +398,10 @@ def ensure_writable(path: Path, *, force: bool) -> None:
     if path.exists() and path.is_dir():
         raise BenchError(f"{path} is a directory; -o takes a file name")
     parent = path.parent if str(path.parent) else Path(".")
-    if parent.exists() and not os.access(parent, os.W_OK):
-        raise BenchError(f"cannot write to {parent}; choose another -o")
+    # The nearest folder on the way that exists must be one (a file there makes the save's mkdir fail) and
+    # writable; the folders below it are created when the results are first saved.
+    existing = next((p for p in (parent, *parent.parents) if p.exists()), Path("."))
+    if not existing.is_dir():
+        raise BenchError(f"{existing} is a file, not a folder; choose another -o")
+    if not os.access(existing, os.W_OK):
+        raise BenchError(f"cannot write to {existing}; choose another -o")

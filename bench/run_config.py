@@ -5,6 +5,7 @@ Pure data and rules: no process is started here, so the CLI refuses bad input be
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -17,6 +18,9 @@ from scenarios import Scenario
 from targets import Variant
 
 DATABASES = ("postgres", "sqlite")
+# The longest warm-up or measured window of one cell: a day. Longer is a typo (1e308, inf), and the load
+# process's run time, the supervisor's deadlines and time.sleep all need a finite number of seconds.
+MAX_WINDOW_S = 86_400.0
 CACHES = ("memory", "redis")  # the cached variant's backends (targets.worldcache)
 
 
@@ -74,6 +78,11 @@ class RunConfig:
         """Every cache backend some cell will use."""
         return {self.cache} | {s.cache for part in self.plan_parts() for s in part.settings if s and s.cache}
 
+    def plan_pool_sizes(self) -> list[int]:
+        """Every pool size some cell will use (connections per variant's pool)."""
+        swept = [s.pool_size for part in self.plan_parts() for s in part.settings if s and s.pool_size]
+        return [self.pool_size, *self.pool_sizes, *swept]
+
     def plan_parts(self) -> list[Part]:
         return list(self.parts) or [Part(self.scenarios, self.settings())]
 
@@ -84,13 +93,18 @@ def validate_config(config: RunConfig) -> None:
     if not config.scenarios:
         raise BenchError("no scenarios selected; pass --scenarios with at least one name (see bench list)")
     on_sqlite = config.db == "sqlite"
+    windows = (
+        window_fault("--duration", config.duration_s, inclusive=False),
+        window_fault("--warmup", config.warmup_s),
+    )
+    for fault in windows:
+        if fault:
+            raise BenchError(fault)
     caches = ",".join(config.cache_backends) or config.cache
     checks: list[tuple[bool, str]] = [
         (bool(config.users) and all(u >= 1 for u in config.users), "--users must be whole numbers >= 1"),
         (all(r > 0 for r in config.rates), "--rate values must be > 0 requests/s"),
         (not (config.rates and len(config.users) > 1), "sweep either --users or --rate, not both"),
-        (config.duration_s > 0, "--duration must be > 0 seconds"),
-        (config.warmup_s >= 0, "--warmup must be >= 0 seconds"),
         (config.trials >= 1, "--trials must be >= 1"),
         (
             0 <= config.max_error_rate <= 1,
@@ -134,3 +148,15 @@ def validate_config(config: RunConfig) -> None:
     for ok, message in checks:
         if not ok:
             raise BenchError(message)
+
+
+def window_fault(option: str, seconds: float, *, inclusive: bool = True) -> str | None:
+    """The one-line refusal of a warm-up or measured window in seconds, or None when it is usable: finite,
+    >= 0 (> 0 unless ``inclusive``) and at most MAX_WINDOW_S."""
+    if math.isfinite(seconds) and (seconds >= 0 if inclusive else seconds > 0) and seconds <= MAX_WINDOW_S:
+        return None
+    low = ">= 0" if inclusive else "> 0"
+    return (
+        f"{option} takes seconds {low} and at most {MAX_WINDOW_S:g} (one day: a cell's window must end); "
+        f"got {seconds:g}"
+    )

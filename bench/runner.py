@@ -33,7 +33,7 @@ from bench.check.variant import CheckReport, check_variant
 from bench.dbmon import ConnectionSampler
 from bench.explain import explain_run
 from bench.external import run_external
-from bench.pg import Database, provision
+from bench.pg import Database, provision, refuse_pool_sizes
 from bench.plan import CACHE_VARIANTS, CellKey, Setting
 from bench.procs import Supervisor
 from bench.recorder import Observer, Recorder
@@ -77,6 +77,8 @@ class Run:
                 return self.results
             self.observer.phase("creating the SQLite file" if config.db == "sqlite" else "provisioning PostgreSQL")
             with self._database(supervisor, workdir) as database, self._cache(supervisor) as cache:
+                if config.db != "sqlite":  # before the results file is written: a refusal overwrites nothing
+                    refuse_pool_sizes(database.dsn, config.plan_pool_sizes())
                 self.results.metadata = run_metadata.describe(config, database, self.locustfiles)
                 self.results.metadata["cache"] = self.cache_description
                 self.recorder.save()

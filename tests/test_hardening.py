@@ -7,14 +7,22 @@ fixtures they use.
 from __future__ import annotations
 
 import json
+import math
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from bench.check import data as check_data
 from bench.check.counting import QueryCounter
 from bench.check.probe import Probe
 from bench.check.session import Scope, Session
+from bench.errors import BenchError
+from bench.pg import refuse_pool_sizes
+from bench.run_config import MAX_WINDOW_S, window_fault
 
 
 def _refresh_server(lag_reads: int) -> httpx.MockTransport:
@@ -64,3 +72,92 @@ def test_refresh_counters_that_never_move_are_still_a_problem(monkeypatch) -> No
     assert len(session.probe.problems) == 1
     assert "refresh counters after one POST /refresh-views" in session.probe.problems[0]
     assert json.dumps(session.probe.problems)  # one plain line each
+
+
+BENCH = [sys.executable, "-m", "bench"]
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def bench(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*BENCH, *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+
+
+def assert_one_line_exit_2(proc: subprocess.CompletedProcess[str], fragment: str) -> None:
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("error: ") and fragment in lines[0], lines[0]
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["run", "--duration", "inf"], "--duration takes seconds > 0 and at most 86400"),
+        (["run", "--warmup", "inf"], "--warmup takes seconds >= 0 and at most 86400"),
+        (["run", "--duration", "1e308"], "got 1e+308"),
+        (["run", "--duration", "nan"], "got nan"),
+        (["advice", "--duration", "inf"], "--duration takes seconds"),
+        (["advice", "--warmup", "-1"], "--warmup takes seconds >= 0"),
+        (["calibrate", "--warmup", "inf"], "--warmup takes seconds >= 0"),
+        (["calibrate", "--duration", "1e9"], "--duration takes seconds > 0"),
+        (["serve", "pooled", "--pool-size", "0"], "--pool-size must be >= 1"),
+    ],
+)
+def test_absurd_numbers_are_refused_in_one_line_before_anything_runs(
+    args: list[str], fragment: str, tmp_path: Path
+) -> None:
+    out = tmp_path / "r.json"
+    proc = bench(*args, *(["-o", str(out)] if args[0] in ("run", "advice") else []))
+    assert_one_line_exit_2(proc, fragment)
+    assert not out.exists()
+
+
+def test_window_fault_bounds() -> None:
+    assert window_fault("--duration", 10.0, inclusive=False) is None
+    assert window_fault("--warmup", 0.0) is None
+    assert window_fault("--warmup", MAX_WINDOW_S) is None
+    assert window_fault("--duration", 0.0, inclusive=False)
+    for bad in (math.inf, -math.inf, math.nan, MAX_WINDOW_S + 1, -1.0):
+        assert window_fault("--warmup", bad)
+
+
+@pytest.mark.parametrize(
+    ("source", "fragment"),
+    [
+        ("def broken(:\n    pass\n", "SyntaxError: invalid syntax (bad.py, line 1)"),
+        ("from locust import task\nX = 1\n", "defines no User class"),
+        ("import sys\nsys.exit(3)\n", "SystemExit: 3"),
+    ],
+)
+def test_a_bad_locustfile_is_one_line_and_overwrites_nothing(source: str, fragment: str, tmp_path: Path) -> None:
+    locustfile = tmp_path / "bad.py"
+    locustfile.write_text(source)
+    good = tmp_path / "good.json"
+    good.write_text('{"kept": true}')
+    proc = bench("run", "--variants", "pooled", "--scenarios", str(locustfile), "-o", str(good), "--force")
+    assert_one_line_exit_2(proc, fragment)
+    assert good.read_text() == '{"kept": true}'
+    assert proc.stderr.count("line 1") <= 1
+
+
+def test_output_under_a_regular_file_is_one_line(tmp_path: Path) -> None:
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    proc = bench("run", "--variants", "pooled", "--scenarios", "db", "-o", str(afile / "sub" / "x.json"))
+    assert_one_line_exit_2(proc, f"{afile} is a file, not a folder")
+
+
+def test_pool_sizes_beyond_max_connections_are_refused_naming_it(pg_dsn: str) -> None:
+    refuse_pool_sizes(pg_dsn, [10, 20])
+    with pytest.raises(BenchError, match=r"--pool-size 100000 does not fit the server: max_connections is \d+"):
+        refuse_pool_sizes(pg_dsn, [10, 100000])
+
+
+@pytest.mark.e2e  # provisions the embedded PostgreSQL
+def test_run_with_a_pool_too_large_refuses_after_provisioning_and_keeps_the_file(tmp_path: Path) -> None:
+    good = tmp_path / "good.json"
+    good.write_text('{"kept": true}')
+    proc = bench("run", "--variants", "pooled", "--scenarios", "db", "--pool-size", "300", "-o", str(good), "--force")
+    assert_one_line_exit_2(proc, "max_connections is 200")
+    assert good.read_text() == '{"kept": true}'

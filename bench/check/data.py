@@ -200,9 +200,7 @@ def _post_and_wait(session: Session, before: dict[str, int] | None, changed: Cal
         _judge_refresh_counts(session, before, answered_ms, deadline)
 
 
-def _judge_refresh_counts(
-    session: Session, before: dict[str, int] | None, answered_ms: float, deadline: float
-) -> None:
+def _judge_refresh_counts(session: Session, before: dict[str, int] | None, answered_ms: float, deadline: float) -> None:
     probe = session.probe
     after = _refresh_counts(session)
     if before is None or after is None:
