@@ -107,7 +107,7 @@ def refuse_pool_sizes(dsn: str, sizes: list[int]) -> None:
             "SELECT name, setting::int FROM pg_settings"
             " WHERE name IN ('max_connections', 'superuser_reserved_connections', 'reserved_connections')"
         ).fetchall()
-    settings = dict(rows)
+    settings: dict[str, int] = {str(name): int(value) for name, value in rows}
     reserved = settings.get("superuser_reserved_connections", 0) + settings.get("reserved_connections", 0)
     room = settings["max_connections"] - reserved - OWN_CONNECTIONS
     if max(sizes) > room:
