@@ -42,8 +42,12 @@ def errors_text(row: Row) -> str:
 
 
 def baseline(rows: list[Row]) -> float:
+    """The req/s ratios divide by; 0 (ratios shown as "-") when the base ran but failed: the README's tables
+    are ratios to pooled, so a failed pooled never silently hands the base to another variant."""
     ok = [row for row in rows if row.status == "ok"]
-    return next((r.rps for r in ok if r.variant == BASELINE), max((r.rps for r in ok), default=0.0))
+    if any(r.variant == BASELINE for r in rows):
+        return next((r.rps for r in ok if r.variant == BASELINE), 0.0)
+    return max((r.rps for r in ok), default=0.0)
 
 
 def flags(row: Row) -> list[str]:

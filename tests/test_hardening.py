@@ -6,6 +6,7 @@ fixtures they use.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import subprocess
@@ -23,6 +24,8 @@ from bench.check.session import Scope, Session
 from bench.errors import BenchError
 from bench.pg import refuse_pool_sizes
 from bench.run_config import MAX_WINDOW_S, window_fault
+from reports.summary import Row
+from reports.terminal import baseline
 
 
 def _refresh_server(lag_reads: int) -> httpx.MockTransport:
@@ -161,3 +164,14 @@ def test_run_with_a_pool_too_large_refuses_after_provisioning_and_keeps_the_file
     proc = bench("run", "--variants", "pooled", "--scenarios", "db", "--pool-size", "300", "-o", str(good), "--force")
     assert_one_line_exit_2(proc, "max_connections is 200")
     assert good.read_text() == '{"kept": true}'
+
+
+def _row(variant: str, rps: float, status: str = "ok") -> Row:
+    fields: dict[str, Any] = {f.name: None for f in dataclasses.fields(Row)}
+    return Row(**{**fields, "variant": variant, "rps": rps, "status": status})
+
+
+def test_ratios_are_dashes_when_the_base_failed_never_another_variant() -> None:
+    assert baseline([_row("pooled", 0.0, "failed"), _row("sync", 900.0)]) == 0.0
+    assert baseline([_row("pooled", 2000.0), _row("sync", 900.0)]) == 2000.0
+    assert baseline([_row("sync", 900.0), _row("nopool", 300.0)]) == 900.0  # pooled did not run: the best
