@@ -53,9 +53,15 @@ def error_kind(request_type: str, name: str, exception: BaseException) -> str:
     status = http_status(exception)
     if status is not None:
         return status_kind(request_type, name, status)
-    message = str(exception)[:_MESSAGE_LIMIT]
+    message = one_line(str(exception))[:_MESSAGE_LIMIT]
     head = f"{type(exception).__name__} {endpoint(request_type, name)}"
     return f"{head}: {message}" if message else head
+
+
+def one_line(text: str) -> str:
+    """``text`` with every run of whitespace (newlines included) folded to one space: a reason stays one line
+    whatever a user's ``response.failure("...\\n...")`` or a server's exception spelled."""
+    return " ".join(text.split())
 
 
 def body_sample(response: Any) -> str:
@@ -66,7 +72,7 @@ def body_sample(response: Any) -> str:
         return ""
     if not isinstance(text, str):
         return ""
-    line = " ".join(text.split())
+    line = one_line(text)
     # A server's error page may echo its connection string (a debug traceback): its password never reaches
     # a results file, in any form bench.dsn knows (URL userinfo, password= in a query or key=value string).
     return redact(line)[:_SAMPLE_LIMIT]
@@ -88,8 +94,10 @@ def describe(requests: int, errors: Mapping[str, int], samples: Mapping[str, str
     failed = sum(errors.values())
     shown = top_kinds(errors)
     samples = samples or {}
+    # Kinds from files written before error_kind folded them may hold newlines.
     kinds = "; ".join(
-        f"{count:,} × {kind}" + (f" (body: {samples[kind]})" if samples.get(kind) else "") for kind, count in shown
+        f"{count:,} × {one_line(kind)}" + (f" (body: {samples[kind]})" if samples.get(kind) else "")
+        for kind, count in shown
     )
     rest = failed - sum(count for _, count in shown)
     if rest:

@@ -25,7 +25,8 @@ BOOTSTRAP_RESAMPLES = 2000
 BOOTSTRAP_SEED = 20261124
 # A sweep's knee: the lightest load reaching this share of the peak; more load past it buys latency.
 KNEE_FRACTION = 0.90
-ERROR_KINDS = 10  # error kinds a row lists (the commonest); the counts beside them cover all
+ERROR_KINDS = 10  # error kinds a row lists (the commonest); the rest are summed under OTHER_KINDS
+OTHER_KINDS = "other"
 
 Key = tuple[str, str, int, float | None, str]  # variant, scenario, users, rate, setting
 
@@ -38,7 +39,7 @@ class Row:
     rate: float | None  # open model's target rate; None for the closed model
     setting: str  # the swept factors besides load, e.g. "pool 5 · index off"; "" when none
     trials: int
-    rps: float  # successful responses per second of the window; 0 when the row failed
+    rps: float  # successful responses per second of the window; 0 when the row failed (null in to_dict)
     rps_ci: tuple[float, float] | None  # 95 % bootstrap CI of the median over trials (>= 2 trials)
     rps_min: float
     rps_max: float
@@ -84,7 +85,11 @@ class Row:
         return f"{self.variant} ({self.setting})" if self.setting else self.variant
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The row as plain data; a row that did not stand has no throughput: null, not 0."""
+        out = asdict(self)
+        if self.status != "ok":
+            out.update(rps=None, rps_min=None, rps_max=None)
+        return out
 
 
 def bootstrap_ci(
@@ -134,6 +139,8 @@ def _error_kinds(cells: list[Cell]) -> tuple[dict[str, int], dict[str, str]]:
         for kind, count in cell.errors.items():
             counts[kind] = counts.get(kind, 0) + count
     kinds = dict(failures.top_kinds(counts, ERROR_KINDS))
+    if rest := sum(counts.values()) - sum(kinds.values()):
+        kinds[OTHER_KINDS] = rest  # the listed counts always add up to the row's errors
     samples = {kind: text for cell in reversed(cells) for kind, text in cell.error_samples.items() if kind in kinds}
     return kinds, samples
 
@@ -145,7 +152,7 @@ def _failed_row(key: Key, cells: list[Cell], status: str = "failed") -> Row:
     kinds, samples = _error_kinds(cells)
     return Row(
         *key,
-        trials=0,
+        trials=sum(c.status != "skipped" for c in cells),  # trials that ran, though none stands
         rps=0.0,
         rps_ci=None,
         rps_min=0.0,
@@ -175,7 +182,7 @@ def _failed_row(key: Key, cells: list[Cell], status: str = "failed") -> Row:
         pg_top_statements=[],
         findings=[],
         status=status,
-        reason="; ".join(sorted({c.reason for c in cells})),
+        reason="; ".join(sorted({failures.one_line(c.reason) for c in cells})),  # older files kept newlines
         endpoints=_endpoint_figures(cells, timed=False),
         error_kinds=kinds,
         error_samples=samples,

@@ -17,13 +17,16 @@ from typing import Any
 import httpx
 import pytest
 
+from bench import failures
 from bench.check import data as check_data
 from bench.check.counting import QueryCounter
 from bench.check.probe import Probe
 from bench.check.session import Scope, Session
 from bench.errors import BenchError
 from bench.pg import refuse_pool_sizes
+from bench.results import Cell, Results
 from bench.run_config import MAX_WINDOW_S, window_fault
+from reports import jsonreport, summary
 from reports.summary import Row
 from reports.terminal import baseline
 
@@ -175,3 +178,32 @@ def test_ratios_are_dashes_when_the_base_failed_never_another_variant() -> None:
     assert baseline([_row("pooled", 0.0, "failed"), _row("sync", 900.0)]) == 0.0
     assert baseline([_row("pooled", 2000.0), _row("sync", 900.0)]) == 2000.0
     assert baseline([_row("sync", 900.0), _row("nopool", 300.0)]) == 900.0  # pooled did not run: the best
+
+
+def test_a_failure_message_with_newlines_is_one_line_in_kinds_and_reasons() -> None:
+    kind = failures.error_kind("GET", "/x", CatchError("line one\nline two"))
+    assert kind == "CatchError GET /x: line one line two"
+    # A file written before kinds were folded still gives a one-line reason.
+    reason = failures.describe(10, {"CatchError GET /x: a\nb": 10})
+    assert "\n" not in reason and "CatchError GET /x: a b" in reason
+
+
+class CatchError(Exception):
+    """Stands for Locust's CatchResponseError (what ``response.failure(text)`` raises)."""
+
+
+def _failed_cell(trial: int, errors: dict[str, int]) -> Cell:
+    return Cell("pooled", "db", 8, trial, "failed", reason="x", duration_s=1.0, requests=sum(errors.values()),
+                errors=errors)  # fmt: skip
+
+
+def test_json_of_a_failed_cell_has_null_throughput_the_trials_that_ran_and_an_other_bucket() -> None:
+    errors = {f"HTTP 500 GET /k{i:02d}": 20 - i for i in range(12)}
+    results = Results({"config": {}}, [], [_failed_cell(1, errors)])
+    (row,) = json.loads(jsonreport.render(results))
+    assert row["status"] == "failed"
+    assert row["rps"] is None and row["rps_min"] is None and row["rps_max"] is None
+    assert row["trials"] == 1
+    assert len(row["error_kinds"]) == summary.ERROR_KINDS + 1
+    assert row["error_kinds"]["other"] == 9 + 10  # the two least common kinds
+    assert sum(row["error_kinds"].values()) == row["errors"] == sum(errors.values())
