@@ -583,7 +583,24 @@ def serve(
 
 
 def main() -> None:
-    app()
+    """The ``bench`` entry point: Typer in non-standalone mode, so that a usage error (an unknown option, a
+    value of the wrong type, a missing argument) is one line and exit 2 like every other refusal, instead
+    of Typer's boxed Rich panel. Typer 0.29 vendors Click privately: its public ``TyperException`` is the
+    base of Click's errors, and a usage error is the one with exit code 2 (Click's ``UsageError``)."""
+    if not sys.argv[1:]:
+        app()  # plain `bench`: the help, as Typer shows it (no_args_is_help)
+        return
+    try:
+        code = app(standalone_mode=False)
+    except typer.TyperException as exc:
+        message = " ".join(exc.format_message().split()).rstrip(".")
+        ctx = getattr(exc, "ctx", None)
+        hint = f"; see '{ctx.command_path if ctx is not None else 'bench'} --help'" if exc.exit_code == 2 else ""
+        typer.echo(f"error: {message}{hint}", err=True)
+        sys.exit(exc.exit_code)
+    except typer.Abort:  # end of input outside a command's own handling
+        sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

@@ -207,3 +207,24 @@ def test_json_of_a_failed_cell_has_null_throughput_the_trials_that_ran_and_an_ot
     assert len(row["error_kinds"]) == summary.ERROR_KINDS + 1
     assert row["error_kinds"]["other"] == 9 + 10  # the two least common kinds
     assert sum(row["error_kinds"].values()) == row["errors"] == sum(errors.values())
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["run", "--max-error-rate", "abc"], "Invalid value for '--max-error-rate'"),
+        (["run", "--bogus"], "No such option: --bogus; see '"),
+        (["serve"], "Missing argument 'variant'; see '"),
+        (["nosuch"], "No such command 'nosuch'"),
+        (["run", "--duration"], "'--duration' requires an argument"),
+    ],
+)
+def test_usage_errors_are_one_line_and_exit_2(args: list[str], fragment: str) -> None:
+    proc = bench(*args)
+    assert_one_line_exit_2(proc, fragment)
+    assert "╭" not in proc.stderr
+
+
+def test_plain_bench_still_shows_the_help() -> None:
+    proc = bench()
+    assert "run" in proc.stdout and "report" in proc.stdout and "Traceback" not in proc.stderr
