@@ -221,6 +221,8 @@ def run(
     if not caches or len(set(caches)) < len(caches):
         raise _fail(f"--cache takes memory, redis or memory,redis; got {cache!r}")
     duration_s, warmup_s = _timing(quick, duration, warmup)
+    if url and variants != "all":
+        raise _fail("--variants picks dbbench's own servers; with --url the one server is the URL (name it: --label)")
     try:
         config = RunConfig(
             variants=[_external(label)] if url else _variants(variants),
@@ -276,7 +278,7 @@ def _variants(raw: str) -> list[Variant]:
     if names == ["all"]:
         return list(VARIANTS)
     try:
-        return [VARIANTS.get(name) for name in names]
+        return [VARIANTS.get(name) for name in dict.fromkeys(names)]  # once each, in the order given
     except UnknownVariant as exc:
         raise BenchError(str(exc)) from None
 
@@ -539,6 +541,7 @@ def serve(
     dsn: Annotated[str | None, typer.Option(help="Use an existing server instead of the embedded one.")] = None,
 ) -> None:
     """Provision, seed and start one variant for manual poking; Ctrl-C stops everything."""
+    import signal
     import tempfile
     import time
 
@@ -572,7 +575,9 @@ def serve(
                 typer.echo("Ctrl-C stops the server and the database")
                 while target.child.alive():
                     time.sleep(0.5)
-                raise _fail(f"{chosen.name} exited: {failure_reason(target.child, target.secrets)}", code=1)
+                code = target.child.popen.returncode
+                how = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
+                raise _fail(f"{chosen.name} exited ({how}): {failure_reason(target.child, target.secrets)}", code=1)
     except BenchError as exc:
         raise _fail(str(exc)) from None
     except TargetFailed as exc:

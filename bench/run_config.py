@@ -139,12 +139,21 @@ def validate_config(config: RunConfig) -> None:
     ]
     if config.url is not None:
         parts = urlsplit(config.url)
-        checks.append(
+        try:
+            port_ok = parts.port is None or parts.port > 0
+        except ValueError:  # urllib refuses a port above 65535 or not a number
+            port_ok = False
+        checks += [
             (
                 parts.scheme in ("http", "https") and bool(parts.hostname) and parts.path in ("", "/"),
                 f"--url takes the server's base URL, e.g. http://127.0.0.1:8000; got {config.url!r}",
-            )
-        )
+            ),
+            (port_ok, f"--url's port must be a number from 1 to 65535; got {config.url!r}"),
+            (
+                not config.profile,
+                "--profile needs a variant dbbench starts (it profiles inside the server); drop it with --url",
+            ),
+        ]
     for ok, message in checks:
         if not ok:
             raise BenchError(message)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 import pytest
 
 from bench import failures
@@ -108,6 +109,9 @@ def assert_one_line_exit_2(proc: subprocess.CompletedProcess[str], fragment: str
         (["calibrate", "--warmup", "inf"], "--warmup takes seconds >= 0"),
         (["calibrate", "--duration", "1e9"], "--duration takes seconds > 0"),
         (["serve", "pooled", "--pool-size", "0"], "--pool-size must be >= 1"),
+        (["run", "--url", "http://127.0.0.1:99999"], "--url's port must be a number from 1 to 65535"),
+        (["run", "--url", "http://127.0.0.1:8000", "--profile"], "--profile needs a variant dbbench starts"),
+        (["run", "--url", "http://127.0.0.1:8000", "--variants", "sync"], "--variants picks dbbench's own"),
     ],
 )
 def test_absurd_numbers_are_refused_in_one_line_before_anything_runs(
@@ -228,3 +232,31 @@ def test_usage_errors_are_one_line_and_exit_2(args: list[str], fragment: str) ->
 def test_plain_bench_still_shows_the_help() -> None:
     proc = bench()
     assert "run" in proc.stdout and "report" in proc.stdout and "Traceback" not in proc.stderr
+
+
+def test_a_variant_named_twice_is_checked_and_measured_once() -> None:
+    from cli import _variants
+
+    assert [v.name for v in _variants("pooled,sync,pooled")] == ["pooled", "sync"]
+
+
+@pytest.mark.e2e  # provisions PostgreSQL and starts uvicorn
+def test_serve_says_how_its_server_ended_when_it_is_killed() -> None:
+    proc = subprocess.Popen(
+        [*BENCH, "serve", "pooled"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout is not None
+        assert "serving on" in proc.stdout.readline()
+        (uvicorn,) = [
+            c for c in psutil.Process(proc.pid).children(recursive=True) if "uvicorn" in " ".join(c.cmdline())
+        ]
+        uvicorn.kill()
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 1
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert lines == [lines[0]] and lines[0].startswith("error: pooled exited (killed by SIGKILL): "), err
