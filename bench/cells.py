@@ -24,6 +24,7 @@ def run_cells(
     """Measure the planned cells in order (interleaved across variants, see bench.plan), judging each and
     saving the results file after every one."""
     keys = plan_parts(variants, config.plan_parts(), config.load_points(), config.trials)
+    recorder.planned(len(keys))
     for index, key in enumerate(keys, start=1):
         recorder.observer.cell_started(index, len(keys), key, config.warmup_s + config.duration_s)
         cell = measure(key)

@@ -22,7 +22,10 @@ field would need its own rule in ``_leaf_problem``), and so is a histogram that 
   a run swept besides load: pool size, search index) and ``target_window`` (the target's /_bench/info at
   the window's edges: cache hit/miss counters, background refreshes), explains' ``setting``; checks'
   ``skipped`` (why a variant was not run at all, e.g. asyncpg-only variants on ``--db sqlite``); cells'
-  ``error_samples`` (the start of a response body per HTTP failure kind).
+  ``error_samples`` (the start of a response body per HTTP failure kind); metadata's ``completed``
+  (``false`` while the run is going and when it was interrupted or stopped by an error, ``true`` once every
+  planned cell was measured; absent: unknown, an older file) and ``cells_planned`` (cells the run meant to
+  measure, once known).
 """
 
 from __future__ import annotations
@@ -226,6 +229,8 @@ class _Calibration(TypedDict, total=False):
 
 
 class _Metadata(TypedDict, total=False):
+    completed: bool  # absent in older files: unknown
+    cells_planned: int
     machine: dict[str, Any]
     database: dict[str, Any]
     pool: dict[str, Any]

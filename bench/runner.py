@@ -64,6 +64,13 @@ class Run:
         return self.recorder.results
 
     def execute(self) -> Results:
+        """Run everything; the file says ``completed`` only when this returns normally."""
+        self._execute()
+        if self.results.metadata:  # refused before the file was first written: no file to mark
+            self.recorder.finish()
+        return self.results
+
+    def _execute(self) -> Results:
         config = self.config
         results.ensure_writable(config.output, force=config.force)
         if config.profile:

@@ -92,6 +92,17 @@ class Row:
         return out
 
 
+def interrupted(results: Results) -> str | None:
+    """ "interrupted: 3 of 12 cells measured" for a file whose run did not end normally (metadata
+    ``completed`` false); None when it did, or when the file does not say (written before the field)."""
+    meta = results.metadata
+    if meta.get("completed") is not False:
+        return None
+    planned = meta.get("cells_planned")
+    of = f" of {planned}" if isinstance(planned, int) else ""
+    return f"interrupted: {len(results.cells)}{of} cells measured (the run did not finish; figures stand as measured)"
+
+
 def bootstrap_ci(
     samples: Sequence[Any], statistic: Callable[[Sequence[Any]], float], level: float = 0.95
 ) -> tuple[float, float] | None:

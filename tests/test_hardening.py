@@ -19,6 +19,7 @@ import psutil
 import pytest
 
 from bench import failures
+from bench import results as results_io
 from bench.check import data as check_data
 from bench.check.counting import QueryCounter
 from bench.check.probe import Probe
@@ -260,3 +261,24 @@ def test_serve_says_how_its_server_ended_when_it_is_killed() -> None:
     assert proc.returncode == 1
     lines = [line for line in err.splitlines() if line.strip()]
     assert lines == [lines[0]] and lines[0].startswith("error: pooled exited (killed by SIGKILL): "), err
+
+
+def test_an_interrupted_file_says_so_and_how_far_it_got(tmp_path: Path) -> None:
+    from reports import markdown, terminal
+
+    cells = [_failed_cell(1, {"HTTP 500 GET /db": 1})]
+    interrupted = Results({"config": {}, "completed": False, "cells_planned": 12}, [], cells)
+    path = tmp_path / "r.json"
+    results_io.dump(interrupted, path, force=True)
+    loaded = results_io.load(path)
+    assert summary.interrupted(loaded) == (
+        "interrupted: 1 of 12 cells measured (the run did not finish; figures stand as measured)"
+    )
+    console = terminal.console()
+    with console.capture() as captured:
+        terminal.print_report(loaded, console)
+    assert "interrupted: 1 of 12 cells measured" in captured.get()
+    assert "interrupted: 1 of 12 cells measured" in markdown.render(loaded)
+    # Finished, or written before the field existed (unknown): nothing said.
+    assert summary.interrupted(Results({"completed": True, "cells_planned": 1}, [], cells)) is None
+    assert summary.interrupted(Results({"config": {}}, [], cells)) is None
