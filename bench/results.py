@@ -22,7 +22,8 @@ field would need its own rule in ``_leaf_problem``), and so is a histogram that 
   a run swept besides load: pool size, search index) and ``target_window`` (the target's /_bench/info at
   the window's edges: cache hit/miss counters, background refreshes), explains' ``setting``; checks'
   ``skipped`` (why a variant was not run at all, e.g. asyncpg-only variants on ``--db sqlite``); cells'
-  ``error_samples`` (the start of a response body per HTTP failure kind); metadata's ``completed``
+  ``error_samples`` (the start of a response body per HTTP failure kind); cells' ``user_errors`` (exceptions
+  the locustfile's own code raised in the window, by kind: bench.failures.user_error_kind); metadata's ``completed``
   (``false`` while the run is going and when it was interrupted or stopped by an error, ``true`` once every
   planned cell was measured; absent: unknown, an older file) and ``cells_planned`` (cells the run meant to
   measure, once known).
@@ -70,6 +71,7 @@ class Cell:
     requests: int = 0  # successful + failed, completed inside the window
     errors: dict[str, int] = field(default_factory=dict)  # failed requests by kind (bench.failures.error_kind)
     error_samples: dict[str, str] = field(default_factory=dict)  # HTTP failure kind -> start of a response body
+    user_errors: dict[str, int] = field(default_factory=dict)  # exceptions in the locustfile's code, by kind
     histogram: str = ""  # encoded HDR histogram of successful requests, microseconds
     endpoints: dict[str, EndpointStats] = field(default_factory=dict)
     bytes_received: int = 0

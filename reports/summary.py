@@ -55,7 +55,9 @@ class Row:
     errors: int  # failed requests among them
     error_rate: float  # errors / requests
     late: int
-    achieved_share: float | None  # open model: achieved / target rate; below 0.95 the schedule slipped
+    # Open model: requests completed per second (successes and failures: what the load sent) / target rate;
+    # below 0.95 the schedule slipped. Failures are counted apart (errors): they do not make the load slow.
+    achieved_share: float | None
     generator_bound: bool
     load_cpu_share: float | None  # CPU per load process / window: > 0.9 means Locust was saturated
     cpu_s_per_request: float | None  # the target's CPU seconds per request
@@ -74,6 +76,7 @@ class Row:
     refreshes: dict[str, Any] | None = None  # background refreshes completed in the window and their durations
     error_kinds: dict[str, int] = field(default_factory=dict)  # failed requests by kind, commonest first
     error_samples: dict[str, str] = field(default_factory=dict)  # of those kinds: the start of a response body
+    user_errors: int = 0  # exceptions the locustfile's own code raised in the windows (not failed requests)
 
     @property
     def load(self) -> str:
@@ -197,6 +200,7 @@ def _failed_row(key: Key, cells: list[Cell], status: str = "failed") -> Row:
         endpoints=_endpoint_figures(cells, timed=False),
         error_kinds=kinds,
         error_samples=samples,
+        user_errors=sum(sum(c.user_errors.values()) for c in cells),
     )
 
 
@@ -371,7 +375,9 @@ def _row(key: Key, cells: list[Cell], ceiling: float | None, check_info: dict[st
         errors=errors,
         error_rate=errors / requests if requests else 0.0,
         late=sum(c.late for c in ok),
-        achieved_share=rps / key[3] if key[3] else None,
+        achieved_share=statistics.median(c.requests / c.duration_s for c in ok) / key[3]
+        if key[3] and all(c.duration_s > 0 for c in ok)
+        else None,
         generator_bound=calibration.generator_bound(rps, load_cpu_share or 0.0, ceiling),
         load_cpu_share=load_cpu_share,
         cpu_s_per_request=_per_request((c.target_cpu_s for c in ok), requests),
@@ -388,6 +394,7 @@ def _row(key: Key, cells: list[Cell], ceiling: float | None, check_info: dict[st
         refreshes=_refreshes(ok),
         error_kinds=kinds,
         error_samples=samples,
+        user_errors=sum(sum(c.user_errors.values()) for c in ok),
     )
 
 
@@ -410,7 +417,7 @@ def judged(cell: Cell, threshold: float) -> Cell:
     """The cell as the rule reads it today: an "ok" cell whose failures are above ``threshold`` is failed."""
     if not cell.ok:
         return cell
-    reason = failures.verdict(cell.requests, cell.errors, threshold, cell.error_samples)
+    reason = failures.verdict(cell.requests, cell.errors, threshold, cell.error_samples, cell.user_errors)
     return cell if reason is None else dataclasses.replace(cell, status="failed", reason=reason)
 
 

@@ -58,6 +58,8 @@ def flags(row: Row) -> list[str]:
         out.append(f"achieved {row.achieved_share:.0%} of target rate")
     if row.late:
         out.append(f"{row.late} late")
+    if row.user_errors:  # under --max-error-rate (above it the cell failed): the file's own code raised
+        out.append(f"{row.user_errors:,} user-code error(s)")
     if row.status == "ok" and row.reason:
         out.append(row.reason)  # some trials failed: the figures stand on the others only
     return out

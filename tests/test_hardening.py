@@ -18,8 +18,9 @@ import httpx
 import psutil
 import pytest
 
-from bench import failures
+from bench import failures, hist
 from bench import results as results_io
+from bench.cells import judge
 from bench.check import data as check_data
 from bench.check.counting import QueryCounter
 from bench.check.probe import Probe
@@ -28,9 +29,10 @@ from bench.errors import BenchError
 from bench.pg import refuse_pool_sizes
 from bench.results import Cell, Results
 from bench.run_config import MAX_WINDOW_S, window_fault
+from bench.sampling import Window, merge_windows
 from reports import jsonreport, summary
 from reports.summary import Row
-from reports.terminal import baseline
+from reports.terminal import baseline, flags
 
 
 def _refresh_server(lag_reads: int) -> httpx.MockTransport:
@@ -282,3 +284,71 @@ def test_an_interrupted_file_says_so_and_how_far_it_got(tmp_path: Path) -> None:
     # Finished, or written before the field existed (unknown): nothing said.
     assert summary.interrupted(Results({"completed": True, "cells_planned": 1}, [], cells)) is None
     assert summary.interrupted(Results({"config": {}}, [], cells)) is None
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Visitor:
+    """Stands for a User class of a locustfile."""
+
+
+class DefaultTaskSet:
+    """Stands for Locust's DefaultTaskSet, which runs the tasks written on a User."""
+
+    def __init__(self, user: object) -> None:
+        self.user = user
+
+
+def test_user_code_errors_are_counted_in_the_window_only_and_merge_across_workers() -> None:
+    clock = _Clock()
+    window = Window(1.0, 2.0, clock=clock, cpu_clock=clock)
+    window.on_user_error(Visitor(), KeyError("missing_key"))  # before the window: not counted
+    window.open()
+    for _ in range(3):
+        window.on_request("GET", "/db", 1.0, 10)
+        window.on_user_error(DefaultTaskSet(Visitor()), KeyError("missing_key"))
+    window.close()
+    sample = window.to_dict()
+    assert sample["user_errors"] == {"KeyError in Visitor: 'missing_key'": 3}
+    assert sample["errors"] == {} and sample["requests"] == 3
+    merged = merge_windows([sample, sample])
+    assert merged["user_errors"] == {"KeyError in Visitor: 'missing_key'": 6}
+
+
+def test_user_code_errors_above_the_threshold_fail_the_cell_naming_the_exception() -> None:
+    kinds = {"KeyError in Visitor: 'missing_key'": 535}
+    reason = failures.verdict(535, {}, 0.01, user_errors=kinds)
+    assert reason == "user code raised 535 times (100 % of 535 requests): 535 × KeyError in Visitor: 'missing_key'"
+    assert failures.verdict(1000, {}, 0.01, user_errors={"KeyError in Visitor": 5}) is None  # 0.5 %: stands
+    cell = Cell("pooled", "db", 2, 1, "ok", duration_s=1.0, requests=535, user_errors=kinds)
+    judge(cell, 0.01)
+    assert cell.status == "failed" and "535 × KeyError in Visitor" in cell.reason
+
+
+def test_user_code_errors_under_the_threshold_are_flagged() -> None:
+    row = dataclasses.replace(_row("pooled", 100.0), late=0, generator_bound=False, user_errors=3)
+    assert "3 user-code error(s)" in flags(row)
+
+
+def test_the_achieved_rate_counts_requests_sent_and_errors_apart() -> None:
+    # Open model at 100 req/s: every request was sent on time, half of them failed (under a 60 % threshold).
+    half_failed = Cell("pooled", "db", 4, 1, "ok", rate=100.0, duration_s=10.0, requests=1000,
+                       errors={"HTTP 500 GET /db": 500}, histogram=_encoded([1000] * 500))  # fmt: skip
+    results = Results({"config": {"max_error_rate": 0.6}}, [], [half_failed])
+    (row,) = summary.rows(results)
+    assert row.rps == 50.0 and row.errors == 500
+    assert row.achieved_share == 1.0
+    assert not any("achieved" in flag for flag in flags(row))
+
+
+def _encoded(values: list[int]) -> str:
+    h = hist.new()
+    for value in values:
+        h.record_value(value)
+    return hist.encode(h)
