@@ -10,13 +10,13 @@ import dataclasses
 import json
 import math
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import httpx
 import psutil
 import pytest
+from test_cli import BENCH, ROOT, assert_clean_error, bench  # the same bench subprocess and one-line rule
 
 from bench import failures, hist
 from bench import results as results_io
@@ -84,22 +84,6 @@ def test_refresh_counters_that_never_move_are_still_a_problem(monkeypatch) -> No
     assert json.dumps(session.probe.problems)  # one plain line each
 
 
-BENCH = [sys.executable, "-m", "bench"]
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def bench(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*BENCH, *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT)
-
-
-def assert_one_line_exit_2(proc: subprocess.CompletedProcess[str], fragment: str) -> None:
-    assert proc.returncode == 2, proc.stderr
-    assert "Traceback" not in proc.stderr + proc.stdout
-    lines = [line for line in proc.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, proc.stderr
-    assert lines[0].startswith("error: ") and fragment in lines[0], lines[0]
-
-
 @pytest.mark.parametrize(
     ("args", "fragment"),
     [
@@ -122,7 +106,7 @@ def test_absurd_numbers_are_refused_in_one_line_before_anything_runs(
 ) -> None:
     out = tmp_path / "r.json"
     proc = bench(*args, *(["-o", str(out)] if args[0] in ("run", "advice") else []))
-    assert_one_line_exit_2(proc, fragment)
+    assert_clean_error(proc, fragment)
     assert not out.exists()
 
 
@@ -149,7 +133,7 @@ def test_a_bad_locustfile_is_one_line_and_overwrites_nothing(source: str, fragme
     good = tmp_path / "good.json"
     good.write_text('{"kept": true}')
     proc = bench("run", "--variants", "pooled", "--scenarios", str(locustfile), "-o", str(good), "--force")
-    assert_one_line_exit_2(proc, fragment)
+    assert_clean_error(proc, fragment)
     assert good.read_text() == '{"kept": true}'
     assert proc.stderr.count("line 1") <= 1
 
@@ -158,7 +142,7 @@ def test_output_under_a_regular_file_is_one_line(tmp_path: Path) -> None:
     afile = tmp_path / "afile"
     afile.write_text("")
     proc = bench("run", "--variants", "pooled", "--scenarios", "db", "-o", str(afile / "sub" / "x.json"))
-    assert_one_line_exit_2(proc, f"{afile} is a file, not a folder")
+    assert_clean_error(proc, f"{afile} is a file, not a folder")
 
 
 def test_pool_sizes_beyond_max_connections_are_refused_naming_it(pg_dsn: str) -> None:
@@ -172,7 +156,7 @@ def test_run_with_a_pool_too_large_refuses_after_provisioning_and_keeps_the_file
     good = tmp_path / "good.json"
     good.write_text('{"kept": true}')
     proc = bench("run", "--variants", "pooled", "--scenarios", "db", "--pool-size", "300", "-o", str(good), "--force")
-    assert_one_line_exit_2(proc, "max_connections is 200")
+    assert_clean_error(proc, "max_connections is 200")
     assert good.read_text() == '{"kept": true}'
 
 
@@ -228,7 +212,7 @@ def test_json_of_a_failed_cell_has_null_throughput_the_trials_that_ran_and_an_ot
 )
 def test_usage_errors_are_one_line_and_exit_2(args: list[str], fragment: str) -> None:
     proc = bench(*args)
-    assert_one_line_exit_2(proc, fragment)
+    assert_clean_error(proc, fragment)
     assert "╭" not in proc.stderr
 
 
