@@ -21,6 +21,9 @@ DATABASES = ("postgres", "sqlite")
 # The longest warm-up or measured window of one cell: a day. Longer is a typo (1e308, inf), and the load
 # process's run time, the supervisor's deadlines and time.sleep all need a finite number of seconds.
 MAX_WINDOW_S = 86_400.0
+# The highest open-model rate: far above what one machine's Locust sends (~10k req/s here), low enough that
+# the pacing interval (users / rate seconds) stays a usable number; inf and nan are refused with it.
+MAX_RATE = 1_000_000.0
 CACHES = ("memory", "redis")  # the cached variant's backends (targets.worldcache)
 
 
@@ -103,7 +106,10 @@ def validate_config(config: RunConfig) -> None:
     caches = ",".join(config.cache_backends) or config.cache
     checks: list[tuple[bool, str]] = [
         (bool(config.users) and all(u >= 1 for u in config.users), "--users must be whole numbers >= 1"),
-        (all(r > 0 for r in config.rates), "--rate values must be > 0 requests/s"),
+        (
+            all(0 < r <= MAX_RATE for r in config.rates),
+            f"--rate values must be > 0 and at most {MAX_RATE:g} requests/s (a finite schedule)",
+        ),
         (not (config.rates and len(config.users) > 1), "sweep either --users or --rate, not both"),
         (config.trials >= 1, "--trials must be >= 1"),
         (
@@ -128,7 +134,10 @@ def validate_config(config: RunConfig) -> None:
             not (config.url and (config.indexes or config.pool_sizes or config.cache_backends)),
             "--url cannot sweep --index, --pool-size or --cache",
         ),
-        (config.ready_timeout_s > 0, "--ready-timeout must be > 0 seconds"),
+        (
+            0 < config.ready_timeout_s <= MAX_WINDOW_S,
+            f"--ready-timeout must be > 0 and at most {MAX_WINDOW_S:g} seconds",
+        ),
         (
             not config.allow_writes or bool(config.url),
             "--allow-writes is for --url (dbbench's own databases are throwaway)",
