@@ -373,6 +373,10 @@ def _write_html(results: Results, output: Path, console: Console) -> None:
     except BenchError as exc:
         console.print(f"[yellow]no HTML report: {exc}[/yellow]")
         return
+    except Exception as exc:  # a renderer's bug must not turn a finished run into a traceback
+        console.print(f"[yellow]no HTML report ({type(exc).__name__}: {exc}); bench report {output} --format html "
+                      "retries it[/yellow]")  # fmt: skip
+        return
     console.print(f"report: {path}")
 
 

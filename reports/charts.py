@@ -38,14 +38,16 @@ class Chart:
     spec: dict[str, Any]
 
 
-def _source(values: list[dict[str, Any]]) -> alt.Chart:
-    """A chart over inline rows (the report is one file: the data travel inside the spec)."""
-    return alt.Chart(alt.InlineData(values=values))
+def _source() -> alt.Chart:
+    """A chart whose rows ``_spec`` puts in afterwards (Altair validates inline rows one by one: seconds
+    for a big report; the report is one file, so the data travel inside the spec either way)."""
+    return alt.Chart()
 
 
-def _spec(chart: alt.TopLevelMixin) -> dict[str, Any]:
+def _spec(chart: alt.TopLevelMixin, values: list[dict[str, Any]]) -> dict[str, Any]:
     # validate=False: the specs are built here from known shapes; schema validation cost ~10 ms a chart.
     spec: dict[str, Any] = chart.to_dict(validate=False)
+    spec["data"] = {"values": values}
     return spec
 
 
@@ -67,7 +69,7 @@ def throughput(chart_id: str, title: str, items: list[Row]) -> Chart:
         for row in items
     ]
     order = [row.label for row in items]
-    base = _source(data).encode(
+    base = _source().encode(
         y=alt.Y("variant:N", sort=order, title=None),
     )
     tooltip = ["variant:N", "status:N", "rps:Q", "low:Q", "high:Q", "p50_ms:Q", "p99_ms:Q", "trials:Q",
@@ -88,7 +90,7 @@ def throughput(chart_id: str, title: str, items: list[Row]) -> Chart:
         .encode(x=alt.datum(0), text="status:N", tooltip=["variant:N", "status:N", "error_rate:Q", "reason:N"])
     )
     layered = alt.layer(bars, whiskers, failed).properties(width=WIDTH, height=alt.Step(BAR_STEP))
-    return Chart(chart_id, title, _spec(layered))
+    return Chart(chart_id, title, _spec(layered, data))
 
 
 def spectrum_x() -> list[float]:
@@ -98,42 +100,38 @@ def spectrum_x() -> list[float]:
     return [10 ** (first + i * (math.log10(SPECTRUM_LAST) - first) / steps) for i in range(steps + 1)]
 
 
-def histograms(results: Results) -> dict[Key, Any]:
-    """Each row's trials' histograms merged (successful requests of the trials that stand)."""
+def histograms(results: Results) -> dict[Key, hist.Trials]:
+    """Each row's trials' histograms (successful requests of the trials that stand), ready to merge."""
     threshold = summary.max_error_rate(results)
-    merged: dict[Key, Any] = {}
+    encoded: dict[Key, list[str]] = {}
     for cell in results.cells:
-        if not cell.histogram or not summary.judged(cell, threshold).ok:
-            continue
-        key = (cell.variant, cell.scenario, cell.users, cell.rate, cell.setting)
-        decoded = hist.decode(cell.histogram)
-        if key in merged:
-            merged[key].add(decoded)
-        else:
-            merged[key] = decoded
-    return merged
+        if cell.histogram and summary.judged(cell, threshold).ok:
+            key = (cell.variant, cell.scenario, cell.users, cell.rate, cell.setting)
+            encoded.setdefault(key, []).append(cell.histogram)
+    return {key: hist.trials_of(tuple(items)) for key, items in encoded.items()}
 
 
-def spectrum(chart_id: str, title: str, items: list[Row], merged: dict[Key, Any]) -> Chart | None:
+def spectrum(chart_id: str, title: str, items: list[Row], merged: dict[Key, hist.Trials]) -> Chart | None:
     """Latency by percentile, variants overlaid; a percentile is drawn only where the histogram holds at
     least 1/(1-p) samples (p99.99 of 500 requests would be the maximum under another name)."""
     data = []
+    xs = spectrum_x()
+    percentiles = [100.0 * (1.0 - 1.0 / x) for x in xs]
     for row in items:
-        histogram = merged.get((row.variant, row.scenario, row.users, row.rate, row.setting))
-        if row.status != "ok" or histogram is None:
+        trials = merged.get((row.variant, row.scenario, row.users, row.rate, row.setting))
+        if row.status != "ok" or trials is None:
             continue
-        count = hist.count(histogram)
-        for x in spectrum_x():
+        every = range(len(trials.rows))
+        count = sum(sum(counts) for counts in trials.rows)
+        for x, percentile, value in zip(xs, percentiles, trials.percentiles(every, percentiles), strict=True):
             if x > count:
                 break
-            percentile = 100.0 * (1.0 - 1.0 / x)
-            value = hist.percentile_ms(histogram, percentile)
             data.append({"variant": row.label, "x": x, "percentile": round(percentile, 4), "ms": value})
     if not data:
         return None
     axis = alt.Axis(values=list(SPECTRUM_TICKS), labelExpr=PERCENT_LABEL, title="percentile")
     lines = (
-        _source(data)
+        _source()
         .mark_line(point=True)
         .encode(
             x=alt.X("x:Q", scale=alt.Scale(type="log"), axis=axis),
@@ -142,7 +140,7 @@ def spectrum(chart_id: str, title: str, items: list[Row], merged: dict[Key, Any]
             tooltip=["variant:N", alt.Tooltip("percentile:Q", title="percentile %"), "ms:Q"],
         )
     )
-    return Chart(chart_id, title, _spec(lines.properties(width=WIDTH, height=260)))
+    return Chart(chart_id, title, _spec(lines.properties(width=WIDTH, height=260), data))
 
 
 def _curve_points(curve: summary.Curve) -> Iterable[dict[str, Any]]:
@@ -163,7 +161,7 @@ def sweeps(chart_id: str, scenario: str, found: list[summary.Curve]) -> list[Cha
     open_model = any(curve.points[0].rate for curve in found)
     load_title = "target rate req/s" if open_model else "concurrent users"
     tooltip = ["variant:N", "load:Q", "rps:Q", "p99_ms:Q", "knee:N"]
-    source = _source(data)
+    source = _source()
     load_axis = alt.X("load:Q", title=load_title, scale=alt.Scale(type="log"))
     ring = source.transform_filter("datum.knee").mark_point(size=220, shape="diamond", filled=False, color="black")
     line = source.mark_line(point=True).encode(
@@ -177,9 +175,10 @@ def sweeps(chart_id: str, scenario: str, found: list[summary.Curve]) -> list[Cha
     latency_knee = ring.encode(x="rps:Q", y="p99_ms:Q", tooltip=tooltip)
     size = {"width": WIDTH // 2 + 40, "height": 240}
     return [
-        Chart(f"{chart_id}-load", f"{scenario}: throughput vs load (◇ knee)", _spec((line + knee).properties(**size))),
+        Chart(f"{chart_id}-load", f"{scenario}: throughput vs load (◇ knee)",
+              _spec((line + knee).properties(**size), data)),
         Chart(f"{chart_id}-latency", f"{scenario}: p99 vs throughput (◇ knee)",
-              _spec((latency + latency_knee).properties(**size))),
+              _spec((latency + latency_knee).properties(**size), data)),
     ]  # fmt: skip
 
 
@@ -188,7 +187,7 @@ def paired(chart_id: str, found: advice.Paired) -> Chart:
     data = [
         {"pair": p.pair, "side": p.side, "value": p.value, "status": p.status, "note": p.note} for p in found.points
     ]
-    base = _source(data).encode(
+    base = _source().encode(
         y=alt.Y("pair:N", title=None, sort=list(dict.fromkeys(p.pair for p in found.points))),
         yOffset=alt.YOffset("side:N", sort=list(found.sides)),
     )
@@ -208,7 +207,7 @@ def paired(chart_id: str, found: advice.Paired) -> Chart:
         .encode(x=alt.datum(0), text="status:N", tooltip=tooltip)
     )
     layered = alt.layer(bars, failed).properties(width=WIDTH, height=alt.Step(BAR_STEP * len(found.sides)))
-    return Chart(chart_id, found.title, _spec(layered))
+    return Chart(chart_id, found.title, _spec(layered, data))
 
 
 def curve(chart_id: str, found: advice.Paired) -> Chart:
@@ -217,7 +216,7 @@ def curve(chart_id: str, found: advice.Paired) -> Chart:
         {"pair": p.pair, "size": p.x, "value": p.value, "note": p.note} for p in found.points if p.value is not None
     ]
     lines = (
-        _source(data)
+        _source()
         .mark_line(point=True)
         .encode(
             x=alt.X("size:Q", title="pool size", scale=alt.Scale(type="log", base=2)),
@@ -226,4 +225,4 @@ def curve(chart_id: str, found: advice.Paired) -> Chart:
             tooltip=["pair:N", "size:Q", alt.Tooltip("value:Q", title=found.measure), "note:N"],
         )
     )
-    return Chart(chart_id, found.title, _spec(lines.properties(width=WIDTH, height=260)))
+    return Chart(chart_id, found.title, _spec(lines.properties(width=WIDTH, height=260), data))
