@@ -19,7 +19,7 @@ from bench.results import Results
 from reports import advice, summary
 from reports.summary import Key, Row
 
-WIDTH = 560
+WIDTH = 440
 BAR_STEP = 22  # pixels per variant in a throughput chart
 # The latency spectrum's x axis is 1/(1-p) on a log scale (HdrHistogram's plot): 2 = p50 ... 10^4 = p99.99.
 SPECTRUM_STEPS_PER_DECADE = 8
@@ -38,16 +38,19 @@ class Chart:
     spec: dict[str, Any]
 
 
+DATASET = "rows"
+
+
 def _source() -> alt.Chart:
-    """A chart whose rows ``_spec`` puts in afterwards (Altair validates inline rows one by one: seconds
-    for a big report; the report is one file, so the data travel inside the spec either way)."""
-    return alt.Chart()
+    """A chart over the dataset ``_spec`` fills in afterwards (Altair validates inline rows one by one:
+    seconds for a big report; the report is one file, so the rows travel inside the spec either way)."""
+    return alt.Chart(alt.NamedData(name=DATASET))
 
 
 def _spec(chart: alt.TopLevelMixin, values: list[dict[str, Any]]) -> dict[str, Any]:
     # validate=False: the specs are built here from known shapes; schema validation cost ~10 ms a chart.
     spec: dict[str, Any] = chart.to_dict(validate=False)
-    spec["data"] = {"values": values}
+    spec["datasets"] = {DATASET: values}
     return spec
 
 
@@ -77,7 +80,11 @@ def throughput(chart_id: str, title: str, items: list[Row]) -> Chart:
     bars = (
         base.transform_filter("datum.status == 'ok'")
         .mark_bar()
-        .encode(x=alt.X("rps:Q", title="successful responses/s (median of trials, 95 % CI)"), tooltip=tooltip)
+        .encode(
+            x=alt.X("rps:Q", title="successful responses/s (median of trials, 95 % CI)"),
+            color=alt.Color("variant:N", sort=order, legend=None),  # the latency chart's colours
+            tooltip=tooltip,
+        )
     )
     whiskers = (
         base.transform_filter("datum.low != null")
