@@ -96,7 +96,11 @@ def throughput(chart_id: str, title: str, items: list[Row]) -> Chart:
         .mark_text(align="left", dx=3, color=FAILED_COLOR, fontWeight="bold")
         .encode(x=alt.datum(0), text="status:N", tooltip=["variant:N", "status:N", "error_rate:Q", "reason:N"])
     )
-    layered = alt.layer(bars, whiskers, failed).properties(width=WIDTH, height=alt.Step(BAR_STEP))
+    # Only layers with rows: an empty one makes Vega warn about an infinite extent.
+    layers = [bars] if any(d["rps"] is not None for d in data) else []
+    layers += [whiskers] if any(d["low"] is not None for d in data) else []
+    layers += [failed] if any(d["rps"] is None for d in data) else []
+    layered = alt.layer(*layers).properties(width=WIDTH, height=alt.Step(BAR_STEP))
     return Chart(chart_id, title, _spec(layered, data))
 
 
@@ -213,7 +217,9 @@ def paired(chart_id: str, found: advice.Paired) -> Chart:
         .mark_text(align="left", dx=3, color=FAILED_COLOR, fontWeight="bold")
         .encode(x=alt.datum(0), text="status:N", tooltip=tooltip)
     )
-    layered = alt.layer(bars, failed).properties(width=WIDTH, height=alt.Step(BAR_STEP * len(found.sides)))
+    layers = [bars] if any(d["value"] is not None for d in data) else []
+    layers += [failed] if any(d["value"] is None for d in data) else []
+    layered = alt.layer(*layers).properties(width=WIDTH, height=alt.Step(BAR_STEP * len(found.sides)))
     return Chart(chart_id, found.title, _spec(layered, data))
 
 
