@@ -108,8 +108,8 @@ def pool_table(rows: list[Row]) -> AdviceTable | None:
     return AdviceTable("pooling: throughput by pool size", headers, body)
 
 
-def cache_table(rows: list[Row]) -> AdviceTable | None:
-    """Each cached row (one per cache backend the run tried) beside pooled on the same keys and load."""
+def _cached_beside_pooled(rows: list[Row]) -> list[tuple[Row, Row]]:
+    """(cached row, the pooled row on the same keys, load and other settings), ok or failed."""
     pooled: dict[tuple[str, str, str], Row] = {}
     cached: list[Row] = []
     for row in _measured(rows):
@@ -117,11 +117,14 @@ def cache_table(rows: list[Row]) -> AdviceTable | None:
             pooled[(row.scenario, row.load, _without(row.setting, "cache"))] = row
         elif row.scenario in CACHE_SCENARIOS and row.variant == "cached":
             cached.append(row)
+    found = ((row, pooled.get((row.scenario, row.load, _without(row.setting, "cache")))) for row in cached)
+    return [(row, base) for row, base in found if base is not None]
+
+
+def cache_table(rows: list[Row]) -> AdviceTable | None:
+    """Each cached row (one per cache backend the run tried) beside pooled on the same keys and load."""
     body = []
-    for row in cached:
-        base = pooled.get((row.scenario, row.load, _without(row.setting, "cache")))
-        if base is None:
-            continue
+    for row, base in _cached_beside_pooled(rows):
         hit = "-" if row.cache_hit_ratio is None else f"{row.cache_hit_ratio:.0%}"
         # At the load generator's ceiling the cached figure is a floor: Locust, not the cache, was the limit.
         bound = ", ".join(f"{r.variant} generator-bound" for r in (row, base) if r.generator_bound)
@@ -224,19 +227,8 @@ def pool_curves(rows: list[Row]) -> Paired | None:
 
 
 def cache_pairs(rows: list[Row]) -> Paired | None:
-    pooled: dict[tuple[str, str, str], Row] = {}
-    cached: list[Row] = []
-    for row in _measured(rows):
-        if row.scenario in CACHE_SCENARIOS and row.variant in ("pooled", "cached"):
-            if row.variant == "pooled":
-                pooled[(row.scenario, row.load, _without(row.setting, "cache"))] = row
-            else:
-                cached.append(row)
     points = []
-    for row in cached:
-        base = pooled.get((row.scenario, row.load, _without(row.setting, "cache")))
-        if base is None:
-            continue
+    for row, base in _cached_beside_pooled(rows):
         pair = f"{row.scenario} keys · {row.label} · {row.load}"
         hit = "-" if row.cache_hit_ratio is None else f"{row.cache_hit_ratio:.0%}"
         points.append(Side(pair, "cached", _value(row), row.status, f"hit ratio {hit}"))

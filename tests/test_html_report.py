@@ -137,3 +137,42 @@ def test_templates_are_package_data() -> None:
     assert templates.joinpath("report.html.j2").is_file() and templates.joinpath("base.html.j2").is_file()
     pyproject = (Path(__file__).parent.parent / "pyproject.toml").read_text()
     assert 'reports = ["templates/*.j2"]' in pyproject
+
+
+def swept_results() -> Results:
+    """results-v1's db cells at three loads, pooled also at three pool sizes and with its index on and off."""
+    loaded = results.load(GOLDEN_RESULTS)
+    base = [cell for cell in loaded.cells if cell.scenario == "db"]
+    cells = []
+    for users, share in ((2, 0.5), (8, 1.0), (32, 0.95)):
+        for cell in base:
+            made = copy.deepcopy(cell)
+            made.users, made.requests = users, int(cell.requests * share)
+            cells.append(made)
+    for size, share in (("1", 0.4), ("5", 0.9), ("10", 1.0)):
+        made = copy.deepcopy(base[0])
+        made.settings = {"pool": size}
+        made.requests = int(made.requests * share)
+        cells.append(made)
+    for state, share in (("on", 1.0), ("off", 0.2)):
+        made = copy.deepcopy(base[0])
+        made.scenario, made.settings, made.requests = "search", {"index": state}, int(made.requests * share)
+        cells.append(made)
+    loaded.cells = cells
+    loaded.metadata["config"]["users"] = [2, 8, 32]
+    return loaded
+
+
+def test_sweeps_mark_the_knee_and_the_advice_is_drawn_in_pairs() -> None:
+    specs = chart_specs(renderer("html").render(swept_results()))
+    load = next(spec for name, spec in specs.items() if name.startswith("sweep-") and name.endswith("-load"))
+    rows = load["datasets"]["rows"]
+    assert {row["variant"] for row in rows} == {"pooled", "nopool", "sync"}
+    # The knee: the lightest load within 90 % of the peak (8 users here; 32 is no better).
+    assert {row["load"] for row in rows if row["knee"]} == {8}
+    assert any(mark == "point" for mark in [layer["mark"]["type"] for layer in load["layer"]])
+    pool = next(spec for name, spec in specs.items() if name.startswith("advice-pooling"))
+    assert sorted(row["size"] for row in pool["datasets"]["rows"]) == [1, 5, 10]
+    index = next(spec for name, spec in specs.items() if name.startswith("advice-indexing"))
+    sides = {row["side"]: row["value"] for row in index["datasets"]["rows"]}
+    assert set(sides) == {"index on", "index off"} and sides["index on"] > sides["index off"]
