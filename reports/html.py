@@ -90,6 +90,7 @@ def context(results: Results) -> dict[str, Any]:
     return {
         "meta": meta,
         "machine": meta.get("machine", {}),
+        "git": meta.get("git") if isinstance(meta.get("git"), dict) else {},
         "config": meta.get("config", {}),
         "database": database_label(meta.get("database", {})),
         "sections": sections,
