@@ -367,7 +367,7 @@ def _row(key: Key, cells: list[Cell], ceiling: float | None, check_info: dict[st
         p99_ms=p99,
         p99_ci=bootstrap_ci(every, _percentile_of_merged(trials, 99.0)),
         p999_ms=p999,
-        max_ms=hist.max_ms(trials.indices),
+        max_ms=trials.max_ms(),
         service_p99_ms=service.percentiles(every, [99.0])[0] if service else None,
         requests=requests,
         errors=errors,
