@@ -176,3 +176,12 @@ def test_sweeps_mark_the_knee_and_the_advice_is_drawn_in_pairs() -> None:
     index = next(spec for name, spec in specs.items() if name.startswith("advice-indexing"))
     sides = {row["side"]: row["value"] for row in index["datasets"]["rows"]}
     assert set(sides) == {"index on", "index off"} and sides["index on"] > sides["index off"]
+
+
+@pytest.mark.parametrize("command", [["run", "--variants", "pooled"], ["advice", "--claims", "pool"]])
+def test_run_and_advice_write_the_html_unless_told_not_to(command: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[bool] = []
+    monkeypatch.setattr(cli, "_execute", lambda config, html=True: seen.append(html))
+    assert CliRunner().invoke(cli.app, command).exit_code == 0
+    assert CliRunner().invoke(cli.app, [*command, "--no-html"]).exit_code == 0
+    assert seen == [True, False]
