@@ -195,6 +195,14 @@ def run(
         str | None, typer.Option(help="Load a server that is already running (base URL) instead of the variants.")
     ] = None,
     label: Annotated[str, typer.Option(help="Name for the --url server in the results.")] = "external",
+    allow_writes: Annotated[
+        bool,
+        typer.Option(help="--url: let the check and the scenarios write (/updates, PUT, POST) to that server's data."),
+    ] = False,
+    ready_timeout: Annotated[
+        float | None,
+        typer.Option(help="--url: seconds to wait for the server's first answer before giving up (default 30)."),
+    ] = None,
     check: Annotated[bool, typer.Option(help="Check the API contract before any load.")] = True,
     profile: Annotated[
         bool, typer.Option(help="Afterwards, profile each variant x scenario with pyinstrument (separate pass).")
@@ -211,6 +219,7 @@ def run(
     ] = None,
 ) -> None:
     """Measure every variant x scenario and write a results file."""
+    from bench.check.server import READY_TIMEOUT_S
     from bench.errors import BenchError
     from bench.runner import RunConfig
 
@@ -222,7 +231,7 @@ def run(
     try:
         config = RunConfig(
             variants=[_external(label)] if url else _variants(variants),
-            scenarios=_scenarios(scenarios),
+            scenarios=_scenarios(scenarios, read_only=bool(url) and not allow_writes),
             users=_ints(users, "--users"),
             duration_s=duration_s,
             warmup_s=warmup_s,
@@ -244,6 +253,8 @@ def run(
             remote_workers=remote_workers,
             **_master(master_bind),
             url=url.rstrip("/") if url else None,
+            allow_writes=allow_writes,
+            ready_timeout_s=READY_TIMEOUT_S if ready_timeout is None else ready_timeout,
             check=check,
             profile=profile,
             profile_requests=profile_requests,
@@ -285,10 +296,19 @@ def _external(label: str) -> Variant:
     return Variant(label, "(external)")
 
 
-def _scenarios(raw: str) -> list[Scenario]:
-    from scenarios import SCENARIOS
+def _scenarios(raw: str, *, read_only: bool = False) -> list[Scenario]:
+    """``read_only`` (--url without --allow-writes): groups keep their read-only scenarios; a scenario that
+    writes, named on its own, is refused."""
+    from scenarios import SCENARIOS, WRITING
 
-    return SCENARIOS.select(_split(raw))
+    names = _split(raw)
+    if read_only:
+        if writing := [name for name in names if name in WRITING]:
+            raise _fail(
+                f"scenario {writing[0]} writes to the --url server's data; pass --allow-writes to run it anyway"
+            )
+        names = [each for name in names for each in SCENARIOS.groups.get(name, [name]) if each not in WRITING]
+    return SCENARIOS.select(names)
 
 
 @app.command()
@@ -385,7 +405,7 @@ def html_path(output: Path) -> Path:
 
 
 def _execute(config: RunConfig, html: bool = True) -> None:
-    from bench.procs import sigterm_as_interrupt
+    from bench.procs import interrupts_as_exceptions
     from bench.runner import Run, validate_config
     from reports.live import LiveObserver
     from reports.terminal import console as make_console
@@ -396,7 +416,7 @@ def _execute(config: RunConfig, html: bool = True) -> None:
     observer = LiveObserver(console)
     run_ = Run(config, observer)
     try:
-        with sigterm_as_interrupt(), observer:
+        with interrupts_as_exceptions(), observer:
             run_.execute()
     except KeyboardInterrupt:
         saved = len(run_.results.cells)
@@ -445,13 +465,13 @@ def calibrate_(
 
     from bench import calibration
     from bench.load import LoadFailed
-    from bench.procs import Supervisor, sigterm_as_interrupt
+    from bench.procs import Supervisor, interrupts_as_exceptions
     from bench.target import TargetFailed
 
     if users < 1 or duration <= 0 or warmup < 0:
         raise _fail("--users must be >= 1, --duration > 0 and --warmup >= 0")
     try:
-        with sigterm_as_interrupt(), Supervisor() as supervisor, tempfile.TemporaryDirectory() as tmp:
+        with interrupts_as_exceptions(), Supervisor() as supervisor, tempfile.TemporaryDirectory() as tmp:
             measured = calibration.calibrate(supervisor, Path(tmp), users, warmup, duration)
     except (TargetFailed, LoadFailed) as exc:
         raise _fail(str(exc), code=1) from None
@@ -476,20 +496,17 @@ def worker(
     The run's master sends each cell's locustfile and load spec (users, rate, window); the worker joins
     every cell of the run in turn, and leaves on Ctrl-C or when no master has answered for 5 minutes.
     """
-    import signal
     import tempfile
     import time
 
     from bench.load import entry_argv
     from bench.loadspec import worker_args
-    from bench.procs import Supervisor, sigterm_as_interrupt
+    from bench.procs import Supervisor, interrupts_as_exceptions
 
     host, port = _host_port(master, "--master")
-    # Started from a script's background job, Python inherits SIGINT ignored: Ctrl-C / kill -INT must still leave.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
     cells = 0
     try:
-        with sigterm_as_interrupt(), Supervisor() as supervisor, tempfile.TemporaryDirectory() as tmp:
+        with interrupts_as_exceptions(), Supervisor() as supervisor, tempfile.TemporaryDirectory() as tmp:
             typer.echo(f"joining {host}:{port}: each cell's locustfile and load come from the run (Ctrl-C leaves)")
             while True:
                 log = Path(tmp) / f"worker-{cells}.log"
@@ -549,8 +566,8 @@ def serve(
     from bench import seed
     from bench.errors import BenchError
     from bench.pg import provision
-    from bench.procs import Supervisor, sigterm_as_interrupt
-    from bench.target import TargetConfig, TargetFailed
+    from bench.procs import Supervisor, interrupts_as_exceptions
+    from bench.target import TargetConfig, TargetFailed, failure_reason
     from bench.target import serve as serve_target
 
     try:
@@ -558,7 +575,7 @@ def serve(
         if port is not None and not 1 <= port <= 65535:
             raise BenchError(f"--port must be between 1 and 65535, got {port}")
         with (
-            sigterm_as_interrupt(),
+            interrupts_as_exceptions(),
             Supervisor() as supervisor,
             tempfile.TemporaryDirectory() as tmp,
             provision(supervisor, dsn) as database,
@@ -573,7 +590,7 @@ def serve(
                 typer.echo("Ctrl-C stops the server and the database")
                 while target.child.alive():
                     time.sleep(0.5)
-                raise _fail(f"{chosen.name} exited: {target.child.log_tail(3)}", code=1)
+                raise _fail(f"{chosen.name} exited: {failure_reason(target.child, target.secrets)}", code=1)
     except BenchError as exc:
         raise _fail(str(exc)) from None
     except TargetFailed as exc:

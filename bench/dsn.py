@@ -1,39 +1,114 @@
-"""DSN handling: parse, retarget to another database, and redact passwords before anything is shown."""
+"""--dsn as people write it: accepted in libpq's forms, refused up front in one line, never shown with its password.
+
+Meaning comes from libpq itself (``targets.connargs``, over ``psycopg.conninfo``); this module adds what the
+command line needs: one-line refusals (with a ``%40`` hint for a raw ``@``), a scratch database on the same
+server, and redaction of a password wherever one may appear: URL userinfo, a ``password=`` query parameter
+or ``key=value`` pair, and any error text a driver built from the DSN.
+"""
 
 from __future__ import annotations
 
-from urllib.parse import quote, unquote, urlsplit, urlunsplit
+import re
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
+
+from psycopg.conninfo import make_conninfo
 
 from bench.errors import BenchError
+from targets import connargs
 
-_SCHEMES = ("postgresql", "postgres")
+MASK = "***"
+_URL = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://(?P<rest>.*)$", re.DOTALL)
+# userinfo with a password: everything up to the last "@" of the token (a raw "@" in a password included).
+_USERINFO_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^:/?#@\s]*):\S*@")
+# password=VALUE in a URL query or a key=value string (also sslpassword), quoted or not.
+_PASSWORD_PARAM = re.compile(r"(?P<head>password\s*=\s*)(?:'(?:[^'\\]|\\.)*'|[^\s&'\"]*)", re.IGNORECASE)
+# Shorter fragments would mask ordinary words in an error message; a 1-2 character password is no secret.
+_MIN_FRAGMENT = 3
+_USAGE = "postgresql://user[:password]@host[:port]/dbname, or libpq key=value (host=... dbname=...)"
 
 
-def validate(dsn: str) -> str:
-    parts = urlsplit(dsn)
-    scheme = parts.scheme.split("+", 1)[0]
-    if scheme not in _SCHEMES or not parts.hostname:
-        raise BenchError(f"--dsn must look like postgresql://user[:password]@host[:port]/dbname, got {redact(dsn)!r}")
-    return dsn
+def normalise(dsn: str) -> str:
+    """``dsn`` in the form libpq and every variant's driver accept, scheme spelled ``postgresql://``.
+
+    Raises ``BenchError`` (one line, password masked) for anything the run could not honour: not PostgreSQL,
+    a raw ``@`` in the user info, a string libpq cannot parse, a parameter asyncpg has no equivalent for.
+    """
+    text = dsn.strip()
+    url = _URL.match(text)
+    if url is not None:
+        scheme = url["scheme"].lower()
+        if connargs.URL_SCHEME.match(text) is None:
+            raise BenchError(f"--dsn must be a PostgreSQL URL or libpq string ({_USAGE}), got scheme {scheme!r}")
+        if url["rest"].split("?", 1)[0].count("@") > 1:
+            raise BenchError(
+                f"--dsn {redact(text)}: the user name or password contains a raw '@'; "
+                "percent-encode it as %40 (e.g. postgresql://user:p%40ss@host/db)"
+            )
+        text = connargs.normalise_scheme(text)
+    elif "=" not in text:
+        raise BenchError(f"--dsn must look like {_USAGE}, got {redact(text)!r}")
+    try:
+        connargs.parse(text)
+        connargs.asyncpg_args(text)
+    except connargs.UnsupportedDsn as exc:
+        raise BenchError(scrub(f"--dsn {redact(text)}: {exc}", dsn)) from None
+    return text
 
 
 def redact(dsn: str) -> str:
-    """The DSN with any password replaced by ``***`` (safe to print and to store in results)."""
-    parts = urlsplit(dsn)
-    if parts.password is None:
-        return dsn
-    user = quote(unquote(parts.username or ""), safe="")
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    netloc = f"{user}:***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    """``dsn`` (or any text holding DSNs) with every password replaced by ``***``: safe to print and store."""
+    text = _USERINFO_PASSWORD.sub(lambda m: f"{m['head']}:{MASK}@", dsn)
+    return _PASSWORD_PARAM.sub(lambda m: f"{m['head']}{MASK}", text)
+
+
+def scrub(text: str, *dsns: str) -> str:
+    """``text`` (e.g. a driver's error message) with the passwords of ``dsns``, and their fragments and
+    encodings, replaced by ``***``, then redacted like a DSN."""
+    for secret in sorted({s for dsn in dsns for s in _secrets(dsn)}, key=len, reverse=True):
+        text = text.replace(secret, MASK)
+    return redact(text)
+
+
+def _secrets(dsn: str) -> set[str]:
+    """Every string that is, or is a part of, a password in ``dsn`` as a person may have written it."""
+    found: set[str] = set()
+    url = _URL.match(dsn.strip())
+    if url is not None:
+        rest = url["rest"]
+        authority = rest[: rest.rfind("@")] if "@" in rest else ""
+        if ":" in authority:
+            password = authority.split(":", 1)[1]
+            found |= {password, unquote(password), *password.split("@")}
+        for key, value in parse_qsl(urlsplit(dsn.strip()).query, keep_blank_values=True):
+            if key.endswith("password"):
+                found |= {value, quote(value, safe=""), quote(value)}
+    for match in _PASSWORD_PARAM.finditer(dsn):
+        value = match.group(0)[len(match["head"]) :]
+        found |= {value, value.strip("'")}
+    try:
+        parsed = connargs.parse(dsn)
+    except connargs.UnsupportedDsn:
+        parsed = {}
+    for key in ("password", "sslpassword"):
+        if parsed.get(key):
+            found |= {parsed[key], quote(parsed[key], safe="")}
+    return {s for s in found if len(s) >= _MIN_FRAGMENT}
 
 
 def with_database(dsn: str, dbname: str) -> str:
-    parts = urlsplit(dsn)
-    return urlunsplit((parts.scheme, parts.netloc, "/" + quote(dbname), parts.query, parts.fragment))
+    """The same connection aimed at database ``dbname`` (a URL stays a URL; key=value stays key=value)."""
+    if _URL.match(dsn.strip()) is None:
+        return make_conninfo(dsn, dbname=dbname)
+    parts = urlsplit(dsn.strip())
+    # libpq lets ?dbname= override the path: drop it so the path decides.
+    query = urlencode([(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "dbname"])
+    # Not urlunsplit: with an empty host (a Unix socket in ?host=) it would drop the "//" libpq needs.
+    return f"{parts.scheme}://{parts.netloc}/{quote(dbname, safe='')}" + (f"?{query}" if query else "")
 
 
 def database_of(dsn: str) -> str:
-    return unquote(urlsplit(dsn).path.lstrip("/")) or "postgres"
+    """The database ``dsn`` names (libpq's default, the user name, is not guessed: ``postgres`` then)."""
+    try:
+        return connargs.parse(dsn).get("dbname") or "postgres"
+    except connargs.UnsupportedDsn:
+        return unquote(urlsplit(dsn).path.lstrip("/")) or "postgres"

@@ -15,9 +15,10 @@ cells with them, so a results file and its report always agree.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any
+
+from bench.dsn import redact
 
 # A run's default ``--max-error-rate``: 1 % of the window's requests. Above it a figure no longer describes
 # the service the user meant to measure (a 404 costs the server far less than the real endpoint).
@@ -26,12 +27,6 @@ NO_REQUEST = "no request completed in the measured window"
 TOP_KINDS = 3  # error kinds a reason names; the rest are summed up
 _MESSAGE_LIMIT = 120  # one kind per fault, however long the exception's text (paths, ids, bodies)
 _SAMPLE_LIMIT = 100  # the start of a failed response's body: FastAPI's {"detail": ...} fits
-# A server's error page may echo its connection string (a debug traceback): its password never reaches
-# a results file. URL userinfo ("postgresql://user:secret@host") and libpq keywords ("password=secret").
-_SECRETS = (
-    (re.compile(r"(://[^/\s:@]*:)[^\s@]*@"), r"\1***@"),
-    (re.compile(r"(password\s*=\s*)[^\s&;,'\"]+", re.IGNORECASE), r"\1***"),
-)
 
 
 def http_status(exception: BaseException) -> int | None:
@@ -72,9 +67,9 @@ def body_sample(response: Any) -> str:
     if not isinstance(text, str):
         return ""
     line = " ".join(text.split())
-    for pattern, replacement in _SECRETS:
-        line = pattern.sub(replacement, line)
-    return line[:_SAMPLE_LIMIT]
+    # A server's error page may echo its connection string (a debug traceback): its password never reaches
+    # a results file, in any form bench.dsn knows (URL userinfo, password= in a query or key=value string).
+    return redact(line)[:_SAMPLE_LIMIT]
 
 
 def percent(rate: float) -> str:

@@ -24,6 +24,7 @@ import psycopg
 from psycopg import sql
 
 from bench import dsn as dsnlib
+from bench import pooling
 from bench.errors import BenchError
 from bench.net import LOOPBACK, free_port
 from bench.procs import Supervisor
@@ -40,6 +41,7 @@ EMBEDDED_SETTINGS: dict[str, str] = {
     "pg_stat_statements.track": "top",
 }
 RUN_DATABASE = "dbbench"
+REASON_CHARS = 400  # of a driver's error message quoted in a one-line refusal
 UNPRIVILEGED_USER = "postgres"
 
 
@@ -52,6 +54,7 @@ class Database:
     server_version: str = ""
     settings: dict[str, str] = field(default_factory=dict)
     server_pid: int | None = None  # the postmaster, when it runs on this machine under our control
+    socket_dir: str | None = None  # its Unix-domain socket's directory, when it has one we know
 
     @property
     def display_dsn(self) -> str:
@@ -185,7 +188,9 @@ def embedded(supervisor: Supervisor, keep_logs: Path | None = None) -> Iterator[
                 if "could not bind" not in child.log_tail() or _attempt == 2:
                     raise
         run_dsn = _create_run_database(admin)
-        yield Database(run_dsn, "embedded", server_version(run_dsn), dict(EMBEDDED_SETTINGS), child.pid)
+        yield Database(
+            run_dsn, "embedded", server_version(run_dsn), dict(EMBEDDED_SETTINGS), child.pid, socket_dir=str(root)
+        )
         supervisor.stop(child)
     finally:
         if keep_logs is not None and (root / "postgres.log").exists():
@@ -214,28 +219,68 @@ def _pgserver() -> Iterator[Database]:
 
 @contextlib.contextmanager
 def external(dsn: str) -> Iterator[Database]:
-    """A database of our own on an existing server; dropped afterwards, other databases untouched."""
-    dsnlib.validate(dsn)
+    """A database of our own on an existing server; dropped afterwards, other databases untouched.
+
+    Raises BenchError (one line, no password) when the DSN cannot be used: malformed or unsupported
+    (bench.dsn), unreachable, no CREATEDB, or behind a transaction-mode pooler (bench.pooling).
+    """
+    dsn = dsnlib.normalise(dsn)
+    shown = dsnlib.redact(dsn)
     try:
-        conn = psycopg.connect(dsn, autocommit=True, connect_timeout=5)
+        psycopg.connect(dsn, autocommit=True, connect_timeout=5).close()
     except psycopg.Error as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise BenchError(f"cannot connect to --dsn {dsnlib.redact(dsn)}: {reason}") from None
+        raise BenchError(f"cannot connect to --dsn {shown}: {_reason(exc, dsn)}") from None
+    # Asked before anything is created, and with no other session open (a small session pool must not wait).
+    _refuse_transaction_pooling(dsn, shown)
     name = f"dbbench_{os.getpid()}_{secrets.token_hex(3)}"
     try:
-        with conn:
+        with psycopg.connect(dsn, autocommit=True, connect_timeout=5) as conn:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     except psycopg.Error as exc:
+        if exc.sqlstate is None:  # the connection itself failed this time
+            raise BenchError(f"cannot connect to --dsn {shown}: {_reason(exc, dsn)}") from None
         raise BenchError(
-            f"cannot create a scratch database on {dsnlib.redact(dsn)} ({exc.sqlstate}): "
+            f"cannot create a scratch database on {shown} ({exc.sqlstate}): "
             "the role needs CREATEDB; grant it or use the embedded default (omit --dsn)"
         ) from None
     run_dsn = dsnlib.with_database(dsn, name)
     try:
-        yield Database(run_dsn, "external", server_version(run_dsn), {})
+        try:
+            version = server_version(run_dsn)
+        except psycopg.Error as exc:
+            raise BenchError(
+                f"created the scratch database {name} but cannot connect to it through --dsn {shown}: "
+                f"{_reason(exc, dsn)} (if a pooler such as PgBouncer is in between, it must know the new "
+                "database: add a '* = host=...' fallback to its [databases])"
+            ) from None
+        yield Database(run_dsn, "external", version, {})
     finally:
         with contextlib.suppress(psycopg.Error), psycopg.connect(dsn, autocommit=True) as admin:
             admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def _refuse_transaction_pooling(dsn: str, shown: str) -> None:
+    try:
+        server_said = pooling.transaction_pooling(dsn)
+    except psycopg.Error as exc:
+        raise BenchError(
+            f"--dsn {shown}: could not tell how its pooler hands out servers: {_reason(exc, dsn)}"
+        ) from None
+    if server_said is not None:
+        raise BenchError(
+            f"--dsn {shown} goes through a pooler in transaction pool mode (PgBouncer pool_mode = transaction or "
+            "statement): it does not keep a session on one server connection, and when asked it said "
+            f"{dsnlib.scrub(server_said, dsn)!r}. Every variant's driver prepares statements per connection "
+            "(asyncpg, psycopg), so a share of its requests would fail with HTTP 500. Fix: connect to PostgreSQL "
+            "directly or through pool_mode = session; an app of your own behind it needs asyncpg's "
+            "statement_cache_size=0 (psycopg: prepare_threshold=None)"
+        )
+
+
+def _reason(exc: psycopg.Error, *dsns: str) -> str:
+    """A driver's error on one line, without any password of ``dsns`` (libpq quotes host names and more)."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return dsnlib.scrub(text, *dsns)[:REASON_CHARS]
 
 
 @contextlib.contextmanager

@@ -24,7 +24,6 @@ from bench.target import TargetConfig, TargetFailed, serve
 from scenarios import Scenario
 from targets import Variant
 
-PROFILE_ENV = "DBBENCH_PROFILE_DIR"
 SESSION_FILE = "profile.pyisession"
 REQUESTS = 400  # enough samples for a stable top-10 at pyinstrument's 0.2 ms interval, ~seconds per cell
 USERS = 2  # low concurrency: the profile should show the work per request, not queueing
@@ -128,7 +127,7 @@ def profile(
     shutil.rmtree(capture, ignore_errors=True)
     capture.mkdir(parents=True)
     seed.seed(database.dsn)
-    config = TargetConfig(database.dsn, pool_size, extra_env=((PROFILE_ENV, str(capture)),))
+    config = TargetConfig(database.dsn, pool_size, profile_dir=str(capture))
     entry: dict[str, Any] = {"variant": variant.name, "scenario": scenario.name, "users": USERS}
     try:
         # Leaving the block stops uvicorn with SIGTERM: its lifespan shutdown writes the session.

@@ -7,15 +7,18 @@ import os
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from bench import dsn as dsnlib
+from bench.check.server_log import last_exception
 from bench.errors import BenchError
 from bench.net import LOOPBACK, free_port, port_in_use
 from bench.procs import Child, Supervisor
+from targets.settings import TargetSpec
 
 START_TIMEOUT_S = 30.0
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -25,15 +28,14 @@ class TargetFailed(Exception):
     """The variant did not come up (or died); the cell or check is recorded as failed, the run goes on."""
 
 
-@dataclass(frozen=True)
-class TargetConfig:
-    dsn: str
-    pool_size: int
-    # One worker: the variants compete on how they use one event loop (or one threadpool), and
-    # a second worker would fight PostgreSQL and Locust for this machine's cores.
-    workers: int = 1
-    # More DBBENCH_* settings for the target (instrumentation, profiling, cache backend).
-    extra_env: tuple[tuple[str, str], ...] = ()
+# What a target is told (DSN, pool size, instrumentation, cache, profiling): declared once in targets.settings,
+# written to the child's environment by its to_env() and read back by the variant's from_env().
+TargetConfig = TargetSpec
+# One worker: the variants compete on how they use one event loop (or one threadpool), and a second worker
+# would fight PostgreSQL and Locust for this machine's cores.
+WORKERS = 1
+# How much of the log a failure reason quotes.
+REASON_CHARS = 400
 
 
 @dataclass
@@ -41,6 +43,7 @@ class Target:
     variant: str
     url: str
     child: Child
+    secrets: tuple[str, ...] = ()  # DSNs whose passwords are masked in anything quoted from its log
 
     def info(self) -> dict[str, Any]:
         """The variant's own account of its configuration (pool sizes, driver, cache counters)."""
@@ -83,45 +86,60 @@ def serve(
     supervisor: Supervisor,
     variant: str,
     app: str,
-    config: TargetConfig,
+    config: TargetSpec,
     log_path: Path,
     port: int | None = None,
+    workers: int = WORKERS,
 ) -> Iterator[Target]:
-    """Run ``app`` until the ``with`` ends; ``port=None`` picks a free one."""
+    """Run ``app`` until the ``with`` ends; ``port=None`` picks a free one. Raises TargetFailed with the
+    exception the variant logged when it does not come up or dies."""
     if port is not None and port_in_use(port):
         raise BenchError(f"port {port} on {LOOPBACK} is already in use; pick another --port or omit it")
     chosen = port if port is not None else free_port()
     env = dict(os.environ)
-    env.update(
-        DBBENCH_DSN=config.dsn,
-        DBBENCH_POOL_SIZE=str(config.pool_size),
-        DBBENCH_VARIANT=variant,
-        PYTHONPATH=os.pathsep.join(p for p in (str(PROJECT_ROOT), env.get("PYTHONPATH", "")) if p),
-    )
-    env.update(config.extra_env)
+    env.update(replace(config, variant=variant).to_env())
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PROJECT_ROOT), env.get("PYTHONPATH", "")) if p)
     child = supervisor.start(
         f"uvicorn:{variant}",
-        uvicorn_argv(app, chosen, config.workers),
+        uvicorn_argv(app, chosen, workers),
         env=env,
         log_path=log_path,
         cwd=PROJECT_ROOT,
     )
     url = f"http://{LOOPBACK}:{chosen}"
+    secrets = tuple(s for s in (config.dsn, config.cache.redis_url) if s)
     try:
         deadline = time.monotonic() + START_TIMEOUT_S
         while not _healthy(url):
             if not child.alive():
-                raise TargetFailed(f"{variant} exited during start-up: {_last_line(child)}")
+                raise TargetFailed(f"{variant} exited during start-up: {failure_reason(child, secrets)}")
             if time.monotonic() > deadline:
-                raise TargetFailed(f"{variant} was not healthy within {START_TIMEOUT_S:.0f}s: {_last_line(child)}")
+                reason = failure_reason(child, secrets)
+                raise TargetFailed(f"{variant} was not healthy within {START_TIMEOUT_S:.0f}s: {reason}")
             time.sleep(0.1)
-        yield Target(variant, url, child)
+        yield Target(variant, url, child, secrets)
         if not child.alive():
-            raise TargetFailed(f"{variant} died under load: {_last_line(child)}")
+            raise TargetFailed(f"{variant} died under load: {failure_reason(child, secrets)}")
     finally:
         supervisor.stop(child)
 
 
-def _last_line(child: Child) -> str:
-    lines = [line for line in child.log_tail(20).splitlines() if line.strip()]
-    return lines[-1][:300] if lines else "(no output)"
+LOG_LINES = 200
+
+
+def failure_reason(child: Child, secrets: tuple[str, ...] = ()) -> str:
+    """Why a target failed, from its log: the exception it raised (uvicorn's own last line, e.g.
+    "Application startup failed. Exiting.", says nothing), else the last line; passwords masked."""
+    tail = child.log_tail(LOG_LINES)
+    exception = exception_in(tail, secrets)
+    if exception is not None:
+        return exception
+    lines = [line for line in tail.splitlines() if line.strip()]
+    return dsnlib.scrub(lines[-1], *secrets)[:REASON_CHARS] if lines else "(no output)"
+
+
+def exception_in(log: str, secrets: tuple[str, ...] = ()) -> str | None:
+    """The exception ending the last traceback in ``log`` (read as the contract check reads a 500's log:
+    bench.check.server_log), with the passwords of the DSNs in ``secrets`` masked; None without one."""
+    found = last_exception(log)
+    return None if found is None else dsnlib.scrub(found, *secrets)

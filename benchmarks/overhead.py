@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench import pg  # noqa: E402
 from bench.load import LoadFailed, LoadSpec, run_load  # noqa: E402
-from bench.procs import Supervisor, sigterm_as_interrupt  # noqa: E402
+from bench.procs import Supervisor, interrupts_as_exceptions  # noqa: E402
 from bench.seed import apply_schema, seed  # noqa: E402
 from bench.target import TargetConfig, TargetFailed, serve  # noqa: E402
 from scenarios import SCENARIOS  # noqa: E402
@@ -40,7 +40,7 @@ ATTEMPTS = 2  # a shared machine can stall one cell; retry it once rather than l
 def measure(
     supervisor: Supervisor, dsn: str, variant: str, hooks: bool, args: argparse.Namespace, workdir: Path
 ) -> tuple[float, float]:
-    config = TargetConfig(dsn, args.pool_size, extra_env=(("DBBENCH_INSTRUMENT", "1" if hooks else "0"),))
+    config = TargetConfig(dsn, args.pool_size, instrument=hooks)
     label = f"{variant}-{'on' if hooks else 'off'}"
     with serve(supervisor, variant, VARIANTS.get(variant).app, config, workdir / f"{label}.log") as target:
         info = target.info()
@@ -73,7 +73,7 @@ def main() -> int:
     rps: dict[str, dict[bool, list[float]]] = {v: {True: [], False: []} for v in variants}
     cpu: dict[str, dict[bool, list[float]]] = {v: {True: [], False: []} for v in variants}
 
-    with sigterm_as_interrupt(), Supervisor() as supervisor, pg.embedded(supervisor) as database:
+    with interrupts_as_exceptions(), Supervisor() as supervisor, pg.embedded(supervisor) as database:
         apply_schema(database.dsn)
         seed(database.dsn)
         with tempfile.TemporaryDirectory(prefix="dbbench-overhead-") as tmp:

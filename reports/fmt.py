@@ -63,7 +63,9 @@ def failure_lines(rows: list[Row], results: Results) -> list[str]:
 
 def database_label(database: dict[str, Any]) -> str:
     """ "PostgreSQL 15.20 (embedded)" or "SQLite 3.40.1 (sqlite)": the version string says which it is."""
-    version = str(database.get("server_version", "?"))
+    if "server_version" not in database:  # a --url server's own database: dbbench knows nothing of it
+        return str(database.get("kind", "?"))
+    version = str(database["server_version"])
     product = "" if version.startswith("SQLite") else "PostgreSQL "
     return f"{product}{version} ({database.get('kind', '?')})"
 

@@ -93,3 +93,6 @@ def _distinct(scenarios: list[Scenario]) -> list[Scenario]:
 CORE = ["db", "queries", "fortunes", "updates", "nplus1"]
 ADVICE = ["search", "hot", "uniform", "mixed", "report", "report_refresh"]
 SCENARIOS = ScenarioRegistry([*CORE, *ADVICE], {"core": CORE, "advice": ADVICE, "all": [*CORE, *ADVICE]})
+# The built-in scenarios whose requests change the server's data: `bench run --url` runs them only with
+# --allow-writes (a server dbbench did not start is left as it was found).
+WRITING = frozenset({"updates", "mixed", "report_refresh"})

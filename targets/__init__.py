@@ -17,6 +17,9 @@ from functools import cached_property
 from pathlib import Path
 
 _PACKAGE_DIR = Path(__file__).parent
+# Every variant answers GET /health with this header naming itself: how a client (bench run --url) tells a
+# dbbench target, whose /_bench/* it may ask, from any other server.
+IDENTITY_HEADER = "X-Dbbench-Variant"
 
 
 class UnknownVariant(ValueError):

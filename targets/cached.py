@@ -29,7 +29,7 @@ from targets.contract import (
     build_async_app,
 )
 from targets.stats import Collector
-from targets.worldcache import CacheBackend, CacheSettings, WorldCache, open_cache
+from targets.worldcache import CacheBackend, WorldCache, open_cache
 
 # WorldCache is re-exported: the memory backend's unit tests import it from here.
 __all__ = ["CachedStore", "WorldCache", "app", "open_store"]
@@ -91,8 +91,7 @@ def _open_inner(settings: Settings, collector: Collector | None) -> AbstractAsyn
 
 @asynccontextmanager
 async def open_store(settings: Settings, collector: Collector | None) -> AsyncIterator[AsyncStore]:
-    cache_settings = CacheSettings.from_env()  # read before connecting: a bad setting fails fast
-    async with _open_inner(settings, collector) as store, open_cache(cache_settings, settings.pool_size) as cache:
+    async with _open_inner(settings, collector) as store, open_cache(settings.cache, settings.pool_size) as cache:
         yield CachedStore(store, cache)
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import html
-import os
 import random
 import threading
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
@@ -24,7 +23,7 @@ import orjson
 from fastapi import BackgroundTasks, Depends, FastAPI, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
-from targets import instrument, profiling
+from targets import IDENTITY_HEADER, instrument, profiling
 from targets.data_rules import (
     REFRESH_ACCEPTED,
     WORLD_NOT_FOUND,
@@ -43,33 +42,18 @@ from targets.schema import ADDED_FORTUNE, AUTHOR_ROWS, MAX_RANDOM_NUMBER, WORLD_
 # Re-exported ("as" form, for mypy): variants import every row type from here.
 from targets.schema import ItemRow as ItemRow
 from targets.schema import ReportRow as ReportRow
+from targets.settings import TargetSpec
 from targets.stats import Collector
 
-DEFAULT_POOL_SIZE = 10
+# What a variant's store is opened with (targets.settings): read when the app starts, not at import.
+Settings = TargetSpec
+
 MAX_QUERIES = 500
 DEFAULT_AUTHORS = 20
 
 WorldRow = tuple[int, int]  # (id, randomNumber)
 FortuneRow = tuple[int, str]  # (id, message)
 AuthorBooks = tuple[int, str, list[tuple[int, str]]]  # (id, name, [(book id, title), ...] sorted by id)
-
-
-@dataclass(frozen=True)
-class Settings:
-    """The target's whole configuration; read from the environment when the app starts, not at import."""
-
-    dsn: str
-    pool_size: int
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] = os.environ) -> Settings:
-        dsn = environ.get("DBBENCH_DSN")
-        if not dsn:
-            raise RuntimeError("DBBENCH_DSN is not set (e.g. postgresql://user@host:5432/dbname)")
-        pool_size = int(environ.get("DBBENCH_POOL_SIZE", DEFAULT_POOL_SIZE))
-        if pool_size < 1:
-            raise RuntimeError(f"DBBENCH_POOL_SIZE must be at least 1, got {pool_size}")
-        return cls(dsn=dsn, pool_size=pool_size)
 
 
 @dataclass(frozen=True)
@@ -259,7 +243,7 @@ def build_async_app(variant: str, open_store: OpenAsyncStore, *, instrument_by_d
             if sink is not None:
                 sink.save()
 
-    app = _new_app(lifespan, collector)
+    app = _new_app(variant, lifespan, collector)
     if sink is not None:
         app.add_middleware(profiling.ProfileMiddleware, sink=sink)
     _add_stats_middleware(app, collector)
@@ -355,7 +339,7 @@ def build_sync_app(variant: str, open_store: OpenSyncStore, *, instrument_by_def
             if sink is not None:
                 sink.save()
 
-    app = _new_app(lifespan, collector)
+    app = _new_app(variant, lifespan, collector)
     _add_stats_middleware(app, collector)
 
     @app.get("/db")
@@ -454,7 +438,9 @@ def _switches(instrument_by_default: bool) -> tuple[Collector | None, profiling.
 
 
 def _new_app(
-    lifespan: Callable[[FastAPI], AbstractAsyncContextManager[dict[str, Any]]], collector: Collector | None
+    variant: str,
+    lifespan: Callable[[FastAPI], AbstractAsyncContextManager[dict[str, Any]]],
+    collector: Collector | None,
 ) -> FastAPI:
     # No /docs or /openapi.json: the server exposes the contract and nothing else.
     app = FastAPI(lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
@@ -462,7 +448,7 @@ def _new_app(
     @app.get("/health")
     async def health() -> Response:
         # uvicorn accepts connections only after lifespan startup, i.e. once the store (pool) is open.
-        return OrjsonResponse({"status": "ok"})
+        return OrjsonResponse({"status": "ok"}, headers={IDENTITY_HEADER: variant})
 
     instrument.add_stats_routes(app, collector)
     return app

@@ -16,7 +16,7 @@ from databases import Database
 from databases.interfaces import Record
 from sqlalchemy.sql import ClauseElement
 
-from targets import instrument, sqlite
+from targets import connargs, instrument, sqlite
 from targets.contract import (
     AsyncStore,
     AuthorBooks,
@@ -178,7 +178,12 @@ async def open_store(settings: Settings, collector: Collector | None) -> AsyncIt
     }
     if collector is not None:
         pool_options["init"] = instrument.asyncpg_init(collector, "pool init= via databases")
-    database = Database(settings.dsn, **pool_options)
+    # The URL only picks databases' asyncpg backend; the connection itself is described by asyncpg's own
+    # arguments, which databases forwards to create_pool (it would misread socket hosts and libpq options).
+    # databases first fills host, port, user, password and database from its URL (here all empty, and
+    # database="" would win over the DSN's): None hands each back to asyncpg, which reads it from the DSN.
+    unset: dict[str, Any] = dict.fromkeys(("host", "port", "user", "password", "database"))
+    database = Database("postgresql://", **{**unset, **connargs.asyncpg_args(settings.dsn)}, **pool_options)
     await database.connect()
     try:
         yield DatabasesStore(database)

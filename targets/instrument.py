@@ -36,9 +36,9 @@ from fastapi import FastAPI
 from fastapi.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from targets import settings
 from targets.stats import Collector, RequestScope
 
-ENV = "DBBENCH_INSTRUMENT"
 SKIPPED_PREFIXES = ("/_bench/", "/health")
 
 # The request being served (its endpoint: the path without query string); None outside requests.
@@ -46,11 +46,9 @@ current_request: ContextVar[RequestScope | None] = ContextVar("dbbench_request",
 
 
 def enabled(on_by_default: bool, environ: Mapping[str, str] = os.environ) -> bool:
-    """DBBENCH_INSTRUMENT=0 turns hooks off, =1 on; unset means the variant's default."""
-    value = environ.get(ENV, "").strip()
-    if not value:
-        return on_by_default
-    return value not in ("0", "false", "no", "off")
+    """DBBENCH_INSTRUMENT=0 turns hooks off, =1 on; unset means the variant's default (targets.settings)."""
+    switch = settings.instrument_from_env(environ)
+    return on_by_default if switch is None else switch
 
 
 class StatsMiddleware:

@@ -3,16 +3,16 @@ queries both build the same way."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ForeignKey, Select, String, select
-from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncAttrs
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from targets import sqlite
+from targets import connargs, sqlite
 from targets.schema import ItemRow, ReportRow
 
 # The ORM has no REFRESH construct: the variants send this through text() in a session transaction
@@ -114,16 +114,19 @@ def report_row(row: CategoryReport) -> ReportRow:
     )
 
 
-def engine_url(dsn: str, driver: str) -> URL:
-    """A libpq URL (postgresql://...) with SQLAlchemy's driver named, e.g. ``psycopg`` or ``asyncpg``."""
-    return make_url(dsn).set(drivername=f"postgresql+{driver}")
+# The connection itself travels in connect_args, in the driver's own terms (targets.connargs): SQLAlchemy
+# would pass a URL's libpq query parameters to asyncpg as keyword arguments (sslmode → TypeError).
+POSTGRES_CONNECT_ARGS: dict[str, Callable[[str], dict[str, Any]]] = {
+    "psycopg": connargs.psycopg_args,
+    "asyncpg": connargs.asyncpg_args,
+}
 
 
 @dataclass(frozen=True)
 class EngineChoice:
     """What an ORM variant builds its engine from, for the database DBBENCH_DSN names."""
 
-    url: URL | str
+    url: str
     driver: str  # the DBAPI driver, as /_bench/info and the statement hook name it
     refresh: tuple[str, ...]  # POST /refresh-views' statements, run in one session transaction
     connect_args: dict[str, Any] = field(default_factory=dict)
@@ -136,4 +139,5 @@ def engine_choice(dsn: str, postgres_driver: str, sqlite_driver: str) -> EngineC
         return EngineChoice(
             sqlite.engine_url(dsn, sqlite_driver), sqlite_driver, sqlite.REFRESH_REPORT, dict(sqlite.CONNECT_ARGS)
         )
-    return EngineChoice(engine_url(dsn, postgres_driver), postgres_driver, (REFRESH_REPORT,))
+    connect_args = POSTGRES_CONNECT_ARGS[postgres_driver](dsn)
+    return EngineChoice(f"postgresql+{postgres_driver}://", postgres_driver, (REFRESH_REPORT,), connect_args)

@@ -13,7 +13,7 @@ from contextlib import asynccontextmanager
 
 import asyncpg
 
-from targets import instrument, pooled
+from targets import connargs, instrument, pooled
 from targets.contract import (
     AsyncStore,
     AuthorBooks,
@@ -30,7 +30,7 @@ from targets.stats import Collector
 
 class ConnectPerRequestStore:
     def __init__(self, dsn: str, max_connections: int, collector: Collector | None) -> None:
-        self._dsn = dsn
+        self._connect_args = connargs.asyncpg_args(dsn)
         self._max_connections = max_connections
         self._slots = asyncio.Semaphore(max_connections)
         # asyncpg.connect() has no init=: the same logger is added to each new connection instead.
@@ -41,7 +41,7 @@ class ConnectPerRequestStore:
     @asynccontextmanager
     async def _connect(self) -> AsyncIterator[asyncpg.Connection]:
         async with self._slots:
-            conn = await asyncpg.connect(self._dsn)
+            conn = await asyncpg.connect(**self._connect_args)
             if self._log is not None:
                 conn.add_query_logger(self._log)
             try:

@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 
 import asyncpg
 
-from targets import instrument
+from targets import connargs, instrument
 from targets.contract import (
     AsyncStore,
     AuthorBooks,
@@ -143,7 +143,7 @@ class PoolStore:
 async def open_pool(settings: Settings, collector: Collector | None) -> AsyncIterator[asyncpg.Pool]:
     """min_size = max_size: every connection is opened at startup and none are opened or closed later."""
     pool = await asyncpg.create_pool(
-        settings.dsn,
+        **connargs.asyncpg_args(settings.dsn),
         min_size=settings.pool_size,
         max_size=settings.pool_size,
         # The default (300 s) closes idle connections, which would then reconnect inside a measurement.

@@ -19,7 +19,8 @@ from typing import Any, ParamSpec, TypeVar
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-ENV = "DBBENCH_PROFILE_DIR"
+from targets import settings
+
 FILENAME = "profile.pyisession"
 # pyinstrument's default 1 ms interval would miss most of a ~0.3 ms /db request entirely; 0.2 ms gives
 # every request a few samples without the sampler dominating the request.
@@ -88,7 +89,7 @@ def aggregate(sessions: list[Any]) -> Any:
 
 
 def sink_from_env(environ: Mapping[str, str] = os.environ) -> SessionSink | None:
-    directory = environ.get(ENV, "").strip()
+    directory = settings.profile_dir_from_env(environ)
     return SessionSink(Path(directory)) if directory else None
 
 

@@ -10,23 +10,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import time
 from collections.abc import AsyncIterator, Callable, Collection, Iterable, Iterator, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
-from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from targets.settings import REDIS_URL, CacheSpec
+
 # The endpoints whose reads the cache may answer without a query; the contract check accepts fewer
 # queries than TechEmpower's one-per-row there, and only there (/updates always reads the database).
 FEWER_QUERIES_OK = ("/db", "/queries")
 
 TTL_SECONDS = 60.0
-BACKENDS = ("memory", "redis")
 # Every key this app writes starts with this; startup and shutdown delete these keys and no others.
 KEY_PREFIX = "dbbench:world:"
 _SCAN_BATCH = 1000
@@ -34,22 +33,8 @@ _SCAN_BATCH = 1000
 _REDIS_TIMEOUT = 10.0
 
 
-@dataclass(frozen=True)
-class CacheSettings:
-    """Which cache backs the variant; read from the environment when the app starts, like ``Settings``."""
-
-    backend: str = "memory"
-    redis_url: str | None = None
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] = os.environ) -> CacheSettings:
-        backend = environ.get("DBBENCH_CACHE") or "memory"
-        if backend not in BACKENDS:
-            raise RuntimeError(f"DBBENCH_CACHE must be one of {', '.join(BACKENDS)}, got {backend!r}")
-        redis_url = environ.get("DBBENCH_REDIS_URL") or None
-        if backend == "redis" and redis_url is None:
-            raise RuntimeError("DBBENCH_CACHE=redis needs DBBENCH_REDIS_URL (e.g. redis://127.0.0.1:6379/0)")
-        return cls(backend, redis_url)
+# Which cache backs the variant: declared with the rest of a target's settings (targets.settings).
+CacheSettings = CacheSpec
 
 
 def redis_address(url: str) -> str:
@@ -340,7 +325,7 @@ async def open_redis(url: str, pool_size: int) -> AsyncIterator[RedisBackend]:
             # Values left by an earlier target may predate the database's re-seeding.
             await delete_own_keys(client)
         except RedisError as exc:
-            raise RuntimeError(f"DBBENCH_REDIS_URL: Redis at {address} did not answer: {exc}") from None
+            raise RuntimeError(f"{REDIS_URL}: Redis at {address} did not answer: {exc}") from None
         yield RedisBackend(client, address, pool_size)
         with contextlib.suppress(RedisError):  # best effort: the keys expire after TTL_SECONDS anyway
             await delete_own_keys(client)

@@ -1,4 +1,4 @@
-"""The pooled variant with one fault bench.contract_check must report: the widely copied background refresh.
+"""The pooled variant with one fault bench.check must report: the widely copied background refresh.
 
 POST /refresh-views answers 202 and schedules a *sync* function that calls asyncpg's ``execute`` without
 awaiting it: that only creates a coroutine, so nothing is refreshed (Python warns "coroutine ... was never

@@ -1,4 +1,4 @@
-"""A deliberately broken target: every fault here is one bench.contract_check must report.
+"""A deliberately broken target: every fault here is one bench.check must report.
 
 Run like a real variant: ``uvicorn tests.broken_target:app`` with DBBENCH_DSN set. Faults:
   /db           made-up randomNumber (stored value + 1: in range, so only the seed comparison sees it),

@@ -20,7 +20,7 @@ import redis
 import redis.asyncio as aioredis
 
 from bench import redis_server
-from bench.contract_check import check_variant
+from bench.check.variant import check_variant
 from bench.errors import BenchError
 from bench.net import free_port
 from bench.procs import Supervisor

@@ -1,4 +1,4 @@
-"""bench.contract_check reports each contract fault as one line; targets.contract's pure rules.
+"""bench.check reports each contract fault as one line; targets.contract's pure rules.
 
 Server tests use the fixtures described at the top of tests/test_targets.py (``pg_dsn``, ``run_target``).
 """
@@ -9,10 +9,13 @@ import socket
 
 import pytest
 
-from bench.contract_check import _authors_difference, check_variant, expected_fortunes_html
-from bench.seed import apply_schema, seed
+from bench.check.expected import expected_fortunes_html
+from bench.check.rules import authors_difference, authors_shape_fault, fortunes_shape_fault
+from bench.check.server_log import ServerLog, last_exception
+from bench.check.variant import check_variant
+from bench.seed import apply_schema, seed, world_snapshot
 from targets.contract import assign_new_values, batch_update_args, parse_queries, render_fortunes
-from targets.schema import FORTUNES
+from targets.schema import FORTUNES, seeded_authors_json
 
 
 @pytest.mark.parametrize(
@@ -82,7 +85,7 @@ def test_broken_target_faults_are_each_reported_once(pg_dsn, run_target) -> None
         "/queries?queries=foo: HTTP 500, expected 200",
         "/queries?queries=: HTTP 500, expected 200",
         "/fortunes: fortune 11 is not HTML-escaped",
-        "/updates?queries=20: returned values differ from the database for 20 of 20 ids",
+        "/updates?queries=20: returned values differ from the database for",  # 19 of 19 when an id repeats
         "/updates?queries=20: no stored value changed",
         "/db: expected 1 query per request, saw 2",
         "/authors/lazy?limit=5: author 1: books not sorted by id",
@@ -141,4 +144,156 @@ def test_authors_difference_names_the_first_fault(got, message) -> None:
         {"id": 1, "name": "a", "books": [{"id": 2, "title": "b"}, {"id": 3, "title": "c"}]},
         {"id": 2, "name": "b", "books": []},
     ]
-    assert _authors_difference(got, want) == message
+    assert authors_difference(got, want) == message
+
+
+# --- without the seeded database (--url): the rules any right answer obeys ----------------------------
+
+
+def test_the_seeded_answers_obey_the_shape_rules() -> None:
+    assert fortunes_shape_fault(expected_fortunes_html()) is None
+    assert authors_shape_fault(seeded_authors_json(20), 20) is None
+    page = render_fortunes([(5, "zebra <b>"), (6, "apple")])
+    assert fortunes_shape_fault(page) is None  # other fortunes than the seed's: still a right answer
+    # A template's page (TechEmpower's own FastAPI app: Jinja2, newlines between tags, &#39; escapes).
+    templated = "\n".join(
+        ["<!DOCTYPE html>", "<html>", "<head><title>Fortunes</title></head>", "<body>", "<table>",
+         "<tr><th>id</th><th>message</th></tr>",
+         "<tr><td>0</td><td>Additional fortune added at request time.</td></tr>",
+         "<tr><td>7</td><td>it&#39;s &lt;b&gt;</td></tr>", "</table>", "</body>", "</html>", ""]
+    )  # fmt: skip
+    assert fortunes_shape_fault(templated) is None
+
+
+@pytest.mark.parametrize(
+    ("page", "fault"),
+    [
+        (render_fortunes([(1, "a")]).replace("<td>1</td><td>a</td>", "<td>1</td><td><script>x</script></td>"),
+         "a message is not HTML-escaped (<script> appears raw)"),
+        (render_fortunes([(1, "z"), (2, "a")]).replace("<td>2</td><td>a</td>", "<td>2</td><td>zz</td>"),
+         "rows are not sorted by message"),
+        (render_fortunes([]).replace("Additional fortune added at request time.", "x"),
+         "the fortune added at request time (id 0) is missing"),
+        ("<html></html>", "not the contract's page (doctype, title, table head and end)"),
+    ],
+)  # fmt: skip
+def test_fortunes_shape_faults(page: str, fault: str) -> None:
+    assert fortunes_shape_fault(page) == fault
+
+
+def test_authors_shape_faults() -> None:
+    authors = seeded_authors_json(3)
+    assert authors_shape_fault(authors, 2) == "expected at most 2 authors, got 3"
+    assert authors_shape_fault(list(reversed(authors)), 3) == "authors not ordered by id ([3, 2, 1])"
+    unsorted = [{**authors[0], "books": list(reversed(authors[0]["books"]))}]
+    assert str(authors_shape_fault(unsorted, 3)).startswith("author 1: books not sorted by id")
+
+
+# --- the server's exception behind an HTTP 500 ---------------------------------------------------------
+
+ASGI_500 = """\
+ERROR:    Exception in ASGI application
+Traceback (most recent call last):
+  File "/venv/lib/python3.11/site-packages/asyncpg/connection.py", line 1795, in _do_execute
+    result, stmt = await executor(stmt, None)
+                   ^^^^^^^^^^^^^^^^^^^^^^^^^^
+asyncpg.exceptions.InvalidSQLStatementNameError: prepared statement "__asyncpg_stmt_1__" does not exist
+HINT:  NOTE: pgbouncer with pool_mode set to "transaction" does not support prepared statements properly.
+
+The above exception was the direct cause of the following exception:
+
+Traceback (most recent call last):
+  File "/app/main.py", line 12, in db
+    raise RuntimeError("query failed") from error
+RuntimeError: query failed for postgresql://app:s3cret@db/app (password=s3cret)
+"""
+
+GROUP_500 = """\
+  + Exception Group Traceback (most recent call last):
+  |   File "/venv/lib/python3.11/site-packages/starlette/middleware/base.py", line 10, in __call__
+  | ExceptionGroup: unhandled errors in a TaskGroup (1 sub-exception)
+  +-+---------------- 1 ----------------
+    | Traceback (most recent call last):
+    |   File "/app/main.py", line 3, in db
+    |     return await store.read()
+    | psycopg.errors.UndefinedTable: relation "world" does not exist
+    +------------------------------------
+"""
+
+
+def test_last_exception_is_the_one_that_escaped_without_its_password() -> None:
+    assert last_exception(ASGI_500) == "RuntimeError: query failed for postgresql://app:***@db/app (password=***)"
+    assert last_exception(ASGI_500.split("\n\nThe above")[0]) == (
+        'asyncpg.exceptions.InvalidSQLStatementNameError: prepared statement "__asyncpg_stmt_1__" does not exist'
+    )
+    assert last_exception(GROUP_500) == 'psycopg.errors.UndefinedTable: relation "world" does not exist'
+    assert last_exception("INFO:     Started server process\nWARNING:  something\n") is None
+    assert last_exception('Traceback (most recent call last):\n  File "x", line 1\n') is None  # still writing
+
+
+def test_server_log_reads_only_what_came_after_the_mark(tmp_path) -> None:
+    path = tmp_path / "target.log"
+    path.write_text(ASGI_500)
+    log = ServerLog(path)
+    log.mark()
+    assert log.exception_since_mark(wait_s=0.05) is None  # the old traceback belongs to an earlier request
+    with path.open("a") as handle:
+        handle.write(GROUP_500)
+    assert log.exception_since_mark(wait_s=0.05) == 'psycopg.errors.UndefinedTable: relation "world" does not exist'
+
+
+def test_broken_target_500s_name_the_servers_exception(pg_dsn, run_target, tmp_path) -> None:
+    apply_schema(pg_dsn)
+    seed(pg_dsn)
+    base_url = run_target("tests.broken_target:app", {"DBBENCH_DSN": pg_dsn, "DBBENCH_POOL_SIZE": "4"})
+    log = tmp_path / f"uvicorn-{base_url.rsplit(':', 1)[1]}.log"  # where run_target's uvicorn logs
+
+    report = check_variant(base_url, pg_dsn, server_log=log)
+
+    assert (
+        "/queries?queries=foo: HTTP 500, expected 200 "
+        "(server: ValueError: invalid literal for int() with base 10: 'foo')" in report.problems
+    ), report.problems
+    assert (
+        "/queries?queries=: HTTP 500, expected 200 (server: ValueError: invalid literal for int() with base 10: '')"
+        in (report.problems)
+    )
+
+
+def test_shape_only_check_finds_the_faults_it_can_and_writes_nothing(pg_dsn, run_target) -> None:
+    """--url's check of a foreign server: no seed values compared, no writes, no /_bench/*."""
+    apply_schema(pg_dsn)
+    seed(pg_dsn)
+    base_url = run_target("tests.broken_target:app", {"DBBENCH_DSN": pg_dsn, "DBBENCH_POOL_SIZE": "4"})
+    before = world_snapshot(pg_dsn)
+
+    report = check_variant(base_url, None, writes=False, private=False)
+
+    assert world_snapshot(pg_dsn) == before
+    for prefix in (
+        "/queries?queries=0: expected 1 objects, got 0",
+        "/queries?queries=501: expected 500 objects, got 501",
+        "/queries?queries=foo: HTTP 500, expected 200",
+        "/fortunes: a message is not HTML-escaped",
+        "/authors/lazy?limit=5: author 1: books not sorted by id",
+    ):
+        assert sum(line.startswith(prefix) for line in report.problems) == 1, (prefix, report.problems)
+    # Only a comparison with the seed sees its made-up /db values; /_bench/* was not asked; no write was sent.
+    assert not any("seed" in line or "/_bench" in line or "/updates" in line for line in report.problems)
+    assert report.info["query_counts"].startswith("not checked: not a dbbench server")
+    assert report.info["writes"].startswith("not checked")
+
+
+@pytest.mark.parametrize("writes", [False, True])
+def test_a_right_server_passes_the_shape_only_check_every_time(pg_dsn, run_target, writes: bool) -> None:
+    apply_schema(pg_dsn)
+    seed(pg_dsn)
+    env = {"DBBENCH_DSN": pg_dsn, "DBBENCH_POOL_SIZE": "4", "DBBENCH_INSTRUMENT": "1"}
+    base_url = run_target("targets.pooled:app", env)
+    before = world_snapshot(pg_dsn)
+
+    reports = [check_variant(base_url, None, writes=writes) for _ in range(2)]
+
+    assert [(r.ok, r.problems) for r in reports] == [(True, [])] * 2
+    assert reports[0].info["query_counts"] == "checked"  # it is dbbench: counted through /_bench/stats
+    assert (world_snapshot(pg_dsn) == before) is not writes  # --allow-writes: /updates really wrote

@@ -15,8 +15,8 @@ import httpx
 import psycopg
 import pytest
 
-from bench import contract_check_data
-from bench.contract_check import check_variant
+from bench.check import data as check_data
+from bench.check.variant import check_variant
 from bench.seed import (
     apply_schema,
     probe_item,
@@ -178,7 +178,7 @@ def _env(dsn: str) -> dict[str, str]:
 
 
 def test_a_refresh_that_is_never_awaited_is_caught(seeded_dsn, run_target, monkeypatch) -> None:
-    monkeypatch.setattr(contract_check_data, "REFRESH_TIMEOUT_SECONDS", 1.5)
+    monkeypatch.setattr(check_data, "REFRESH_TIMEOUT_SECONDS", 1.5)
     base_url = run_target("tests.broken_refresh_target:app", _env(seeded_dsn))
 
     report = check_variant(base_url, seeded_dsn)

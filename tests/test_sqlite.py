@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from bench import results, seed
-from bench.contract_check_data import expected_report_row, seeded_items
+from bench.check.expected import expected_report_row, seeded_items
 from targets import VARIANTS, sqlite
 from targets.data_rules import report_json
 from targets.schema import ITEM_ROWS, ITEMS_EPOCH, SEARCH_INDEX, items_checksum, seeded_world

@@ -23,7 +23,7 @@ import httpx
 import psycopg
 import pytest
 
-from bench.contract_check import check_variant
+from bench.check.variant import check_variant
 from bench.seed import apply_schema, seed, world_snapshot
 from targets import VARIANTS, UnknownVariant, Variant
 from targets.cached import WorldCache
