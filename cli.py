@@ -18,6 +18,9 @@ import typer
 from bench.failures import DEFAULT_MAX_ERROR_RATE  # pure and tiny: the option's default, declared once
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
+    from bench.results import Results
     from bench.runner import RunConfig
     from scenarios import Scenario
     from targets import Variant
@@ -107,6 +110,10 @@ DsnOption = Annotated[
 ]
 OutputOption = Annotated[Path | None, typer.Option("-o", "--output", help="Results file to write.")]
 ForceOption = Annotated[bool, typer.Option(help="Overwrite an existing results file.")]
+HtmlOption = Annotated[
+    bool,
+    typer.Option("--html/--no-html", help="Also write the HTML report beside the results file (x.json -> x.html)."),
+]
 QuickOption = Annotated[
     bool,
     typer.Option(
@@ -172,6 +179,7 @@ def run(
     ] = "postgres",
     output: OutputOption = None,
     force: ForceOption = False,
+    html: HtmlOption = True,
     quick: QuickOption = False,
     calibrate: CalibrateOption = True,
     max_error_rate: MaxErrorRateOption = DEFAULT_MAX_ERROR_RATE,
@@ -255,7 +263,7 @@ def run(
             profile_requests=profile_requests,
             instrument=instrument,
         )
-        _execute(config)
+        _execute(config, html)
     except BenchError as exc:
         raise _fail(str(exc)) from None
 
@@ -319,6 +327,7 @@ def advice(
     dsn: DsnOption = None,
     output: OutputOption = None,
     force: ForceOption = False,
+    html: HtmlOption = True,
     quick: QuickOption = False,
     calibrate: CalibrateOption = True,
     max_error_rate: MaxErrorRateOption = DEFAULT_MAX_ERROR_RATE,
@@ -371,12 +380,34 @@ def advice(
             redis_url=redis_url,
             parts=parts,
         )
-        _execute(config)
+        _execute(config, html)
     except BenchError as exc:
         raise _fail(str(exc)) from None
 
 
-def _execute(config: RunConfig) -> None:
+def _write_html(results: Results, output: Path, console: Console) -> None:
+    """The HTML report beside the results file (results.json -> results.html); a report that cannot be
+    written is a warning, never a lost run: the results file is already on disk."""
+    from bench.errors import BenchError
+    from reports.base import renderer
+
+    try:
+        path = renderer("html").write(results, html_path(output))
+    except BenchError as exc:
+        console.print(f"[yellow]no HTML report: {exc}[/yellow]")
+        return
+    except Exception as exc:  # a renderer's bug must not turn a finished run into a traceback
+        console.print(f"[yellow]no HTML report ({type(exc).__name__}: {exc}); bench report {output} --format html "
+                      "retries it[/yellow]")  # fmt: skip
+        return
+    console.print(f"report: {path}")
+
+
+def html_path(output: Path) -> Path:
+    return output.with_suffix(".html") if output.suffix != ".html" else output.with_name(output.name + ".html")
+
+
+def _execute(config: RunConfig, html: bool = True) -> None:
     from bench.procs import interrupts_as_exceptions
     from bench.runner import Run, validate_config
     from reports.live import LiveObserver
@@ -396,6 +427,8 @@ def _execute(config: RunConfig) -> None:
         raise typer.Exit(130) from None
     print_report(run_.results, console)
     console.print(f"results: {config.output}")
+    if html:
+        _write_html(run_.results, config.output, console)
     failed_checks = [c for c in run_.results.checks if not c.ok and not c.skipped]  # a skip is not a failure
     failed_cells = [c for c in run_.results.cells if not c.ok]
     if failed_checks or failed_cells:
@@ -405,31 +438,23 @@ def _execute(config: RunConfig) -> None:
 @app.command()
 def report(
     file: Annotated[Path, typer.Argument(help="A results file from bench run.")],
-    format: Annotated[str, typer.Option("--format", "-f", help="terminal, json or md.")] = "terminal",
+    format: Annotated[str, typer.Option("--format", "-f", help="terminal, json, md or html.")] = "terminal",
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Write to this file, not stdout.")] = None,
 ) -> None:
     """Render a results file (never re-runs anything)."""
     from bench import results
     from bench.errors import BenchError
+    from reports.base import renderer
 
-    renderers = ("terminal", "json", "md")
-    if format not in renderers:
-        raise _fail(f"unknown --format {format!r}; choose from {', '.join(renderers)}")
     try:
+        chosen = renderer(format)
         loaded = results.load(file)
+        if output is not None:
+            typer.echo(f"report: {chosen.write(loaded, output)}")
+        else:
+            chosen.show(loaded)
     except BenchError as exc:
         raise _fail(str(exc)) from None
-    if format == "json":
-        from reports import jsonreport
-
-        sys.stdout.write(jsonreport.render(loaded) + "\n")
-    elif format == "md":
-        from reports import markdown
-
-        sys.stdout.write(markdown.render(loaded))
-    else:
-        from reports.terminal import print_report
-
-        print_report(loaded)
 
 
 @app.command("calibrate")

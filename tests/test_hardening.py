@@ -31,8 +31,8 @@ from bench.results import Cell, Results
 from bench.run_config import MAX_WINDOW_S, window_fault
 from bench.sampling import Window, merge_windows
 from reports import jsonreport, summary
+from reports.fmt import baseline, flags
 from reports.summary import Row
-from reports.terminal import baseline, flags
 
 
 def _refresh_server(lag_reads: int) -> httpx.MockTransport:
@@ -253,7 +253,7 @@ def test_serve_says_how_its_server_ended_when_it_is_killed() -> None:
 
 
 def test_an_interrupted_file_says_so_and_how_far_it_got(tmp_path: Path) -> None:
-    from reports import markdown, terminal
+    from reports import html, markdown, terminal
 
     cells = [_failed_cell(1, {"HTTP 500 GET /db": 1})]
     interrupted = Results({"config": {}, "completed": False, "cells_planned": 12}, [], cells)
@@ -268,6 +268,7 @@ def test_an_interrupted_file_says_so_and_how_far_it_got(tmp_path: Path) -> None:
         terminal.print_report(loaded, console)
     assert "interrupted: 1 of 12 cells measured" in captured.get()
     assert "interrupted: 1 of 12 cells measured" in markdown.render(loaded)
+    assert "interrupted: 1 of 12 cells measured" in html.HTMLRenderer().render(loaded)
     # Finished, or written before the field existed (unknown): nothing said.
     assert summary.interrupted(Results({"completed": True, "cells_planned": 1}, [], cells)) is None
     assert summary.interrupted(Results({"config": {}}, [], cells)) is None
