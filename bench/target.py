@@ -56,9 +56,9 @@ class Target:
             return {"error": f"/_bench/info unavailable: {exc}"}
 
 
-def uvicorn_argv(app: str, port: int, workers: int) -> list[str]:
+def uvicorn_argv(app: str, port: int, workers: int, python: str = sys.executable) -> list[str]:
     return [
-        sys.executable,
+        python,
         "-m",
         "uvicorn",
         app,
