@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench import load
+from bench import load, pgstats
 from bench.apps import check as app_check
 from bench.apps.databases import AppDatabases, app_url
 from bench.apps.serve import app_environment, serve_app
@@ -48,6 +48,7 @@ class AppCells:
     secrets: tuple[str, ...] = ()  # the run's DSNs: masked in anything quoted from an app's log
     templates: dict[str, str] = field(default_factory=dict)  # label -> its set-up database
     setup_s: dict[str, float] = field(default_factory=dict)  # label -> seconds its --setup commands took
+    statements: dict[str, pgstats.Availability] = field(default_factory=dict)  # label -> pg_stat_statements
 
     def env(self, app: App, dsn: str) -> dict[str, str]:
         return {**self.config.env, self.config.db_env: app_url(dsn, app.url_style)}
@@ -66,6 +67,8 @@ class AppCells:
                 text = log.read_text(errors="replace") if log.exists() else ""
                 return CheckReport(False, [str(exc)], {"log_tail": app_check.log_tail(text, self.secrets)})
         self.setup_s[app.label] = time.perf_counter() - started
+        # Created in the set-up database (after the app's own set-up), so every copy of it has the view.
+        self.statements[app.label] = pgstats.availability(dsn)
         return None
 
     def _run_setup(self, app: App, argv: list[str], dsn: str, log: Path) -> None:
@@ -132,7 +135,12 @@ class AppCells:
         return CheckReport(True, [], info)
 
     def measure(
-        self, key: CellKey, cell: Cell, spec_for: SpecFor, fill: Callable[[Cell, dict[str, Any]], None]
+        self,
+        key: CellKey,
+        cell: Cell,
+        spec_for: SpecFor,
+        fill: Callable[[Cell, dict[str, Any]], None],
+        on_tick: Callable[[float], None] | None = None,
     ) -> Cell:
         """One cell: restore the data, start the app, load it; the restore time is kept in ``cell.target``."""
         app = self.config.get(key.variant.name)
@@ -145,7 +153,7 @@ class AppCells:
                 ) as target,
                 ConnectionSampler(dsn) as connections,
             ):
-                sample = self._load(key, target, spec_for, connections)
+                sample = self._load(key, target, spec_for, connections, on_tick, dsn)
                 cell.db_connections = connections.peak
         except (TargetFailed, load.LoadFailed) as exc:
             cell.status, cell.reason = "failed", str(exc)
@@ -155,9 +163,27 @@ class AppCells:
         cell.target = {"app": app.target, "restore_s": restore_s, "server_workers": self.config.server_workers}
         return cell
 
-    def _load(self, key: CellKey, target: Target, spec_for: SpecFor, connections: ConnectionSampler) -> dict[str, Any]:
-        spec = dataclasses.replace(spec_for(key, target.url, target.child.pid), target_stats=False)
-        return load.run_load(self.supervisor, spec, self.workdir, on_tick=lambda _elapsed: connections.sample())
+    def _load(
+        self,
+        key: CellKey,
+        target: Target,
+        spec_for: SpecFor,
+        connections: ConnectionSampler,
+        on_tick: Callable[[float], None] | None,
+        dsn: str,
+    ) -> dict[str, Any]:
+        def tick(elapsed: float) -> None:
+            connections.sample()
+            if on_tick is not None:
+                on_tick(elapsed)
+
+        found = self.statements.get(key.variant.name)
+        spec = dataclasses.replace(
+            spec_for(key, target.url, target.child.pid),
+            target_stats=False,
+            pg_dsn=dsn if found is not None and found.ok else None,  # pg_stat_statements of this copy
+        )
+        return load.run_load(self.supervisor, spec, self.workdir, on_tick=tick)
 
     def close(self) -> None:
         self.databases.close()

@@ -1,4 +1,4 @@
-"""The shop's tables (created by ``python -m shop.migrate``, which runs ``schema.sql``)."""
+"""The shop's tables (created by ``python migrate.py``, which runs ``schema.sql``)."""
 
 from __future__ import annotations
 

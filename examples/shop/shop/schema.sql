@@ -1,4 +1,4 @@
--- The shop's schema: applied once by `python -m shop.migrate` (idempotent).
+-- The shop's schema: applied once by `python migrate.py` (idempotent).
 CREATE TABLE IF NOT EXISTS category (
     id   serial PRIMARY KEY,
     name varchar(80) NOT NULL UNIQUE

@@ -1,13 +1,12 @@
-"""``python -m shop.seed``: 10 categories and 1,000 items with stock (deterministic: the same rows every time)."""
+"""``python seed.py`` (from examples/shop): 10 categories, 1,000 items with stock; the same rows every time."""
 
 from __future__ import annotations
 
 import asyncio
 import random
 
-from sqlalchemy import text
-
 from shop.db import make_engine
+from sqlalchemy import text
 
 CATEGORIES = 10
 ITEMS = 1000

@@ -1,15 +1,14 @@
-"""``python -m shop.migrate``: create the shop's tables from schema.sql (safe to run twice)."""
+"""``python migrate.py`` (from examples/shop): create the shop's tables from schema.sql (safe to run twice)."""
 
 from __future__ import annotations
 
 import asyncio
 from pathlib import Path
 
+from shop.db import make_engine
 from sqlalchemy import text
 
-from shop.db import make_engine
-
-SCHEMA = Path(__file__).with_name("schema.sql")
+SCHEMA = Path(__file__).parent / "shop" / "schema.sql"
 
 
 async def migrate() -> None:
