@@ -294,11 +294,9 @@ def run(
             profile=profile,
             profile_requests=profile_requests,
             instrument=instrument,
+            apps=apps,
         )
-        if apps is None:
-            _execute(config)
-        else:
-            _execute(config, apps)
+        _execute(config)
     except BenchError as exc:
         raise _fail(str(exc)) from None
 
@@ -517,8 +515,9 @@ def ab(
             force=force,
             calibrate=calibrate,
             max_error_rate=max_error_rate,
+            apps=apps,
         )
-        _execute(config, apps, closing=_print_ab)
+        _execute(config, closing=_print_ab)
     except BenchError as exc:
         raise _fail(str(exc)) from None
 
@@ -554,24 +553,19 @@ def _print_ab(results: Results, console: Console) -> None:
     console.print(table)
 
 
-def _execute(
-    config: RunConfig, apps: AppsConfig | None = None, closing: Callable[[Results, Console], None] | None = None
-) -> None:
-    from bench.apps.execute import AppRun, validate_apps
-    from bench.procs import sigterm_as_interrupt
-    from bench.runner import validate_config
+def _execute(config: RunConfig, closing: Callable[[Results, Console], None] | None = None) -> None:
+    from bench.procs import interrupts_as_exceptions
+    from bench.runner import Run, validate_config
     from reports.live import LiveObserver
     from reports.terminal import console as make_console
     from reports.terminal import print_report
 
     validate_config(config)
-    if apps is not None:
-        validate_apps(config, apps)
     console = make_console()
     observer = LiveObserver(console)
-    run_ = AppRun(config, observer, apps=apps)
+    run_ = Run(config, observer)
     try:
-        with sigterm_as_interrupt(), observer:
+        with interrupts_as_exceptions(), observer:
             run_.execute()
     except KeyboardInterrupt:
         saved = len(run_.results.cells)
@@ -628,13 +622,13 @@ def calibrate_(
 
     from bench import calibration
     from bench.load import LoadFailed
-    from bench.procs import Supervisor, sigterm_as_interrupt
+    from bench.procs import Supervisor, interrupts_as_exceptions
     from bench.target import TargetFailed
 
     if users < 1 or duration <= 0 or warmup < 0:
         raise _fail("--users must be >= 1, --duration > 0 and --warmup >= 0")
     try:
-        with sigterm_as_interrupt(), Supervisor() as supervisor, tempfile.TemporaryDirectory() as tmp:
+        with interrupts_as_exceptions(), Supervisor() as supervisor, tempfile.TemporaryDirectory() as tmp:
             measured = calibration.calibrate(supervisor, Path(tmp), users, warmup, duration)
     except (TargetFailed, LoadFailed) as exc:
         raise _fail(str(exc), code=1) from None
@@ -659,20 +653,17 @@ def worker(
     The run's master sends each cell's locustfile and load spec (users, rate, window); the worker joins
     every cell of the run in turn, and leaves on Ctrl-C or when no master has answered for 5 minutes.
     """
-    import signal
     import tempfile
     import time
 
     from bench.load import entry_argv
     from bench.loadspec import worker_args
-    from bench.procs import Supervisor, sigterm_as_interrupt
+    from bench.procs import Supervisor, interrupts_as_exceptions
 
     host, port = _host_port(master, "--master")
-    # Started from a script's background job, Python inherits SIGINT ignored: Ctrl-C / kill -INT must still leave.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
     cells = 0
     try:
-        with sigterm_as_interrupt(), Supervisor() as supervisor, tempfile.TemporaryDirectory() as tmp:
+        with interrupts_as_exceptions(), Supervisor() as supervisor, tempfile.TemporaryDirectory() as tmp:
             typer.echo(f"joining {host}:{port}: each cell's locustfile and load come from the run (Ctrl-C leaves)")
             while True:
                 log = Path(tmp) / f"worker-{cells}.log"
@@ -732,7 +723,7 @@ def serve(
     from bench import seed
     from bench.errors import BenchError
     from bench.pg import provision
-    from bench.procs import Supervisor, sigterm_as_interrupt
+    from bench.procs import Supervisor, interrupts_as_exceptions
     from bench.target import TargetConfig, TargetFailed, failure_reason
     from bench.target import serve as serve_target
 
@@ -741,7 +732,7 @@ def serve(
         if port is not None and not 1 <= port <= 65535:
             raise BenchError(f"--port must be between 1 and 65535, got {port}")
         with (
-            sigterm_as_interrupt(),
+            interrupts_as_exceptions(),
             Supervisor() as supervisor,
             tempfile.TemporaryDirectory() as tmp,
             provision(supervisor, dsn) as database,

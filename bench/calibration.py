@@ -11,7 +11,8 @@ from typing import Any
 
 from bench import load
 from bench.procs import Supervisor
-from bench.target import TargetConfig, serve
+from bench.recorder import Recorder
+from bench.target import TargetConfig, TargetFailed, serve
 from scenarios import SCENARIOS
 
 APP = "bench.calibration_app:app"
@@ -19,6 +20,7 @@ APP = "bench.calibration_app:app"
 # there), the generator, not the target, may be what limits the cell.
 CEILING_FRACTION = 0.85
 LOAD_CPU_LIMIT = 0.90
+RUN_CALIBRATION_MAX_S = 5.0  # a run's calibration window: enough for a steady rate, short beside its cells
 
 
 def calibrate(supervisor: Supervisor, workdir: Path, users: int, warmup_s: float, duration_s: float) -> dict[str, Any]:
@@ -35,6 +37,21 @@ def calibrate(supervisor: Supervisor, workdir: Path, users: int, warmup_s: float
         "duration_s": duration,
         "target": "no-database /db on uvicorn (bench.calibration_app)",
     }
+
+
+def calibrate_run(
+    recorder: Recorder, supervisor: Supervisor, workdir: Path, users: int, warmup_s: float, duration_s: float
+) -> None:
+    """The start of a run: its ceiling at its heaviest user count, in its metadata ("error" when the calibration
+    target or the load failed: the run goes on, its cells are then never flagged generator-bound)."""
+    recorder.observer.phase("calibrating the load generator")
+    try:
+        measured = calibrate(supervisor, workdir, users, min(warmup_s, 1.0), min(duration_s, RUN_CALIBRATION_MAX_S))
+    except (TargetFailed, load.LoadFailed) as exc:
+        measured = {"error": str(exc)}
+    recorder.results.metadata["calibration"] = measured
+    recorder.save()
+    recorder.observer.calibrated(measured)
 
 
 def generator_bound(rps: float, load_cpu_share: float, ceiling_rps: float | None) -> bool:

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import IO
+from typing import IO, Any
 
 _PR_SET_PDEATHSIG = 1
 
@@ -133,15 +133,32 @@ class Terminated(KeyboardInterrupt):
 
 
 @contextlib.contextmanager
-def sigterm_as_interrupt() -> Iterator[None]:
-    def handler(signum: int, frame: FrameType | None) -> None:
+def interrupts_as_exceptions() -> Iterator[None]:
+    """Within the block, SIGINT raises ``KeyboardInterrupt`` and SIGTERM raises ``Terminated``; both restored after.
+
+    SIGINT is installed explicitly because Python leaves it ignored when the parent ignored it (a script's
+    background job, ``cmd &`` in a non-interactive shell): relying on the default handler, ``kill -INT`` would
+    never stop a run. A caught signal also resets to its default in every child exec'd meanwhile, so the
+    processes a run starts do not inherit the ignore either. Main thread only (``signal.signal``'s rule).
+    """
+
+    def terminate(signum: int, frame: FrameType | None) -> None:
         raise Terminated(f"received signal {signum}")
 
-    previous = signal.signal(signal.SIGTERM, handler)
+    previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
-        yield
+        previous_term = signal.signal(signal.SIGTERM, terminate)
+        try:
+            yield
+        finally:
+            _restore(signal.SIGTERM, previous_term)
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        _restore(signal.SIGINT, previous_int)
+
+
+def _restore(sig: int, previous: Callable[[int, FrameType | None], Any] | int | None) -> None:
+    # None: the previous handler was not installed from Python; the default is the closest we can restore.
+    signal.signal(sig, signal.SIG_DFL if previous is None else previous)
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 0.05) -> bool:

@@ -4,7 +4,15 @@ Raw material only (request counts, error counts by kind, encoded HDR histograms,
 medians, percentiles and ratios are computed when a file is read, so a better statistic later
 needs no re-run.
 
-Format history (bump ``FORMAT_VERSION`` and teach ``_upgrade`` on every incompatible change):
+Format history. What bumps ``FORMAT_VERSION`` (and needs a step in ``_upgrade``, or a refusal there): an
+incompatible change, one an older reader would misread: a field renamed or removed, a field whose meaning or
+unit changes (e.g. ``requests`` counting successes only instead of successes and failures, a histogram in
+nanoseconds), or a new field without which the existing ones would be read wrong. What does not: a field
+added with a default that means "not measured" (``None``, ``0``, ``""``, empty), listed below under its
+version. A reader ignores the fields it does not know and keeps them when it rewrites the file
+(``unknown_fields`` on each object), so a newer dbbench's additions survive an older one's rewrite.
+Every number in a typed field is a count, seconds, a rate or a size: a negative one is damage (a signed
+field would need its own rule in ``_leaf_problem``), and so is a histogram that does not decode.
 - 1 (dbbench 0.1): metadata, contract checks per variant, cells with histograms per endpoint.
 - 2: cells gain the load model (closed users / open rate), coordinated-omission fields (service
   histogram, late requests), resource figures (target CPU and RSS, database CPU and connections),
@@ -13,7 +21,8 @@ Format history (bump ``FORMAT_VERSION`` and teach ``_upgrade`` on every incompat
   Added since, optional (absent in older files, read as their defaults): cells' ``settings`` (the factors
   a run swept besides load: pool size, search index) and ``target_window`` (the target's /_bench/info at
   the window's edges: cache hit/miss counters, background refreshes), explains' ``setting``; checks'
-  ``skipped`` (why a variant was not run at all, e.g. asyncpg-only variants on ``--db sqlite``).
+  ``skipped`` (why a variant was not run at all, e.g. asyncpg-only variants on ``--db sqlite``); cells'
+  ``error_samples`` (the start of a response body per HTTP failure kind).
 """
 
 from __future__ import annotations
@@ -21,10 +30,12 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
+from bench import hist, typed_json
 from bench.errors import BenchError
 
 FORMAT_VERSION = 2
@@ -36,6 +47,8 @@ class EndpointStats:
     requests: int
     errors: int
     histogram: str  # encoded HDR histogram of successful requests, microseconds
+    # Keys this version does not know (a newer dbbench wrote them): ignored when read (and by ==), written back.
+    unknown_fields: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
 
 @dataclass
@@ -72,6 +85,8 @@ class Cell:
     pg_statements: list[dict[str, Any]] | None = None  # pg_stat_statements for the window (top by time)
     settings: dict[str, str] = field(default_factory=dict)  # swept factors, e.g. {"pool": "5", "index": "off"}
     target_window: dict[str, Any] | None = None  # {"open": /_bench/info, "close": /_bench/info} at the edges
+    # Keys this version does not know (a newer dbbench wrote them): ignored when read (and by ==), written back.
+    unknown_fields: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def setting(self) -> str:
@@ -123,6 +138,8 @@ class VariantCheck:
     # Set when the variant could not run here at all (not a failure: the run still exits 0). ``ok`` is False
     # and ``problems`` holds the same reason, so a report that knows nothing of skips still shows why.
     skipped: str = ""
+    # Keys this version does not know (a newer dbbench wrote them): ignored when read (and by ==), written back.
+    unknown_fields: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
 
 @dataclass
@@ -132,56 +149,216 @@ class Results:
     cells: list[Cell] = field(default_factory=list)
     explains: list[dict[str, Any]] = field(default_factory=list)  # plans of the run's top statements
     profiles: list[dict[str, Any]] = field(default_factory=list)  # the profiling pass, if any
+    # Keys this version does not know (a newer dbbench wrote them): ignored when read (and by ==), written back.
+    unknown_fields: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "format": FORMAT_NAME,
-            "version": FORMAT_VERSION,
-            "metadata": self.metadata,
-            "checks": [asdict(check) for check in self.checks],
-            "cells": [asdict(cell) for cell in self.cells],
-            "explains": self.explains,
-            "profiles": self.profiles,
-        }
+        """The file's JSON: envelope first, then every field, then the keys a newer dbbench wrote (kept)."""
+        return {"format": FORMAT_NAME, "version": FORMAT_VERSION, **typed_json.to_json(self)}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Results:
-        data = _upgrade(data)
-        cells = []
-        for raw in data["cells"]:
-            raw = dict(raw)
-            raw["endpoints"] = {k: EndpointStats(**v) for k, v in raw.get("endpoints", {}).items()}
-            cells.append(Cell(**raw))
-        checks = [VariantCheck(**raw) for raw in data["checks"]]
-        return cls(
-            metadata=data["metadata"],
-            checks=checks,
-            cells=cells,
-            explains=list(data.get("explains", [])),
-            profiles=list(data.get("profiles", [])),
-        )
+    def from_dict(cls, data: Mapping[str, Any]) -> Results:
+        """Read a parsed results file, checking every field against these dataclasses.
+
+        Raises ``BenchError`` for a file of another kind or a newer version, and ``typed_json.Damaged`` (a
+        ``ValueError`` naming the cell and the field) for one that does not match the format.
+        """
+        return _RESULTS.read(_upgrade(data))
 
 
-def _upgrade(data: dict[str, Any]) -> dict[str, Any]:
+@dataclass
+class _Envelope:
+    """What identifies a results file; everything else is ``Results``."""
+
+    format: str
+    version: int
+
+
+def _upgrade(data: Mapping[str, Any]) -> dict[str, Any]:
+    """The file's body (``Results``' fields, envelope removed) in the current version's shape."""
     if data.get("format") != FORMAT_NAME:
         raise BenchError("not a dbbench results file (no 'format': 'dbbench-results'); pass a file from bench run")
-    version = data.get("version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
+    version = _ENVELOPE.read(data).version
+    if version > FORMAT_VERSION:
         raise BenchError(
-            f"results format version {version!r} is newer than this dbbench understands "
+            f"results format version {version} is newer than this dbbench understands "
             f"({FORMAT_VERSION}); upgrade dbbench to read it"
         )
-    if version == 1:
-        # Every field added in version 2 has a default that means "not measured".
-        data = {**data, "version": 2}
-    return data
+    if version < 1:
+        raise typed_json.Damaged("", "version", f"must be 1..{FORMAT_VERSION}, got {version}")
+    # Version 1 -> 2: every field added in version 2 has a default that means "not measured"; nothing moves.
+    return {key: value for key, value in data.items() if key not in ("format", "version")}
+
+
+def _leaf_problem(name: str, value: Any) -> str | None:
+    """Rules for single values of the format's typed fields (see the format history)."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and value < 0:
+        return f"must not be negative (a count, seconds, a rate or a size), got {value}"
+    if name.endswith("histogram") and value:
+        try:
+            hist.check(value)
+        except ValueError as exc:
+            return f"is not an encoded HDR histogram dbbench can read: {exc}"
+    return None
+
+
+def _cell_problem(cell: Cell) -> tuple[str, str] | None:
+    if cell.requests > 0 and cell.duration_s <= 0:
+        return "duration_s", f"is {cell.duration_s:g} with {cell.requests} requests: a measured window lasts > 0 s"
+    return None
+
+
+# The free-form parts of the format (metadata, the target's own figures, profiles) are filled by their writers
+# as they see fit; what follows is what the reports read in them, checked when a file is read so that a
+# damaged one is refused by field name instead of failing inside a report. Keys not named here are not checked.
+class _Config(TypedDict, total=False):
+    variants: list[str]
+    scenarios: dict[str, Any]
+    users: list[int]
+    rates: list[float]
+    warmup_s: float
+    duration_s: float
+    trials: int
+
+
+class _Calibration(TypedDict, total=False):
+    rps: float | None
+
+
+class _Metadata(TypedDict, total=False):
+    machine: dict[str, Any]
+    database: dict[str, Any]
+    pool: dict[str, Any]
+    cache: dict[str, Any]
+    config: _Config
+    calibration: _Calibration
+
+
+class _Suspect(TypedDict):
+    endpoint: str
+    message: str
+
+
+class _CheckInfo(TypedDict, total=False):
+    nplus1_suspects: list[_Suspect]
+
+
+class _EndpointTime(TypedDict):
+    requests: int
+    queries: int
+    request_time_s: float
+    db_time_s: float
+
+
+class _StatementTime(TypedDict):
+    fingerprint: str
+    calls: int
+    total_ms: float
+    p50_ms: float
+    p95_ms: float
+
+
+class _TargetStats(TypedDict, total=False):
+    instrumented: bool
+    endpoints: dict[str, _EndpointTime]
+    statements: list[_StatementTime]
+
+
+class _PgStatementRequired(TypedDict):
+    query: str
+    calls: int
+    total_ms: float
+    rows: int
+    shared_blks_hit: int
+    shared_blks_read: int
+
+
+class _PgStatement(_PgStatementRequired, total=False):  # pgstats.StatementStat.to_dict()
+    fingerprint: str
+
+
+class _CacheCounters(TypedDict, total=False):
+    hits: int
+    misses: int
+
+
+class _Refreshes(TypedDict, total=False):
+    requested: int
+    coalesced: int
+    completed: int
+    failed: int
+    durations_ms: list[float] | None
+
+
+class _TargetInfo(TypedDict, total=False):
+    cache: _CacheCounters | None
+    refresh: _Refreshes | None
+
+
+class _TargetWindow(TypedDict, total=False):
+    open: _TargetInfo | None
+    close: _TargetInfo | None
+
+
+class _Frame(TypedDict):
+    function: str
+    self_share: float
+
+
+class _ProfileFiles(TypedDict):
+    html: str
+
+
+class _ProfileRequired(TypedDict):
+    scenario: str
+    variant: str
+
+
+class _Profile(_ProfileRequired, total=False):  # bench/profiles.py: either an error or what was captured
+    error: str
+    requests: int
+    top_frames: list[_Frame]
+    directory: str
+    files: _ProfileFiles
+
+
+def _profile_problem(profile: _Profile) -> tuple[str, str] | None:
+    if "error" in profile:
+        return None
+    for name in ("top_frames", "directory", "files"):
+        if name not in profile:
+            return name, "is missing (a profile without an 'error' has top_frames, directory and files)"
+    return None
+
+
+_SHAPES: dict[tuple[type, str], Any] = {
+    (Results, "metadata"): _Metadata,
+    (Results, "profiles"): list[_Profile],
+    (VariantCheck, "info"): _CheckInfo,
+    (Cell, "target_stats"): _TargetStats | None,
+    (Cell, "target_window"): _TargetWindow | None,
+    (Cell, "pg_statements"): list[_PgStatement] | None,
+}
+
+# Built once; each compiles its dataclasses' annotations on first use.
+_ENVELOPE = typed_json.Reader(_Envelope)
+_RESULTS = typed_json.Reader(
+    Results,
+    labels=("variant", "scenario"),
+    leaf_rule=_leaf_problem,
+    record_rules={Cell: _cell_problem, _Profile: _profile_problem},
+    field_shapes=_SHAPES,
+)
 
 
 def load(path: Path) -> Results:
+    """Read a results file. Raises ``BenchError`` (one line naming the file, and the cell and field if damaged)."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise BenchError(f"results file {path} does not exist; run 'bench run -o {path}' first") from None
+    except UnicodeDecodeError:
+        raise BenchError(f"{path} is not UTF-8 text: is it a dbbench results file?") from None
     except OSError as exc:
         raise BenchError(f"cannot read results file {path}: {exc.strerror}") from None
     try:
@@ -192,8 +369,10 @@ def load(path: Path) -> Results:
         raise BenchError(f"{path} is not a dbbench results file")
     try:
         return Results.from_dict(data)
-    except (KeyError, TypeError) as exc:
-        raise BenchError(f"{path} is a damaged dbbench results file ({exc}); re-run bench run") from None
+    except typed_json.Damaged as exc:
+        raise BenchError(
+            f"damaged results file {path}: {exc}; the file is left as it is: restore it or re-run bench run"
+        ) from None
 
 
 def dump(results: Results, path: Path, *, force: bool = False) -> None:

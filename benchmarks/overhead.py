@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench import pg  # noqa: E402
 from bench.load import LoadFailed, LoadSpec, run_load  # noqa: E402
-from bench.procs import Supervisor, sigterm_as_interrupt  # noqa: E402
+from bench.procs import Supervisor, interrupts_as_exceptions  # noqa: E402
 from bench.seed import apply_schema, seed  # noqa: E402
 from bench.target import TargetConfig, TargetFailed, serve  # noqa: E402
 from scenarios import SCENARIOS  # noqa: E402
@@ -73,7 +73,7 @@ def main() -> int:
     rps: dict[str, dict[bool, list[float]]] = {v: {True: [], False: []} for v in variants}
     cpu: dict[str, dict[bool, list[float]]] = {v: {True: [], False: []} for v in variants}
 
-    with sigterm_as_interrupt(), Supervisor() as supervisor, pg.embedded(supervisor) as database:
+    with interrupts_as_exceptions(), Supervisor() as supervisor, pg.embedded(supervisor) as database:
         apply_schema(database.dsn)
         seed(database.dsn)
         with tempfile.TemporaryDirectory(prefix="dbbench-overhead-") as tmp:

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
@@ -118,10 +122,32 @@ def _tree(pid: int) -> set[int]:
         return set()
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_interrupt_keeps_measured_cells_and_leaves_no_process(tmp_path: Path, sig: int) -> None:
+@pytest.fixture
+def private_tmp() -> Iterator[Path]:
+    """A TMPDIR for one bench process, so other runs on the machine cannot pass for its leftovers.
+
+    World-writable like /tmp: the embedded PostgreSQL's data directory is created there by the postgres user.
+    """
+    path = Path(tempfile.mkdtemp(prefix="interrupted-bench-"))
+    path.chmod(0o1777)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _ignore_sigint() -> None:
+    # What a non-interactive shell does to a background job (`bench run ... &` in a script).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@pytest.mark.parametrize(
+    ("sig", "sigint_ignored_by_parent"),
+    [(signal.SIGINT, False), (signal.SIGTERM, False), (signal.SIGINT, True)],
+    ids=["SIGINT", "SIGTERM", "SIGINT-ignored-by-parent"],
+)
+def test_interrupt_keeps_measured_cells_and_leaves_no_process(
+    tmp_path: Path, private_tmp: Path, sig: int, sigint_ignored_by_parent: bool
+) -> None:
     out = tmp_path / "interrupted.json"
-    temp_dirs_before = set(Path("/tmp").glob("dbbench-*"))
     proc = subprocess.Popen(
         [
             *BENCH,
@@ -145,6 +171,8 @@ def test_interrupt_keeps_measured_cells_and_leaves_no_process(tmp_path: Path, si
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=_ignore_sigint if sigint_ignored_by_parent else None,
+        env={**os.environ, "TMPDIR": str(private_tmp)},
     )
     seen: set[int] = set()
     deadline = time.monotonic() + 120
@@ -175,7 +203,37 @@ def test_interrupt_keeps_measured_cells_and_leaves_no_process(tmp_path: Path, si
     time.sleep(0.5)
     alive = [pid for pid in seen if psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE]
     assert not alive, [_cmdline(pid) for pid in alive]
-    assert set(Path("/tmp").glob("dbbench-*")) - temp_dirs_before == set()
+    assert sorted(path.name for path in private_tmp.iterdir()) == []
+
+
+def test_serve_stops_on_sigint_when_started_with_sigint_ignored(private_tmp: Path) -> None:
+    proc = subprocess.Popen(
+        [*BENCH, "serve", "pooled"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=_ignore_sigint,  # a script's `bench serve pooled &`
+        env={**os.environ, "TMPDIR": str(private_tmp)},
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()  # "pooled serving on http://127.0.0.1:PORT (...)" once it serves
+        assert "serving on" in line, line + proc.stderr.read() if proc.stderr else line
+        family = _tree(proc.pid)
+        assert family  # the database and uvicorn
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 130, stderr  # interrupted, as run
+    assert "Traceback" not in stderr
+    time.sleep(0.5)
+    alive = [pid for pid in family if psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE]
+    assert not alive, [_cmdline(pid) for pid in alive]
+    assert sorted(path.name for path in private_tmp.iterdir()) == []
 
 
 def _cmdline(pid: int) -> list[str]:

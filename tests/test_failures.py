@@ -25,8 +25,8 @@ import pytest
 import requests
 
 from bench import failures, hist
+from bench.cells import judge
 from bench.results import Cell, EndpointStats, Results, VariantCheck
-from bench.runner import judge
 from bench.sampling import Window, merge_windows
 from reports import advice, jsonreport, markdown, summary, terminal
 
