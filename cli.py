@@ -296,7 +296,7 @@ def run(
             instrument=instrument,
             apps=apps,
         )
-        _execute(config)
+        _execute(config, closing=_print_restore if apps else None)
     except BenchError as exc:
         raise _fail(str(exc)) from None
 
@@ -522,6 +522,18 @@ def ab(
         raise _fail(str(exc)) from None
 
 
+def _print_restore(results: Results, console: Console) -> None:
+    """How long the data restore before each cell took (bench.apps.databases), from the cells."""
+    import statistics
+
+    restores = [float(c.target["restore_s"]) for c in results.cells if "restore_s" in c.target]
+    if restores:
+        console.print(
+            f"data restored before each of {len(restores)} cell(s) from the set-up database: "
+            f"median {statistics.median(restores) * 1000:.0f} ms, max {max(restores) * 1000:.0f} ms"
+        )
+
+
 def _print_ab(results: Results, console: Console) -> None:
     from rich.markup import escape
     from rich.table import Table
@@ -551,6 +563,7 @@ def _print_ab(results: Results, console: Console) -> None:
             str(row.pairs),
         )
     console.print(table)
+    _print_restore(results, console)
 
 
 def _execute(config: RunConfig, closing: Callable[[Results, Console], None] | None = None) -> None:
