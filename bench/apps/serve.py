@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
@@ -18,7 +17,7 @@ import httpx
 from bench.apps.spec import App
 from bench.net import LOOPBACK, free_port
 from bench.procs import Supervisor
-from bench.target import START_TIMEOUT_S, Target, TargetFailed, failure_reason, uvicorn_argv
+from bench.target import Target, supervised, uvicorn_argv
 
 # Variables of dbbench's own process that would make the app import dbbench's modules, or another checkout's.
 _NOT_INHERITED = ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP")
@@ -63,17 +62,5 @@ def serve_app(
         cwd=app.directory,
     )
     url = f"http://{LOOPBACK}:{port}"
-    try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while not answers(url):
-            if not child.alive():
-                raise TargetFailed(f"{app.label} exited during start-up: {failure_reason(child, secrets)}")
-            if time.monotonic() > deadline:
-                reason = failure_reason(child, secrets)
-                raise TargetFailed(f"{app.label} did not answer on / within {START_TIMEOUT_S:.0f}s: {reason}")
-            time.sleep(0.1)
-        yield Target(app.label, url, child, secrets)
-        if not child.alive():
-            raise TargetFailed(f"{app.label} died under load: {failure_reason(child, secrets)}")
-    finally:
-        supervisor.stop(child)
+    with supervised(supervisor, child, app.label, url, answers, "did not answer on /", secrets) as target:
+        yield target
