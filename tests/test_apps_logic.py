@@ -135,3 +135,18 @@ def test_side_by_side_pairs_trials_and_keys_endpoints_by_name() -> None:
     assert overall.ratio == pytest.approx(1.0)
     assert items.endpoint == "/items/[id]" and items.base_rps == 100 and items.head_rps == 100
     assert (items.base_p99_ms, items.head_p99_ms) == (1.0, 2.0)
+
+
+def test_the_github_actions_example_runs_bench_ab_with_options_that_exist() -> None:
+    import shlex
+
+    import typer.main
+
+    import cli
+
+    workflow = (Path(__file__).resolve().parent.parent / "examples" / "github-actions" / "bench-ab.yml").read_text()
+    command = workflow.split("bench ab ", 1)[1].split("\n      - ", 1)[0].replace("\\\n", " ")
+    group = typer.main.get_command(cli.app)
+    ab_command = group.commands["ab"]  # type: ignore[attr-defined]
+    context = ab_command.make_context("ab", shlex.split(command))
+    assert context.params["trials"] == 10 and context.params["base"] == Path("../base")
