@@ -15,6 +15,7 @@ from bench.apps.databases import AppDatabases
 from bench.apps.run import AppCells, refuse_dsn_for
 from bench.apps.spec import AppsConfig
 from bench.cells import fill, load_spec, new_cell, run_cells
+from bench.check.variant import CheckReport
 from bench.pg import Database, provision
 from bench.plan import CellKey
 from bench.procs import Supervisor
@@ -66,8 +67,11 @@ def _set_up_and_check(config: RunConfig, recorder: Recorder, cells: AppCells) ->
         if report is None:
             found = cells.statements[app.label]
             recorder.results.metadata["pg_stat_statements"] = {"available": found.ok, "reason": found.reason}
-            recorder.observer.phase(f"checking {app.label}: each scenario's warm-up")
-            report = cells.check(app, config.scenarios, config.warmup_s, _spec_for(config))
+            if config.check:
+                recorder.observer.phase(f"checking {app.label}: each scenario's warm-up")
+                report = cells.check(app, config.scenarios, config.warmup_s, _spec_for(config))
+            else:
+                report = CheckReport(True, [], {"check": "not run (--no-check)"})
         if recorder.check(app.label, report).ok:
             passed.append(app.variant)
     return passed
