@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 
 def database_url() -> str:
@@ -18,5 +18,5 @@ def make_engine() -> AsyncEngine:
     return create_async_engine(database_url(), pool_size=10, max_overflow=0)
 
 
-def make_sessions(engine: AsyncEngine) -> async_sessionmaker:  # type: ignore[type-arg]
+def make_sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
