@@ -69,7 +69,8 @@ def _set_up_and_check(config: RunConfig, recorder: Recorder, cells: AppCells) ->
             recorder.results.metadata["pg_stat_statements"] = {"available": found.ok, "reason": found.reason}
             if config.check:
                 recorder.observer.phase(f"checking {app.label}: each scenario's warm-up")
-                report = cells.check(app, config.scenarios, config.warmup_s, _spec_for(config))
+                users = min(config.users)  # the lightest load point: the check judges answers, not speed
+                report = cells.check(app, config.scenarios, config.warmup_s, _spec_for(config), users)
             else:
                 report = CheckReport(True, [], {"check": "not run (--no-check)"})
         if recorder.check(app.label, report).ok:

@@ -101,13 +101,15 @@ class AppCells:
         """A fresh copy of ``app``'s set-up database: (its DSN, seconds the copy took)."""
         return self.databases.restore(self.templates[app.label], self.databases.name(app.label, purpose))
 
-    def check(self, app: App, scenarios: list[Scenario], warmup_s: float, spec_for: SpecFor) -> CheckReport:
+    def check(
+        self, app: App, scenarios: list[Scenario], warmup_s: float, spec_for: SpecFor, users: int = 1
+    ) -> CheckReport:
         """Each scenario's warm-up once, on fresh data: every endpoint it touched must have answered."""
         endpoints: dict[str, dict[str, int]] = {}
         for scenario in scenarios:
             dsn, _ = self.restore(app, "check")
             log = self.workdir / f"check-{app.label}-{scenario.name}.log"
-            key = CellKey(app.variant, scenario, 1, 0)
+            key = CellKey(app.variant, scenario, users, 0)  # trial 0: not a measured cell
             try:
                 with serve_app(
                     self.supervisor, app, self.env(app, dsn), log, self.config.server_workers, self.secrets
