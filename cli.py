@@ -9,7 +9,6 @@ stays instant.
 from __future__ import annotations
 
 import datetime as dt
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -113,6 +112,10 @@ DsnOption = Annotated[
 ]
 OutputOption = Annotated[Path | None, typer.Option("-o", "--output", help="Results file to write.")]
 ForceOption = Annotated[bool, typer.Option(help="Overwrite an existing results file.")]
+HtmlOption = Annotated[
+    bool,
+    typer.Option("--html/--no-html", help="Also write the HTML report beside the results file (x.json -> x.html)."),
+]
 QuickOption = Annotated[
     bool,
     typer.Option(
@@ -195,6 +198,7 @@ def run(
     ] = "postgres",
     output: OutputOption = None,
     force: ForceOption = False,
+    html: HtmlOption = True,
     quick: QuickOption = False,
     calibrate: CalibrateOption = True,
     max_error_rate: MaxErrorRateOption = DEFAULT_MAX_ERROR_RATE,
@@ -297,9 +301,9 @@ def run(
             apps=apps,
         )
         if apps is None:
-            _execute(config)  # one argument: tests stand in for it with a one-argument function
+            _execute(config, html)  # as before --app: tests stand in for it with a (config, html) function
         else:
-            _execute(config, closing=_print_restore)
+            _execute(config, html, closing=_print_restore)
     except BenchError as exc:
         raise _fail(str(exc)) from None
 
@@ -405,6 +409,7 @@ def advice(
     dsn: DsnOption = None,
     output: OutputOption = None,
     force: ForceOption = False,
+    html: HtmlOption = True,
     quick: QuickOption = False,
     calibrate: CalibrateOption = True,
     max_error_rate: MaxErrorRateOption = DEFAULT_MAX_ERROR_RATE,
@@ -457,7 +462,7 @@ def advice(
             redis_url=redis_url,
             parts=parts,
         )
-        _execute(config)
+        _execute(config, html)
     except BenchError as exc:
         raise _fail(str(exc)) from None
 
@@ -569,7 +574,29 @@ def _print_ab(results: Results, console: Console) -> None:
     _print_restore(results, console)
 
 
-def _execute(config: RunConfig, closing: Callable[[Results, Console], None] | None = None) -> None:
+def _write_html(results: Results, output: Path, console: Console) -> None:
+    """The HTML report beside the results file (results.json -> results.html); a report that cannot be
+    written is a warning, never a lost run: the results file is already on disk."""
+    from bench.errors import BenchError
+    from reports.base import renderer
+
+    try:
+        path = renderer("html").write(results, html_path(output))
+    except BenchError as exc:
+        console.print(f"[yellow]no HTML report: {exc}[/yellow]")
+        return
+    except Exception as exc:  # a renderer's bug must not turn a finished run into a traceback
+        console.print(f"[yellow]no HTML report ({type(exc).__name__}: {exc}); bench report {output} --format html "
+                      "retries it[/yellow]")  # fmt: skip
+        return
+    console.print(f"report: {path}")
+
+
+def html_path(output: Path) -> Path:
+    return output.with_suffix(".html") if output.suffix != ".html" else output.with_name(output.name + ".html")
+
+
+def _execute(config: RunConfig, html: bool = True, closing: Callable[[Results, Console], None] | None = None) -> None:
     from bench.procs import interrupts_as_exceptions
     from bench.runner import Run, validate_config
     from reports.live import LiveObserver
@@ -591,6 +618,8 @@ def _execute(config: RunConfig, closing: Callable[[Results, Console], None] | No
     if closing is not None:
         closing(run_.results, console)
     console.print(f"results: {config.output}")
+    if html:
+        _write_html(run_.results, config.output, console)
     failed_checks = [c for c in run_.results.checks if not c.ok and not c.skipped]  # a skip is not a failure
     failed_cells = [c for c in run_.results.cells if not c.ok]
     if failed_checks or failed_cells:
@@ -600,31 +629,23 @@ def _execute(config: RunConfig, closing: Callable[[Results, Console], None] | No
 @app.command()
 def report(
     file: Annotated[Path, typer.Argument(help="A results file from bench run.")],
-    format: Annotated[str, typer.Option("--format", "-f", help="terminal, json or md.")] = "terminal",
+    format: Annotated[str, typer.Option("--format", "-f", help="terminal, json, md or html.")] = "terminal",
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Write to this file, not stdout.")] = None,
 ) -> None:
     """Render a results file (never re-runs anything)."""
     from bench import results
     from bench.errors import BenchError
+    from reports.base import renderer
 
-    renderers = ("terminal", "json", "md")
-    if format not in renderers:
-        raise _fail(f"unknown --format {format!r}; choose from {', '.join(renderers)}")
     try:
+        chosen = renderer(format)
         loaded = results.load(file)
+        if output is not None:
+            typer.echo(f"report: {chosen.write(loaded, output)}")
+        else:
+            chosen.show(loaded)
     except BenchError as exc:
         raise _fail(str(exc)) from None
-    if format == "json":
-        from reports import jsonreport
-
-        sys.stdout.write(jsonreport.render(loaded) + "\n")
-    elif format == "md":
-        from reports import markdown
-
-        sys.stdout.write(markdown.render(loaded))
-    else:
-        from reports.terminal import print_report
-
-        print_report(loaded)
 
 
 @app.command("calibrate")

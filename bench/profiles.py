@@ -84,18 +84,23 @@ def top_frames(session: Any, limit: int = TOP_FRAMES) -> list[dict[str, Any]]:
 
 
 def render(session_path: Path, out_dir: Path, stem: str) -> dict[str, Any]:
-    """Save the session beside the results and render it to HTML and speedscope JSON."""
+    """Save the session beside the results and render it to HTML and speedscope JSON.
+
+    The session is aggregated first (targets.profiling.aggregate; a no-op on one the target already
+    aggregated), so a file of concatenated samples still renders to a few MB and a non-empty tree."""
     from pyinstrument.renderers import HTMLRenderer, SpeedscopeRenderer
     from pyinstrument.session import Session
 
-    session = Session.load(str(session_path))
+    from targets.profiling import aggregate
+
+    session = aggregate([Session.load(str(session_path))])
     out_dir.mkdir(parents=True, exist_ok=True)
     files = {
         "session": out_dir / f"{stem}.pyisession",
         "html": out_dir / f"{stem}.html",
         "speedscope": out_dir / f"{stem}.speedscope.json",
     }
-    shutil.copyfile(session_path, files["session"])
+    session.save(str(files["session"]))
     files["html"].write_text(HTMLRenderer().render(session), encoding="utf-8")
     files["speedscope"].write_text(SpeedscopeRenderer().render(session), encoding="utf-8")
     return {

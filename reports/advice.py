@@ -108,8 +108,8 @@ def pool_table(rows: list[Row]) -> AdviceTable | None:
     return AdviceTable("pooling: throughput by pool size", headers, body)
 
 
-def cache_table(rows: list[Row]) -> AdviceTable | None:
-    """Each cached row (one per cache backend the run tried) beside pooled on the same keys and load."""
+def _cached_beside_pooled(rows: list[Row]) -> list[tuple[Row, Row]]:
+    """(cached row, the pooled row on the same keys, load and other settings), ok or failed."""
     pooled: dict[tuple[str, str, str], Row] = {}
     cached: list[Row] = []
     for row in _measured(rows):
@@ -117,11 +117,14 @@ def cache_table(rows: list[Row]) -> AdviceTable | None:
             pooled[(row.scenario, row.load, _without(row.setting, "cache"))] = row
         elif row.scenario in CACHE_SCENARIOS and row.variant == "cached":
             cached.append(row)
+    found = ((row, pooled.get((row.scenario, row.load, _without(row.setting, "cache")))) for row in cached)
+    return [(row, base) for row, base in found if base is not None]
+
+
+def cache_table(rows: list[Row]) -> AdviceTable | None:
+    """Each cached row (one per cache backend the run tried) beside pooled on the same keys and load."""
     body = []
-    for row in cached:
-        base = pooled.get((row.scenario, row.load, _without(row.setting, "cache")))
-        if base is None:
-            continue
+    for row, base in _cached_beside_pooled(rows):
         hit = "-" if row.cache_hit_ratio is None else f"{row.cache_hit_ratio:.0%}"
         # At the load generator's ceiling the cached figure is a floor: Locust, not the cache, was the limit.
         bound = ", ".join(f"{r.variant} generator-bound" for r in (row, base) if r.generator_bound)
@@ -164,3 +167,99 @@ def refresh_table(rows: list[Row]) -> AdviceTable | None:
 def tables(rows: list[Row]) -> list[AdviceTable]:
     found = (index_table(rows), pool_table(rows), cache_table(rows), refresh_table(rows))
     return [table for table in found if table is not None]
+
+
+@dataclass(frozen=True)
+class Side:
+    """One side of a comparison: ``value`` is None when the side failed (drawn as failed, never as 0)."""
+
+    pair: str  # what the sides share, e.g. "search · pooled · 32 users"
+    side: str  # e.g. "index on"
+    value: float | None
+    status: str
+    note: str = ""  # e.g. the hit ratio
+    x: float | None = None  # a curve's position (pool size)
+
+
+@dataclass(frozen=True)
+class Paired:
+    """The same comparisons as ``tables``, as numbers for charts: bars side by side, or a curve."""
+
+    title: str
+    measure: str  # the value's name and unit
+    sides: tuple[str, ...]
+    points: Sequence[Side]
+    kind: str = "bars"  # or "curve"
+
+
+def _value(row: Row) -> float | None:
+    return row.rps if row.status == "ok" else None
+
+
+def index_pairs(rows: list[Row]) -> Paired | None:
+    points = []
+    for row in _measured(rows):
+        state = _factor(row, "index")
+        if state in ("on", "off"):
+            rest = _without(row.setting, "index")
+            pair = f"{row.scenario} · {row.variant}{f' ({rest})' if rest else ''} · {row.load}"
+            points.append(Side(pair, f"index {state}", _value(row), row.status, f"p99 {ms(row.p99_ms)} ms"))
+    complete = [p for p in points if sum(q.pair == p.pair for q in points) == 2]
+    if not complete:
+        return None
+    return Paired("indexing: the same search with and without its index", "successful req/s",
+                  ("index on", "index off"), complete)  # fmt: skip
+
+
+def pool_curves(rows: list[Row]) -> Paired | None:
+    points = []
+    for row in _measured(rows):
+        size = _factor(row, "pool")
+        if size is not None and size.isdigit():
+            rest = _without(row.setting, "pool")
+            pair = f"{row.scenario} · {row.variant}{f' ({rest})' if rest else ''} · {row.load}"
+            points.append(Side(pair, f"pool {size}", _value(row), row.status, f"p99 {ms(row.p99_ms)} ms", int(size)))
+    swept = [p for p in points if sum(q.pair == p.pair for q in points) >= 2]
+    if not swept:
+        return None
+    sizes = tuple(dict.fromkeys(p.side for p in sorted(swept, key=lambda p: p.x or 0)))
+    return Paired("pooling: throughput by pool size", "successful req/s", sizes, swept, kind="curve")
+
+
+def cache_pairs(rows: list[Row]) -> Paired | None:
+    points = []
+    for row, base in _cached_beside_pooled(rows):
+        pair = f"{row.scenario} keys · {row.label} · {row.load}"
+        hit = "-" if row.cache_hit_ratio is None else f"{row.cache_hit_ratio:.0%}"
+        points.append(Side(pair, "cached", _value(row), row.status, f"hit ratio {hit}"))
+        points.append(Side(pair, "pooled", _value(base), base.status))
+    if not points:
+        return None
+    return Paired("caching: cached vs pooled, hot keys vs uniform keys", "successful req/s", ("cached", "pooled"),
+                  points)  # fmt: skip
+
+
+def refresh_pairs(rows: list[Row]) -> Paired | None:
+    by_key: dict[tuple[str, str, str], dict[str, Row]] = {}
+    for row in _ok(rows):
+        if row.scenario in ("report", "report_refresh"):
+            by_key.setdefault((row.variant, row.load, row.setting), {})[row.scenario] = row
+    points = []
+    sides = ("GET /report p99, quiet", "GET /report p99, during refreshes")
+    for (variant, load, setting), pair in by_key.items():
+        quiet, busy = pair.get("report"), pair.get("report_refresh")
+        if quiet is None or busy is None:
+            continue
+        name = f"{variant}{f' ({setting})' if setting else ''} · {load}"
+        refresh = busy.refreshes or {}
+        done = f"{refresh.get('completed', 0)}/{refresh.get('requested', 0)} refreshes done" if refresh else ""
+        points.append(Side(name, sides[0], quiet.endpoints.get(REPORT_READ, {}).get("p99_ms"), quiet.status))
+        points.append(Side(name, sides[1], busy.endpoints.get(REPORT_READ, {}).get("p99_ms"), busy.status, done))
+    if not points:
+        return None
+    return Paired("background refresh: the report while its view refreshes", "p99 ms", sides, points)
+
+
+def paired(rows: list[Row]) -> list[Paired]:
+    found = (index_pairs(rows), pool_curves(rows), cache_pairs(rows), refresh_pairs(rows))
+    return [item for item in found if item is not None]

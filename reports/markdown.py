@@ -7,7 +7,8 @@ from __future__ import annotations
 from bench import failures
 from bench.results import Results
 from reports import advice, summary
-from reports.terminal import baseline, database_label, errors_text, failure_lines, flags, ms, rps_text
+from reports.base import Renderer
+from reports.fmt import baseline, database_label, errors_text, failure_lines, flags, ms, rps_text
 
 
 def _cell(text: str) -> str:
@@ -65,3 +66,11 @@ def render(results: Results) -> str:
         lines += ["| " + " | ".join(_cell(v) for v in values) + " |" for values in found.rows]
         lines.append("")
     return "\n".join(lines)
+
+
+class MarkdownRenderer(Renderer):
+    name = "md"
+    extension = ".md"
+
+    def render(self, results: Results) -> str:
+        return render(results)

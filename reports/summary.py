@@ -11,6 +11,7 @@ existed cannot show a server that failed every request as fast.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import random
 import statistics
 from collections.abc import Callable, Iterable, Sequence
@@ -96,26 +97,42 @@ def bootstrap_ci(
     histograms): each distinct resample is then computed once. With a few trials there are only a few
     distinct resamples (10 for 3 trials) among the 2,000 drawn, and a merged-histogram percentile
     decodes every histogram it merges, so this is the difference between milliseconds and minutes.
+    The draws depend only on the number of samples (the seed is fixed), so they are made once per size.
     """
     if len(samples) < 2:
         return None
+    weighted = sorted((statistic([samples[i] for i in picks]), weight) for picks, weight in _resamples(len(samples)))
+    low_rank = int((1 - level) / 2 * (BOOTSTRAP_RESAMPLES - 1))
+    high_rank = int((1 + level) / 2 * (BOOTSTRAP_RESAMPLES - 1))
+    return (_ranked(weighted, low_rank), _ranked(weighted, high_rank))
+
+
+@functools.cache
+def _resamples(size: int) -> tuple[tuple[tuple[int, ...], int], ...]:
+    """The bootstrap's resamples of ``size`` samples: each distinct multiset of indices and how often drawn."""
     rng = random.Random(BOOTSTRAP_SEED)
-    computed: dict[tuple[int, ...], float] = {}
-    estimates = []
+    drawn: dict[tuple[int, ...], int] = {}
     for _ in range(BOOTSTRAP_RESAMPLES):
-        picks = tuple(sorted(rng.randrange(len(samples)) for _ in samples))
-        if picks not in computed:
-            computed[picks] = statistic([samples[i] for i in picks])
-        estimates.append(computed[picks])
-    estimates.sort()
-    low = estimates[int((1 - level) / 2 * (len(estimates) - 1))]
-    high = estimates[int((1 + level) / 2 * (len(estimates) - 1))]
-    return (low, high)
+        picks = tuple(sorted(rng.randrange(size) for _ in range(size)))
+        drawn[picks] = drawn.get(picks, 0) + 1
+    return tuple(drawn.items())
 
 
-def _percentile_of_merged(percentile: float) -> Callable[[Sequence[str]], float]:
-    def statistic(encoded: Sequence[str]) -> float:
-        return hist.percentile_ms(hist.merge(encoded), percentile) or 0.0
+def _ranked(weighted: list[tuple[float, int]], rank: int) -> float:
+    """The ``rank``-th (from 0) of the estimates in order, each repeated as often as it was drawn."""
+    seen = 0
+    for value, weight in weighted:
+        seen += weight
+        if seen > rank:
+            return value
+    return weighted[-1][0]
+
+
+def _percentile_of_merged(trials: hist.Trials, percentile: float) -> Callable[[Sequence[int]], float]:
+    """The bootstrap statistic: ``percentile`` of the merged histograms of the trials at the given indices."""
+
+    def statistic(picks: Sequence[int]) -> float:
+        return trials.percentiles(picks, [percentile])[0] or 0.0
 
     return statistic
 
@@ -264,11 +281,12 @@ def _endpoint_figures(cells: list[Cell], timed: bool = True) -> dict[str, dict[s
         errors = sum(p.errors for p in parts)
         figures[name] = {"requests": requests, "errors": errors, "error_rate": errors / requests if requests else 0.0}
         if timed:
-            merged = hist.merge(p.histogram for p in parts)
+            merged = hist.trials_of(tuple(p.histogram for p in parts))
+            p50, p99 = merged.percentiles(range(len(parts)), (50.0, 99.0))
             figures[name].update(
                 rps=(requests - errors) / window if window else 0.0,  # successful responses only
-                p50_ms=hist.percentile_ms(merged, 50.0),
-                p99_ms=hist.percentile_ms(merged, 99.0),
+                p50_ms=p50,
+                p99_ms=p99,
             )
     return figures
 
@@ -321,7 +339,9 @@ def _row(key: Key, cells: list[Cell], ceiling: float | None, check_info: dict[st
     ok = [c for c in cells if c.ok]
     if not ok:
         return _failed_row(key, cells, "skipped" if all(c.status == "skipped" for c in cells) else "failed")
-    merged = hist.merge(c.histogram for c in ok)
+    trials = hist.trials_of(tuple(c.histogram for c in ok))
+    every = list(range(len(ok)))
+    p50, p90, p99, p999 = trials.percentiles(every, (50.0, 90.0, 99.0, 99.9))
     rates = [c.rps for c in ok]
     requests = sum(c.requests for c in ok)
     errors = sum(c.error_count for c in ok)
@@ -329,8 +349,8 @@ def _row(key: Key, cells: list[Cell], ceiling: float | None, check_info: dict[st
     process_window = sum(c.duration_s * max(1, c.load_processes) for c in ok)
     load_cpu_share = sum(c.load_cpu_s for c in ok) / process_window if process_window else None
     rps = statistics.median(rates)
-    encoded = [c.histogram for c in ok]
-    service = [c.service_histogram for c in ok if c.service_histogram]
+    # Open model only: send-to-response latency, without the queueing delay.
+    service = hist.trials_of(tuple(c.service_histogram for c in ok)) if key[3] else None
     rss = [c.target_rss_mb for c in ok if c.target_rss_mb is not None]
     connections = [c.db_connections for c in ok if c.db_connections is not None]
     kinds, samples = _error_kinds(ok)
@@ -341,14 +361,14 @@ def _row(key: Key, cells: list[Cell], ceiling: float | None, check_info: dict[st
         rps_ci=bootstrap_ci(rates, statistics.median),
         rps_min=min(rates),
         rps_max=max(rates),
-        p50_ms=hist.percentile_ms(merged, 50.0),
-        p50_ci=bootstrap_ci(encoded, _percentile_of_merged(50.0)),
-        p90_ms=hist.percentile_ms(merged, 90.0),
-        p99_ms=hist.percentile_ms(merged, 99.0),
-        p99_ci=bootstrap_ci(encoded, _percentile_of_merged(99.0)),
-        p999_ms=hist.percentile_ms(merged, 99.9),
-        max_ms=(merged.get_max_value() / 1000.0) if hist.count(merged) else None,
-        service_p99_ms=hist.percentile_ms(hist.merge(service), 99.0) if service and key[3] else None,
+        p50_ms=p50,
+        p50_ci=bootstrap_ci(every, _percentile_of_merged(trials, 50.0)),
+        p90_ms=p90,
+        p99_ms=p99,
+        p99_ci=bootstrap_ci(every, _percentile_of_merged(trials, 99.0)),
+        p999_ms=p999,
+        max_ms=trials.max_ms(),
+        service_p99_ms=service.percentiles(every, [99.0])[0] if service else None,
         requests=requests,
         errors=errors,
         error_rate=errors / requests if requests else 0.0,

@@ -4,7 +4,8 @@ throughput and no ratio, their error rate in red, and their full reason under th
 
 from __future__ import annotations
 
-from typing import Any
+import io
+from typing import TextIO
 
 from rich.console import Console, Group, RenderableType
 from rich.table import Table
@@ -13,60 +14,14 @@ from rich.text import Text
 from bench import failures
 from bench.results import Results
 from reports import advice, summary
+from reports.base import Renderer
+from reports.fmt import baseline, database_label, errors_text, failure_lines, flags, ms, rps_text, untimed
 from reports.summary import Row
-
-ACHIEVED_MIN = 0.95  # open model: below this share of the target rate the schedule slipped
-ACHIEVED_MAX = 1.05  # open model: above it the load ran over the schedule (e.g. an unpaced worker)
-BASELINE = "pooled"  # ratios are shown against the raw asyncpg pool when it ran, else the best
-
-
-def ms(value: float | None) -> str:
-    return "-" if value is None else f"{value:.2f}"
-
-
-def rps_text(row: Row) -> str:
-    if row.rps_ci is None:
-        return f"{row.rps:,.0f}"
-    low, high = row.rps_ci
-    return f"{row.rps:,.0f} [{low:,.0f}–{high:,.0f}]"
 
 
 def _clip(text: str, limit: int = 70) -> str:
     """A table cell's share of a long reason; the whole reason is printed under the table."""
     return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def errors_text(row: Row) -> str:
-    """ "0", or "4,210 (100 %)": failed requests and the error rate."""
-    return f"{row.errors:,} ({failures.percent(row.error_rate)})" if row.errors else "0"
-
-
-def baseline(rows: list[Row]) -> float:
-    ok = [row for row in rows if row.status == "ok"]
-    return next((r.rps for r in ok if r.variant == BASELINE), max((r.rps for r in ok), default=0.0))
-
-
-def flags(row: Row) -> list[str]:
-    out = []
-    if row.generator_bound:
-        out.append("generator-bound")
-    if row.achieved_share is not None and not ACHIEVED_MIN <= row.achieved_share <= ACHIEVED_MAX:
-        out.append(f"achieved {row.achieved_share:.0%} of target rate")
-    if row.late:
-        out.append(f"{row.late} late")
-    if row.status == "ok" and row.reason:
-        out.append(row.reason)  # some trials failed: the figures stand on the others only
-    return out
-
-
-def failure_lines(rows: list[Row], results: Results) -> list[str]:
-    """One line per failed row that was measured (a failed contract check is listed on its own)."""
-    unchecked = {variant for variant, _ in summary.failed_checks(results)}
-    return [
-        f"{row.scenario} · {row.load} · {row.label}: {row.reason}"
-        for row in rows
-        if row.status == "failed" and row.variant not in unchecked
-    ]
 
 
 def table(rows: list[Row]) -> Table:
@@ -190,15 +145,6 @@ def profile_table(results: Results) -> Table | None:
     return grid
 
 
-def database_label(database: dict[str, Any]) -> str:
-    """ "PostgreSQL 15.20 (embedded)" or "SQLite 3.40.1 (sqlite)": the version string says which it is."""
-    if "server_version" not in database:  # a --url server's own database: dbbench knows nothing of it
-        return str(database.get("kind", "?"))
-    version = str(database["server_version"])
-    product = "" if version.startswith("SQLite") else "PostgreSQL "
-    return f"{product}{version} ({database.get('kind', '?')})"
-
-
 def footer(results: Results) -> Text:
     database = results.metadata.get("database", {})
     pool = results.metadata.get("pool", {})
@@ -213,13 +159,6 @@ def footer(results: Results) -> Text:
         "latencies from HDR histograms (µs resolution)",
         style="dim",
     )
-
-
-def untimed(results: Results) -> list[str]:
-    """Variants whose timed cells ran without statement timing (opt-in where the hooks cost > 5 %)."""
-    names = {cell.variant for cell in results.cells if cell.ok and cell.target.get("instrumented") is False}
-    order = results.metadata.get("config", {}).get("variants", [])
-    return sorted(names, key=lambda name: order.index(name) if name in order else len(order))
 
 
 def advice_tables(rows: list[Row]) -> list[Table]:
@@ -274,3 +213,18 @@ def console() -> Console:
 
 def print_report(results: Results, out: Console | None = None) -> None:
     (out or console()).print(render(results))
+
+
+class TerminalRenderer(Renderer):
+    """Rich tables: ``show`` prints with colour on a terminal; ``render`` gives the plain text (``-o``)."""
+
+    name = "terminal"
+    extension = ".txt"
+
+    def render(self, results: Results) -> str:
+        out = Console(width=160, record=True, file=io.StringIO())
+        out.print(render(results))
+        return out.export_text()
+
+    def show(self, results: Results, out: TextIO | None = None) -> None:
+        print_report(results, None if out is None else Console(file=out, width=160))

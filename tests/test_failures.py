@@ -339,7 +339,7 @@ def test_run_and_advice_pass_the_threshold_to_the_run(command: list[str], monkey
     import cli
 
     seen: list[float] = []
-    monkeypatch.setattr(cli, "_execute", lambda config: seen.append(config.max_error_rate))
+    monkeypatch.setattr(cli, "_execute", lambda config, html=True: seen.append(config.max_error_rate))
     assert CliRunner().invoke(cli.app, command).exit_code == 0
     assert CliRunner().invoke(cli.app, [*command, "--max-error-rate", "0.05"]).exit_code == 0
     assert seen == [failures.DEFAULT_MAX_ERROR_RATE, 0.05]

@@ -12,7 +12,7 @@ import pytest
 from bench import locustfiles
 from bench.errors import BenchError
 from bench.loadspec import ENV, WORKER_OPTION, LoadSpec, file_sha256, worker_args
-from reports.terminal import flags
+from reports.fmt import flags
 from scenarios import HERE, SCENARIOS
 
 ROOT = Path(__file__).resolve().parent.parent

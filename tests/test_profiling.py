@@ -6,6 +6,7 @@ graceful shutdown runs the lifespan exit, which writes the file) and reads the c
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -17,6 +18,7 @@ import httpx
 import pytest
 from pyinstrument.session import Session
 
+from bench import profiles
 from bench.net import LOOPBACK, free_port
 from bench.procs import Supervisor
 from bench.seed import apply_schema, seed
@@ -106,6 +108,17 @@ def test_profile_holds_every_request_and_the_driver(
     for driver in DRIVER_FILES[variant]:
         assert any(driver in f for f in files), (driver, sorted(files)[:40])
     assert any(f.endswith("targets/contract.py") for f in files)  # the routes themselves were sampled
+
+    # What a person opens: the speedscope file holds the request's frames (the driver's among them), not
+    # the single "run" frame left when interleaved requests fragmented the tree; both files stay small.
+    rendered = profiles.render(path, tmp_path / "out", variant)
+    speedscope = json.loads((tmp_path / "out" / rendered["files"]["speedscope"]).read_text())
+    frame_files = {frame["file"] or "" for frame in speedscope["shared"]["frames"]}
+    for driver in DRIVER_FILES[variant]:
+        assert any(driver in f for f in frame_files), (driver, sorted(frame_files))
+    assert len(speedscope["profiles"][0]["events"]) > 20
+    for name in rendered["files"].values():
+        assert (tmp_path / "out" / name).stat().st_size < 10_000_000, name
 
 
 def test_sync_profile_is_taken_in_the_worker_threads(seeded_dsn: str, supervisor: Supervisor, tmp_path: Path) -> None:

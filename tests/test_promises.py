@@ -32,7 +32,7 @@ README = (ROOT / "README.md").read_text(encoding="utf-8")
 def planned(monkeypatch: pytest.MonkeyPatch, *args: str) -> tuple[RunConfig, str]:
     """The RunConfig ``bench ARGS`` would run (validated as the engine validates it), and its stderr."""
     seen: list[RunConfig] = []
-    monkeypatch.setattr(cli, "_execute", lambda config: (validate_config(config), seen.append(config)))
+    monkeypatch.setattr(cli, "_execute", lambda config, html=True: (validate_config(config), seen.append(config)))
     result = CliRunner().invoke(cli.app, list(args))
     assert result.exit_code == 0 and len(seen) == 1, result.output
     return seen[0], result.stderr

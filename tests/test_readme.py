@@ -160,8 +160,9 @@ def test_the_readme_parser_reads_synopses_comments_and_chains() -> None:
     ]
 
 
-def test_the_cheap_examples_really_run() -> None:
+def test_the_cheap_examples_really_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """`bench list` and every `bench report FILE ...` example, on a golden results file."""
+    monkeypatch.chdir(tmp_path)  # an example's `-o report.html` lands here, not in the checkout
     runner = CliRunner()
     ran = 0
     for example in README_EXAMPLES:
