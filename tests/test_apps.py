@@ -209,7 +209,7 @@ def test_app_options_are_refused_in_one_line(tmp_path: Path) -> None:
         assert len(done.stderr.strip().splitlines()) == 1
 
 
-def test_setup_data_is_kept_as_a_template_and_dropped_after(tmp_path: Path, pg_dsn: str) -> None:
+def test_with_dsn_every_database_made_for_the_app_is_dropped_after(tmp_path: Path, pg_dsn: str) -> None:
     """With --dsn: the app's databases live beside the run's on that server and are all gone afterwards."""
     import psycopg
 
