@@ -18,8 +18,11 @@ import typer
 from bench.failures import DEFAULT_MAX_ERROR_RATE  # pure and tiny: the option's default, declared once
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from rich.console import Console
 
+    from bench.apps.spec import AppsConfig
     from bench.results import Results
     from bench.runner import RunConfig
     from scenarios import Scenario
@@ -143,6 +146,23 @@ AdviceRedisUrlOption = Annotated[
 ]
 
 
+# A user's own app (bench run --app, bench ab): see bench.apps.
+SetupOption = Annotated[
+    list[str] | None,
+    typer.Option(help="A command run once per app, in its directory, before any load (repeatable, in order)."),
+]
+DbEnvOption = Annotated[str, typer.Option(help="The environment variable your app reads its database URL from.")]
+DbUrlStyleOption = Annotated[
+    str | None,
+    typer.Option(help="The URL your app's driver expects: libpq, asyncpg or psycopg (default: detected)."),
+]
+AppEnvOption = Annotated[list[str] | None, typer.Option(help="KEY=VALUE for your app's environment (repeatable).")]
+PythonOption = Annotated[
+    str | None, typer.Option(help="The interpreter to run your app with (its virtualenv needs uvicorn).")
+]
+ServerWorkersOption = Annotated[int, typer.Option(help="uvicorn workers for your app.")]
+
+
 @app.command()
 def run(
     variants: Annotated[str, typer.Option(help="Comma list of variants, or 'all' (see bench list).")] = "all",
@@ -218,6 +238,20 @@ def run(
             help="Per-statement timing in timed cells for every variant (default: on where it costs < 5 %).",
         ),
     ] = None,
+    app_: Annotated[
+        list[str] | None,
+        typer.Option("--app", help="Your own app instead of the variants: [LABEL=]MODULE:ATTR (repeatable)."),
+    ] = None,
+    app_dir: Annotated[
+        list[str] | None,
+        typer.Option(help="[LABEL=]DIR your app is imported from and set up in (default: the current directory)."),
+    ] = None,
+    setup: SetupOption = None,
+    db_env: DbEnvOption = "DATABASE_URL",
+    db_url_style: DbUrlStyleOption = None,
+    app_env: AppEnvOption = None,
+    python: PythonOption = None,
+    server_workers: ServerWorkersOption = 1,
 ) -> None:
     """Measure every variant x scenario and write a results file."""
     from bench.check.server import READY_TIMEOUT_S
@@ -232,9 +266,14 @@ def run(
     if url and variants != "all":
         raise _fail("--variants picks dbbench's own servers; with --url the one server is the URL (name it: --label)")
     try:
+        apps = (
+            _apps(app_, app_dir or [], setup, db_env, db_url_style, app_env, python, server_workers) if app_ else None
+        )
         config = RunConfig(
-            variants=[_external(label)] if url else _variants(variants),
-            scenarios=_scenarios(scenarios, read_only=bool(url) and not allow_writes),
+            variants=[a.variant for a in apps.apps] if apps else [_external(label)] if url else _variants(variants),
+            scenarios=_user_scenarios(scenarios)
+            if apps
+            else _scenarios(scenarios, read_only=bool(url) and not allow_writes),
             users=_ints(users, "--users"),
             duration_s=duration_s,
             warmup_s=warmup_s,
@@ -262,10 +301,56 @@ def run(
             profile=profile,
             profile_requests=profile_requests,
             instrument=instrument,
+            apps=apps,
         )
-        _execute(config, html)
+        if apps is None:
+            _execute(config, html)  # as before --app: tests stand in for it with a (config, html) function
+        else:
+            _execute(config, html, closing=_print_restore)
     except BenchError as exc:
         raise _fail(str(exc)) from None
+
+
+def _apps(
+    apps: list[str],
+    dirs: list[str],
+    setup: list[str] | None,
+    db_env: str,
+    db_url_style: str | None,
+    app_env: list[str] | None,
+    python: str | None,
+    server_workers: int,
+    roles: dict[str, str] | None = None,
+) -> AppsConfig:
+    from dataclasses import replace
+
+    from bench.apps import spec
+
+    parsed = spec.parse(
+        apps,
+        dirs,
+        python=python,
+        db_env=db_env,
+        url_style=db_url_style,
+        env=app_env,
+        setup=setup,
+        server_workers=server_workers,
+    )
+    return replace(parsed, roles=roles or {})
+
+
+def _user_scenarios(raw: str) -> list[Scenario]:
+    """With --app: the user's locustfiles only (dbbench's scenarios ask dbbench's API, which an app lacks)."""
+    from bench.errors import BenchError
+    from scenarios import SCENARIOS, is_builtin
+
+    picked = SCENARIOS.select(_split(raw))
+    if builtin := [s.name for s in picked if is_builtin(s.path)]:
+        raise BenchError(
+            f"--app loads your app with your locustfile: pass --scenarios path/to/locustfile.py "
+            f"({builtin[0]} is one of dbbench's own scenarios, written for its variants' API)"
+        )
+    return picked
 
 
 def _indexes(raw: str | None) -> list[bool]:
@@ -385,6 +470,113 @@ def advice(
         raise _fail(str(exc)) from None
 
 
+@app.command()
+def ab(
+    app_: Annotated[str, typer.Option("--app", help="Your app, MODULE:ATTR (uvicorn's syntax), in both checkouts.")],
+    base: Annotated[Path, typer.Option(help="The checkout to compare against (e.g. main), run as the app 'base'.")],
+    head: Annotated[Path, typer.Option(help="The checkout under test (e.g. your branch), run as the app 'head'.")],
+    scenarios: Annotated[str, typer.Option(help="Your locustfile path(s), comma separated.")],
+    trials: Annotated[int, typer.Option(help="Pairs of cells, base and head alternating first.")] = 10,
+    users: Annotated[str, typer.Option(help="Concurrent users (a comma list sweeps).")] = "32",
+    duration: DurationOption = None,
+    warmup: WarmupOption = None,
+    quick: QuickOption = False,
+    setup: SetupOption = None,
+    db_env: DbEnvOption = "DATABASE_URL",
+    db_url_style: DbUrlStyleOption = None,
+    app_env: AppEnvOption = None,
+    python: PythonOption = None,
+    server_workers: ServerWorkersOption = 1,
+    dsn: DsnOption = None,
+    output: OutputOption = None,
+    force: ForceOption = False,
+    calibrate: CalibrateOption = True,
+    max_error_rate: MaxErrorRateOption = DEFAULT_MAX_ERROR_RATE,
+) -> None:
+    """Two versions of your app in one run: cells interleaved, order alternated trial by trial; ends with the
+    side-by-side table."""
+    from bench.errors import BenchError
+    from bench.runner import RunConfig
+
+    duration_s, warmup_s = _timing(quick, duration, warmup)
+    try:
+        if ":" not in app_ or "=" in app_.partition(":")[0]:
+            raise BenchError(f"--app takes MODULE:ATTR (both checkouts run the same one); got {app_!r}")
+        apps = _apps(
+            [f"base={app_}", f"head={app_}"],
+            [f"base={base}", f"head={head}"],
+            setup,
+            db_env,
+            db_url_style,
+            app_env,
+            python,
+            server_workers,
+            roles={"base": "base", "head": "head"},
+        )
+        config = RunConfig(
+            variants=[a.variant for a in apps.apps],
+            scenarios=_user_scenarios(scenarios),
+            users=_ints(users, "--users"),
+            duration_s=duration_s,
+            warmup_s=warmup_s,
+            trials=trials,
+            pool_size=1,  # not used: an app's pool is its own
+            output=output or _default_output(),
+            dsn=dsn,
+            force=force,
+            calibrate=calibrate,
+            max_error_rate=max_error_rate,
+            apps=apps,
+        )
+        _execute(config, closing=_print_ab)
+    except BenchError as exc:
+        raise _fail(str(exc)) from None
+
+
+def _print_restore(results: Results, console: Console) -> None:
+    """How long the data restore before each cell took (bench.apps.databases), from the cells."""
+    import statistics
+
+    restores = [float(c.target["restore_s"]) for c in results.cells if "restore_s" in c.target]
+    if restores:
+        console.print(
+            f"data restored before each of {len(restores)} cell(s) from the set-up database: "
+            f"median {statistics.median(restores) * 1000:.0f} ms, max {max(restores) * 1000:.0f} ms"
+        )
+
+
+def _print_ab(results: Results, console: Console) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    from bench.apps import ab as side_by_side
+
+    def number(value: float | None, form: str) -> str:
+        return "—" if value is None else format(value, form)
+
+    table = Table(
+        "scenario",
+        "endpoint",
+        title="base vs head (median over trials; head/base: median of the paired trials' ratios)",
+        title_justify="left",
+    )
+    for heading in ("base req/s", "head req/s", "head/base", "base p99 ms", "head p99 ms", "pairs"):
+        table.add_column(heading, justify="right")
+    for row in side_by_side.rows(results, "base", "head"):
+        table.add_row(
+            escape(row.scenario) if row.endpoint == side_by_side.ALL else "",
+            escape(row.endpoint),  # Locust names such as /items/[id] are not Rich markup
+            number(row.base_rps, ",.0f"),
+            number(row.head_rps, ",.0f"),
+            number(row.ratio, ".2f"),
+            number(row.base_p99_ms, ".1f"),
+            number(row.head_p99_ms, ".1f"),
+            str(row.pairs),
+        )
+    console.print(table)
+    _print_restore(results, console)
+
+
 def _write_html(results: Results, output: Path, console: Console) -> None:
     """The HTML report beside the results file (results.json -> results.html); a report that cannot be
     written is a warning, never a lost run: the results file is already on disk."""
@@ -407,7 +599,7 @@ def html_path(output: Path) -> Path:
     return output.with_suffix(".html") if output.suffix != ".html" else output.with_name(output.name + ".html")
 
 
-def _execute(config: RunConfig, html: bool = True) -> None:
+def _execute(config: RunConfig, html: bool = True, closing: Callable[[Results, Console], None] | None = None) -> None:
     from bench.procs import interrupts_as_exceptions
     from bench.runner import Run, validate_config
     from reports.live import LiveObserver
@@ -426,6 +618,8 @@ def _execute(config: RunConfig, html: bool = True) -> None:
         console.print(f"[yellow]interrupted: {saved} measured cell(s) kept in {config.output}[/yellow]")
         raise typer.Exit(130) from None
     print_report(run_.results, console)
+    if closing is not None:
+        closing(run_.results, console)
     console.print(f"results: {config.output}")
     if html:
         _write_html(run_.results, config.output, console)

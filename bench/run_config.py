@@ -11,6 +11,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from bench import failures, profiles
+from bench.apps.spec import AppsConfig
 from bench.check.server import READY_TIMEOUT_S
 from bench.errors import BenchError
 from bench.plan import Part, Setting
@@ -60,6 +61,7 @@ class RunConfig:
     redis_url: str | None = None  # with cache "redis": the user's server (default: a throwaway redis-server)
     parts: list[Part] = field(default_factory=list)  # several cross products (bench advice); empty: one
     max_error_rate: float = failures.DEFAULT_MAX_ERROR_RATE  # above it a cell is failed (a fraction: 0.01 = 1 %)
+    apps: AppsConfig | None = None  # users' own apps instead of the variants (bench run --app, bench ab)
 
     def load_points(self) -> list[tuple[int, float | None]]:
         """(users, rate) per point of the sweep: users sweep the closed model, rates the open one."""
@@ -161,6 +163,16 @@ def validate_config(config: RunConfig) -> None:
             (
                 not config.profile,
                 "--profile needs a variant dbbench starts (it profiles inside the server); drop it with --url",
+            ),
+        ]
+    if config.apps is not None:
+        checks += [
+            (config.url is None, "--app conflicts with --url (dbbench starts your app itself); drop one"),
+            (not on_sqlite, "--app needs PostgreSQL: --db sqlite is not supported with --app yet"),
+            (not config.profile, "--profile is not supported with --app yet"),
+            (
+                not (config.indexes or config.pool_sizes or config.cache_backends),
+                "--app cannot sweep --index, --pool-size or --cache (they set dbbench's variants, not your app)",
             ),
         ]
     for ok, message in checks:

@@ -28,6 +28,7 @@ from bench import (
     seed,
     sqlite_db,
 )
+from bench.apps.execute import run_apps
 from bench.cells import fill, load_spec, new_cell, run_cells
 from bench.check.variant import CheckReport, check_variant
 from bench.dbmon import ConnectionSampler
@@ -81,6 +82,9 @@ class Run:
             workdir = Path(tmp)
             if config.url:
                 run_external(config, self.recorder, supervisor, workdir, self.locustfiles)
+                return self.results
+            if config.apps is not None:
+                run_apps(config, self.recorder, supervisor, workdir, self.locustfiles)
                 return self.results
             self.observer.phase("creating the SQLite file" if config.db == "sqlite" else "provisioning PostgreSQL")
             with self._database(supervisor, workdir) as database, self._cache(supervisor) as cache:
