@@ -472,7 +472,9 @@ def advice(
 
 @app.command()
 def ab(
-    app_: Annotated[str, typer.Option("--app", help="Your app, MODULE:ATTR (uvicorn's syntax), in both checkouts.")],
+    app_: Annotated[
+        list[str], typer.Option("--app", help="Your app, MODULE:ATTR (uvicorn's syntax), in both checkouts; once.")
+    ],
     base: Annotated[Path, typer.Option(help="The checkout to compare against (e.g. main), run as the app 'base'.")],
     head: Annotated[Path, typer.Option(help="The checkout under test (e.g. your branch), run as the app 'head'.")],
     scenarios: Annotated[str, typer.Option(help="Your locustfile path(s), comma separated.")],
@@ -492,6 +494,8 @@ def ab(
     force: ForceOption = False,
     calibrate: CalibrateOption = True,
     max_error_rate: MaxErrorRateOption = DEFAULT_MAX_ERROR_RATE,
+    check: Annotated[bool, typer.Option(help="Check each app's warm-up endpoints answer (no 5xx) before load.")] = True,
+    html: HtmlOption = True,
 ) -> None:
     """Two versions of your app in one run: cells interleaved, order alternated trial by trial; ends with the
     side-by-side table."""
@@ -500,10 +504,16 @@ def ab(
 
     duration_s, warmup_s = _timing(quick, duration, warmup)
     try:
-        if ":" not in app_ or "=" in app_.partition(":")[0]:
-            raise BenchError(f"--app takes MODULE:ATTR (both checkouts run the same one); got {app_!r}")
+        if len(app_) != 1:
+            raise BenchError(f"bench ab takes one --app (both checkouts run the same one); got {len(app_)}")
+        module = app_[0]
+        if ":" not in module or "=" in module.partition(":")[0]:
+            raise BenchError(f"--app takes MODULE:ATTR (both checkouts run the same one); got {module!r}")
+        for option, directory in (("--base", base), ("--head", head)):
+            if not directory.is_dir():
+                raise BenchError(f"{option} {directory} is not a directory; pass the checkout's folder")
         apps = _apps(
-            [f"base={app_}", f"head={app_}"],
+            [f"base={module}", f"head={module}"],
             [f"base={base}", f"head={head}"],
             setup,
             db_env,
@@ -526,9 +536,10 @@ def ab(
             force=force,
             calibrate=calibrate,
             max_error_rate=max_error_rate,
+            check=check,
             apps=apps,
         )
-        _execute(config, closing=_print_ab)
+        _execute(config, html, closing=_print_ab)
     except BenchError as exc:
         raise _fail(str(exc)) from None
 

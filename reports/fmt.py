@@ -76,6 +76,26 @@ def database_label(database: dict[str, Any]) -> str:
     return f"{product}{version} ({database.get('kind', '?')})"
 
 
+def pool_label(pool: dict[str, Any]) -> str:
+    """ "pool size 10 (max_overflow 0, threadpool 40)" for dbbench's variants; for a server or an app whose pool
+    dbbench did not set, what the metadata says of it (never a default borrowed from the variants)."""
+    if "size" not in pool:
+        return f"pool: {pool.get('note', 'unknown')}"
+    return (
+        f"pool size {pool['size']} (max_overflow {pool.get('max_overflow', '?')}, "
+        f"threadpool {pool.get('threadpool_size', '?')})"
+    )
+
+
+def cache_label(metadata: dict[str, Any]) -> str:
+    """The cached variant's backend, only when the run had one (an app's or a --url server's cache is its own)."""
+    cache = metadata.get("cache")
+    if not isinstance(cache, dict) or "backend" not in cache:
+        return ""
+    where = f" at {cache.get('address', '?')}" if cache.get("backend") == "redis" else ""
+    return f" · cache {cache['backend']}{where}"
+
+
 def untimed(results: Results) -> list[str]:
     """Variants whose timed cells ran without statement timing (opt-in where the hooks cost > 5 %)."""
     names = {cell.variant for cell in results.cells if cell.ok and cell.target.get("instrumented") is False}

@@ -41,7 +41,11 @@ class LiveObserver:
 
     def checked(self, check: VariantCheck) -> None:
         if check.ok:
-            self.console.print(f"[green]✓[/green] {check.variant}: contract check passed")
+            # --no-check records an ok check that never ran: say so, never "passed".
+            if (ran := check.info.get("check")) and str(ran).startswith("not run"):
+                self.console.print(Text(f"– {check.variant}: check {ran}", style="dim"))
+            else:
+                self.console.print(f"[green]✓[/green] {check.variant}: contract check passed")
             return
         if check.skipped:
             self.console.print(Text(f"– {check.variant}: not run: {check.skipped}", style="dim"))

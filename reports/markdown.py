@@ -8,7 +8,7 @@ from bench import failures
 from bench.results import Results
 from reports import advice, summary
 from reports.base import Renderer
-from reports.fmt import baseline, database_label, errors_text, failure_lines, flags, ms, rps_text
+from reports.fmt import baseline, database_label, errors_text, failure_lines, flags, ms, pool_label, rps_text
 
 
 def _cell(text: str) -> str:
@@ -26,7 +26,7 @@ def render(results: Results) -> str:
     lines.append(
         f"{machine.get('cpu_count', '?')} CPUs ({_cell(str(machine.get('cpu_model', '?')))}), "
         f"Python {machine.get('python', '?')}, {_cell(database_label(database))}; "
-        f"pool size {pool.get('size', '?')} for every pooled variant; "
+        f"{pool_label(pool)}; "
         f"{config.get('warmup_s', '?')} s warm-up + {config.get('duration_s', '?')} s per cell, "
         f"{config.get('trials', '?')} trial(s)."
     )

@@ -15,7 +15,18 @@ from bench import failures
 from bench.results import Results
 from reports import advice, summary
 from reports.base import Renderer
-from reports.fmt import baseline, database_label, errors_text, failure_lines, flags, ms, rps_text, untimed
+from reports.fmt import (
+    baseline,
+    cache_label,
+    database_label,
+    errors_text,
+    failure_lines,
+    flags,
+    ms,
+    pool_label,
+    rps_text,
+    untimed,
+)
 from reports.summary import Row
 
 
@@ -147,16 +158,11 @@ def profile_table(results: Results) -> Table | None:
 
 def footer(results: Results) -> Text:
     database = results.metadata.get("database", {})
-    pool = results.metadata.get("pool", {})
     calibrated = results.metadata.get("calibration", {})
-    cache = results.metadata.get("cache", {})
-    redis = f" at {cache.get('address', '?')}" if cache.get("backend") == "redis" else ""
     ceiling = f"load generator ceiling {calibrated['rps']:,.0f} req/s" if calibrated.get("rps") else "not calibrated"
     return Text(
-        f"database: {database_label(database)} · "
-        f"pool size {pool.get('size', '?')} (max_overflow {pool.get('max_overflow', '?')}, "
-        f"threadpool {pool.get('threadpool_size', '?')}) · cache {cache.get('backend', 'memory')}{redis} · {ceiling} · "
-        "latencies from HDR histograms (µs resolution)",
+        f"database: {database_label(database)} · {pool_label(results.metadata.get('pool', {}))}"
+        f"{cache_label(results.metadata)} · {ceiling} · latencies from HDR histograms (µs resolution)",
         style="dim",
     )
 

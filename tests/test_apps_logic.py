@@ -150,3 +150,47 @@ def test_the_github_actions_example_runs_bench_ab_with_options_that_exist() -> N
     ab_command = group.commands["ab"]  # type: ignore[attr-defined]
     context = ab_command.make_context("ab", shlex.split(command))
     assert context.params["trials"] == 10 and context.params["base"] == Path("../base")
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        (["--app", "a.main:app", "--app", "b.main:app", "--base", ".", "--head", "."], "takes one --app"),
+        (["--app", "a.main:app", "--base", "/nonexistent-base", "--head", "."], "--base /nonexistent-base"),
+        (["--app", "a.main:app", "--base", ".", "--head", "/nonexistent-head"], "--head /nonexistent-head"),
+    ],
+)
+def test_bench_ab_refuses_two_apps_and_missing_checkouts_in_one_line(extra: list[str], expected: str) -> None:
+    # Before: a second --app silently replaced the first, and a missing --base was named "--app-dir … (for base)".
+    from typer.testing import CliRunner
+
+    import cli
+
+    result = CliRunner().invoke(cli.app, ["ab", *extra, "--scenarios", "perf/locustfile.py"])
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and expected in lines[0], result.output
+
+
+def test_reports_never_claim_a_pool_or_cache_for_an_app() -> None:
+    # Before: every --app run's footer said "pool size ? (max_overflow ?, threadpool ?) · cache memory".
+    from reports import markdown
+    from reports.terminal import footer
+
+    results = Results(metadata={"pool": {"note": "the app's own (not set by dbbench)"}, "database": {"kind": "x"}})
+    text = footer(results).plain
+    assert "pool: the app's own (not set by dbbench)" in text
+    assert "cache" not in text and "?" not in text
+    assert "pool: the app's own" in markdown.render(results)
+
+
+def test_a_check_that_did_not_run_is_never_shown_as_passed() -> None:
+    from rich.console import Console
+
+    from bench.results import VariantCheck
+    from reports.live import LiveObserver
+
+    console = Console(record=True, width=120)
+    LiveObserver(console).checked(VariantCheck("shop", True, [], {"check": "not run (--no-check)"}))
+    shown = console.export_text()
+    assert "not run (--no-check)" in shown and "passed" not in shown
