@@ -600,6 +600,93 @@ def serve(
         raise typer.Exit(130) from None
 
 
+_THRESHOLD_HELP = "Smallest change that counts as a regression, as a share (0.1 = 10 %; asv's rule)."
+
+
+@app.command()
+def compare(
+    files: Annotated[
+        list[Path], typer.Argument(help="BASE.json HEAD.json, or one file of bench ab with --base/--head.")
+    ],
+    base: Annotated[str | None, typer.Option(help="One file: the label of the base cells (bench ab: base).")] = None,
+    head: Annotated[str | None, typer.Option(help="One file: the label of the head cells (bench ab: head).")] = None,
+    threshold: Annotated[float, typer.Option(help=_THRESHOLD_HELP)] = 0.10,
+    format: Annotated[str, typer.Option("--format", "-f", help="terminal, md or json.")] = "terminal",
+    junit: Annotated[Path | None, typer.Option(help="Also write a JUnit XML file: one test case per verdict.")] = None,
+) -> None:
+    """Did head get slower than base? Exit 0 no regression, 1 a regression, 2 files that cannot be compared."""
+    from bench import compare as comparing
+    from bench import results
+    from bench.errors import BenchError
+    from reports import gate
+
+    try:
+        if len(files) == 2 and base is None and head is None:
+            done = comparing.compare_files(
+                results.load(files[0]),
+                results.load(files[1]),
+                base_name=str(files[0]),
+                head_name=str(files[1]),
+                threshold=threshold,
+            )
+        elif len(files) == 1:
+            run = results.load(files[0])
+            labels = (base, head) if base and head else comparing.ab_labels(run)
+            if labels is None:
+                raise BenchError("one file: pass --base LABEL --head LABEL (the variants or apps to compare)")
+            done = comparing.compare_labels(run, base=labels[0], head=labels[1], threshold=threshold)
+        else:
+            raise BenchError("pass BASE.json HEAD.json, or one file with --base LABEL --head LABEL")
+        method = "paired trials (interleaved)" if done.paired else "unpaired trials (two runs)"
+        header = [
+            f"base {done.base_name} → head {done.head_name}: {method}, threshold {threshold:.0%}",
+            *(f"warning: {w}" for w in done.warnings),
+        ]
+        text, code = gate.emit(
+            gate.verdict_cases(done),
+            title="dbbench compare",
+            header=header,
+            document=done.to_dict(),
+            format=format,
+            junit=junit,
+        )
+    except BenchError as exc:
+        raise _fail(str(exc)) from None
+    typer.echo(text, nl=False)
+    raise typer.Exit(code)
+
+
+@app.command()
+def check(
+    file: Annotated[Path, typer.Argument(help="A results file from bench run or bench ab.")],
+    budget: Annotated[
+        Path | None, typer.Option(help="Budget TOML file (default: [tool.dbbench.budgets] in ./pyproject.toml).")
+    ] = None,
+    format: Annotated[str, typer.Option("--format", "-f", help="terminal, md or json.")] = "terminal",
+    junit: Annotated[Path | None, typer.Option(help="Also write a JUnit XML file: one test case per budget.")] = None,
+) -> None:
+    """A run against its budgets. Exit 0 all within, 1 a budget breached, 2 bad input (unknown field...)."""
+    from bench import budgets, results
+    from bench.errors import BenchError
+    from reports import gate
+
+    try:
+        outcomes = budgets.check(results.load(file), budgets.load(budget))
+        document = {"file": str(file), "budgets": [o.to_dict() for o in outcomes]}
+        text, code = gate.emit(
+            gate.budget_cases(outcomes),
+            title="dbbench check",
+            header=[f"{file}"],
+            document=document,
+            format=format,
+            junit=junit,
+        )
+    except BenchError as exc:
+        raise _fail(str(exc)) from None
+    typer.echo(text, nl=False)
+    raise typer.Exit(code)
+
+
 def main() -> None:
     app()
 
