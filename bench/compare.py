@@ -195,7 +195,7 @@ def _compare(base: _Side, head: _Side, *, paired: bool, threshold: float, warnin
 
 
 def _listed(names: Iterable[str]) -> str:
-    return ", ".join(repr(n) for n in sorted(names)) or "none"
+    return ", ".join(repr(n) if n else "(no setting)" for n in sorted(names)) or "none"
 
 
 def _point(point: Point, base: _Side, head: _Side, *, paired: bool, threshold: float) -> list[Verdict]:
