@@ -9,6 +9,7 @@ stays instant.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -603,6 +604,18 @@ def serve(
 _THRESHOLD_HELP = "Smallest change that counts as a regression, as a share (0.1 = 10 %; asv's rule)."
 
 
+def _gate(work: Callable[[], tuple[str, int]]) -> None:
+    """Print what a CI gate produced and exit with its code (0 pass, 1 regression/breach, 2 bad input)."""
+    from bench.errors import BenchError
+
+    try:
+        text, code = work()
+    except BenchError as exc:
+        raise _fail(str(exc)) from None
+    typer.echo(text, nl=False)
+    raise typer.Exit(code)
+
+
 @app.command()
 def compare(
     files: Annotated[
@@ -616,44 +629,13 @@ def compare(
 ) -> None:
     """Did head get slower than base? Exit 0 no regression, 1 a regression, 2 files that cannot be compared."""
     from bench import compare as comparing
-    from bench import results
-    from bench.errors import BenchError
     from reports import gate
 
-    try:
-        if len(files) == 2 and base is None and head is None:
-            done = comparing.compare_files(
-                results.load(files[0]),
-                results.load(files[1]),
-                base_name=str(files[0]),
-                head_name=str(files[1]),
-                threshold=threshold,
-            )
-        elif len(files) == 1:
-            run = results.load(files[0])
-            labels = (base, head) if base and head else comparing.ab_labels(run)
-            if labels is None:
-                raise BenchError("one file: pass --base LABEL --head LABEL (the variants or apps to compare)")
-            done = comparing.compare_labels(run, base=labels[0], head=labels[1], threshold=threshold)
-        else:
-            raise BenchError("pass BASE.json HEAD.json, or one file with --base LABEL --head LABEL")
-        method = "paired trials (interleaved)" if done.paired else "unpaired trials (two runs)"
-        header = [
-            f"base {done.base_name} → head {done.head_name}: {method}, threshold {threshold:.0%}",
-            *(f"warning: {w}" for w in done.warnings),
-        ]
-        text, code = gate.emit(
-            gate.verdict_cases(done),
-            title="dbbench compare",
-            header=header,
-            document=done.to_dict(),
-            format=format,
-            junit=junit,
+    _gate(
+        lambda: gate.compared(
+            comparing.from_paths(files, base=base, head=head, threshold=threshold), format=format, junit=junit
         )
-    except BenchError as exc:
-        raise _fail(str(exc)) from None
-    typer.echo(text, nl=False)
-    raise typer.Exit(code)
+    )
 
 
 @app.command()
@@ -667,24 +649,11 @@ def check(
 ) -> None:
     """A run against its budgets. Exit 0 all within, 1 a budget breached, 2 bad input (unknown field...)."""
     from bench import budgets, results
-    from bench.errors import BenchError
     from reports import gate
 
-    try:
-        outcomes = budgets.check(results.load(file), budgets.load(budget))
-        document = {"file": str(file), "budgets": [o.to_dict() for o in outcomes]}
-        text, code = gate.emit(
-            gate.budget_cases(outcomes),
-            title="dbbench check",
-            header=[f"{file}"],
-            document=document,
-            format=format,
-            junit=junit,
-        )
-    except BenchError as exc:
-        raise _fail(str(exc)) from None
-    typer.echo(text, nl=False)
-    raise typer.Exit(code)
+    _gate(
+        lambda: gate.checked(file, budgets.check(results.load(file), budgets.load(budget)), format=format, junit=junit)
+    )
 
 
 def main() -> None:

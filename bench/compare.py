@@ -25,6 +25,7 @@ import statistics
 import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -144,6 +145,23 @@ def compare_labels(run: Results, *, base: str, head: str, threshold: float) -> C
     return _compare(*sides, paired=True, threshold=threshold, warnings=[])
 
 
+def from_paths(files: Sequence[Path], *, base: str | None, head: str | None, threshold: float) -> Comparison:
+    """``bench compare``'s arguments: two files, or one with ``base`` and ``head`` labels (those ``bench ab``
+    recorded when not given). Raises ``BenchError`` for anything else, or files that cannot be compared."""
+    from bench import results
+
+    if len(files) == 2 and base is None and head is None:
+        before, after = (results.load(path) for path in files)
+        return compare_files(before, after, base_name=str(files[0]), head_name=str(files[1]), threshold=threshold)
+    if len(files) == 1:
+        run = results.load(files[0])
+        labels = (base, head) if base and head else ab_labels(run)
+        if labels is None:
+            raise BenchError("one file: pass --base LABEL --head LABEL (the variants or apps to compare)")
+        return compare_labels(run, base=labels[0], head=labels[1], threshold=threshold)
+    raise BenchError("pass BASE.json HEAD.json, or one file with --base LABEL --head LABEL")
+
+
 def ab_labels(run: Results) -> tuple[str, str] | None:
     """The base and head labels ``bench ab`` recorded (metadata apps.ab), or None for another kind of run."""
     roles = (run.metadata.get("apps") or {}).get("ab") if isinstance(run.metadata.get("apps"), dict) else None
@@ -251,8 +269,8 @@ def _point(point: Point, base: _Side, head: _Side, *, paired: bool, threshold: f
                 )
             )
     out.extend(
-        verdict(ALL, metric, v, base=b, head=h, change=_ratio(b, h), ci=None, method="exact", evidence=e)
-        for metric, v, b, h, e in _counters(ok_before, ok_after, threshold)
+        verdict(endpoint, metric, v, base=b, head=h, change=_ratio(b, h), ci=None, method="exact", evidence=e)
+        for endpoint, metric, v, b, h, e in _counters(ok_before, ok_after, threshold)
     )
     return _explained(out, base, head, point, ok_before, ok_after)
 
@@ -408,18 +426,23 @@ def _target_counters(cells: list[Cell]) -> tuple[dict[str, float], dict[str, dic
     return per_endpoint, per_statement, total
 
 
-def _counters(
-    before: list[Cell], after: list[Cell], threshold: float
-) -> list[tuple[str, str, float, float, list[str]]]:
-    """(metric, verdict, base, head, evidence) of the deterministic counters both sides measured."""
-    out: list[tuple[str, str, float, float, list[str]]] = []
+_Counter = tuple[str, str, str, float, float, list[str]]  # endpoint, metric, verdict, base, head, evidence
+
+
+def _exact(before: float, after: float, tolerance: float) -> str:
+    return SLOWER if after - before > tolerance else FASTER if before - after > tolerance else NO_CHANGE
+
+
+def _counters(before: list[Cell], after: list[Cell], threshold: float) -> list[_Counter]:
+    """The deterministic counters both sides measured, each with its verdict (no interval: they do not wobble)."""
+    out: list[_Counter] = []
     counted_before, counted_after = _target_counters(before), _target_counters(after)
     if counted_before and counted_after:
         (queries_before, statements_before, _), (queries_after, statements_after, _) = counted_before, counted_after
         grown = _statement_changes(statements_before, statements_after)
         for endpoint in (name for name in queries_before if name in queries_after):
             b, h = queries_before[endpoint], queries_after[endpoint]
-            verdict = SLOWER if h - b > QUERY_TOLERANCE else FASTER if b - h > QUERY_TOLERANCE else NO_CHANGE
+            verdict = _exact(b, h, QUERY_TOLERANCE)
             evidence = []
             if verdict != NO_CHANGE:
                 evidence.append(
@@ -427,22 +450,23 @@ def _counters(
                     + (f" ({grown[0]})" if grown and verdict == SLOWER else "")
                 )
                 evidence.extend(grown[1:] if verdict == SLOWER else [])
-            out.append((f"queries_per_request {endpoint}", verdict, b, h, evidence))
+            out.append((endpoint, "queries_per_request", verdict, b, h, evidence))
+        for text in dict.fromkeys([*statements_before, *statements_after]):
+            b, h = (side.get(text, {"calls": 0.0})["calls"] for side in (statements_before, statements_after))
+            verdict = _exact(b, h, QUERY_TOLERANCE)
+            evidence = [f"{b:.3g} → {h:.3g} × {_short(text)} per request"] if verdict != NO_CHANGE else []
+            out.append((ALL, f"calls_per_request {_short(text, 60)}", verdict, b, h, evidence))
     requests = [sum(c.requests for c in side) for side in (before, after)]
     if all(requests):
-        per_request = [
-            sum(c.bytes_received for c in side) / n for side, n in zip((before, after), requests, strict=True)
-        ]
-        b, h = per_request
+        b, h = (sum(c.bytes_received for c in side) / n for side, n in zip((before, after), requests, strict=True))
         change = _ratio(b, h)
         verdict = NO_CHANGE if change is None or abs(change) < threshold else SLOWER if change > 0 else FASTER
         evidence = [f"response bytes per request: {b:.0f} → {h:.0f}"] if verdict != NO_CHANGE else []
-        out.append(("bytes_per_request", verdict, b, h, evidence))
-        rates = [sum(c.error_count for c in side) / n for side, n in zip((before, after), requests, strict=True)]
-        b, h = rates
-        verdict = SLOWER if h - b > ERROR_RATE_TOLERANCE else FASTER if b - h > ERROR_RATE_TOLERANCE else NO_CHANGE
+        out.append((ALL, "bytes_per_request", verdict, b, h, evidence))
+        b, h = (sum(c.error_count for c in side) / n for side, n in zip((before, after), requests, strict=True))
+        verdict = _exact(b, h, ERROR_RATE_TOLERANCE)
         evidence = [f"error rate: {b:.2%} → {h:.2%}"] if verdict != NO_CHANGE else []
-        out.append(("error_rate", verdict, b, h, evidence))
+        out.append((ALL, "error_rate", verdict, b, h, evidence))
     return out
 
 

@@ -177,3 +177,23 @@ def emit(
         "json": lambda: as_json(cases, document),
     }[format]()
     return text, exit_code(cases)
+
+
+def compared(done: Comparison, *, format: str, junit: Path | None) -> tuple[str, int]:
+    """``bench compare``'s output in ``format`` and its exit code (see ``emit``)."""
+    method = "paired trials (interleaved)" if done.paired else "unpaired trials (two runs)"
+    header = [
+        f"base {done.base_name} → head {done.head_name}: {method}, threshold {done.threshold:.0%}",
+        *(f"warning: {w}" for w in done.warnings),
+    ]
+    return emit(
+        verdict_cases(done), title="dbbench compare", header=header, document=done.to_dict(), format=format, junit=junit
+    )
+
+
+def checked(file: Path, outcomes: list[Outcome], *, format: str, junit: Path | None) -> tuple[str, int]:
+    """``bench check``'s output in ``format`` and its exit code (see ``emit``)."""
+    document = {"file": str(file), "budgets": [o.to_dict() for o in outcomes]}
+    return emit(
+        budget_cases(outcomes), title="dbbench check", header=[str(file)], document=document, format=format, junit=junit
+    )

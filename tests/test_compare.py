@@ -128,7 +128,7 @@ def test_a_clear_regression_is_slower_on_throughput_latency_and_cpu() -> None:
     assert found["p50_ms"] == SLOWER
     assert found["p99_ms"] == SLOWER
     assert found["cpu_ms_per_request"] == SLOWER
-    assert found["queries_per_request /db"] == NO_CHANGE
+    assert found["queries_per_request"] == NO_CHANGE
 
 
 def test_a_clear_improvement_is_faster() -> None:
@@ -151,7 +151,7 @@ def test_a_significant_change_below_the_threshold_is_not_a_regression() -> None:
 
 def test_an_n_plus_one_is_a_regression_whatever_the_noise_with_the_statement_that_grew() -> None:
     done = compare_files(results(golden()), results(golden(queries=21)), base_name="b", head_name="h", threshold=0.1)
-    queries = next(v for v in done.verdicts if v.metric == "queries_per_request /db")
+    queries = next(v for v in done.verdicts if v.metric == "queries_per_request")
     assert queries.verdict == SLOWER
     assert (queries.base, queries.head) == (2, 21)
     assert queries.method == "exact"
@@ -159,6 +159,9 @@ def test_an_n_plus_one_is_a_regression_whatever_the_noise_with_the_statement_tha
         line.startswith("/db: 2 → 21 queries per request (+19 × SELECT id, title FROM book")
         for line in queries.evidence
     ), queries.evidence
+    calls = next(v for v in done.verdicts if v.metric == f"calls_per_request {N_PLUS_ONE}")
+    assert (calls.verdict, calls.base, calls.head) == (SLOWER, 1, 20)
+    assert next(v for v in done.verdicts if v.metric == "rps").verdict != SLOWER  # the same speed: noise only
 
 
 def test_two_files_are_unpaired_one_interleaved_file_is_paired() -> None:
@@ -254,7 +257,7 @@ def test_compare_exit_codes_and_the_junit_file_parses(tmp_path: Path) -> None:
     cases = {case.name: case for case in suite}
     assert isinstance(cases["db · 8 users · pooled: rps"].result[0], Failure)
     assert "slower" in (cases["db · 8 users · pooled: rps"].result[0].message or "")
-    assert not cases["db · 8 users · pooled: queries_per_request /db"].result  # passed
+    assert not cases["db · /db · 8 users · pooled: queries_per_request"].result  # passed
     assert bench("compare", str(base)).exit_code == 2  # one file needs --base/--head
     assert bench("compare", str(base), str(tmp_path / "missing.json")).exit_code == 2
 
