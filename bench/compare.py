@@ -206,10 +206,21 @@ def _compare(base: _Side, head: _Side, *, paired: bool, threshold: float, warnin
             "cannot compare: no (variant, scenario, load, setting) was measured in both; "
             "compare runs of the same variants and loads"
         )
+    for name, side, other in (("base", base, head), ("head", head, base)):
+        alone = [p for p in side.cells if p not in other.cells]
+        if alone:
+            shown = ", ".join(_point_label(p) for p in alone[:3]) + (" …" if len(alone) > 3 else "")
+            warnings = [*warnings, f"{len(alone)} cell(s) only in {name}, not compared: {shown}"]
     verdicts: list[Verdict] = []
     for point in common:
         verdicts.extend(_point(point, base, head, paired=paired, threshold=threshold))
     return Comparison(base.name, head.name, paired, threshold, warnings, verdicts)
+
+
+def _point_label(point: Point) -> str:
+    variant, scenario, users, rate, setting = point
+    load = f"{rate:g} req/s" if rate else f"{users} users"
+    return " · ".join(part for part in (scenario, load, setting, variant) if part)
 
 
 def _listed(names: Iterable[str]) -> str:
@@ -218,7 +229,7 @@ def _listed(names: Iterable[str]) -> str:
 
 def _point(point: Point, base: _Side, head: _Side, *, paired: bool, threshold: float) -> list[Verdict]:
     variant, scenario, users, rate, setting = point
-    load = f"{rate:g} req/s" if rate else f"{users} users"
+    load = _point_label((ALL, ALL, users, rate, ALL))
     before, after = base.cells[point], head.cells[point]
     ok_before, ok_after = [c for c in before if c.ok], [c for c in after if c.ok]
 

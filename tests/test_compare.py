@@ -237,6 +237,15 @@ def test_files_of_other_scenarios_or_settings_or_no_common_cell_are_refused(tmp_
     assert shown.output.count("\n") == 1 and shown.output.startswith("error: cannot compare")
 
 
+def test_cells_on_one_side_only_are_named_and_a_threshold_must_be_positive() -> None:
+    both = golden()
+    both["cells"] += golden(variant="nopool")["cells"]
+    done = compare_files(results(both), results(golden()), base_name="b", head_name="h", threshold=0.1)
+    assert done.warnings == ["1 cell(s) only in base, not compared: db · 8 users · nopool"]
+    with pytest.raises(BenchError, match="--threshold must be above 0"):
+        compare_files(results(both), results(both), base_name="b", head_name="h", threshold=0)
+
+
 def test_different_machines_are_compared_with_a_warning() -> None:
     head = golden()
     head["metadata"]["machine"]["hostname"] = "ci-runner-7"
