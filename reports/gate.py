@@ -81,11 +81,11 @@ def terminal(cases: list[Case], header: list[str]) -> str:
     for case in cases:
         lines.append(f"{marks[case.status]} {case.name}  {case.summary}")
         lines.extend(f"       {line}" for line in case.evidence if case.status == FAIL)
-    lines.append(_tally(cases))
+    lines.append(tally(cases))
     return "\n".join(lines) + "\n"
 
 
-def _tally(cases: list[Case]) -> str:
+def tally(cases: list[Case]) -> str:
     counts = {status: sum(1 for c in cases if c.status == status) for status in (FAIL, PASS, SKIP)}
     return f"{counts[FAIL]} failed, {counts[PASS]} passed, {counts[SKIP]} inconclusive"
 
@@ -107,7 +107,7 @@ def markdown(cases: list[Case], title: str, header: list[str]) -> str:
         for case in failing:
             lines.append(f"- **{_cell(case.name)}**")
             lines.extend(f"  - {_cell(line)}" for line in case.evidence)
-    lines += ["", f"_{_tally(cases)}_", ""]
+    lines += ["", f"_{tally(cases)}_", ""]
     return "\n".join(lines)
 
 
@@ -157,7 +157,7 @@ def write_junit(cases: list[Case], path: Path, suite_name: str) -> Path:
     return path
 
 
-FORMATS = ("terminal", "md", "json")
+FORMATS = ("terminal", "md", "json", "html")
 
 
 def emit(
@@ -175,8 +175,30 @@ def emit(
         "terminal": lambda: terminal(cases, [title, *header]),
         "md": lambda: md,
         "json": lambda: as_json(cases, document),
+        "html": lambda: _html(cases, title, header),
     }[format]()
     return text, exit_code(cases)
+
+
+def _html(cases: list[Case], title: str, header: list[str]) -> str:
+    from reports import gate_html  # jinja2 only when HTML is asked for
+
+    return gate_html.render(cases, title, header)
+
+
+def write(text: str, path: Path) -> str:
+    """Write the document to ``path`` atomically (temp file + rename); the line to print instead of it."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        try:
+            tmp.write_text(text, encoding="utf-8")
+            tmp.replace(path)
+        finally:
+            tmp.unlink(missing_ok=True)
+    except OSError as exc:
+        raise BenchError(f"cannot write {path}: {exc.strerror}; choose another -o") from None
+    return f"wrote {path}\n"
 
 
 def compared(done: Comparison, *, format: str, junit: Path | None) -> tuple[str, int]:

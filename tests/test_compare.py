@@ -282,6 +282,27 @@ def test_compare_json_and_md_formats(tmp_path: Path) -> None:
     assert bench("compare", str(base), str(head), "-f", "xml").exit_code == 2
 
 
+def test_compare_html_is_a_page_with_the_evidence_escaped(tmp_path: Path) -> None:
+    base, head = golden(), golden(queries=21)
+    for cell in head["cells"]:
+        for statement in cell["target_stats"]["statements"]:
+            statement["fingerprint"] = statement["fingerprint"].replace("$1", "'</td><script>x</script>'")
+    page = tmp_path / "out" / "compare.html"
+    shown = bench(
+        "compare",
+        str(write(tmp_path, "b.json", base)),
+        str(write(tmp_path, "h.json", head)),
+        "--format",
+        "html",
+        "-o",
+        str(page),
+    )
+    assert shown.exit_code == 1 and shown.output == f"wrote {page}\n"
+    html = page.read_text(encoding="utf-8")
+    assert html.startswith("<!DOCTYPE html>") and "<h2>Why</h2>" in html
+    assert "<script>x</script>" not in html and "&lt;script&gt;x&lt;/script&gt;" in html
+
+
 def test_one_file_of_bench_ab_is_compared_by_its_recorded_labels(tmp_path: Path) -> None:
     run = golden(variant="base")
     run["cells"] += golden(speed=0.7, variant="head")["cells"]
