@@ -187,18 +187,10 @@ def _html(cases: list[Case], title: str, header: list[str]) -> str:
 
 
 def write(text: str, path: Path) -> str:
-    """Write the document to ``path`` atomically (temp file + rename); the line to print instead of it."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        try:
-            tmp.write_text(text, encoding="utf-8")
-            tmp.replace(path)
-        finally:
-            tmp.unlink(missing_ok=True)
-    except OSError as exc:
-        raise BenchError(f"cannot write {path}: {exc.strerror}; choose another -o") from None
-    return f"wrote {path}\n"
+    """Write the document to ``path`` (``reports.base.write_text``: atomically); the line to print instead."""
+    from reports.base import write_text
+
+    return f"wrote {write_text(text, path)}\n"
 
 
 def compared(done: Comparison, *, format: str, junit: Path | None) -> tuple[str, int]:
