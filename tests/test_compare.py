@@ -131,6 +131,17 @@ def test_a_clear_regression_is_slower_on_throughput_latency_and_cpu() -> None:
     assert found["queries_per_request"] == NO_CHANGE
 
 
+def test_two_runs_of_three_trials_are_inconclusive_one_interleaved_run_of_three_decides() -> None:
+    """Unpaired, 3 trials a side cannot pass the rank test (smallest exact p: 0.1); paired trials can."""
+    three = (1.00, 1.02, 0.98)
+    found = verdicts(golden(jitter=three), golden(speed=0.7, jitter=three))
+    assert found["rps"] == INCONCLUSIVE
+    run = golden(variant="base", jitter=three)
+    run["cells"] += golden(speed=0.7, variant="head", jitter=three)["cells"]
+    paired = compare_labels(results(run), base="base", head="head", threshold=0.1)
+    assert next(v for v in paired.verdicts if v.metric == "rps").verdict == SLOWER
+
+
 def test_a_clear_improvement_is_faster() -> None:
     found = verdicts(golden(), golden(speed=1.4))
     assert (found["rps"], found["p50_ms"], found["p99_ms"]) == (FASTER, FASTER, FASTER)
