@@ -87,7 +87,8 @@ def terminal(cases: list[Case], header: list[str]) -> str:
 
 def tally(cases: list[Case]) -> str:
     counts = {status: sum(1 for c in cases if c.status == status) for status in (FAIL, PASS, SKIP)}
-    return f"{counts[FAIL]} failed, {counts[PASS]} passed, {counts[SKIP]} inconclusive"
+    unsure = f", {counts[SKIP]} inconclusive" if counts[SKIP] else ""
+    return f"{counts[FAIL]} failed, {counts[PASS]} passed{unsure}"
 
 
 def markdown(cases: list[Case], title: str, header: list[str]) -> str:
