@@ -153,6 +153,10 @@ def test_noise_alone_is_no_change() -> None:
     assert SLOWER not in found.values()
 
 
+def test_a_file_against_itself_is_no_change_everywhere() -> None:
+    assert set(verdicts(golden(), golden()).values()) == {NO_CHANGE}
+
+
 def test_a_significant_change_below_the_threshold_is_not_a_regression() -> None:
     done = compare_files(results(golden()), results(golden(speed=0.95)), base_name="b", head_name="h", threshold=0.10)
     rps = next(v for v in done.verdicts if v.metric == "rps")
