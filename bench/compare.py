@@ -61,7 +61,7 @@ class Verdict:
     endpoint: str  # "" for the whole scenario
     metric: str  # "rps", "p50_ms", "p99_ms", "cpu_ms_per_request", "queries_per_request", ...
     verdict: str  # slower / faster / no change / inconclusive
-    base: float | None
+    base: float | None  # timed: the trials' geometric mean; a counter: its value over the trials
     head: float | None
     change: float | None  # head / base - 1 (the point estimate); None when not a ratio
     ci: tuple[float, float] | None  # 95 % interval of the change, same unit
@@ -275,8 +275,8 @@ def _point(point: Point, base: _Side, head: _Side, *, paired: bool, threshold: f
                     endpoint,
                     metric,
                     _timed_verdict(estimate, ci, threshold, higher_is_better, ranks_agree),
-                    base=statistics.median(sample_before),
-                    head=statistics.median(sample_after),
+                    base=_typical(sample_before),
+                    head=_typical(sample_after),
                     change=_share(estimate),
                     ci=(_share(ci[0]), _share(ci[1])) if ci else None,
                     method=method,
@@ -308,6 +308,11 @@ def _failure_evidence(before: list[Cell], after: list[Cell], ok_before: list[Cel
 def _pairs(before: list[Cell], after: list[Cell]) -> list[tuple[Cell, Cell]]:
     by_trial = {c.trial: c for c in after}
     return [(b, by_trial[b.trial]) for b in before if b.trial in by_trial]
+
+
+def _typical(values: list[float]) -> float:
+    """The trials' geometric mean: the figure whose log-ratio the verdict's estimate is (median if one is 0)."""
+    return statistics.geometric_mean(values) if all(v > 0 for v in values) else statistics.median(values)
 
 
 def _share(log_ratio: float | None) -> float | None:
