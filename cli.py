@@ -9,6 +9,7 @@ stays instant.
 from __future__ import annotations
 
 import datetime as dt
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -18,8 +19,11 @@ import typer
 from bench.failures import DEFAULT_MAX_ERROR_RATE  # pure and tiny: the option's default, declared once
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from rich.console import Console
 
+    from bench.apps.spec import AppsConfig
     from bench.results import Results
     from bench.runner import RunConfig
     from scenarios import Scenario
@@ -143,6 +147,23 @@ AdviceRedisUrlOption = Annotated[
 ]
 
 
+# A user's own app (bench run --app, bench ab): see bench.apps.
+SetupOption = Annotated[
+    list[str] | None,
+    typer.Option(help="A command run once per app, in its directory, before any load (repeatable, in order)."),
+]
+DbEnvOption = Annotated[str, typer.Option(help="The environment variable your app reads its database URL from.")]
+DbUrlStyleOption = Annotated[
+    str | None,
+    typer.Option(help="The URL your app's driver expects: libpq, asyncpg or psycopg (default: detected)."),
+]
+AppEnvOption = Annotated[list[str] | None, typer.Option(help="KEY=VALUE for your app's environment (repeatable).")]
+PythonOption = Annotated[
+    str | None, typer.Option(help="The interpreter to run your app with (its virtualenv needs uvicorn).")
+]
+ServerWorkersOption = Annotated[int, typer.Option(help="uvicorn workers for your app.")]
+
+
 @app.command()
 def run(
     variants: Annotated[str, typer.Option(help="Comma list of variants, or 'all' (see bench list).")] = "all",
@@ -218,6 +239,20 @@ def run(
             help="Per-statement timing in timed cells for every variant (default: on where it costs < 5 %).",
         ),
     ] = None,
+    app_: Annotated[
+        list[str] | None,
+        typer.Option("--app", help="Your own app instead of the variants: [LABEL=]MODULE:ATTR (repeatable)."),
+    ] = None,
+    app_dir: Annotated[
+        list[str] | None,
+        typer.Option(help="[LABEL=]DIR your app is imported from and set up in (default: the current directory)."),
+    ] = None,
+    setup: SetupOption = None,
+    db_env: DbEnvOption = "DATABASE_URL",
+    db_url_style: DbUrlStyleOption = None,
+    app_env: AppEnvOption = None,
+    python: PythonOption = None,
+    server_workers: ServerWorkersOption = 1,
 ) -> None:
     """Measure every variant x scenario and write a results file."""
     from bench.check.server import READY_TIMEOUT_S
@@ -229,10 +264,17 @@ def run(
     if not caches or len(set(caches)) < len(caches):
         raise _fail(f"--cache takes memory, redis or memory,redis; got {cache!r}")
     duration_s, warmup_s = _timing(quick, duration, warmup)
+    if url and variants != "all":
+        raise _fail("--variants picks dbbench's own servers; with --url the one server is the URL (name it: --label)")
     try:
+        apps = (
+            _apps(app_, app_dir or [], setup, db_env, db_url_style, app_env, python, server_workers) if app_ else None
+        )
         config = RunConfig(
-            variants=[_external(label)] if url else _variants(variants),
-            scenarios=_scenarios(scenarios, read_only=bool(url) and not allow_writes),
+            variants=[a.variant for a in apps.apps] if apps else [_external(label)] if url else _variants(variants),
+            scenarios=_user_scenarios(scenarios)
+            if apps
+            else _scenarios(scenarios, read_only=bool(url) and not allow_writes),
             users=_ints(users, "--users"),
             duration_s=duration_s,
             warmup_s=warmup_s,
@@ -260,10 +302,56 @@ def run(
             profile=profile,
             profile_requests=profile_requests,
             instrument=instrument,
+            apps=apps,
         )
-        _execute(config, html)
+        if apps is None:
+            _execute(config, html)  # as before --app: tests stand in for it with a (config, html) function
+        else:
+            _execute(config, html, closing=_print_restore)
     except BenchError as exc:
         raise _fail(str(exc)) from None
+
+
+def _apps(
+    apps: list[str],
+    dirs: list[str],
+    setup: list[str] | None,
+    db_env: str,
+    db_url_style: str | None,
+    app_env: list[str] | None,
+    python: str | None,
+    server_workers: int,
+    roles: dict[str, str] | None = None,
+) -> AppsConfig:
+    from dataclasses import replace
+
+    from bench.apps import spec
+
+    parsed = spec.parse(
+        apps,
+        dirs,
+        python=python,
+        db_env=db_env,
+        url_style=db_url_style,
+        env=app_env,
+        setup=setup,
+        server_workers=server_workers,
+    )
+    return replace(parsed, roles=roles or {})
+
+
+def _user_scenarios(raw: str) -> list[Scenario]:
+    """With --app: the user's locustfiles only (dbbench's scenarios ask dbbench's API, which an app lacks)."""
+    from bench.errors import BenchError
+    from scenarios import SCENARIOS, is_builtin
+
+    picked = SCENARIOS.select(_split(raw))
+    if builtin := [s.name for s in picked if is_builtin(s.path)]:
+        raise BenchError(
+            f"--app loads your app with your locustfile: pass --scenarios path/to/locustfile.py "
+            f"({builtin[0]} is one of dbbench's own scenarios, written for its variants' API)"
+        )
+    return picked
 
 
 def _indexes(raw: str | None) -> list[bool]:
@@ -284,7 +372,7 @@ def _variants(raw: str) -> list[Variant]:
     if names == ["all"]:
         return list(VARIANTS)
     try:
-        return [VARIANTS.get(name) for name in names]
+        return [VARIANTS.get(name) for name in dict.fromkeys(names)]  # once each, in the order given
     except UnknownVariant as exc:
         raise BenchError(str(exc)) from None
 
@@ -383,6 +471,113 @@ def advice(
         raise _fail(str(exc)) from None
 
 
+@app.command()
+def ab(
+    app_: Annotated[str, typer.Option("--app", help="Your app, MODULE:ATTR (uvicorn's syntax), in both checkouts.")],
+    base: Annotated[Path, typer.Option(help="The checkout to compare against (e.g. main), run as the app 'base'.")],
+    head: Annotated[Path, typer.Option(help="The checkout under test (e.g. your branch), run as the app 'head'.")],
+    scenarios: Annotated[str, typer.Option(help="Your locustfile path(s), comma separated.")],
+    trials: Annotated[int, typer.Option(help="Pairs of cells, base and head alternating first.")] = 10,
+    users: Annotated[str, typer.Option(help="Concurrent users (a comma list sweeps).")] = "32",
+    duration: DurationOption = None,
+    warmup: WarmupOption = None,
+    quick: QuickOption = False,
+    setup: SetupOption = None,
+    db_env: DbEnvOption = "DATABASE_URL",
+    db_url_style: DbUrlStyleOption = None,
+    app_env: AppEnvOption = None,
+    python: PythonOption = None,
+    server_workers: ServerWorkersOption = 1,
+    dsn: DsnOption = None,
+    output: OutputOption = None,
+    force: ForceOption = False,
+    calibrate: CalibrateOption = True,
+    max_error_rate: MaxErrorRateOption = DEFAULT_MAX_ERROR_RATE,
+) -> None:
+    """Two versions of your app in one run: cells interleaved, order alternated trial by trial; ends with the
+    side-by-side table."""
+    from bench.errors import BenchError
+    from bench.runner import RunConfig
+
+    duration_s, warmup_s = _timing(quick, duration, warmup)
+    try:
+        if ":" not in app_ or "=" in app_.partition(":")[0]:
+            raise BenchError(f"--app takes MODULE:ATTR (both checkouts run the same one); got {app_!r}")
+        apps = _apps(
+            [f"base={app_}", f"head={app_}"],
+            [f"base={base}", f"head={head}"],
+            setup,
+            db_env,
+            db_url_style,
+            app_env,
+            python,
+            server_workers,
+            roles={"base": "base", "head": "head"},
+        )
+        config = RunConfig(
+            variants=[a.variant for a in apps.apps],
+            scenarios=_user_scenarios(scenarios),
+            users=_ints(users, "--users"),
+            duration_s=duration_s,
+            warmup_s=warmup_s,
+            trials=trials,
+            pool_size=1,  # not used: an app's pool is its own
+            output=output or _default_output(),
+            dsn=dsn,
+            force=force,
+            calibrate=calibrate,
+            max_error_rate=max_error_rate,
+            apps=apps,
+        )
+        _execute(config, closing=_print_ab)
+    except BenchError as exc:
+        raise _fail(str(exc)) from None
+
+
+def _print_restore(results: Results, console: Console) -> None:
+    """How long the data restore before each cell took (bench.apps.databases), from the cells."""
+    import statistics
+
+    restores = [float(c.target["restore_s"]) for c in results.cells if "restore_s" in c.target]
+    if restores:
+        console.print(
+            f"data restored before each of {len(restores)} cell(s) from the set-up database: "
+            f"median {statistics.median(restores) * 1000:.0f} ms, max {max(restores) * 1000:.0f} ms"
+        )
+
+
+def _print_ab(results: Results, console: Console) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    from bench.apps import ab as side_by_side
+
+    def number(value: float | None, form: str) -> str:
+        return "—" if value is None else format(value, form)
+
+    table = Table(
+        "scenario",
+        "endpoint",
+        title="base vs head (median over trials; head/base: median of the paired trials' ratios)",
+        title_justify="left",
+    )
+    for heading in ("base req/s", "head req/s", "head/base", "base p99 ms", "head p99 ms", "pairs"):
+        table.add_column(heading, justify="right")
+    for row in side_by_side.rows(results, "base", "head"):
+        table.add_row(
+            escape(row.scenario) if row.endpoint == side_by_side.ALL else "",
+            escape(row.endpoint),  # Locust names such as /items/[id] are not Rich markup
+            number(row.base_rps, ",.0f"),
+            number(row.head_rps, ",.0f"),
+            number(row.ratio, ".2f"),
+            number(row.base_p99_ms, ".1f"),
+            number(row.head_p99_ms, ".1f"),
+            str(row.pairs),
+        )
+    console.print(table)
+    _print_restore(results, console)
+
+
 def _write_html(results: Results, output: Path, console: Console) -> None:
     """The HTML report beside the results file (results.json -> results.html); a report that cannot be
     written is a warning, never a lost run: the results file is already on disk."""
@@ -405,7 +600,7 @@ def html_path(output: Path) -> Path:
     return output.with_suffix(".html") if output.suffix != ".html" else output.with_name(output.name + ".html")
 
 
-def _execute(config: RunConfig, html: bool = True) -> None:
+def _execute(config: RunConfig, html: bool = True, closing: Callable[[Results, Console], None] | None = None) -> None:
     from bench.procs import interrupts_as_exceptions
     from bench.runner import Run, validate_config
     from reports.live import LiveObserver
@@ -424,6 +619,8 @@ def _execute(config: RunConfig, html: bool = True) -> None:
         console.print(f"[yellow]interrupted: {saved} measured cell(s) kept in {config.output}[/yellow]")
         raise typer.Exit(130) from None
     print_report(run_.results, console)
+    if closing is not None:
+        closing(run_.results, console)
     console.print(f"results: {config.output}")
     if html:
         _write_html(run_.results, config.output, console)
@@ -467,10 +664,13 @@ def calibrate_(
     from bench import calibration
     from bench.load import LoadFailed
     from bench.procs import Supervisor, interrupts_as_exceptions
+    from bench.run_config import window_fault
     from bench.target import TargetFailed
 
-    if users < 1 or duration <= 0 or warmup < 0:
-        raise _fail("--users must be >= 1, --duration > 0 and --warmup >= 0")
+    if users < 1:
+        raise _fail("--users must be >= 1")
+    if fault := window_fault("--duration", duration, inclusive=False) or window_fault("--warmup", warmup):
+        raise _fail(fault)
     try:
         with interrupts_as_exceptions(), Supervisor() as supervisor, tempfile.TemporaryDirectory() as tmp:
             measured = calibration.calibrate(supervisor, Path(tmp), users, warmup, duration)
@@ -561,12 +761,13 @@ def serve(
     dsn: Annotated[str | None, typer.Option(help="Use an existing server instead of the embedded one.")] = None,
 ) -> None:
     """Provision, seed and start one variant for manual poking; Ctrl-C stops everything."""
+    import signal
     import tempfile
     import time
 
     from bench import seed
     from bench.errors import BenchError
-    from bench.pg import provision
+    from bench.pg import provision, refuse_pool_sizes
     from bench.procs import Supervisor, interrupts_as_exceptions
     from bench.target import TargetConfig, TargetFailed, failure_reason
     from bench.target import serve as serve_target
@@ -575,12 +776,15 @@ def serve(
         chosen = _variants(variant)[0]
         if port is not None and not 1 <= port <= 65535:
             raise BenchError(f"--port must be between 1 and 65535, got {port}")
+        if pool_size < 1:
+            raise BenchError(f"--pool-size must be >= 1 connection; got {pool_size}")
         with (
             interrupts_as_exceptions(),
             Supervisor() as supervisor,
             tempfile.TemporaryDirectory() as tmp,
             provision(supervisor, dsn) as database,
         ):
+            refuse_pool_sizes(database.dsn, [pool_size])
             seed.apply_schema(database.dsn)
             seed.seed(database.dsn)
             log = Path(tmp) / "target.log"
@@ -591,7 +795,9 @@ def serve(
                 typer.echo("Ctrl-C stops the server and the database")
                 while target.child.alive():
                     time.sleep(0.5)
-                raise _fail(f"{chosen.name} exited: {failure_reason(target.child, target.secrets)}", code=1)
+                code = target.child.popen.returncode
+                how = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
+                raise _fail(f"{chosen.name} exited ({how}): {failure_reason(target.child, target.secrets)}", code=1)
     except BenchError as exc:
         raise _fail(str(exc)) from None
     except TargetFailed as exc:
@@ -665,7 +871,24 @@ def check(
 
 
 def main() -> None:
-    app()
+    """The ``bench`` entry point: Typer in non-standalone mode, so that a usage error (an unknown option, a
+    value of the wrong type, a missing argument) is one line and exit 2 like every other refusal, instead
+    of Typer's boxed Rich panel. Typer 0.29 vendors Click privately: its public ``TyperException`` is the
+    base of Click's errors, and a usage error is the one with exit code 2 (Click's ``UsageError``)."""
+    if not sys.argv[1:]:
+        app()  # plain `bench`: the help, as Typer shows it (no_args_is_help)
+        return
+    try:
+        code = app(standalone_mode=False)
+    except typer.TyperException as exc:
+        message = " ".join(exc.format_message().split()).rstrip(".")
+        ctx = getattr(exc, "ctx", None)
+        hint = f"; see '{ctx.command_path if ctx is not None else 'bench'} --help'" if exc.exit_code == 2 else ""
+        typer.echo(f"error: {message}{hint}", err=True)
+        sys.exit(exc.exit_code)
+    except typer.Abort:  # end of input outside a command's own handling
+        sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

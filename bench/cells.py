@@ -24,6 +24,7 @@ def run_cells(
     """Measure the planned cells in order (interleaved across variants, see bench.plan), judging each and
     saving the results file after every one."""
     keys = plan_parts(variants, config.plan_parts(), config.load_points(), config.trials)
+    recorder.planned(len(keys))
     for index, key in enumerate(keys, start=1):
         recorder.observer.cell_started(index, len(keys), key, config.warmup_s + config.duration_s)
         cell = measure(key)
@@ -81,6 +82,7 @@ def fill(cell: Cell, sample: dict[str, Any]) -> None:
     cell.requests = int(sample["requests"])
     cell.errors = {str(k): int(v) for k, v in sample["errors"].items()}
     cell.error_samples = {str(k): str(v) for k, v in sample.get("error_samples", {}).items()}
+    cell.user_errors = {str(k): int(v) for k, v in sample.get("user_errors", {}).items()}
     cell.histogram = str(sample["histogram"])
     cell.service_histogram = str(sample.get("service_histogram", ""))
     cell.late = int(sample.get("late", 0))
@@ -104,6 +106,6 @@ def judge(cell: Cell, max_error_rate: float) -> None:
     (bench.failures.verdict); a cell that already failed (its target or its load died) keeps its reason."""
     if not cell.ok:
         return
-    reason = failures.verdict(cell.requests, cell.errors, max_error_rate, cell.error_samples)
+    reason = failures.verdict(cell.requests, cell.errors, max_error_rate, cell.error_samples, cell.user_errors)
     if reason is not None:
         cell.status, cell.reason = "failed", reason

@@ -9,6 +9,9 @@ successful responses only.
 
 A cell fails when nothing succeeded in its measured window, or when its error rate (failures / completed
 requests) is above the run's ``--max-error-rate``; the reason names the commonest error kinds with counts.
+An exception raised by the user's own task code (Locust's ``user_error``: e.g. ``r.json()["missing_key"]``
+after a request that succeeded) is no failed request, but the task did not do what the file meant: such
+errors are counted apart, and above the same threshold (relative to the window's requests) fail the cell.
 Pure functions (no locust): the load process names errors with them, the runner and the reports judge
 cells with them, so a results file and its report always agree.
 """
@@ -53,8 +56,21 @@ def error_kind(request_type: str, name: str, exception: BaseException) -> str:
     status = http_status(exception)
     if status is not None:
         return status_kind(request_type, name, status)
-    message = str(exception)[:_MESSAGE_LIMIT]
+    message = one_line(str(exception))[:_MESSAGE_LIMIT]
     head = f"{type(exception).__name__} {endpoint(request_type, name)}"
+    return f"{head}: {message}" if message else head
+
+
+def one_line(text: str) -> str:
+    """``text`` with every run of whitespace (newlines included) folded to one space: a reason stays one line
+    whatever a user's ``response.failure("...\\n...")`` or a server's exception spelled."""
+    return " ".join(text.split())
+
+
+def user_error_kind(user_class: str, exception: BaseException) -> str:
+    """One line per kind of exception in a locustfile's own code: "KeyError in Visitor: 'missing_key'"."""
+    message = one_line(str(exception))[:_MESSAGE_LIMIT]
+    head = f"{type(exception).__name__} in {user_class}"
     return f"{head}: {message}" if message else head
 
 
@@ -66,7 +82,7 @@ def body_sample(response: Any) -> str:
         return ""
     if not isinstance(text, str):
         return ""
-    line = " ".join(text.split())
+    line = one_line(text)
     # A server's error page may echo its connection string (a debug traceback): its password never reaches
     # a results file, in any form bench.dsn knows (URL userinfo, password= in a query or key=value string).
     return redact(line)[:_SAMPLE_LIMIT]
@@ -88,8 +104,10 @@ def describe(requests: int, errors: Mapping[str, int], samples: Mapping[str, str
     failed = sum(errors.values())
     shown = top_kinds(errors)
     samples = samples or {}
+    # Kinds from files written before error_kind folded them may hold newlines.
     kinds = "; ".join(
-        f"{count:,} × {kind}" + (f" (body: {samples[kind]})" if samples.get(kind) else "") for kind, count in shown
+        f"{count:,} × {one_line(kind)}" + (f" (body: {samples[kind]})" if samples.get(kind) else "")
+        for kind, count in shown
     )
     rest = failed - sum(count for _, count in shown)
     if rest:
@@ -98,18 +116,39 @@ def describe(requests: int, errors: Mapping[str, int], samples: Mapping[str, str
     return f"error rate {percent(rate)} ({failed:,} of {requests:,}): {kinds}"
 
 
+def describe_user_errors(requests: int, user_errors: Mapping[str, int]) -> str:
+    """ "user code raised 535 times (100 % of 535 requests): 535 × KeyError in Visitor: 'missing_key'"."""  # noqa: RUF002
+    raised = sum(user_errors.values())
+    shown = top_kinds(user_errors)
+    kinds = "; ".join(f"{count:,} × {one_line(kind)}" for kind, count in shown)
+    rest = raised - sum(count for _, count in shown)
+    if rest:
+        kinds += f"; {rest:,} more in {len(user_errors) - len(shown)} other kind(s)"
+    share = percent(raised / requests) if requests else "all"
+    return f"user code raised {raised:,} times ({share} of {requests:,} requests): {kinds}"
+
+
 def verdict(
-    requests: int, errors: Mapping[str, int], max_error_rate: float, samples: Mapping[str, str] | None = None
+    requests: int,
+    errors: Mapping[str, int],
+    max_error_rate: float,
+    samples: Mapping[str, str] | None = None,
+    user_errors: Mapping[str, int] | None = None,
 ) -> str | None:
     """Why a measured cell is failed, or None when it stands.
 
     ``requests`` counts every request completed inside the window, ``errors`` the failed ones by kind.
     Failed: no request completed; none succeeded (whatever the threshold); or the error rate is above
     ``max_error_rate`` (a fraction, 0.01 = 1 %). ``samples``: a response body's start per kind (see describe).
+    ``user_errors``: exceptions in the locustfile's own code by kind (user_error_kind); above the same
+    fraction of ``requests`` they fail the cell too.
     """
     if requests <= 0:
         return NO_REQUEST
     failed = sum(errors.values())
     if failed >= requests or failed / requests > max_error_rate:
         return describe(requests, errors, samples)
+    raised = sum((user_errors or {}).values())
+    if raised / requests > max_error_rate:
+        return describe_user_errors(requests, user_errors or {})
     return None

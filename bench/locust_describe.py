@@ -77,8 +77,8 @@ def describe(path: str) -> dict[str, Any]:
     except (Exception, SystemExit) as exc:  # a user's file can raise anything at import
         frames = traceback.extract_tb(exc.__traceback__)
         where = next((f"line {f.lineno}" for f in reversed(frames) if f.filename == path), "")
-        line = getattr(exc, "lineno", None) if isinstance(exc, SyntaxError) else None
-        where = f"line {line}" if line else where
+        if isinstance(exc, SyntaxError):  # its str() already says "(file, line N)"
+            where = ""
         return {"error": f"{type(exc).__name__}: {exc}" + (f" ({where})" if where else "")}
     return {
         "users": [describe_user(cls) for cls in user_classes.values()],

@@ -125,6 +125,7 @@ class LoadProcess:
         events.request.add_listener(self.window.on_request)
         events.request.add_listener(self.trouble.on_request)
         events.user_error.add_listener(self.trouble.on_user_error)
+        events.user_error.add_listener(self.window.on_user_error)
         events.init.add_listener(self.on_init)
         events.test_start.add_listener(self.on_test_start)
         # Registered before the locustfile is imported, and Locust fires ``quitting`` in reverse order:

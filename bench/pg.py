@@ -93,6 +93,30 @@ def server_version(dsn: str) -> str:
         return str(row[0]) if row else ""
 
 
+# Connections a run opens beside a variant's pool: the check, the connection sampler, pg_stat_statements and
+# EXPLAIN, the seed, the run database's admin connection, with room to spare.
+OWN_CONNECTIONS = 10
+
+
+def refuse_pool_sizes(dsn: str, sizes: list[int]) -> None:
+    """Raise BenchError (one line) when the largest of ``sizes`` (connections per variant's pool, one variant
+    at a time) does not fit in the server's max_connections beside the superuser-reserved ones and
+    OWN_CONNECTIONS: the variant would otherwise fail at startup with a bare "Application startup failed"."""
+    with psycopg.connect(dsn, autocommit=True, connect_timeout=5) as conn:
+        rows = conn.execute(
+            "SELECT name, setting::int FROM pg_settings"
+            " WHERE name IN ('max_connections', 'superuser_reserved_connections', 'reserved_connections')"
+        ).fetchall()
+    settings: dict[str, int] = {str(name): int(value) for name, value in rows}
+    reserved = settings.get("superuser_reserved_connections", 0) + settings.get("reserved_connections", 0)
+    room = settings["max_connections"] - reserved - OWN_CONNECTIONS
+    if max(sizes) > room:
+        raise BenchError(
+            f"--pool-size {max(sizes)} does not fit the server: max_connections is {settings['max_connections']}"
+            f" ({reserved} reserved, {OWN_CONNECTIONS} for dbbench itself); use --pool-size {max(room, 1)} or less"
+        )
+
+
 def _wait_ready(dsn: str, alive: Callable[[], bool], timeout: float, log_tail: Callable[[], str]) -> None:
     deadline = time.monotonic() + timeout
     last: Exception | None = None

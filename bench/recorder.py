@@ -47,6 +47,16 @@ class Recorder:
         self.observer.checked(check)
         return check
 
+    def planned(self, cells: int) -> None:
+        """The run knows how many cells it will measure (recorded, so an interrupted file says "N of M")."""
+        self.results.metadata["cells_planned"] = cells
+        self.save()
+
+    def finish(self) -> None:
+        """The run ended normally: every planned cell was measured (or there was none to measure)."""
+        self.results.metadata["completed"] = True
+        self.save()
+
     def cell(self, cell: Cell) -> None:
         self.results.cells.append(cell)
         self.save()

@@ -22,7 +22,11 @@ field would need its own rule in ``_leaf_problem``), and so is a histogram that 
   a run swept besides load: pool size, search index) and ``target_window`` (the target's /_bench/info at
   the window's edges: cache hit/miss counters, background refreshes), explains' ``setting``; checks'
   ``skipped`` (why a variant was not run at all, e.g. asyncpg-only variants on ``--db sqlite``); cells'
-  ``error_samples`` (the start of a response body per HTTP failure kind).
+  ``error_samples`` (the start of a response body per HTTP failure kind); cells' ``user_errors`` (exceptions
+  the locustfile's own code raised in the window, by kind: bench.failures.user_error_kind); metadata's ``completed``
+  (``false`` while the run is going and when it was interrupted or stopped by an error, ``true`` once every
+  planned cell was measured; absent: unknown, an older file) and ``cells_planned`` (cells the run meant to
+  measure, once known).
 """
 
 from __future__ import annotations
@@ -67,6 +71,7 @@ class Cell:
     requests: int = 0  # successful + failed, completed inside the window
     errors: dict[str, int] = field(default_factory=dict)  # failed requests by kind (bench.failures.error_kind)
     error_samples: dict[str, str] = field(default_factory=dict)  # HTTP failure kind -> start of a response body
+    user_errors: dict[str, int] = field(default_factory=dict)  # exceptions in the locustfile's code, by kind
     histogram: str = ""  # encoded HDR histogram of successful requests, microseconds
     endpoints: dict[str, EndpointStats] = field(default_factory=dict)
     bytes_received: int = 0
@@ -226,6 +231,8 @@ class _Calibration(TypedDict, total=False):
 
 
 class _Metadata(TypedDict, total=False):
+    completed: bool  # absent in older files: unknown
+    cells_planned: int
     machine: dict[str, Any]
     database: dict[str, Any]
     pool: dict[str, Any]
@@ -398,5 +405,10 @@ def ensure_writable(path: Path, *, force: bool) -> None:
     if path.exists() and path.is_dir():
         raise BenchError(f"{path} is a directory; -o takes a file name")
     parent = path.parent if str(path.parent) else Path(".")
-    if parent.exists() and not os.access(parent, os.W_OK):
-        raise BenchError(f"cannot write to {parent}; choose another -o")
+    # The nearest folder on the way that exists must be one (a file there makes the save's mkdir fail) and
+    # writable; the folders below it are created when the results are first saved.
+    existing = next((p for p in (parent, *parent.parents) if p.exists()), Path("."))
+    if not existing.is_dir():
+        raise BenchError(f"{existing} is a file, not a folder; choose another -o")
+    if not os.access(existing, os.W_OK):
+        raise BenchError(f"cannot write to {existing}; choose another -o")

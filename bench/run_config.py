@@ -5,11 +5,13 @@ Pure data and rules: no process is started here, so the CLI refuses bad input be
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from bench import failures, profiles
+from bench.apps.spec import AppsConfig
 from bench.check.server import READY_TIMEOUT_S
 from bench.errors import BenchError
 from bench.plan import Part, Setting
@@ -17,6 +19,12 @@ from scenarios import Scenario
 from targets import Variant
 
 DATABASES = ("postgres", "sqlite")
+# The longest warm-up or measured window of one cell: a day. Longer is a typo (1e308, inf), and the load
+# process's run time, the supervisor's deadlines and time.sleep all need a finite number of seconds.
+MAX_WINDOW_S = 86_400.0
+# The highest open-model rate: far above what one machine's Locust sends (~10k req/s here), low enough that
+# the pacing interval (users / rate seconds) stays a usable number; inf and nan are refused with it.
+MAX_RATE = 1_000_000.0
 CACHES = ("memory", "redis")  # the cached variant's backends (targets.worldcache)
 
 
@@ -53,6 +61,7 @@ class RunConfig:
     redis_url: str | None = None  # with cache "redis": the user's server (default: a throwaway redis-server)
     parts: list[Part] = field(default_factory=list)  # several cross products (bench advice); empty: one
     max_error_rate: float = failures.DEFAULT_MAX_ERROR_RATE  # above it a cell is failed (a fraction: 0.01 = 1 %)
+    apps: AppsConfig | None = None  # users' own apps instead of the variants (bench run --app, bench ab)
 
     def load_points(self) -> list[tuple[int, float | None]]:
         """(users, rate) per point of the sweep: users sweep the closed model, rates the open one."""
@@ -74,6 +83,11 @@ class RunConfig:
         """Every cache backend some cell will use."""
         return {self.cache} | {s.cache for part in self.plan_parts() for s in part.settings if s and s.cache}
 
+    def plan_pool_sizes(self) -> list[int]:
+        """Every pool size some cell will use (connections per variant's pool)."""
+        swept = [s.pool_size for part in self.plan_parts() for s in part.settings if s and s.pool_size]
+        return [self.pool_size, *self.pool_sizes, *swept]
+
     def plan_parts(self) -> list[Part]:
         return list(self.parts) or [Part(self.scenarios, self.settings())]
 
@@ -84,13 +98,21 @@ def validate_config(config: RunConfig) -> None:
     if not config.scenarios:
         raise BenchError("no scenarios selected; pass --scenarios with at least one name (see bench list)")
     on_sqlite = config.db == "sqlite"
+    windows = (
+        window_fault("--duration", config.duration_s, inclusive=False),
+        window_fault("--warmup", config.warmup_s),
+    )
+    for fault in windows:
+        if fault:
+            raise BenchError(fault)
     caches = ",".join(config.cache_backends) or config.cache
     checks: list[tuple[bool, str]] = [
         (bool(config.users) and all(u >= 1 for u in config.users), "--users must be whole numbers >= 1"),
-        (all(r > 0 for r in config.rates), "--rate values must be > 0 requests/s"),
+        (
+            all(0 < r <= MAX_RATE for r in config.rates),
+            f"--rate values must be > 0 and at most {MAX_RATE:g} requests/s (a finite schedule)",
+        ),
         (not (config.rates and len(config.users) > 1), "sweep either --users or --rate, not both"),
-        (config.duration_s > 0, "--duration must be > 0 seconds"),
-        (config.warmup_s >= 0, "--warmup must be >= 0 seconds"),
         (config.trials >= 1, "--trials must be >= 1"),
         (
             0 <= config.max_error_rate <= 1,
@@ -114,7 +136,10 @@ def validate_config(config: RunConfig) -> None:
             not (config.url and (config.indexes or config.pool_sizes or config.cache_backends)),
             "--url cannot sweep --index, --pool-size or --cache",
         ),
-        (config.ready_timeout_s > 0, "--ready-timeout must be > 0 seconds"),
+        (
+            0 < config.ready_timeout_s <= MAX_WINDOW_S,
+            f"--ready-timeout must be > 0 and at most {MAX_WINDOW_S:g} seconds",
+        ),
         (
             not config.allow_writes or bool(config.url),
             "--allow-writes is for --url (dbbench's own databases are throwaway)",
@@ -125,12 +150,43 @@ def validate_config(config: RunConfig) -> None:
     ]
     if config.url is not None:
         parts = urlsplit(config.url)
-        checks.append(
+        try:
+            port_ok = parts.port is None or parts.port > 0
+        except ValueError:  # urllib refuses a port above 65535 or not a number
+            port_ok = False
+        checks += [
             (
                 parts.scheme in ("http", "https") and bool(parts.hostname) and parts.path in ("", "/"),
                 f"--url takes the server's base URL, e.g. http://127.0.0.1:8000; got {config.url!r}",
-            )
-        )
+            ),
+            (port_ok, f"--url's port must be a number from 1 to 65535; got {config.url!r}"),
+            (
+                not config.profile,
+                "--profile needs a variant dbbench starts (it profiles inside the server); drop it with --url",
+            ),
+        ]
+    if config.apps is not None:
+        checks += [
+            (config.url is None, "--app conflicts with --url (dbbench starts your app itself); drop one"),
+            (not on_sqlite, "--app needs PostgreSQL: --db sqlite is not supported with --app yet"),
+            (not config.profile, "--profile is not supported with --app yet"),
+            (
+                not (config.indexes or config.pool_sizes or config.cache_backends),
+                "--app cannot sweep --index, --pool-size or --cache (they set dbbench's variants, not your app)",
+            ),
+        ]
     for ok, message in checks:
         if not ok:
             raise BenchError(message)
+
+
+def window_fault(option: str, seconds: float, *, inclusive: bool = True) -> str | None:
+    """The one-line refusal of a warm-up or measured window in seconds, or None when it is usable: finite,
+    >= 0 (> 0 unless ``inclusive``) and at most MAX_WINDOW_S."""
+    if math.isfinite(seconds) and (seconds >= 0 if inclusive else seconds > 0) and seconds <= MAX_WINDOW_S:
+        return None
+    low = ">= 0" if inclusive else "> 0"
+    return (
+        f"{option} takes seconds {low} and at most {MAX_WINDOW_S:g} (one day: a cell's window must end); "
+        f"got {seconds:g}"
+    )

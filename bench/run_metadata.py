@@ -28,6 +28,8 @@ def describe(config: RunConfig, database: Database, locustfiles: dict[str, Any])
     return {
         "tool": "dbbench",
         "started_at": metadata.now_iso(),
+        # Until the run ends normally (Recorder.finish): a file left by an interrupt says so.
+        "completed": False,
         "machine": metadata.machine(),
         "packages": metadata.package_versions(),
         "git": metadata.git_revision(PROJECT_ROOT),

@@ -28,12 +28,13 @@ from bench import (
     seed,
     sqlite_db,
 )
+from bench.apps.execute import run_apps
 from bench.cells import fill, load_spec, new_cell, run_cells
 from bench.check.variant import CheckReport, check_variant
 from bench.dbmon import ConnectionSampler
 from bench.explain import explain_run
 from bench.external import run_external
-from bench.pg import Database, provision
+from bench.pg import Database, provision, refuse_pool_sizes
 from bench.plan import CACHE_VARIANTS, CellKey, Setting
 from bench.procs import Supervisor
 from bench.recorder import Observer, Recorder
@@ -64,6 +65,13 @@ class Run:
         return self.recorder.results
 
     def execute(self) -> Results:
+        """Run everything; the file says ``completed`` only when this returns normally."""
+        self._execute()
+        if self.results.metadata:  # refused before the file was first written: no file to mark
+            self.recorder.finish()
+        return self.results
+
+    def _execute(self) -> Results:
         config = self.config
         results.ensure_writable(config.output, force=config.force)
         if config.profile:
@@ -75,8 +83,13 @@ class Run:
             if config.url:
                 run_external(config, self.recorder, supervisor, workdir, self.locustfiles)
                 return self.results
+            if config.apps is not None:
+                run_apps(config, self.recorder, supervisor, workdir, self.locustfiles)
+                return self.results
             self.observer.phase("creating the SQLite file" if config.db == "sqlite" else "provisioning PostgreSQL")
             with self._database(supervisor, workdir) as database, self._cache(supervisor) as cache:
+                if config.db != "sqlite":  # before the results file is written: a refusal overwrites nothing
+                    refuse_pool_sizes(database.dsn, config.plan_pool_sizes())
                 self.results.metadata = run_metadata.describe(config, database, self.locustfiles)
                 self.results.metadata["cache"] = self.cache_description
                 self.recorder.save()

@@ -58,6 +58,7 @@ class Window:
         self.service = hist.new()  # open model only; in the closed model it equals the latency
         self.endpoints: dict[str, _Endpoint] = {}
         self.errors: dict[str, int] = {}  # failed requests by kind (bench.failures.error_kind)
+        self.user_errors: dict[str, int] = {}  # exceptions in the locustfile's own code (user_error_kind)
         self.error_samples: dict[str, str] = {}  # HTTP failure kind -> the start of its first response body
         # (method, name, status) -> kind: a server answering 404 to everything fails every request, so
         # naming a status failure must not format a string each time (this is the load process's hot path).
@@ -118,6 +119,15 @@ class Window:
             endpoint.histogram.record_value(max(service_us, round((now - intended) * 1_000_000)))
         self.bytes += response_length or 0
 
+    def on_user_error(self, user_instance: Any, exception: BaseException, tb: Any = None, **_: Any) -> None:
+        """Locust's ``events.user_error``: a task of the user's file raised (not a failed request)."""
+        if not self.measuring(self.clock()):
+            return
+        # A task written on the User itself runs in Locust's DefaultTaskSet: name the User the file defines.
+        owner = getattr(user_instance, "user", None) if type(user_instance).__name__ == "DefaultTaskSet" else None
+        kind = failures.user_error_kind(type(owner or user_instance).__name__, exception)
+        self.user_errors[kind] = self.user_errors.get(kind, 0) + 1
+
     def _error_kind(self, request_type: str, name: str, exception: BaseException, response: Any) -> str:
         status = failures.http_status(exception)
         if status is None:  # a transport fault: its text says which (refused, reset, timed out)
@@ -142,6 +152,7 @@ class Window:
         return {
             "requests": self.requests,
             "errors": self.errors,
+            "user_errors": self.user_errors,
             "error_samples": {kind: text for kind, text in self.error_samples.items() if text},
             "histogram": hist.encode(total),
             "service_histogram": hist.encode(self.service if hist.count(self.service) else total),
@@ -193,6 +204,11 @@ def merge_windows(parts: list[dict[str, Any]]) -> dict[str, Any]:
         for kind, count in part.get("errors", {}).items():
             errors[kind] = errors.get(kind, 0) + int(count)
     merged["errors"] = errors
+    user_errors: dict[str, int] = {}
+    for part in parts:
+        for kind, count in part.get("user_errors", {}).items():
+            user_errors[kind] = user_errors.get(kind, 0) + int(count)
+    merged["user_errors"] = user_errors
     samples: dict[str, str] = {}
     for part in parts:
         for kind, text in part.get("error_samples", {}).items():

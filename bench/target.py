@@ -6,7 +6,7 @@ import contextlib
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -56,9 +56,9 @@ class Target:
             return {"error": f"/_bench/info unavailable: {exc}"}
 
 
-def uvicorn_argv(app: str, port: int, workers: int) -> list[str]:
+def uvicorn_argv(app: str, port: int, workers: int, python: str = sys.executable) -> list[str]:
     return [
-        sys.executable,
+        python,
         "-m",
         "uvicorn",
         app,
@@ -108,18 +108,35 @@ def serve(
     )
     url = f"http://{LOOPBACK}:{chosen}"
     secrets = tuple(s for s in (config.dsn, config.cache.redis_url) if s)
+    with supervised(supervisor, child, variant, url, _healthy, "was not healthy", secrets) as target:
+        yield target
+
+
+@contextlib.contextmanager
+def supervised(
+    supervisor: Supervisor,
+    child: Child,
+    name: str,
+    url: str,
+    ready: Callable[[str], bool],
+    not_ready: str,
+    secrets: tuple[str, ...] = (),
+) -> Iterator[Target]:
+    """``child`` (a uvicorn just started) as a Target once ``ready(url)``, stopped when the ``with`` ends.
+    Raises TargetFailed with the exception from its log when it exits first, is still not ready after
+    START_TIMEOUT_S (the reason starts "<name> <not_ready> within ..."), or dies while in use."""
     try:
         deadline = time.monotonic() + START_TIMEOUT_S
-        while not _healthy(url):
+        while not ready(url):
             if not child.alive():
-                raise TargetFailed(f"{variant} exited during start-up: {failure_reason(child, secrets)}")
+                raise TargetFailed(f"{name} exited during start-up: {failure_reason(child, secrets)}")
             if time.monotonic() > deadline:
                 reason = failure_reason(child, secrets)
-                raise TargetFailed(f"{variant} was not healthy within {START_TIMEOUT_S:.0f}s: {reason}")
+                raise TargetFailed(f"{name} {not_ready} within {START_TIMEOUT_S:.0f}s: {reason}")
             time.sleep(0.1)
-        yield Target(variant, url, child, secrets)
+        yield Target(name, url, child, secrets)
         if not child.alive():
-            raise TargetFailed(f"{variant} died under load: {failure_reason(child, secrets)}")
+            raise TargetFailed(f"{name} died under load: {failure_reason(child, secrets)}")
     finally:
         supervisor.stop(child)
 

@@ -34,8 +34,12 @@ def errors_text(row: Row) -> str:
 
 
 def baseline(rows: list[Row]) -> float:
+    """The req/s ratios divide by; 0 (ratios shown as "-") when the base ran but failed: the README's tables
+    are ratios to pooled, so a failed pooled never silently hands the base to another variant."""
     ok = [row for row in rows if row.status == "ok"]
-    return next((r.rps for r in ok if r.variant == BASELINE), max((r.rps for r in ok), default=0.0))
+    if any(r.variant == BASELINE for r in rows):
+        return next((r.rps for r in ok if r.variant == BASELINE), 0.0)
+    return max((r.rps for r in ok), default=0.0)
 
 
 def flags(row: Row) -> list[str]:
@@ -46,6 +50,8 @@ def flags(row: Row) -> list[str]:
         out.append(f"achieved {row.achieved_share:.0%} of target rate")
     if row.late:
         out.append(f"{row.late} late")
+    if row.user_errors:  # under --max-error-rate (above it the cell failed): the file's own code raised
+        out.append(f"{row.user_errors:,} user-code error(s)")
     if row.status == "ok" and row.reason:
         out.append(row.reason)  # some trials failed: the figures stand on the others only
     return out

@@ -99,6 +99,7 @@ def context(results: Results) -> dict[str, Any]:
         "advice_charts": advice_charts,
         "advice_tables": advice.tables(rows),
         "failed": failed,
+        "interrupted": summary.interrupted(results),
         "threshold": f"{summary.max_error_rate(results):.0%}",
         "failed_checks": summary.failed_checks(results),
         "skipped": [(c.variant, c.skipped) for c in results.checks if c.skipped],

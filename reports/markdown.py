@@ -31,6 +31,8 @@ def render(results: Results) -> str:
         f"{config.get('trials', '?')} trial(s)."
     )
     lines.append("")
+    if stopped := summary.interrupted(results):
+        lines += [f"> **{stopped}**", ""]
     rows = summary.rows(results)
     failed = failure_lines(rows, results)
     if failed:

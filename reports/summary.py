@@ -26,7 +26,8 @@ BOOTSTRAP_RESAMPLES = 2000
 BOOTSTRAP_SEED = 20261124
 # A sweep's knee: the lightest load reaching this share of the peak; more load past it buys latency.
 KNEE_FRACTION = 0.90
-ERROR_KINDS = 10  # error kinds a row lists (the commonest); the counts beside them cover all
+ERROR_KINDS = 10  # error kinds a row lists (the commonest); the rest are summed under OTHER_KINDS
+OTHER_KINDS = "other"
 
 Key = tuple[str, str, int, float | None, str]  # variant, scenario, users, rate, setting
 
@@ -39,7 +40,7 @@ class Row:
     rate: float | None  # open model's target rate; None for the closed model
     setting: str  # the swept factors besides load, e.g. "pool 5 · index off"; "" when none
     trials: int
-    rps: float  # successful responses per second of the window; 0 when the row failed
+    rps: float  # successful responses per second of the window; 0 when the row failed (null in to_dict)
     rps_ci: tuple[float, float] | None  # 95 % bootstrap CI of the median over trials (>= 2 trials)
     rps_min: float
     rps_max: float
@@ -55,7 +56,9 @@ class Row:
     errors: int  # failed requests among them
     error_rate: float  # errors / requests
     late: int
-    achieved_share: float | None  # open model: achieved / target rate; below 0.95 the schedule slipped
+    # Open model: requests completed per second (successes and failures: what the load sent) / target rate;
+    # below 0.95 the schedule slipped. Failures are counted apart (errors): they do not make the load slow.
+    achieved_share: float | None
     generator_bound: bool
     load_cpu_share: float | None  # CPU per load process / window: > 0.9 means Locust was saturated
     cpu_s_per_request: float | None  # the target's CPU seconds per request
@@ -74,6 +77,7 @@ class Row:
     refreshes: dict[str, Any] | None = None  # background refreshes completed in the window and their durations
     error_kinds: dict[str, int] = field(default_factory=dict)  # failed requests by kind, commonest first
     error_samples: dict[str, str] = field(default_factory=dict)  # of those kinds: the start of a response body
+    user_errors: int = 0  # exceptions the locustfile's own code raised in the windows (not failed requests)
 
     @property
     def load(self) -> str:
@@ -85,7 +89,22 @@ class Row:
         return f"{self.variant} ({self.setting})" if self.setting else self.variant
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The row as plain data; a row that did not stand has no throughput: null, not 0."""
+        out = asdict(self)
+        if self.status != "ok":
+            out.update(rps=None, rps_min=None, rps_max=None)
+        return out
+
+
+def interrupted(results: Results) -> str | None:
+    """ "interrupted: 3 of 12 cells measured" for a file whose run did not end normally (metadata
+    ``completed`` false); None when it did, or when the file does not say (written before the field)."""
+    meta = results.metadata
+    if meta.get("completed") is not False:
+        return None
+    planned = meta.get("cells_planned")
+    of = f" of {planned}" if isinstance(planned, int) else ""
+    return f"interrupted: {len(results.cells)}{of} cells measured (the run did not finish; figures stand as measured)"
 
 
 def bootstrap_ci(
@@ -151,6 +170,8 @@ def _error_kinds(cells: list[Cell]) -> tuple[dict[str, int], dict[str, str]]:
         for kind, count in cell.errors.items():
             counts[kind] = counts.get(kind, 0) + count
     kinds = dict(failures.top_kinds(counts, ERROR_KINDS))
+    if rest := sum(counts.values()) - sum(kinds.values()):
+        kinds[OTHER_KINDS] = rest  # the listed counts always add up to the row's errors
     samples = {kind: text for cell in reversed(cells) for kind, text in cell.error_samples.items() if kind in kinds}
     return kinds, samples
 
@@ -162,7 +183,7 @@ def _failed_row(key: Key, cells: list[Cell], status: str = "failed") -> Row:
     kinds, samples = _error_kinds(cells)
     return Row(
         *key,
-        trials=0,
+        trials=sum(c.status != "skipped" for c in cells),  # trials that ran, though none stands
         rps=0.0,
         rps_ci=None,
         rps_min=0.0,
@@ -192,10 +213,11 @@ def _failed_row(key: Key, cells: list[Cell], status: str = "failed") -> Row:
         pg_top_statements=[],
         findings=[],
         status=status,
-        reason="; ".join(sorted({c.reason for c in cells})),
+        reason="; ".join(sorted({failures.one_line(c.reason) for c in cells})),  # older files kept newlines
         endpoints=_endpoint_figures(cells, timed=False),
         error_kinds=kinds,
         error_samples=samples,
+        user_errors=sum(sum(c.user_errors.values()) for c in cells),
     )
 
 
@@ -373,7 +395,9 @@ def _row(key: Key, cells: list[Cell], ceiling: float | None, check_info: dict[st
         errors=errors,
         error_rate=errors / requests if requests else 0.0,
         late=sum(c.late for c in ok),
-        achieved_share=rps / key[3] if key[3] else None,
+        achieved_share=statistics.median(c.requests / c.duration_s for c in ok) / key[3]
+        if key[3] and all(c.duration_s > 0 for c in ok)
+        else None,
         generator_bound=calibration.generator_bound(rps, load_cpu_share or 0.0, ceiling),
         load_cpu_share=load_cpu_share,
         cpu_s_per_request=_per_request((c.target_cpu_s for c in ok), requests),
@@ -390,6 +414,7 @@ def _row(key: Key, cells: list[Cell], ceiling: float | None, check_info: dict[st
         refreshes=_refreshes(ok),
         error_kinds=kinds,
         error_samples=samples,
+        user_errors=sum(sum(c.user_errors.values()) for c in ok),
     )
 
 
@@ -412,7 +437,7 @@ def judged(cell: Cell, threshold: float) -> Cell:
     """The cell as the rule reads it today: an "ok" cell whose failures are above ``threshold`` is failed."""
     if not cell.ok:
         return cell
-    reason = failures.verdict(cell.requests, cell.errors, threshold, cell.error_samples)
+    reason = failures.verdict(cell.requests, cell.errors, threshold, cell.error_samples, cell.user_errors)
     return cell if reason is None else dataclasses.replace(cell, status="failed", reason=reason)
 
 

@@ -176,6 +176,8 @@ def advice_tables(rows: list[Row]) -> list[Table]:
 def render(results: Results) -> RenderableType:
     rows = summary.rows(results)  # once: every table below is a view of the same rows
     parts: list[RenderableType] = [table(rows)]
+    if stopped := summary.interrupted(results):
+        parts.append(Text(stopped, style="bold yellow"))
     failed = failure_lines(rows, results)
     if failed:
         threshold = failures.percent(summary.max_error_rate(results))

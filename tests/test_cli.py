@@ -72,6 +72,7 @@ def test_quick_run_measures_every_variant(tmp_path: Path) -> None:
     loaded = results.load(out)
     assert all(check.ok for check in loaded.checks), [c.problems for c in loaded.checks]
     assert loaded.metadata["pool"]["size"] == 10
+    assert loaded.metadata["completed"] is True and loaded.metadata["cells_planned"] == len(loaded.cells)
     assert loaded.metadata["database"]["dsn"].startswith("postgresql://postgres@127.0.0.1:")
     report = bench("report", str(out), "--format", "json")
     assert report.returncode == 0, report.stderr
@@ -200,6 +201,9 @@ def test_interrupt_keeps_measured_cells_and_leaves_no_process(
     assert "interrupted" in stdout
     kept = results.load(out)
     assert kept.cells and all(cell.ok for cell in kept.cells)
+    # The file says it is unfinished, and its report says how far it got.
+    assert kept.metadata["completed"] is False and kept.metadata["cells_planned"] == 40
+    assert f"interrupted: {len(kept.cells)} of 40 cells measured" in bench("report", str(out)).stdout
     time.sleep(0.5)
     alive = [pid for pid in seen if psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE]
     assert not alive, [_cmdline(pid) for pid in alive]

@@ -268,8 +268,8 @@ def test_a_failed_cell_has_no_rate_no_ratio_and_is_never_the_base() -> None:
     assert (failed.requests, failed.errors, failed.error_rate) == (4210, 4210, 1.0)
     assert failed.error_kinds == {"HTTP 404 GET /v1/does-not-exist": 4210}
     assert failed.endpoints["/v1/does-not-exist"] == {"requests": 4210, "errors": 4210, "error_rate": 1.0}
-    # The base is the best standing row (pooled, the usual base, failed), never the failed one.
-    assert terminal.baseline(list(rows.values())) == 1000.0
+    # pooled, the base of the README's ratios, failed: no ratio at all rather than another variant's as the base.
+    assert terminal.baseline(list(rows.values())) == 0.0
 
     text = render_terminal(results)
     failed_line = next(line for line in text.splitlines() if "pooled" in line and "db" in line)
@@ -281,7 +281,7 @@ def test_a_failed_cell_has_no_rate_no_ratio_and_is_never_the_base() -> None:
     assert "**1 failed cell(s)**" in md
     assert "| pooled | **failed** | | | | | 4,210 (100 %) | error rate 100 % (4,210 of 4,210)" in md
     row = next(r for r in json.loads(jsonreport.render(results)) if r["variant"] == "pooled")
-    assert row["status"] == "failed" and row["rps"] == 0.0 and row["error_rate"] == 1.0
+    assert row["status"] == "failed" and row["rps"] is None and row["error_rate"] == 1.0
     assert row["error_kinds"] == {"HTTP 404 GET /v1/does-not-exist": 4210}
 
 
@@ -392,5 +392,5 @@ def assert_failed_by(out: Path, kind: str, share: float, body: str) -> None:
     assert hist.count(hist.decode(cell.histogram)) == cell.successes  # latencies of successes only
     proc = bench("report", str(out), "--format", "json")
     (row,) = json.loads(proc.stdout)
-    assert row["status"] == "failed" and row["rps"] == 0.0 and kind in row["error_kinds"]
+    assert row["status"] == "failed" and row["rps"] is None and kind in row["error_kinds"]
     assert body in row["error_samples"][kind]

@@ -174,3 +174,19 @@ def test_every_user_stopping_during_warm_up_is_the_reason(
         run_load(supervisor, LoadSpec(DATA / locustfile, server, 4, 1.0, 1.0), tmp_path)
     pattern = f"the load stopped during warm-up: {why}, then every user stopped"
     assert re.fullmatch(pattern, str(failed.value)), failed.value
+
+
+def test_exceptions_in_task_code_are_counted_and_fail_the_cell(server: str, tmp_path: Path) -> None:
+    # Every request succeeds (200), but every task raises after it: not a measurement of the workload.
+    out = tmp_path / "raises.json"
+    proc = bench("run", "--url", server, "--scenarios", str(DATA / "task_code_raises.py"), "--users", "2",
+                 *SHORT, "-o", str(out))  # fmt: skip
+    assert proc.returncode == 1, proc.stdout[-2000:] + proc.stderr[-2000:]
+    (cell,) = results.load(out).cells
+    assert cell.errors == {} and cell.requests > 0
+    assert list(cell.user_errors) == ["KeyError in Visitor: 'missing_key'"]
+    assert cell.status == "failed"
+    assert re.search(
+        r"user code raised [\d,]+ times \(.+ of [\d,]+ requests\): [\d,]+ × KeyError in Visitor", cell.reason
+    )
+    assert "user code raised" in proc.stdout

@@ -9,6 +9,7 @@ checked to appear in that ``--help``), so an option added anywhere shows up here
 from __future__ import annotations
 
 import re
+import shlex
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,7 +70,7 @@ def examples(text: str) -> list[Example]:
         for line in logical_lines(block):
             line = re.sub(r"\s+#.*$", "", line)  # a trailing comment
             for segment in re.split(r"&&|;|\s\|\s", line):
-                words = segment.split()
+                words = shlex.split(segment)  # a quoted value (--setup "python seed.py") is one word
                 if len(words) >= 2 and (words[0] == "bench" or words[0].endswith("/bench")):
                     found.append(Example(segment.strip(), words[1], words[2:]))
     return found

@@ -197,13 +197,23 @@ def _post_and_wait(session: Session, before: dict[str, int] | None, changed: Cal
             probe.problem(f"POST /refresh-views: refresh never reached the view ({waited})")
         return
     if session.scope.private:
-        _judge_refresh_counts(session, before, answered_ms)
+        _judge_refresh_counts(session, before, answered_ms, deadline)
 
 
-def _judge_refresh_counts(session: Session, before: dict[str, int] | None, answered_ms: float) -> None:
+def _judge_refresh_counts(session: Session, before: dict[str, int] | None, answered_ms: float, deadline: float) -> None:
     probe = session.probe
     after = _refresh_counts(session)
     if before is None or after is None:
+        return
+    # The view shows the refresh as soon as REFRESH MATERIALIZED VIEW commits, but the target counts it
+    # completed only when that call has returned to it: on a loaded machine /report can see the new view a
+    # few ms before the counter moves. Wait (up to the same deadline, and at least a second) for it.
+    deadline = max(deadline, time.perf_counter() + 1.0)
+    while after["completed"] == before["completed"] and not after["failed"] - before["failed"]:
+        if time.perf_counter() >= deadline or (after := _refresh_counts(session, quiet=True)) is None:
+            break
+        time.sleep(POLL_SECONDS)
+    if after is None:
         return
     grew = {key: after[key] - before[key] for key in REFRESH_COUNTERS}
     if grew["requested"] != 1 or grew["completed"] < 1 or grew["failed"]:

@@ -1,0 +1,223 @@
+"""`bench run --app` and `bench ab` end to end: the example service (examples/shop) and broken apps, each run
+from a copy in a temp dir, against the embedded PostgreSQL, real uvicorn and real Locust (short cells)."""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parent.parent
+SHOP = ROOT / "examples" / "shop"
+SHORT = ["--users", "4", "--warmup", "0.5", "--duration", "1", "--no-calibrate"]
+
+
+def bench(args: list[str], cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "bench", *args], capture_output=True, text=True, timeout=timeout, cwd=cwd
+    )
+
+
+def shop_copy(tmp_path: Path, name: str = "shop") -> Path:
+    target = tmp_path / name
+    shutil.copytree(SHOP, target, ignore=shutil.ignore_patterns("__pycache__", "*.json"))
+    return target
+
+
+def results(path: Path) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return data
+
+
+def readme_commands() -> list[list[str]]:
+    """The bench commands of the README's "Your own service" first ```sh block (its `cd` is the copy's dir)."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text.split("## Your own service", 1)[1]
+    block = re.search(r"```sh\n(.*?)```", section, flags=re.DOTALL)
+    assert block is not None
+    joined = block.group(1).replace("\\\n", " ")
+    return [shlex.split(line)[1:] for line in joined.splitlines() if line.strip().startswith("bench ")]
+
+
+def test_the_readmes_own_service_commands_measure_the_example_and_ab_alternates(tmp_path: Path) -> None:
+    shop = shop_copy(tmp_path)
+    run_args, ab_args = readme_commands()
+    assert run_args[0] == "run" and ab_args[0] == "ab"
+
+    done = bench(run_args, shop)
+    assert done.returncode == 0, done.stdout + done.stderr
+    measured = results(shop / "shop.json")
+    (check,) = measured["checks"]
+    assert check["ok"] and check["variant"] == "shop"
+    # Endpoints keyed by Locust's request name, as the locustfile grouped them.
+    assert set(check["info"]["endpoints"]["locustfile.py"]) == {"/items/[id]", "/categories/[id]/items", "/orders"}
+    (cell,) = measured["cells"]
+    assert cell["status"] == "ok" and cell["requests"] > 0
+    assert set(cell["endpoints"]) == {"/items/[id]", "/categories/[id]/items", "/orders"}
+    assert 0 < cell["target"]["restore_s"] < 30
+    app = measured["metadata"]["apps"]["apps"]["shop"]
+    assert app["app"] == "shop.main:app" and app["directory"] == str(shop)
+    assert app["db_url_style"].startswith("asyncpg (detected")
+    assert measured["metadata"]["pool"] == {"note": "the app's own (not set by dbbench)"}
+
+    done = bench(ab_args, shop)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "base vs head" in done.stdout and "/items/[id]" in done.stdout
+    ab = results(shop / "aa.json")
+    assert ab["metadata"]["apps"]["ab"] == {"base": "base", "head": "head"}
+    assert set(ab["metadata"]["apps"]["apps"]) == {"base", "head"}
+    cells = sorted(ab["cells"], key=lambda c: c["started_at"])  # ISO times sort; the file's order breaks ties
+    assert [(c["variant"], c["trial"]) for c in cells] == [("base", 1), ("head", 1), ("head", 2), ("base", 2)]
+    assert all(c["status"] == "ok" for c in cells)
+
+
+# A locustfile that writes (orders) and, before its users start, fails the cell unless the data is the set-up's:
+# no order at all (the check's warm-up and every earlier cell wrote some).
+WRITES_ON_FRESH_DATA = '''
+"""Orders, on data that must be as the set-up left it."""
+
+import json
+import urllib.request
+
+from locust import FastHttpUser, events, task
+
+
+@events.test_start.add_listener
+def data_is_fresh(environment, **_):
+    with urllib.request.urlopen(environment.host + "/stats", timeout=5) as response:
+        orders = json.load(response)["orders"]
+    if orders != 0:
+        print(f"stale data: {orders} orders before the cell started", flush=True)
+        environment.process_exit_code = 3
+
+
+class Buyer(FastHttpUser):
+    @task
+    def order(self):
+        self.client.post("/orders", json={"item_id": 7, "quantity": 1}, name="/orders")
+'''
+
+COUNT_SETUPS = """
+from pathlib import Path
+
+with (Path(__file__).parent / "setups.log").open("a") as log:
+    log.write("set up\\n")
+"""
+
+
+def test_setup_runs_once_and_every_cell_starts_on_the_setup_data(tmp_path: Path) -> None:
+    shop = shop_copy(tmp_path)
+    (shop / "perf" / "orders.py").write_text(WRITES_ON_FRESH_DATA)
+    (shop / "count_setups.py").write_text(COUNT_SETUPS)
+    args = ["run", "--app", "shop.main:app", "--scenarios", "perf/orders.py", "--trials", "3", "-o", "w.json"]
+    setup = ["--setup", "python migrate.py", "--setup", "python seed.py", "--setup", "python count_setups.py"]
+    done = bench([*args, *setup, *SHORT], shop)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (shop / "setups.log").read_text().splitlines() == ["set up"]
+    written = results(shop / "w.json")
+    assert [c["status"] for c in written["cells"]] == ["ok", "ok", "ok"]  # each found 0 orders, then wrote
+    assert all(c["endpoints"]["/orders"]["requests"] > 0 for c in written["cells"])
+
+
+BROKEN_IMPORT = "import no_such_module_anywhere\n"
+BOOM = """
+from fastapi import FastAPI
+
+app = FastAPI()
+
+
+@app.get("/")
+def index():
+    return {"ok": True}
+
+
+@app.get("/boom/{n}")
+def boom(n: int):
+    return {"ratio": n / 0}
+"""
+FAILING_SETUP = 'raise RuntimeError("migration 0002_add_index failed: relation item does not exist")\n'
+PASSING_SETUP = 'print("migrated")\n'
+HITS_BOOM = '''
+"""The index and an endpoint that raises."""
+
+import random
+
+from locust import FastHttpUser, task
+
+
+class Visitor(FastHttpUser):
+    @task
+    def index(self):
+        self.client.get("/")
+
+    @task
+    def boom(self):
+        self.client.get(f"/boom/{random.randint(1, 9)}", name="/boom/[n]")
+'''
+
+
+def test_broken_apps_are_reported_with_their_own_traceback_and_not_measured(tmp_path: Path) -> None:
+    for name, app_source, setup_source in (
+        ("imports", BROKEN_IMPORT, PASSING_SETUP),
+        ("setup", BOOM, FAILING_SETUP),
+        ("boom", BOOM, PASSING_SETUP),
+    ):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "svc.py").write_text(app_source)
+        (tmp_path / name / "migrate.py").write_text(setup_source)
+    (tmp_path / "load.py").write_text(HITS_BOOM)
+    args = ["run", "--scenarios", "load.py", "--setup", "python migrate.py", "-o", "broken.json", *SHORT]
+    for name in ("imports", "setup", "boom"):
+        args += ["--app", f"{name}=svc:app", "--app-dir", f"{name}={name}"]
+    done = bench(args, tmp_path)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
+    broken = results(tmp_path / "broken.json")
+    assert broken["cells"] == []
+    checks = {c["variant"]: c for c in broken["checks"]}
+    assert not any(c["ok"] for c in checks.values())
+    imports = " ".join(checks["imports"]["problems"])
+    assert "ModuleNotFoundError: No module named 'no_such_module_anywhere'" in imports
+    setup = " ".join(checks["setup"]["problems"])
+    assert "--setup 'python migrate.py' for setup exited with code 1" in setup
+    assert "RuntimeError: migration 0002_add_index failed" in setup
+    boom = checks["boom"]["problems"]
+    assert boom[0].startswith("load.py: HTTP 500 GET /boom/[n]: ")
+    assert "ZeroDivisionError: division by zero" in " ".join(boom)
+    assert "ZeroDivisionError" in checks["boom"]["info"]["log_tail"]
+    assert "GET /boom/[n]" in done.stdout + done.stderr  # the terminal says which endpoint
+
+
+def test_app_options_are_refused_in_one_line(tmp_path: Path) -> None:
+    shop = shop_copy(tmp_path)
+    for args, message in (
+        (["--app", "shop.main:app", "--scenarios", "db"], "--app loads your app with your locustfile"),
+        (["--app", "shop.main", "--scenarios", "perf/locustfile.py"], "--app takes [LABEL=]MODULE:ATTR"),
+        (["--app", "shop.main:app", "--scenarios", "perf/locustfile.py", "--url", "http://127.0.0.1:9"], "--url"),
+    ):
+        done = bench(["run", *args, "-o", "x.json"], shop, timeout=60)
+        assert done.returncode == 2 and message in done.stderr, done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_with_dsn_every_database_made_for_the_app_is_dropped_after(tmp_path: Path, pg_dsn: str) -> None:
+    """With --dsn: the app's databases live beside the run's on that server and are all gone afterwards."""
+    import psycopg
+
+    shop = shop_copy(tmp_path)
+    args = ["run", "--app", "shop.main:app", "--scenarios", "perf/locustfile.py", "--dsn", pg_dsn, "-o", "d.json"]
+    done = bench([*args, "--setup", "python migrate.py", "--setup", "python seed.py", *SHORT], shop)
+    assert done.returncode == 0, done.stdout + done.stderr
+    with psycopg.connect(pg_dsn) as conn:
+        names = [row[0] for row in conn.execute("SELECT datname FROM pg_database")]
+    assert not [n for n in names if n.startswith("dbbench_")], names
+    assert results(shop / "d.json")["cells"][0]["status"] == "ok"
