@@ -28,7 +28,8 @@ from bench.results import Results
 V1 = Path(__file__).parent / "data" / "results-v1.json"
 N_PLUS_ONE = "SELECT id, title FROM book WHERE author_id = $1"
 # Trial-to-trial wobble of a quiet machine: +-2 %, the same pattern on every side (seeded by construction).
-JITTER = (1.00, 1.02, 0.98, 1.01, 0.99)
+# Six trials: the fewest pairs whose signed ranks can reach p < 0.05 (bench.compare._signed_ranks_differ).
+JITTER = (1.00, 1.02, 0.98, 1.01, 0.99, 1.005)
 
 
 @functools.cache
@@ -131,15 +132,16 @@ def test_a_clear_regression_is_slower_on_throughput_latency_and_cpu() -> None:
     assert found["queries_per_request"] == NO_CHANGE
 
 
-def test_two_runs_of_three_trials_are_inconclusive_one_interleaved_run_of_three_decides() -> None:
-    """Unpaired, 3 trials a side cannot pass the rank test (smallest exact p: 0.1); paired trials can."""
+def test_a_few_trials_are_inconclusive_paired_or_not_six_pairs_decide() -> None:
+    """3 trials a side cannot pass the rank test (smallest exact p: 0.1), nor 5 interleaved pairs the signed-rank
+    test (0.0625), however large the change: an A/A bench ab of 4 pairs here once had head below base in all 4."""
     three = (1.00, 1.02, 0.98)
-    found = verdicts(golden(jitter=three), golden(speed=0.7, jitter=three))
-    assert found["rps"] == INCONCLUSIVE
-    run = golden(variant="base", jitter=three)
-    run["cells"] += golden(speed=0.7, variant="head", jitter=three)["cells"]
-    paired = compare_labels(results(run), base="base", head="head", threshold=0.1)
-    assert next(v for v in paired.verdicts if v.metric == "rps").verdict == SLOWER
+    assert verdicts(golden(jitter=three), golden(speed=0.7, jitter=three))["rps"] == INCONCLUSIVE
+    for jitter, expected in ((JITTER[:5], INCONCLUSIVE), (JITTER, SLOWER)):
+        run = golden(variant="base", jitter=jitter)
+        run["cells"] += golden(speed=0.7, variant="head", jitter=jitter)["cells"]
+        paired = compare_labels(results(run), base="base", head="head", threshold=0.1)
+        assert next(v for v in paired.verdicts if v.metric == "rps").verdict == expected
 
 
 def test_a_clear_improvement_is_faster() -> None:
@@ -148,7 +150,7 @@ def test_a_clear_improvement_is_faster() -> None:
 
 
 def test_noise_alone_is_no_change() -> None:
-    found = verdicts(golden(), golden(jitter=(0.99, 1.01, 1.02, 0.98, 1.00)))
+    found = verdicts(golden(), golden(jitter=(0.99, 1.01, 1.02, 0.98, 1.00, 0.995)))
     assert found["rps"] == NO_CHANGE
     assert SLOWER not in found.values()
 
@@ -271,7 +273,7 @@ def test_different_machines_are_compared_with_a_warning() -> None:
 def test_compare_exit_codes_and_the_junit_file_parses(tmp_path: Path) -> None:
     base = write(tmp_path, "base.json", golden())
     slower = write(tmp_path, "slower.json", golden(speed=0.7))
-    same = write(tmp_path, "same.json", golden(jitter=(0.99, 1.01, 1.02, 0.98, 1.00)))
+    same = write(tmp_path, "same.json", golden(jitter=(0.99, 1.01, 1.02, 0.98, 1.00, 0.995)))
     assert bench("compare", str(base), str(same)).exit_code == 0
     junit = tmp_path / "out" / "compare.xml"
     shown = bench("compare", str(base), str(slower), "--junit", str(junit))
