@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -815,6 +816,69 @@ def serve(
     except KeyboardInterrupt:
         typer.echo("stopped")
         raise typer.Exit(130) from None
+
+
+_THRESHOLD_HELP = "Smallest change that counts as a regression, as a share (0.1 = 10 %; asv's rule)."
+
+
+def _gate(work: Callable[[], tuple[str, int]], output: Path | None) -> None:
+    """Print (or write to ``output``) what a CI gate produced and exit with its code (0 pass, 1 regression or
+    breach, 2 bad input)."""
+    from bench.errors import BenchError
+    from reports import gate
+
+    try:
+        text, code = work()
+        if output is not None:
+            text = gate.write(text, output)
+    except BenchError as exc:
+        raise _fail(str(exc)) from None
+    typer.echo(text, nl=False)
+    raise typer.Exit(code)
+
+
+@app.command()
+def compare(
+    files: Annotated[
+        list[Path], typer.Argument(help="BASE.json HEAD.json, or one file of bench ab with --base/--head.")
+    ],
+    base: Annotated[str | None, typer.Option(help="One file: the label of the base cells (bench ab: base).")] = None,
+    head: Annotated[str | None, typer.Option(help="One file: the label of the head cells (bench ab: head).")] = None,
+    threshold: Annotated[float, typer.Option(help=_THRESHOLD_HELP)] = 0.10,
+    format: Annotated[str, typer.Option("--format", "-f", help="terminal, md, json or html.")] = "terminal",
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Write to this file, not stdout.")] = None,
+    junit: Annotated[Path | None, typer.Option(help="Also write a JUnit XML file: one test case per verdict.")] = None,
+) -> None:
+    """Did head get slower than base? Exit 0 no regression, 1 a regression, 2 files that cannot be compared."""
+    from bench import compare as comparing
+    from reports import gate
+
+    _gate(
+        lambda: gate.compared(
+            comparing.from_paths(files, base=base, head=head, threshold=threshold), format=format, junit=junit
+        ),
+        output,
+    )
+
+
+@app.command()
+def check(
+    file: Annotated[Path, typer.Argument(help="A results file from bench run or bench ab.")],
+    budget: Annotated[
+        Path | None, typer.Option(help="Budget TOML file (default: [tool.dbbench.budgets] in ./pyproject.toml).")
+    ] = None,
+    format: Annotated[str, typer.Option("--format", "-f", help="terminal, md, json or html.")] = "terminal",
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Write to this file, not stdout.")] = None,
+    junit: Annotated[Path | None, typer.Option(help="Also write a JUnit XML file: one test case per budget.")] = None,
+) -> None:
+    """A run against its budgets. Exit 0 all within, 1 a budget breached, 2 bad input (unknown field...)."""
+    from bench import budgets, results
+    from reports import gate
+
+    _gate(
+        lambda: gate.checked(file, budgets.check(results.load(file), budgets.load(budget)), format=format, junit=junit),
+        output,
+    )
 
 
 def main() -> None:

@@ -30,23 +30,27 @@ class Renderer:
         (out or sys.stdout).write(text if text.endswith("\n") else text + "\n")
 
     def write(self, results: Results, path: Path) -> Path:
-        """Write the document to ``path``: a regular file atomically (temp file + rename, so a reader never
-        sees half a report); anything else that exists (/dev/null, a pipe) is written to as it is."""
-        text = self.render(results)
+        """Write the document to ``path`` (see ``write_text``)."""
+        return write_text(self.render(results), path)
+
+
+def write_text(text: str, path: Path) -> Path:
+    """Write ``text`` to ``path``: a regular file atomically (temp file + rename, so a reader never sees half a
+    report); anything else that exists (/dev/null, a pipe) is written to as it is."""
+    try:
+        if path.exists() and not path.is_file():
+            path.write_text(text, encoding="utf-8")
+            return path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
         try:
-            if path.exists() and not path.is_file():
-                path.write_text(text, encoding="utf-8")
-                return path
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{path.name}.tmp")
-            try:
-                tmp.write_text(text, encoding="utf-8")
-                tmp.replace(path)
-            finally:
-                tmp.unlink(missing_ok=True)
-        except OSError as exc:
-            raise BenchError(f"cannot write {path}: {exc.strerror}; choose another -o") from None
-        return path
+            tmp.write_text(text, encoding="utf-8")
+            tmp.replace(path)
+        finally:
+            tmp.unlink(missing_ok=True)
+    except OSError as exc:
+        raise BenchError(f"cannot write {path}: {exc.strerror}; choose another -o") from None
+    return path
 
 
 # format name -> "module:class"; the order is the order --help lists them in.

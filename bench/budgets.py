@@ -1,0 +1,170 @@
+"""``bench check``: a run's figures against the budgets a team wrote down (k6's thresholds, as a TOML file).
+
+The file (or ``[tool.dbbench.budgets]`` in a pyproject.toml) has a table per scenario, ``["*"]`` for every
+scenario; its keys are the summary's field names (``reports.summary.Row``) with a comparison, and a
+sub-table per endpoint whose keys are the endpoint figures (``rps``, ``p50_ms``, ``p99_ms``, ``error_rate``,
+``requests``, ``errors``)::
+
+    [db]
+    p99_ms = "< 50"
+    rps = ">= 800"
+    [db."/db"]
+    p99_ms = "< 20"
+    ["*"]
+    error_rate = "< 0.001"
+
+Every budget is checked on every row of its scenario (each variant, load point and setting). A row that
+failed, or a figure the run did not measure, is a breach: a budget never passes silently. An unknown
+scenario, endpoint or field, or a comparison that does not parse, is bad input (``BenchError``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import operator
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench.errors import BenchError
+from bench.results import Results
+from reports.summary import Row, rows
+
+EVERY = "*"
+ENDPOINT_FIELDS = ("rps", "p50_ms", "p99_ms", "error_rate", "requests", "errors")
+_NOT_NUMBERS = {"variant", "scenario", "setting", "status", "reason", "generator_bound"}
+ROW_FIELDS = tuple(
+    f.name
+    for f in dataclasses.fields(Row)
+    if f.name not in _NOT_NUMBERS and str(f.type).split(" |")[0] in ("float", "int")
+)
+_OPERATORS: dict[str, Callable[[float, float], bool]] = {
+    "<=": operator.le,
+    ">=": operator.ge,
+    "<": operator.lt,
+    ">": operator.gt,
+    "==": operator.eq,
+}
+_RULE = re.compile(r"^\s*(<=|>=|<|>|==)\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*$")
+
+
+@dataclass(frozen=True)
+class Budget:
+    scenario: str  # a scenario name or "*"
+    endpoint: str  # "" for the scenario's own figures
+    field: str
+    rule: str  # as written: "< 50"
+    op: str
+    limit: float
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One budget on one row: ``ok`` or a breach, with the measured value (None: failed or not measured)."""
+
+    budget: Budget
+    where: str  # "db · /db · 8 users · pooled"
+    measured: float | None
+    ok: bool
+    message: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "where": self.where,
+            "field": self.budget.field,
+            "rule": self.budget.rule,
+            "measured": self.measured,
+            "ok": self.ok,
+            "message": self.message,
+        }
+
+
+def load(path: Path | None, *, pyproject: Path = Path("pyproject.toml")) -> list[Budget]:
+    """The budgets of ``path`` (a TOML file), or of ``[tool.dbbench.budgets]`` in ``pyproject`` when None.
+
+    Raises ``BenchError`` for a missing or unreadable file, no budgets, or a rule that does not parse.
+    """
+    source = path or pyproject
+    try:
+        data = tomllib.loads(source.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        hint = "" if path else " (no --budget given); pass --budget FILE or add [tool.dbbench.budgets]"
+        raise BenchError(f"budget file {source} does not exist{hint}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BenchError(f"cannot read budget file {source}: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise BenchError(f"{source} is not valid TOML: {exc}") from None
+    if path is None:
+        data = data.get("tool", {}).get("dbbench", {}).get("budgets", {})
+    if not data:
+        raise BenchError(f'no budgets in {source}; add a table per scenario, e.g. [db] p99_ms = "< 50"')
+    return parse(data, str(source))
+
+
+def parse(data: Mapping[str, Any], source: str) -> list[Budget]:
+    """Budgets from parsed TOML (tables per scenario, sub-tables per endpoint)."""
+    budgets: list[Budget] = []
+    for scenario, table in data.items():
+        if not isinstance(table, dict):
+            raise BenchError(
+                f'{source}: {scenario} = ... must be a table of budgets, e.g. [{scenario}] p99_ms = "< 50"'
+            )
+        for key, value in table.items():
+            if isinstance(value, dict):
+                budgets.extend(_budget(source, scenario, key, name, rule) for name, rule in value.items())
+            else:
+                budgets.append(_budget(source, scenario, "", key, value))
+    return budgets
+
+
+def _budget(source: str, scenario: str, endpoint: str, name: str, rule: Any) -> Budget:
+    where = f"[{scenario}{' ' + endpoint if endpoint else ''}] {name}"
+    known = ENDPOINT_FIELDS if endpoint else ROW_FIELDS
+    if name not in known:
+        raise BenchError(f"{source}: {where}: unknown field; use one of {', '.join(known)}")
+    match = _RULE.match(rule) if isinstance(rule, str) else None
+    if match is None:
+        raise BenchError(f'{source}: {where} = {rule!r}: write a comparison and a number, e.g. "< 50" or ">= 800"')
+    return Budget(scenario, endpoint, name, rule.strip(), match.group(1), float(match.group(2)))
+
+
+def check(results: Results, budgets: list[Budget]) -> list[Outcome]:
+    """Every budget on every row of its scenario. Raises ``BenchError`` for a scenario or endpoint the run
+    did not measure (a budget that could only pass silently)."""
+    table = rows(results)
+    scenarios = {row.scenario for row in table}
+    outcomes: list[Outcome] = []
+    for budget in budgets:
+        if budget.scenario != EVERY and budget.scenario not in scenarios:
+            raise BenchError(
+                f"budget for scenario {budget.scenario!r}, which this run did not measure "
+                f"(it ran {', '.join(sorted(scenarios)) or 'none'})"
+            )
+        chosen = [row for row in table if budget.scenario in (EVERY, row.scenario)]
+        if budget.endpoint and not any(budget.endpoint in row.endpoints for row in chosen):
+            raise BenchError(
+                f"budget for endpoint {budget.endpoint!r} of {budget.scenario!r}, which this run did not measure"
+            )
+        outcomes.extend(
+            _outcome(budget, row)
+            for row in chosen
+            if not budget.endpoint or budget.endpoint in row.endpoints or row.status != "ok"
+        )
+    return outcomes
+
+
+def _outcome(budget: Budget, row: Row) -> Outcome:
+    parts = [row.scenario, budget.endpoint, row.load, row.setting, row.variant]
+    where = " · ".join(p for p in parts if p)
+    if row.status != "ok":
+        return Outcome(budget, where, None, False, f"{budget.field} {budget.rule}: the cell {row.status}: {row.reason}")
+    figures = row.endpoints.get(budget.endpoint, {}) if budget.endpoint else row.to_dict()
+    value = figures.get(budget.field)
+    if not isinstance(value, int | float):
+        return Outcome(budget, where, None, False, f"{budget.field} {budget.rule}: not measured in this run")
+    ok = _OPERATORS[budget.op](float(value), budget.limit)
+    verb = "within" if ok else "breached"
+    return Outcome(budget, where, float(value), ok, f"{budget.field} = {value:.4g} ({verb} {budget.rule})")

@@ -1,0 +1,602 @@
+"""``bench compare``: did head get slower than base? A verdict per (scenario, load, setting, endpoint) and metric.
+
+Two sources of the two sides: two results files (each variant of base against the same variant of head), or
+one file whose cells carry two labels (``bench ab``: the apps labelled base and head, interleaved trial by
+trial). Interleaved trials are paired (head's trial k against base's trial k: both saw the same machine
+moment); trials of two files are not.
+
+Timed metrics (req/s, p50, p99, target CPU per request) are compared as log-ratios head / base with a 95 %
+bootstrap interval (``scipy.stats.bootstrap``: one-sample over the paired log-ratios, or two-sample,
+independent, over each side's log values); the trials must also differ by rank (Mann-Whitney U for two runs,
+as in asv; Wilcoxon signed-rank for pairs), so a handful of same-signed trials is not a verdict. The rule
+is asv's (``asv compare --factor``): a change is a regression only when it is significant (the interval
+excludes 0 and the ranks differ) **and** larger than ``threshold``. A
+metric is "no change" when its whole interval lies within the threshold, "inconclusive" otherwise (too few
+trials for an interval, or an interval too wide to say).
+
+Deterministic counters (queries per request per endpoint, statement calls per request by fingerprint,
+response bytes per request, error rate) are compared as they are, noise or not: 2 -> 21 queries per request
+is a regression whatever the latency did. A side whose cells all failed is never compared as numbers: head
+failing where base ran is a regression, the reverse an improvement.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import warnings
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+from bench import hist
+from bench.errors import BenchError
+from bench.results import Cell, Results
+from reports.summary import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, judged, max_error_rate
+
+DEFAULT_THRESHOLD = 0.10  # asv compare's default factor is 1.1; a CI gate flagging 10 % is the field's norm
+CONFIDENCE = 0.95
+# A counter is an average over a window's requests: a statement run by one request in 20 moves it by 0.05.
+QUERY_TOLERANCE = 0.05
+ERROR_RATE_TOLERANCE = 0.001  # 0.1 percentage point: one failure in a thousand requests
+STATEMENTS_SHOWN = 3
+
+SLOWER, FASTER, NO_CHANGE, INCONCLUSIVE = "slower", "faster", "no change", "inconclusive"
+ALL = ""  # the endpoint of a scenario-wide comparison
+
+Point = tuple[str, str, int, float | None, str]  # variant ("" for labelled sides), scenario, users, rate, setting
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One metric of one (variant, scenario, load, setting, endpoint) compared."""
+
+    variant: str
+    scenario: str
+    load: str  # "8 users" or "1000 req/s"
+    setting: str
+    endpoint: str  # "" for the whole scenario
+    metric: str  # "rps", "p50_ms", "p99_ms", "cpu_ms_per_request", "queries_per_request", ...
+    verdict: str  # slower / faster / no change / inconclusive
+    base: float | None  # timed: the trials' geometric mean; a counter: its value over the trials
+    head: float | None
+    change: float | None  # head / base - 1 (the point estimate); None when not a ratio
+    ci: tuple[float, float] | None  # 95 % interval of the change, same unit
+    method: str  # "paired", "unpaired", "exact" (a counter) or "failed"
+    evidence: list[str] = field(default_factory=list)  # one line each: what changed and why it may have
+
+    @property
+    def where(self) -> str:
+        parts = [self.scenario, self.endpoint or "", self.load, self.setting, self.variant]
+        return " · ".join(part for part in parts if part)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "where": self.where,
+            **{name: getattr(self, name) for name in self.__dataclass_fields__},
+        }
+
+
+@dataclass(frozen=True)
+class Comparison:
+    base_name: str
+    head_name: str
+    paired: bool
+    threshold: float
+    warnings: list[str]
+    verdicts: list[Verdict]
+
+    @property
+    def regressions(self) -> list[Verdict]:
+        return [v for v in self.verdicts if v.verdict == SLOWER]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "base": self.base_name,
+            "head": self.head_name,
+            "method": "paired" if self.paired else "unpaired",
+            "threshold": self.threshold,
+            "warnings": self.warnings,
+            "regressions": len(self.regressions),
+            "verdicts": [v.to_dict() for v in self.verdicts],
+        }
+
+
+@dataclass(frozen=True)
+class _Side:
+    name: str
+    results: Results
+    cells: dict[Point, list[Cell]]
+
+
+def compare_files(base: Results, head: Results, *, base_name: str, head_name: str, threshold: float) -> Comparison:
+    """Each (variant, scenario, load, setting) of ``base`` against the same in ``head``, unpaired.
+
+    Raises ``BenchError`` when the files cannot be compared (other scenarios or settings, no common cell).
+    """
+    sides = (_side(base_name, base, lambda c: c.variant), _side(head_name, head, lambda c: c.variant))
+    return _compare(*sides, paired=False, threshold=threshold, warnings=_machine_warnings(base, head))
+
+
+def compare_labels(run: Results, *, base: str, head: str, threshold: float) -> Comparison:
+    """The cells labelled ``base`` against those labelled ``head`` in one interleaved file, paired by trial.
+
+    Raises ``BenchError`` for a label the file does not hold.
+    """
+    labels = list(dict.fromkeys(c.variant for c in run.cells))
+    for label in (base, head):
+        if label not in labels:
+            raise BenchError(f"no cells labelled {label!r} in this file (it holds {', '.join(labels) or 'none'})")
+    if base == head:
+        raise BenchError("--base and --head name the same label; pass two different ones")
+
+    def only(label: str) -> Results:
+        return Results(
+            metadata=run.metadata,
+            checks=run.checks,
+            cells=[c for c in run.cells if c.variant == label],
+            explains=run.explains,
+            profiles=[p for p in run.profiles if p.get("variant") == label],
+        )
+
+    sides = (_side(base, only(base), lambda c: ""), _side(head, only(head), lambda c: ""))
+    return _compare(*sides, paired=True, threshold=threshold, warnings=[])
+
+
+def from_paths(files: Sequence[Path], *, base: str | None, head: str | None, threshold: float) -> Comparison:
+    """``bench compare``'s arguments: two files, or one with ``base`` and ``head`` labels (those ``bench ab``
+    recorded when not given). Raises ``BenchError`` for anything else, or files that cannot be compared."""
+    from bench import results
+
+    if len(files) == 2 and base is None and head is None:
+        before, after = (results.load(path) for path in files)
+        return compare_files(before, after, base_name=str(files[0]), head_name=str(files[1]), threshold=threshold)
+    if len(files) == 1:
+        run = results.load(files[0])
+        labels = (base, head) if base and head else ab_labels(run)
+        if labels is None:
+            raise BenchError("one file: pass --base LABEL --head LABEL (the variants or apps to compare)")
+        return compare_labels(run, base=labels[0], head=labels[1], threshold=threshold)
+    raise BenchError("pass BASE.json HEAD.json, or one file with --base LABEL --head LABEL")
+
+
+def ab_labels(run: Results) -> tuple[str, str] | None:
+    """The base and head labels ``bench ab`` recorded (metadata apps.ab), or None for another kind of run."""
+    roles = (run.metadata.get("apps") or {}).get("ab") if isinstance(run.metadata.get("apps"), dict) else None
+    if isinstance(roles, dict) and isinstance(roles.get("base"), str) and isinstance(roles.get("head"), str):
+        return roles["base"], roles["head"]
+    return None
+
+
+def _side(name: str, results: Results, variant: Callable[[Cell], str]) -> _Side:
+    threshold = max_error_rate(results)
+    cells: dict[Point, list[Cell]] = {}
+    for cell in (judged(c, threshold) for c in results.cells):
+        cells.setdefault((variant(cell), cell.scenario, cell.users, cell.rate, cell.setting), []).append(cell)
+    return _Side(name, results, cells)
+
+
+def _machine_warnings(base: Results, head: Results) -> list[str]:
+    machines = [r.metadata.get("machine") or {} for r in (base, head)]
+    keys = ("hostname", "cpu_model", "cpu_count")
+    if any(machines[0].get(k) != machines[1].get(k) for k in keys):
+        described = [" / ".join(str(m.get(k, "?")) for k in keys) for m in machines]
+        return [
+            f"the two files were measured on different machines ({described[0]} vs {described[1]}): "
+            "a difference may be the machine's, not the change's"
+        ]
+    return []
+
+
+def _compare(base: _Side, head: _Side, *, paired: bool, threshold: float, warnings: list[str]) -> Comparison:
+    if not threshold > 0:
+        raise BenchError(f"--threshold must be above 0 (a share, 0.1 = 10 %), got {threshold:g}")
+    for what, index in (("scenarios", 1), ("settings", 4)):
+        before, after = ({str(p[index]) for p in side.cells} for side in (base, head))
+        if before != after:
+            raise BenchError(
+                f"cannot compare: base ran {what} {_listed(before)}, head ran {_listed(after)}; "
+                "compare runs of the same scenarios and settings"
+            )
+    common = [p for p in base.cells if p in head.cells]
+    if not common:
+        raise BenchError(
+            "cannot compare: no (variant, scenario, load, setting) was measured in both; "
+            "compare runs of the same variants and loads"
+        )
+    for name, side, other in (("base", base, head), ("head", head, base)):
+        alone = [p for p in side.cells if p not in other.cells]
+        if alone:
+            shown = ", ".join(_point_label(p) for p in alone[:3]) + (" …" if len(alone) > 3 else "")
+            warnings = [*warnings, f"{len(alone)} cell(s) only in {name}, not compared: {shown}"]
+    verdicts: list[Verdict] = []
+    for point in common:
+        verdicts.extend(_point(point, base, head, paired=paired, threshold=threshold))
+    return Comparison(base.name, head.name, paired, threshold, warnings, verdicts)
+
+
+def _point_label(point: Point) -> str:
+    variant, scenario, users, rate, setting = point
+    load = f"{rate:g} req/s" if rate else f"{users} users"
+    return " · ".join(part for part in (scenario, load, setting, variant) if part)
+
+
+def _listed(names: Iterable[str]) -> str:
+    return ", ".join(repr(n) if n else "(no setting)" for n in sorted(names)) or "none"
+
+
+def _point(point: Point, base: _Side, head: _Side, *, paired: bool, threshold: float) -> list[Verdict]:
+    variant, scenario, users, rate, setting = point
+    load = _point_label((ALL, ALL, users, rate, ALL))
+    before, after = base.cells[point], head.cells[point]
+    ok_before, ok_after = [c for c in before if c.ok], [c for c in after if c.ok]
+
+    def verdict(endpoint: str, metric: str, verdict: str, **kw: Any) -> Verdict:
+        return Verdict(variant, scenario, load, setting, endpoint, metric, verdict, **kw)
+
+    if not ok_before or not ok_after:
+        return [
+            verdict(
+                ALL,
+                "status",
+                _failure_verdict(ok_before, ok_after),
+                base=None,
+                head=None,
+                change=None,
+                ci=None,
+                method="failed",
+                evidence=_failure_evidence(before, after, ok_before, ok_after),
+            )
+        ]
+    pairs = _pairs(ok_before, ok_after) if paired else None
+    out: list[Verdict] = []
+    endpoints = [ALL, *dict.fromkeys(name for c in ok_before + ok_after for name in c.endpoints)]
+    if len(endpoints) == 2:  # one endpoint: the scenario's own figures are the same
+        endpoints = [ALL]
+    for endpoint in endpoints:
+        for metric, value, higher_is_better in _TIMED:
+            sample_before = [v for c in ok_before if (v := value(c, endpoint)) is not None]
+            sample_after = [v for c in ok_after if (v := value(c, endpoint)) is not None]
+            if not sample_before or not sample_after:
+                continue
+            if pairs is not None:
+                matched = [(value(b, endpoint), value(a, endpoint)) for b, a in pairs]
+                logs = [math.log(a / b) for b, a in matched if a and b]
+                estimate, ci, method = _paired_ci(logs)
+                ranks_agree = _signed_ranks_differ(logs)
+            else:
+                estimate, ci, method = _unpaired_ci(sample_before, sample_after)
+                ranks_agree = _ranks_differ(sample_before, sample_after)
+            out.append(
+                verdict(
+                    endpoint,
+                    metric,
+                    _timed_verdict(estimate, ci, threshold, higher_is_better, ranks_agree),
+                    base=_typical(sample_before),
+                    head=_typical(sample_after),
+                    change=_share(estimate),
+                    ci=(_share(ci[0]), _share(ci[1])) if ci else None,
+                    method=method,
+                )
+            )
+    out.extend(
+        verdict(endpoint, metric, v, base=b, head=h, change=_ratio(b, h), ci=None, method="exact", evidence=e)
+        for endpoint, metric, v, b, h, e in _counters(ok_before, ok_after, threshold)
+    )
+    return _explained(out, base, head, point, ok_before, ok_after)
+
+
+def _failure_verdict(ok_before: list[Cell], ok_after: list[Cell]) -> str:
+    if ok_before and not ok_after:
+        return SLOWER
+    if ok_after and not ok_before:
+        return FASTER
+    return INCONCLUSIVE
+
+
+def _failure_evidence(before: list[Cell], after: list[Cell], ok_before: list[Cell], ok_after: list[Cell]) -> list[str]:
+    lines = []
+    for name, cells, ok in (("base", before, ok_before), ("head", after, ok_after)):
+        if not ok:
+            lines.append(f"{name} failed: " + "; ".join(sorted({c.reason for c in cells if c.reason})))
+    return lines
+
+
+def _pairs(before: list[Cell], after: list[Cell]) -> list[tuple[Cell, Cell]]:
+    by_trial = {c.trial: c for c in after}
+    return [(b, by_trial[b.trial]) for b in before if b.trial in by_trial]
+
+
+def _typical(values: list[float]) -> float:
+    """The trials' geometric mean: the figure whose log-ratio the verdict's estimate is (median if one is 0)."""
+    return statistics.geometric_mean(values) if all(v > 0 for v in values) else statistics.median(values)
+
+
+def _share(log_ratio: float | None) -> float | None:
+    return math.expm1(log_ratio) if log_ratio is not None else None
+
+
+def _ratio(before: float | None, after: float | None) -> float | None:
+    return after / before - 1 if before and after is not None else None
+
+
+def _rps(cell: Cell, endpoint: str) -> float | None:
+    if endpoint == ALL:
+        return cell.rps
+    part = cell.endpoints.get(endpoint)
+    return (part.requests - part.errors) / cell.duration_s if part and cell.duration_s else None
+
+
+def _percentile(percentile: float) -> Callable[[Cell, str], float | None]:
+    def value(cell: Cell, endpoint: str) -> float | None:
+        encoded = cell.histogram if endpoint == ALL else getattr(cell.endpoints.get(endpoint), "histogram", "")
+        if not encoded:
+            return None
+        return hist.trials_of((encoded,)).percentiles([0], [percentile])[0]
+
+    return value
+
+
+def _cpu_ms_per_request(cell: Cell, endpoint: str) -> float | None:
+    if endpoint != ALL or cell.target_cpu_s is None or not cell.successes:
+        return None
+    return cell.target_cpu_s * 1000 / cell.successes
+
+
+# metric, its value in one trial, whether a higher value is better
+_TIMED: tuple[tuple[str, Callable[[Cell, str], float | None], bool], ...] = (
+    ("rps", _rps, True),
+    ("p50_ms", _percentile(50.0), False),
+    ("p99_ms", _percentile(99.0), False),
+    ("cpu_ms_per_request", _cpu_ms_per_request, False),
+)
+
+
+def _bootstrap(samples: Sequence[Sequence[float]], statistic: Callable[..., Any], paired: bool) -> tuple[float, float]:
+    with warnings.catch_warnings():  # identical trials: a degenerate interval, read as the point itself
+        warnings.simplefilter("ignore")
+        result = stats.bootstrap(
+            tuple(np.asarray(s, dtype=float) for s in samples),
+            statistic,
+            paired=paired,
+            vectorized=True,
+            n_resamples=BOOTSTRAP_RESAMPLES,
+            confidence_level=CONFIDENCE,
+            method="percentile",
+            rng=np.random.default_rng(BOOTSTRAP_SEED),
+        )
+    return float(result.confidence_interval.low), float(result.confidence_interval.high)
+
+
+def _mean(x: Any, axis: int = -1) -> Any:
+    return np.mean(x, axis=axis)
+
+
+def _mean_difference(x: Any, y: Any, axis: int = -1) -> Any:
+    return np.mean(y, axis=axis) - np.mean(x, axis=axis)
+
+
+def _paired_ci(logs: list[float]) -> tuple[float | None, tuple[float, float] | None, str]:
+    """Mean log-ratio of the paired trials and its interval (None below two pairs)."""
+    if not logs:
+        return None, None, "paired"
+    estimate = statistics.fmean(logs)
+    if len(logs) < 2:
+        return estimate, None, "paired"
+    low, high = _bootstrap([logs], _mean, paired=False)
+    return estimate, _or_point(low, high, estimate), "paired"
+
+
+def _unpaired_ci(before: list[float], after: list[float]) -> tuple[float | None, tuple[float, float] | None, str]:
+    """Difference of the sides' mean log values and its two-sample interval (None below two trials a side)."""
+    if any(v <= 0 for v in before + after):
+        return None, None, "unpaired"
+    logs_before, logs_after = [math.log(v) for v in before], [math.log(v) for v in after]
+    estimate = statistics.fmean(logs_after) - statistics.fmean(logs_before)
+    if len(before) < 2 or len(after) < 2:
+        return estimate, None, "unpaired"
+    low, high = _bootstrap([logs_before, logs_after], _mean_difference, paired=False)
+    return estimate, _or_point(low, high, estimate), "unpaired"
+
+
+def _or_point(low: float, high: float, estimate: float) -> tuple[float, float]:
+    return (low, high) if not (math.isnan(low) or math.isnan(high)) else (estimate, estimate)
+
+
+def _ranks_differ(before: list[float], after: list[float]) -> bool:
+    """Two runs' trials: do their ranks differ at ``1 - CONFIDENCE`` (Mann-Whitney U, exact, two-sided)?
+
+    asv's rule for unpaired samples. Two runs also differ by whatever the machine did between them, which
+    the trials of each cannot show; with 3 trials a side the exact test cannot reach 0.05 (its smallest p
+    is 0.1), so such a comparison is inconclusive rather than a false alarm (measured: an A/A of two runs
+    with 3 trials each gave a bootstrap interval of -22 %..-10 % on this 2-core machine).
+    """
+    result = stats.mannwhitneyu(before, after, alternative="two-sided", method="exact")
+    return bool(result.pvalue < 1 - CONFIDENCE)
+
+
+def _signed_ranks_differ(logs: list[float]) -> bool:
+    """Paired trials: are the log-ratios away from 0 at ``1 - CONFIDENCE`` (Wilcoxon signed-rank, exact,
+    two-sided)? Below 6 pairs it cannot be (its smallest p with 5 is 0.0625): measured, an A/A ``bench ab``
+    of 4 interleaved pairs on this 2-core machine had head below base in all 4 (bootstrap -31 %..-11 %),
+    so 4 same-signed pairs are not evidence enough. DESIGN.md asks for >= 10 pairs on this box."""
+    if len(logs) < 2 or all(value == 0 for value in logs):
+        return False
+    result = stats.wilcoxon(logs, alternative="two-sided", method="exact")
+    return bool(result.pvalue < 1 - CONFIDENCE)
+
+
+def _timed_verdict(
+    estimate: float | None, ci: tuple[float, float] | None, threshold: float, higher: bool, ranks_agree: bool
+) -> str:
+    if estimate is None or ci is None:
+        return INCONCLUSIVE
+    bound = math.log1p(threshold)
+    low, high = ci
+    if -bound < low and high < bound:
+        return NO_CHANGE
+    significant = (low > 0 or high < 0) and ranks_agree
+    if significant and abs(estimate) >= bound:
+        return FASTER if (estimate > 0) == higher else SLOWER
+    return INCONCLUSIVE
+
+
+def _target_counters(cells: list[Cell]) -> tuple[dict[str, float], dict[str, dict[str, float]], int] | None:
+    """Queries per request per endpoint, and calls and ms per request per statement fingerprint, pooled."""
+    windows = [c.target_stats for c in cells if c.target_stats and c.target_stats.get("instrumented")]
+    if not windows or len(windows) != len(cells):
+        return None
+    requests: dict[str, int] = {}
+    queries: dict[str, int] = {}
+    statements: dict[str, dict[str, float]] = {}
+    for window in windows:
+        for name, figures in (window.get("endpoints") or {}).items():
+            requests[name] = requests.get(name, 0) + int(figures["requests"])
+            queries[name] = queries.get(name, 0) + int(figures["queries"])
+        for statement in window.get("statements") or []:
+            slot = statements.setdefault(statement["fingerprint"], {"calls": 0.0, "ms": 0.0})
+            slot["calls"] += float(statement["calls"])
+            slot["ms"] += float(statement["total_ms"])
+    total = sum(requests.values())
+    per_endpoint = {name: queries[name] / count for name, count in requests.items() if count}
+    per_statement = (
+        {text: {"calls": slot["calls"] / total, "ms": slot["ms"] / total} for text, slot in statements.items()}
+        if total
+        else {}
+    )
+    return per_endpoint, per_statement, total
+
+
+_Counter = tuple[str, str, str, float, float, list[str]]  # endpoint, metric, verdict, base, head, evidence
+
+
+def _exact(before: float, after: float, tolerance: float) -> str:
+    return SLOWER if after - before > tolerance else FASTER if before - after > tolerance else NO_CHANGE
+
+
+def _counters(before: list[Cell], after: list[Cell], threshold: float) -> list[_Counter]:
+    """The deterministic counters both sides measured, each with its verdict (no interval: they do not wobble)."""
+    out: list[_Counter] = []
+    counted_before, counted_after = _target_counters(before), _target_counters(after)
+    if counted_before and counted_after:
+        (queries_before, statements_before, _), (queries_after, statements_after, _) = counted_before, counted_after
+        grown = _statement_changes(statements_before, statements_after)
+        for endpoint in (name for name in queries_before if name in queries_after):
+            b, h = queries_before[endpoint], queries_after[endpoint]
+            verdict = _exact(b, h, QUERY_TOLERANCE)
+            evidence = []
+            if verdict != NO_CHANGE:
+                evidence.append(
+                    f"{endpoint}: {b:.3g} → {h:.3g} queries per request"
+                    + (f" ({grown[0]})" if grown and verdict == SLOWER else "")
+                )
+                evidence.extend(grown[1:] if verdict == SLOWER else [])
+            out.append((endpoint, "queries_per_request", verdict, b, h, evidence))
+        for text in dict.fromkeys([*statements_before, *statements_after]):
+            b, h = (side.get(text, {"calls": 0.0})["calls"] for side in (statements_before, statements_after))
+            verdict = _exact(b, h, QUERY_TOLERANCE)
+            evidence = [f"{b:.3g} → {h:.3g} × {_short(text)} per request"] if verdict != NO_CHANGE else []
+            out.append((ALL, f"calls_per_request {_short(text, 60)}", verdict, b, h, evidence))
+    requests = [sum(c.requests for c in side) for side in (before, after)]
+    if all(requests):
+        b, h = (sum(c.bytes_received for c in side) / n for side, n in zip((before, after), requests, strict=True))
+        change = _ratio(b, h)
+        verdict = NO_CHANGE if change is None or abs(change) < threshold else SLOWER if change > 0 else FASTER
+        evidence = [f"response bytes per request: {b:.0f} → {h:.0f}"] if verdict != NO_CHANGE else []
+        out.append((ALL, "bytes_per_request", verdict, b, h, evidence))
+        b, h = (sum(c.error_count for c in side) / n for side, n in zip((before, after), requests, strict=True))
+        verdict = _exact(b, h, ERROR_RATE_TOLERANCE)
+        evidence = [f"error rate: {b:.2%} → {h:.2%}"] if verdict != NO_CHANGE else []
+        out.append((ALL, "error_rate", verdict, b, h, evidence))
+    return out
+
+
+def _statement_changes(before: dict[str, dict[str, float]], after: dict[str, dict[str, float]]) -> list[str]:
+    """The statements whose calls or time per request grew, most grown first: "+19 x SELECT ..." lines."""
+    grown: list[tuple[float, str]] = []
+    for text, figures in after.items():
+        was = before.get(text, {"calls": 0.0, "ms": 0.0})
+        calls = figures["calls"] - was["calls"]
+        ms = figures["ms"] - was["ms"]
+        if calls > QUERY_TOLERANCE:
+            grown.append((calls * 1000 + ms, f"+{calls:.3g} × {_short(text)} per request"))
+        elif was["ms"] and ms / was["ms"] > DEFAULT_THRESHOLD:
+            grown.append((ms, f"{_short(text)}: {was['ms']:.3g} → {figures['ms']:.3g} ms per request"))
+    return [line for _, line in sorted(grown, reverse=True)[:STATEMENTS_SHOWN]]
+
+
+def _short(statement: str, limit: int = 80) -> str:
+    text = " ".join(statement.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _explained(
+    verdicts: list[Verdict], base: _Side, head: _Side, point: Point, before: list[Cell], after: list[Cell]
+) -> list[Verdict]:
+    """Each regression with why it may be one: statements that grew, plans that changed, profile frames."""
+    if not any(v.verdict == SLOWER and v.method != "exact" for v in verdicts):
+        return verdicts
+    why: list[str] = []
+    counted = _target_counters(before), _target_counters(after)
+    if counted[0] and counted[1]:
+        why.extend(_statement_changes(counted[0][1], counted[1][1]))
+    why.extend(_plan_changes(base.results, head.results, point[4]))
+    why.extend(_profile_changes(base.results, head.results, point))
+    return [
+        Verdict(**{**v.__dict__, "evidence": [*v.evidence, *why]}) if v.verdict == SLOWER and v.method != "exact" else v
+        for v in verdicts
+    ]
+
+
+def _plan_shape(plan: dict[str, Any] | None) -> str:
+    """The plan's node types, outermost first ("Nested Loop > Seq Scan > Index Scan")."""
+    nodes: list[str] = []
+
+    def walk(node: dict[str, Any]) -> None:
+        nodes.append(str(node.get("Node Type", "?")))
+        for child in node.get("Plans") or []:
+            walk(child)
+
+    root = (plan or {}).get("Plan") if isinstance(plan, dict) else None
+    if isinstance(root, dict):
+        walk(root)
+    return " > ".join(nodes)
+
+
+def _plan_changes(base: Results, head: Results, setting: str) -> list[str]:
+    def shapes(results: Results) -> dict[str, str]:
+        return {
+            e["query"]: _plan_shape(e.get("plan"))
+            for e in results.explains
+            if e.get("plan") and (e.get("setting") or "") == setting
+        }
+
+    before, after = shapes(base), shapes(head)
+    return [
+        f"plan changed for {_short(q)}: {before[q]} → {after[q]}"
+        for q in after
+        if q in before and before[q] != after[q]
+    ]
+
+
+def _profile_changes(base: Results, head: Results, point: Point) -> list[str]:
+    def frames(results: Results) -> dict[str, float] | None:
+        for profile in results.profiles:
+            mine = profile.get("scenario") == point[1] and (not point[0] or profile.get("variant") == point[0])
+            if mine and "top_frames" in profile:
+                return {f["function"]: float(f["self_share"]) for f in profile["top_frames"]}
+        return None
+
+    before, after = frames(base), frames(head)
+    if before is None or after is None:
+        return []
+    grown = sorted(((share - before.get(name, 0.0), name, share) for name, share in after.items()), reverse=True)
+    return [
+        f"profile: {name} self time {before.get(name, 0.0):.0%} → {share:.0%}"
+        for delta, name, share in grown[:STATEMENTS_SHOWN]
+        if delta > 0.02
+    ]
