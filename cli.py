@@ -540,9 +540,34 @@ def ab(
             check=check,
             apps=apps,
         )
-        _execute(config, html, closing=_print_ab)
+        verdicts: list[int] = []
+
+        def closing(results: Results, console: Console) -> None:
+            _print_ab(results, console)
+            verdicts.append(_ab_verdict(results, console))
+
+        _execute(config, html, closing=closing)
     except BenchError as exc:
         raise _fail(str(exc)) from None
+    if verdicts and verdicts[0]:
+        raise typer.Exit(verdicts[0])
+
+
+def _ab_verdict(results: Results, console: Console) -> int:
+    """``bench ab`` ends as ``bench compare RUN.json`` would on its file (paired trials, the default threshold):
+    the verdicts printed, their exit code returned (0 no regression, 1 a regression)."""
+    from bench import compare as comparing
+    from bench.errors import BenchError
+    from reports import gate
+
+    try:
+        done = comparing.compare_labels(results, base="base", head="head", threshold=comparing.DEFAULT_THRESHOLD)
+        text, code = gate.compared(done, format="terminal", junit=None)
+    except BenchError as exc:  # e.g. every cell of one side failed: the failed cells already fail the run
+        console.print(f"[yellow]no comparison: {exc}[/yellow]")
+        return 0
+    console.print(text, end="", markup=False, highlight=False)
+    return code
 
 
 def _print_restore(results: Results, console: Console) -> None:

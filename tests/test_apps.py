@@ -72,6 +72,9 @@ def test_the_readmes_own_service_commands_measure_the_example_and_ab_alternates(
     done = bench(ab_args, shop)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "base vs head" in done.stdout and "/items/[id]" in done.stdout
+    # ... and ends as `bench compare` would on its file: paired trials, its verdicts (two pairs of an A/A run
+    # can only be inconclusive or no change, never a regression: exit 0 above).
+    assert "paired trials (interleaved)" in done.stdout, done.stdout[-2000:]
     ab = results(shop / "aa.json")
     assert ab["metadata"]["apps"]["ab"] == {"base": "base", "head": "head"}
     assert set(ab["metadata"]["apps"]["apps"]) == {"base", "head"}
