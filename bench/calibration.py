@@ -7,13 +7,14 @@ measuring Locust, not the variant. Every run records the ceiling it was measured
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from bench import load
-from bench.procs import Supervisor
-from bench.recorder import Recorder
-from bench.target import TargetConfig, TargetFailed, serve
-from scenarios import SCENARIOS
+if TYPE_CHECKING:
+    from bench.procs import Supervisor
+    from bench.recorder import Recorder
+
+# The reports import this module for the generator-bound rule alone: what measures the ceiling (the target's
+# supervisor, httpx, the load process's driver) is imported where it is used, so `bench report` stays quick.
 
 APP = "bench.calibration_app:app"
 # Within 15 % of the ceiling, or the load process on more than 90 % of a core (Locust itself warns
@@ -24,6 +25,10 @@ RUN_CALIBRATION_MAX_S = 5.0  # a run's calibration window: enough for a steady r
 
 
 def calibrate(supervisor: Supervisor, workdir: Path, users: int, warmup_s: float, duration_s: float) -> dict[str, Any]:
+    from bench import load
+    from bench.target import TargetConfig, serve
+    from scenarios import SCENARIOS
+
     config = TargetConfig(dsn="", pool_size=0)
     with serve(supervisor, "calibration", APP, config, workdir / "calibration.log") as target:
         spec = load.LoadSpec(SCENARIOS.get("db").path, target.url, users, warmup_s, duration_s)
@@ -44,10 +49,13 @@ def calibrate_run(
 ) -> None:
     """The start of a run: its ceiling at its heaviest user count, in its metadata ("error" when the calibration
     target or the load failed: the run goes on, its cells are then never flagged generator-bound)."""
+    from bench.load import LoadFailed
+    from bench.target import TargetFailed
+
     recorder.observer.phase("calibrating the load generator")
     try:
         measured = calibrate(supervisor, workdir, users, min(warmup_s, 1.0), min(duration_s, RUN_CALIBRATION_MAX_S))
-    except (TargetFailed, load.LoadFailed) as exc:
+    except (TargetFailed, LoadFailed) as exc:
         measured = {"error": str(exc)}
     recorder.results.metadata["calibration"] = measured
     recorder.save()
