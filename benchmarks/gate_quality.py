@@ -145,6 +145,7 @@ class Outcome:
     wall_s: float
     slower: list[str] = field(default_factory=list)  # "metric endpoint" of each slower verdict
     cpu_change: float | None = None  # head / base - 1 of the target's CPU per request (scenario-wide)
+    failed_cells: int = 0  # cells that failed (bench ab exits 1 for them too: a CI job fails either way)
     error: str = ""
 
     @property
@@ -265,15 +266,17 @@ def calibrate(args: argparse.Namespace, workdir: Path) -> float:
     return cpu_per_request_s(app_dir / "calibration.json")
 
 
-def _read_verdicts(path: Path) -> tuple[list[str], float | None]:
-    done = compare.from_paths([path], base="base", head="head", threshold=compare.DEFAULT_THRESHOLD)
+def _read_verdicts(path: Path) -> tuple[list[str], float | None, int]:
+    """The slower verdicts, the CPU per request change and the failed cells of one `bench ab` results file."""
+    run = results.load(path)
+    done = compare.compare_labels(run, base="base", head="head", threshold=compare.DEFAULT_THRESHOLD)
     slower = [
         f"{v.metric}{' ' + v.endpoint if v.endpoint else ''}" for v in done.verdicts if v.verdict == compare.SLOWER
     ]
     cpu = next(
         (v.change for v in done.verdicts if v.metric == "cpu_ms_per_request" and v.endpoint == compare.ALL), None
     )
-    return slower, cpu
+    return slower, cpu, sum(not c.ok for c in run.cells)
 
 
 def compare_once(kind: str, args: argparse.Namespace, workdir: Path, burn_s: float) -> Outcome:
@@ -290,7 +293,7 @@ def compare_once(kind: str, args: argparse.Namespace, workdir: Path, burn_s: flo
     if not outcome.completed:
         outcome.error = _last_line(done.stderr or done.stdout)
     elif (head / "ab.json").exists():
-        outcome.slower, outcome.cpu_change = _read_verdicts(head / "ab.json")
+        outcome.slower, outcome.cpu_change, outcome.failed_cells = _read_verdicts(head / "ab.json")
     shutil.rmtree(base)
     shutil.rmtree(head)
     return outcome
@@ -303,6 +306,8 @@ def _describe(outcome: Outcome, number: int) -> str:
         line += f", CPU per request {outcome.cpu_change:+.1%}"
     if outcome.completed:
         line += f", slower: {', '.join(outcome.slower) or '-'}"
+    if outcome.failed_cells:
+        line += f", failed cells: {outcome.failed_cells}"
     return line
 
 

@@ -149,3 +149,14 @@ def test_bad_options_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str])
         gq.parse(argv)
     assert exc.value.code == 2
     assert "error: " in capsys.readouterr().err.strip().splitlines()[-1]  # one line saying what is wrong
+
+
+def test_each_comparison_is_one_line_with_its_exit_code_and_why() -> None:
+    flagged = gq.Outcome("nplus1", 1, 181.4, slower=["rps", "p99_ms /categories/[id]/items"], cpu_change=0.31)
+    assert gq._describe(flagged, 2) == (
+        "nplus1 #2: exit 1 (regression), 181 s, CPU per request +31.0%, slower: rps, p99_ms /categories/[id]/items"
+    )
+    failed = gq.Outcome("aa", 1, 90.0, failed_cells=1)
+    assert gq._describe(failed, 1) == "aa     #1: exit 1 (regression), 90 s, slower: -, failed cells: 1"
+    broken = gq.Outcome("slow", 2, 3.0, error="--base ../base is not a directory")
+    assert gq._describe(broken, 1) == "slow   #1: exit 2 (error: --base ../base is not a directory), 3 s"
