@@ -1,0 +1,162 @@
+"""benchmarks/gate_quality.py's pure parts: the edited copies of examples/shop differ from it exactly where
+intended, and the rates are counted from completed comparisons only."""
+
+from __future__ import annotations
+
+import ast
+import difflib
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SHOP = ROOT / "examples" / "shop"
+
+
+def _load() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("gate_quality", ROOT / "benchmarks" / "gate_quality.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["gate_quality"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+gq = _load()
+
+
+def _files(root: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(root)): p.read_text(encoding="utf-8")
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and "__pycache__" not in p.parts
+    }
+
+
+def _changed(before: str, after: str) -> tuple[list[str], list[str]]:
+    """(removed lines, added lines) of a diff."""
+    diff = list(difflib.unified_diff(before.splitlines(), after.splitlines(), lineterm="", n=0))
+    body = [line for line in diff if not line.startswith(("---", "+++", "@@"))]
+    return [line[1:] for line in body if line.startswith("-")], [line[1:] for line in body if line.startswith("+")]
+
+
+def _function(source: str, name: str) -> str:
+    node = next(
+        n
+        for n in ast.walk(ast.parse(source))
+        if isinstance(n, ast.AsyncFunctionDef | ast.FunctionDef) and n.name == name
+    )
+    return ast.get_source_segment(source, node) or ""
+
+
+def test_a_plain_copy_is_the_shop(tmp_path: Path) -> None:
+    copy = gq.copy_shop(tmp_path / "base")
+    assert _files(copy) == _files(SHOP)
+
+
+def test_the_slowdown_copy_only_adds_a_cpu_burn_called_by_the_session_dependency(tmp_path: Path) -> None:
+    copy = gq.copy_shop(tmp_path / "head")
+    gq.inject_slowdown(copy, 0.000123)
+    original, edited = _files(SHOP), _files(copy)
+    assert {name for name in original if original[name] != edited[name]} == {"shop/main.py"}
+    assert original.keys() == edited.keys()
+    removed, added = _changed(original["shop/main.py"], edited["shop/main.py"])
+    assert removed == []  # nothing of the shop's own code changes
+    assert "import time" in added and "    _burn()" in added
+    assert "BURN_S = 0.000123  # gate_quality.py: CPU seconds burnt per request (an injected slowdown)" in added
+    source = edited["shop/main.py"]
+    compile(source, "main.py", "exec")
+    assert _function(source, "session").splitlines()[1] == "    _burn()"  # first thing in every session
+    assert "time.thread_time()" in _function(source, "_burn")  # CPU time, not wall time
+
+
+def test_the_nplus1_copy_only_changes_the_category_listing(tmp_path: Path) -> None:
+    copy = gq.copy_shop(tmp_path / "head")
+    gq.inject_nplus1(copy)
+    original, edited = _files(SHOP), _files(copy)
+    assert {name for name in original if original[name] != edited[name]} == {"shop/main.py"}
+    before, after = original["shop/main.py"], edited["shop/main.py"]
+    compile(after, "main.py", "exec")
+    functions = {n.name for n in ast.walk(ast.parse(before)) if isinstance(n, ast.AsyncFunctionDef)}
+    changed = {name for name in functions if _function(before, name) != _function(after, name)}
+    assert changed == {"list_items"}
+    listing = _function(after, "list_items")
+    assert ".join(Category)" not in listing
+    loop = listing[listing.index("for i in items") :]
+    assert "await db.execute(select(Category.name)" in loop  # one query per listed row
+
+
+def test_an_edit_that_does_not_match_once_is_refused() -> None:
+    with pytest.raises(ValueError, match="found 0"):
+        gq.edit("a\n", "b\n", "c\n")
+    with pytest.raises(ValueError, match="found 2"):
+        gq.edit("b\nb\n", "b\n", "c\n")
+    assert gq.edit("a\nb\n", "b\n", "c\n") == "a\nc\n"
+
+
+def test_results_and_bytecode_are_not_copied(tmp_path: Path) -> None:
+    source = tmp_path / "shop"
+    (source / "__pycache__").mkdir(parents=True)
+    (source / "__pycache__" / "x.pyc").write_bytes(b"")
+    (source / "ab.json").write_text("{}")
+    (source / "ab.html").write_text("")
+    (source / "seed.py").write_text("")
+    copy = gq.copy_shop(tmp_path / "copy", source)
+    assert sorted(p.name for p in copy.rglob("*")) == ["seed.py"]
+
+
+def test_rates_count_completed_comparisons_only() -> None:
+    assert gq.rate(0, 0) is None
+    assert gq.rate(1, 20) == 0.05
+    outcomes = [
+        gq.Outcome("aa", 0, 100.0),
+        gq.Outcome("aa", 1, 120.0, slower=["rps"]),
+        gq.Outcome("aa", 2, 5.0, error="bad input"),
+        gq.Outcome("aa", 0, 110.0),
+    ]
+    line = gq.summary("aa", outcomes, None)
+    assert line.startswith("A/A false alarms   1/3 (33%)")
+    assert "1 comparison(s) ended in error (not counted)" in line
+    assert "median 105 s, max 120 s" in line
+
+
+def test_the_slowdown_summary_shows_the_measured_injected_share() -> None:
+    outcomes = [gq.Outcome("slow", 1, 200.0, cpu_change=0.08), gq.Outcome("slow", 0, 200.0, cpu_change=0.12)]
+    line = gq.summary("slow", outcomes, 0.10)
+    assert line.startswith("slowdown detected  1/2 (50%)")
+    assert "injected CPU per request measured +10.0% median (+8.0%..+12.0%), aimed at +10%" in line
+
+
+def test_the_comparison_is_bench_ab_as_the_ci_example_runs_it() -> None:
+    args = gq.parse([])
+    command = gq.ab_command(args, "ab.json")
+    tail = command[command.index("ab") :]
+    assert tail == [
+        "ab", "--app", "shop.main:app", "--base", "../base", "--head", ".", "--scenarios", "perf/locustfile.py",
+        "--setup", "python migrate.py", "--setup", "python seed.py", "--trials", "10", "--users", "8",
+        "--warmup", "2", "--duration", "5", "-o", "ab.json",
+    ]  # fmt: skip
+    workflow = (ROOT / "examples" / "github-actions" / "bench-ab.yml").read_text(encoding="utf-8")
+    assert "--trials 10 --users 8" in workflow and "--warmup 2 --duration 5" in workflow
+
+
+@pytest.mark.parametrize("argv", [["--which", "aa,bogus"], ["--repeats", "0"], ["--slowdown", "10"]])
+def test_bad_options_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        gq.parse(argv)
+    assert exc.value.code == 2
+    assert "error: " in capsys.readouterr().err.strip().splitlines()[-1]  # one line saying what is wrong
+
+
+def test_each_comparison_is_one_line_with_its_exit_code_and_why() -> None:
+    flagged = gq.Outcome("nplus1", 1, 181.4, slower=["rps", "p99_ms /categories/[id]/items"], cpu_change=0.31)
+    assert gq._describe(flagged, 2) == (
+        "nplus1 #2: exit 1 (regression), 181 s, CPU per request +31.0%, slower: rps, p99_ms /categories/[id]/items"
+    )
+    failed = gq.Outcome("aa", 1, 90.0, failed_cells=1)
+    assert gq._describe(failed, 1) == "aa     #1: exit 1 (regression), 90 s, slower: -, failed cells: 1"
+    broken = gq.Outcome("slow", 2, 3.0, error="--base ../base is not a directory")
+    assert gq._describe(broken, 1) == "slow   #1: exit 2 (error: --base ../base is not a directory), 3 s"
