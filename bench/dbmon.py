@@ -12,7 +12,7 @@ import contextlib
 import psycopg
 
 from bench.pgstats import MONITOR_APP
-from targets.sqlite import is_sqlite
+from targets.common.sqlite import is_sqlite
 
 # The marker keeps this monitor's own query out of the pg_stat_statements snapshots (bench.pgstats).
 _COUNT = (

@@ -1,6 +1,6 @@
 """--dsn as people write it: accepted in libpq's forms, refused up front in one line, never shown with its password.
 
-Meaning comes from libpq itself (``targets.connargs``, over ``psycopg.conninfo``); this module adds what the
+Meaning comes from libpq itself (``targets.common.connargs``, over ``psycopg.conninfo``); this module adds what the
 command line needs: one-line refusals (with a ``%40`` hint for a raw ``@``), a scratch database on the same
 server, and redaction of a password wherever one may appear: URL userinfo, a ``password=`` query parameter
 or ``key=value`` pair, and any error text a driver built from the DSN.
@@ -14,7 +14,7 @@ from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 from psycopg.conninfo import make_conninfo
 
 from bench.errors import BenchError
-from targets import connargs
+from targets.common import connargs
 
 MASK = "***"
 _URL = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://(?P<rest>.*)$", re.DOTALL)

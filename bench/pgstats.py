@@ -165,7 +165,7 @@ def fingerprint(query: str) -> str:
     sign included) become ``?``; comments and a trailing ``;`` go; whitespace collapses, with one space
     around operators and after commas and none inside brackets. Unquoted words are folded to lower case
     (PostgreSQL folds unquoted keywords and identifiers itself); "quoted identifiers" keep their case.
-    ``IN (?, ?, ?)`` is ``IN (?)`` whatever its length, as in targets/fingerprint.py (the targets' own
+    ``IN (?, ?, ?)`` is ``IN (?)`` whatever its length, as in targets/common/fingerprint.py (the targets' own
     fingerprints, which keep case); sample keys in that form therefore fingerprint to the same text here.
     """
     out: list[str] = []

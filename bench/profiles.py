@@ -2,7 +2,7 @@
 
 A profiler changes the timings it watches, so profiles come from a separate pass over the same
 variants and scenarios: the target runs with pyinstrument on every request (see
-targets/profiling.py), a fixed number of requests arrive at low concurrency, and on shutdown the
+targets/common/profiling.py), a fixed number of requests arrive at low concurrency, and on shutdown the
 target writes one combined session. Capture once, render many: that session is saved as-is
 (.pyisession), rendered to HTML and to speedscope JSON beside the results file, and summarised
 as the top frames by self time in the results.
@@ -86,12 +86,12 @@ def top_frames(session: Any, limit: int = TOP_FRAMES) -> list[dict[str, Any]]:
 def render(session_path: Path, out_dir: Path, stem: str) -> dict[str, Any]:
     """Save the session beside the results and render it to HTML and speedscope JSON.
 
-    The session is aggregated first (targets.profiling.aggregate; a no-op on one the target already
+    The session is aggregated first (targets.common.profiling.aggregate; a no-op on one the target already
     aggregated), so a file of concatenated samples still renders to a few MB and a non-empty tree."""
     from pyinstrument.renderers import HTMLRenderer, SpeedscopeRenderer
     from pyinstrument.session import Session
 
-    from targets.profiling import aggregate
+    from targets.common.profiling import aggregate
 
     session = aggregate([Session.load(str(session_path))])
     out_dir.mkdir(parents=True, exist_ok=True)

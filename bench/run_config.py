@@ -25,7 +25,7 @@ MAX_WINDOW_S = 86_400.0
 # The highest open-model rate: far above what one machine's Locust sends (~10k req/s here), low enough that
 # the pacing interval (users / rate seconds) stays a usable number; inf and nan are refused with it.
 MAX_RATE = 1_000_000.0
-CACHES = ("memory", "redis")  # the cached variant's backends (targets.worldcache)
+CACHES = ("memory", "redis")  # the cached variant's backends (targets.common.worldcache)
 
 
 @dataclass(frozen=True)

@@ -42,7 +42,7 @@ from bench.results import Cell, Results, VariantCheck
 from bench.run_config import RunConfig, validate_config
 from bench.target import TargetConfig, TargetFailed, serve
 from targets import Variant
-from targets.settings import CacheSpec
+from targets.common.settings import CacheSpec
 
 __all__ = ["Observer", "Run", "RunConfig", "validate_config"]
 

@@ -1,4 +1,4 @@
-"""Create and fill the benchmark tables with the deterministic data from targets.schema (psycopg 3, sync).
+"""Create and fill the benchmark tables with the deterministic data from targets.common.schema (psycopg 3, sync).
 
 The orchestrator calls ``seed`` before every measured cell, so it uses COPY rather than row inserts, and
 the 200,000 ``items`` rows (read-only for every endpoint) are loaded only when the table does not hold
@@ -20,7 +20,7 @@ import psycopg
 from psycopg import sql
 
 from bench import seed_sqlite
-from targets.schema import (
+from targets.common.schema import (
     CATEGORY_REPORT,
     DDL,
     FORTUNES,
@@ -36,9 +36,9 @@ from targets.schema import (
     items_checksum,
     world_values,
 )
-from targets.sqlite import is_sqlite
+from targets.common.sqlite import is_sqlite
 
-# The same sum as targets.schema.item_row_checksum, over the stored rows (numeric: no overflow).
+# The same sum as targets.common.schema.item_row_checksum, over the stored rows (numeric: no overflow).
 ITEMS_CHECKSUM = (
     "SELECT count(*), coalesce(sum(((id::bigint * 101 + category) * 100003 + price_cents) * 1000003"
     " + extract(epoch FROM created_at - %s)::bigint), 0) FROM items"
@@ -135,7 +135,7 @@ def probe_item(dsn: str) -> Iterator[ItemRow]:
 
 
 def stored_items_checksum(dsn: str) -> tuple[int, int]:
-    """(row count, checksum) of the rows in items, comparable with targets.schema.items_checksum()."""
+    """(row count, checksum) of the rows in items, comparable with targets.common.schema.items_checksum()."""
     if is_sqlite(dsn):
         return seed_sqlite.stored_items_checksum(dsn)
     with psycopg.connect(dsn) as conn:
@@ -145,7 +145,7 @@ def stored_items_checksum(dsn: str) -> tuple[int, int]:
 
 
 def set_search_index(dsn: str, enabled: bool) -> None:
-    """Create or drop targets.schema.SEARCH_INDEX, then ANALYZE items so the planner sees the change.
+    """Create or drop targets.common.schema.SEARCH_INDEX, then ANALYZE items so the planner sees the change.
 
     A no-op when the index is already in that state: the orchestrator calls this before every cell, and
     re-analyzing would only cost time (~0.1-0.3 s) and resample the statistics.
@@ -166,7 +166,7 @@ def set_search_index(dsn: str, enabled: bool) -> None:
 
 
 def search_index_enabled(dsn: str) -> bool:
-    """Whether targets.schema.SEARCH_INDEX exists (apply_schema creates it)."""
+    """Whether targets.common.schema.SEARCH_INDEX exists (apply_schema creates it)."""
     if is_sqlite(dsn):
         return seed_sqlite.search_index_enabled(dsn)
     with psycopg.connect(dsn) as conn:

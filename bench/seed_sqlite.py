@@ -14,8 +14,8 @@ from collections.abc import Iterable, Iterator
 from contextlib import closing, contextmanager
 from datetime import UTC, datetime
 
-from targets import sqlite
-from targets.schema import (
+from targets.common import sqlite
+from targets.common.schema import (
     FORTUNES,
     ITEMS_EPOCH,
     SEARCH_INDEX,
@@ -114,11 +114,11 @@ def stored_items_checksum(dsn: str) -> tuple[int, int]:
 
 
 def set_search_index(dsn: str, enabled: bool) -> None:
-    """Create or drop targets.schema.SEARCH_INDEX, then ANALYZE items; a no-op when already in that state."""
+    """Create or drop targets.common.schema.SEARCH_INDEX, then ANALYZE items; a no-op when already in that state."""
     if search_index_enabled(dsn) == enabled:
         return
     with closing(sqlite.connect(dsn)) as conn:
-        # The name is a constant (targets.schema), not input: DDL takes no parameters.
+        # The name is a constant (targets.common.schema), not input: DDL takes no parameters.
         conn.execute(sqlite.SEARCH_INDEX_DDL if enabled else f"DROP INDEX IF EXISTS {SEARCH_INDEX}")
         conn.execute("ANALYZE items")
 

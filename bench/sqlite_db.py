@@ -14,7 +14,7 @@ from contextlib import closing, contextmanager
 from pathlib import Path
 
 from bench.pg import Database
-from targets import sqlite
+from targets.common import sqlite
 
 KIND = "sqlite"
 FILE_NAME = "bench.db"

@@ -18,7 +18,7 @@ from bench.check.server_log import last_exception
 from bench.errors import BenchError
 from bench.net import LOOPBACK, free_port, port_in_use
 from bench.procs import Child, Supervisor
-from targets.settings import TargetSpec
+from targets.common.settings import TargetSpec
 
 START_TIMEOUT_S = 30.0
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -28,7 +28,7 @@ class TargetFailed(Exception):
     """The variant did not come up (or died); the cell or check is recorded as failed, the run goes on."""
 
 
-# What a target is told (DSN, pool size, instrumentation, cache, profiling): declared once in targets.settings,
+# What a target is told (DSN, pool size, instrumentation, cache, profiling): declared once in targets.common.settings,
 # written to the child's environment by its to_env() and read back by the variant's from_env().
 TargetConfig = TargetSpec
 # One worker: the variants compete on how they use one event loop (or one threadpool), and a second worker

@@ -6,7 +6,7 @@ One embedded PostgreSQL, seeded once (the /db scenario only reads). For each pai
 is started twice, once with DBBENCH_INSTRUMENT=1 and once with =0, and loaded with the same Locust
 scenario. The order inside a pair alternates (on/off, then off/on, ...), so a slow drift of the machine
 (another job, thermal) does not always penalise the same side. Each pair gives a ratio off/on; the
-median ratio and its loss (1 - on/off) are printed per variant. The budget is 5 % (targets.instrument).
+median ratio and its loss (1 - on/off) are printed per variant. The budget is 5 % (targets.common.instrument).
 
 Throughput on a shared 2-core machine moves by tens of percent between identical windows, far more
 than the hooks can cost, so the target's own CPU per request (read from the OS at the window's edges)

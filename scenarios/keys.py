@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from targets.schema import MAX_RANDOM_NUMBER, WORLD_ROWS
+from targets.common.schema import MAX_RANDOM_NUMBER, WORLD_ROWS
 
 HOT_SHARE = 0.80  # of reads ...
 HOT_IDS = WORLD_ROWS // 100  # ... go to 1 % of the ids (1..100): a skew a cache is built for

@@ -4,7 +4,7 @@ import random
 
 from locust import FastHttpUser, constant, task
 
-from targets.schema import ITEM_CATEGORIES, SEARCH_DEFAULT_LIMIT, SEARCH_MAX_PRICE
+from targets.common.schema import ITEM_CATEGORIES, SEARCH_DEFAULT_LIMIT, SEARCH_MAX_PRICE
 
 
 class SearchUser(FastHttpUser):

@@ -30,7 +30,7 @@ class UnknownVariant(ValueError):
 class Variant:
     name: str
     module: str  # e.g. "targets.pooled"
-    postgres_only: str = ""  # why it cannot run on SQLite; empty: it can (targets.sqlite)
+    postgres_only: str = ""  # why it cannot run on SQLite; empty: it can (targets.common.sqlite)
 
     @property
     def runs_on_sqlite(self) -> bool:

@@ -14,8 +14,8 @@ from sqlalchemy import QueuePool, Select, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import selectinload
 
-from targets import instrument
-from targets.contract import (
+from targets.common import instrument
+from targets.common.contract import (
     AsyncStore,
     AuthorBooks,
     FortuneRow,
@@ -26,7 +26,7 @@ from targets.contract import (
     WorldRow,
     build_async_app,
 )
-from targets.models import (
+from targets.common.models import (
     Author,
     Book,
     Fortune,
@@ -37,7 +37,7 @@ from targets.models import (
     report_row,
     search_query,
 )
-from targets.stats import Collector
+from targets.common.stats import Collector
 
 
 class AsyncOrmStore:

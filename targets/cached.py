@@ -16,8 +16,9 @@ import dataclasses
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
-from targets import async_orm, pooled, sqlite
-from targets.contract import (
+from targets import async_orm, pooled
+from targets.common import sqlite
+from targets.common.contract import (
     AsyncStore,
     AuthorBooks,
     FortuneRow,
@@ -28,8 +29,8 @@ from targets.contract import (
     WorldRow,
     build_async_app,
 )
-from targets.stats import Collector
-from targets.worldcache import CacheBackend, WorldCache, open_cache
+from targets.common.stats import Collector
+from targets.common.worldcache import CacheBackend, WorldCache, open_cache
 
 # WorldCache is re-exported: the memory backend's unit tests import it from here.
 __all__ = ["CachedStore", "WorldCache", "app", "open_store"]
@@ -37,7 +38,7 @@ __all__ = ["CachedStore", "WorldCache", "app", "open_store"]
 
 class CachedStore:
     """A cache in front of another store (composition): world reads and writes go through the cache's
-    rules (targets.worldcache), everything else straight to ``store``."""
+    rules (targets.common.worldcache), everything else straight to ``store``."""
 
     def __init__(self, store: AsyncStore, cache: CacheBackend) -> None:
         self.store = store

@@ -2,7 +2,7 @@
 Hypothesis: raw SQL with named parameters, but each query is wrapped in SQLAlchemy text(), compiled to
 asyncpg's $n form and each row wrapped in a Record on every call; that per-call layer is the gap to the
 raw asyncpg pool underneath it.
-On SQLite (`--db sqlite`) it runs on databases' aiosqlite backend, which has no pool (targets.databases_sqlite).
+On SQLite (`--db sqlite`) it runs on databases' aiosqlite backend, which has no pool (targets.common.databases_sqlite).
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from databases import Database
 from databases.interfaces import Record
 from sqlalchemy.sql import ClauseElement
 
-from targets import connargs, instrument, sqlite
-from targets.contract import (
+from targets.common import connargs, instrument, sqlite
+from targets.common.contract import (
     AsyncStore,
     AuthorBooks,
     FortuneRow,
@@ -29,7 +29,7 @@ from targets.contract import (
     batch_update_args,
     build_async_app,
 )
-from targets.stats import Collector
+from targets.common.stats import Collector
 
 SELECT_WORLD = "SELECT id, randomnumber FROM world WHERE id = :id"
 SELECT_FORTUNES = "SELECT id, message FROM fortune"
@@ -63,7 +63,7 @@ class Queries(Protocol):
 
 
 class DatabasesStore:
-    """The PostgreSQL store; the ``_`` methods are where SQLite differs (targets.databases_sqlite)."""
+    """The PostgreSQL store; the ``_`` methods are where SQLite differs (targets.common.databases_sqlite)."""
 
     def __init__(self, database: Database) -> None:
         self._database = database
@@ -164,7 +164,7 @@ async def _read_worlds(conn: Queries, ids: Sequence[int]) -> list[WorldRow]:
 async def open_store(settings: Settings, collector: Collector | None) -> AsyncIterator[AsyncStore]:
     if sqlite.is_sqlite(settings.dsn):
         # Imported here: the PostgreSQL variant never needs the SQLite store.
-        from targets import databases_sqlite
+        from targets.common import databases_sqlite
 
         async with databases_sqlite.open_store(settings, collector) as store:
             yield store

@@ -13,8 +13,9 @@ from contextlib import asynccontextmanager
 
 import asyncpg
 
-from targets import connargs, instrument, pooled
-from targets.contract import (
+from targets import pooled
+from targets.common import connargs, instrument
+from targets.common.contract import (
     AsyncStore,
     AuthorBooks,
     FortuneRow,
@@ -25,7 +26,7 @@ from targets.contract import (
     WorldRow,
     build_async_app,
 )
-from targets.stats import Collector
+from targets.common.stats import Collector
 
 
 class ConnectPerRequestStore:

@@ -10,8 +10,8 @@ from contextlib import asynccontextmanager
 
 import asyncpg
 
-from targets import connargs, instrument
-from targets.contract import (
+from targets.common import connargs, instrument
+from targets.common.contract import (
     AsyncStore,
     AuthorBooks,
     FortuneRow,
@@ -23,7 +23,7 @@ from targets.contract import (
     batch_update_args,
     build_async_app,
 )
-from targets.stats import Collector
+from targets.common.stats import Collector
 
 # asyncpg prepares each statement on first use and caches it per connection, so these are prepared
 # statements after the first request on each connection.

@@ -13,8 +13,8 @@ from contextlib import contextmanager
 from sqlalchemy import Engine, QueuePool, Select, create_engine, select, text
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
-from targets import instrument
-from targets.contract import (
+from targets.common import instrument
+from targets.common.contract import (
     AuthorBooks,
     FortuneRow,
     ItemRow,
@@ -25,7 +25,7 @@ from targets.contract import (
     WorldRow,
     build_sync_app,
 )
-from targets.models import (
+from targets.common.models import (
     Author,
     Fortune,
     World,
@@ -35,7 +35,7 @@ from targets.models import (
     report_row,
     search_query,
 )
-from targets.stats import Collector
+from targets.common.stats import Collector
 
 
 class OrmStore:

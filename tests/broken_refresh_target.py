@@ -13,7 +13,7 @@ from fastapi.responses import Response
 from fastapi.routing import APIRoute
 
 from targets import pooled
-from targets.contract import OrjsonResponse, build_async_app
+from targets.common.contract import OrjsonResponse, build_async_app
 
 app = build_async_app("broken_refresh", pooled.open_store)
 app.router.routes = [

@@ -9,7 +9,7 @@ Run like a real variant: ``uvicorn tests.broken_target:app`` with DBBENCH_DSN se
   /authors/lazy   books in insertion order, not sorted by id
   /authors/eager  really lazy: one books query per author (an N+1 the check must flag)
   /_bench/info  not JSON
-Instrumented like a real variant (targets.instrument), so the query counts above are measured.
+Instrumented like a real variant (targets.common.instrument), so the query counts above are measured.
 """
 
 from __future__ import annotations
@@ -21,8 +21,9 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 
-from targets import instrument, pooled
-from targets.contract import (
+from targets import pooled
+from targets.common import instrument
+from targets.common.contract import (
     OrjsonResponse,
     Settings,
     assign_new_values,
@@ -32,8 +33,8 @@ from targets.contract import (
     random_ids,
     world_json,
 )
-from targets.schema import ADDED_FORTUNE, MAX_RANDOM_NUMBER
-from targets.stats import Collector
+from targets.common.schema import ADDED_FORTUNE, MAX_RANDOM_NUMBER
+from targets.common.stats import Collector
 
 collector = Collector()
 

@@ -25,7 +25,7 @@ from bench.errors import BenchError
 from bench.net import free_port
 from bench.procs import Supervisor
 from bench.seed import apply_schema, seed, world_snapshot
-from targets.worldcache import KEY_PREFIX, TTL_SECONDS, CacheSettings, RedisBackend, open_redis
+from targets.common.worldcache import KEY_PREFIX, TTL_SECONDS, CacheSettings, RedisBackend, open_redis
 
 POOL_SIZE = 4
 RunTarget = Callable[[str, dict[str, str]], str]

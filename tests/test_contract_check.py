@@ -1,4 +1,4 @@
-"""bench.check reports each contract fault as one line; targets.contract's pure rules.
+"""bench.check reports each contract fault as one line; targets.common.contract's pure rules.
 
 Server tests use the fixtures described at the top of tests/test_targets.py (``pg_dsn``, ``run_target``).
 """
@@ -14,8 +14,8 @@ from bench.check.rules import authors_difference, authors_shape_fault, fortunes_
 from bench.check.server_log import ServerLog, last_exception
 from bench.check.variant import check_variant
 from bench.seed import apply_schema, seed, world_snapshot
-from targets.contract import assign_new_values, batch_update_args, parse_queries, render_fortunes
-from targets.schema import FORTUNES, seeded_authors_json
+from targets.common.contract import assign_new_values, batch_update_args, parse_queries, render_fortunes
+from targets.common.schema import FORTUNES, seeded_authors_json
 
 
 @pytest.mark.parametrize(

@@ -9,8 +9,8 @@ from sqlalchemy.engine import make_url
 
 from bench import dsn
 from bench.errors import BenchError
-from targets import connargs
-from targets.models import engine_choice
+from targets.common import connargs
+from targets.common.models import engine_choice
 
 SECRET = "Sup3rS3cret"
 

@@ -18,7 +18,7 @@ from bench import pg, seed
 from bench.procs import Supervisor
 from bench.target import PROJECT_ROOT, TargetFailed, serve
 from targets import VARIANTS
-from targets.settings import TargetSpec
+from targets.common.settings import TargetSpec
 
 SECRET = "Fie1d-Pa55word"  # trust auth on the embedded server: sent or not, it must never be shown
 

@@ -37,7 +37,7 @@ from reports.summary import Row
 
 def _refresh_server(lag_reads: int) -> httpx.MockTransport:
     """A dbbench-like server whose view shows the refresh at once but whose ``completed`` counter moves only
-    after ``lag_reads`` more reads of /_bench/info (targets/refresh.py counts after the call returns)."""
+    after ``lag_reads`` more reads of /_bench/info (targets/common/refresh.py counts after the call returns)."""
     state = {"posted": False, "reads_after": 0}
 
     def handle(request: httpx.Request) -> httpx.Response:

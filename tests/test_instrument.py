@@ -18,9 +18,9 @@ import pytest
 
 from bench.seed import apply_schema, seed
 from targets import VARIANTS, Variant
-from targets.fingerprint import fingerprint
-from targets.instrument import enabled
-from targets.stats import Collector, RequestScope, bucket_us, jsonable_params, statement_key
+from targets.common.fingerprint import fingerprint
+from targets.common.instrument import enabled
+from targets.common.stats import Collector, RequestScope, bucket_us, jsonable_params, statement_key
 
 RunTarget = Callable[[str, dict[str, str]], str]
 
@@ -175,7 +175,7 @@ def test_collector_aggregates_by_fingerprint_and_endpoint() -> None:
     }
 
 
-# --- which hook sees asyncpg (the evidence for targets.instrument's choice) ----------------------------
+# --- which hook sees asyncpg (the evidence for targets.common.instrument's choice) ----------------------------
 
 
 def test_asyncpg_query_logger_sees_our_calls_but_not_prepared_statements(pg_dsn: str) -> None:

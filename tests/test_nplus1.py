@@ -17,8 +17,8 @@ import pytest
 from bench.seed import apply_schema, seed
 from scenarios import SCENARIOS
 from targets import VARIANTS, Variant
-from targets.contract import parse_limit
-from targets.schema import AUTHOR_ROWS, MAX_BOOKS_PER_AUTHOR, author_rows, book_rows, seeded_authors_json
+from targets.common.contract import parse_limit
+from targets.common.schema import AUTHOR_ROWS, MAX_BOOKS_PER_AUTHOR, author_rows, book_rows, seeded_authors_json
 
 RunTarget = Callable[[str, dict[str, str]], str]
 

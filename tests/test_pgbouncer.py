@@ -24,7 +24,7 @@ from bench import pg
 from bench.net import LOOPBACK, free_port
 from bench.procs import Supervisor
 from bench.target import PROJECT_ROOT
-from targets import connargs
+from targets.common import connargs
 
 SECRET = "B0uncer-Pa55word"  # auth_type = trust: never checked, and it must never be shown either
 RUNS = 3

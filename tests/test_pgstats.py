@@ -156,7 +156,7 @@ def test_capture_top_explains_uses_samples_by_fingerprint(dsn: str) -> None:
     run_lookups(dsn, 10)
     stats = snapshot(dsn)
     # The target's instrumentation keys samples by its own text; the fingerprint joins the two.
-    # targets/fingerprint.py keeps case and puts "?" for values: that form joins too.
+    # targets/common/fingerprint.py keeps case and puts "?" for values: that form joins too.
     samples = {"SELECT id, randomnumber FROM world WHERE id = ?": [7]}
     results = capture_top_explains(dsn, stats, samples, top=1)
     assert len(results) == 1
@@ -173,7 +173,7 @@ def test_capture_top_explains_uses_samples_by_fingerprint(dsn: str) -> None:
         "select id, randomnumber from world where id = 42",
         "select  id,randomnumber\n  FROM world WHERE id=%(id)s; -- trailing comment",
         "/* sqlcommenter */ SELECT id, randomnumber FROM world WHERE id = -7",
-        "SELECT id, randomnumber FROM world WHERE id = -?",  # targets/fingerprint.py's form of "id = -7"
+        "SELECT id, randomnumber FROM world WHERE id = -?",  # targets/common/fingerprint.py's form of "id = -7"
     ],
 )
 def test_fingerprint_joins_server_and_driver_text(query: str) -> None:
@@ -191,7 +191,7 @@ def test_fingerprint_details() -> None:
     assert fingerprint(UPDATE_WORLDS) == (
         "update world set randomnumber = u.r from unnest(?::int[], ?::int[]) as u(id, r) where world.id = u.id"
     )
-    # IN-lists of any length are one shape, as in the targets' own fingerprints (targets/fingerprint.py).
+    # IN-lists of any length are one shape, as in the targets' own fingerprints (targets/common/fingerprint.py).
     assert fingerprint("SELECT 1 WHERE x IN ($1, $2, $3)") == fingerprint("SELECT 1 WHERE x IN (:a::INTEGER)")
     assert fingerprint("SELECT 1 WHERE x IN (1, 2, 3)") == "select ? where x in (?)"
 

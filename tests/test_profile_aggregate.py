@@ -1,14 +1,14 @@
-"""Pure logic of the profile aggregation (targets.profiling.aggregate): the call tree survives, the bulk goes."""
+"""Pure logic of the profile aggregation (targets.common.profiling.aggregate): the call tree survives, the bulk goes."""
 
 from __future__ import annotations
 
 from pyinstrument.renderers import SpeedscopeRenderer
 from pyinstrument.session import Session
 
-from targets.profiling import aggregate
+from targets.common.profiling import aggregate
 
 ROOT = ["MainThread\x00<thread>\x001", "run\x00/x/asyncio/runners.py\x0086"]
-ROUTE = [*ROOT, "db\x00/app/targets/contract.py\x00267"]
+ROUTE = [*ROOT, "db\x00/app/targets/common/contract.py\x00267"]
 DRIVER = [*ROUTE, "fetchrow\x00/venv/asyncpg/connection.py\x00746"]
 OTHER = [*ROOT, "send\x00/venv/uvicorn/protocols/http/httptools_impl.py\x00463"]
 
@@ -47,4 +47,4 @@ def test_speedscope_of_an_aggregate_shows_the_driver_frame() -> None:
     # Concatenated, 300 interleaved requests make 300 sibling subtrees of < 1 % each: the renderer's
     # threshold drops them all. Aggregated, the driver's frame is one node with 5/9 of the time.
     text = SpeedscopeRenderer().render(aggregate([request(100.0 + i) for i in range(300)]))
-    assert "/venv/asyncpg/connection.py" in text and "/app/targets/contract.py" in text
+    assert "/venv/asyncpg/connection.py" in text and "/app/targets/common/contract.py" in text

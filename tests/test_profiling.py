@@ -24,7 +24,7 @@ from bench.procs import Supervisor
 from bench.seed import apply_schema, seed
 from bench.target import PROJECT_ROOT, uvicorn_argv
 from targets import VARIANTS
-from targets.profiling import FILENAME
+from targets.common.profiling import FILENAME
 
 pytestmark = pytest.mark.e2e  # starts real processes: the slow tier
 
@@ -107,7 +107,7 @@ def test_profile_holds_every_request_and_the_driver(
     files = file_paths(session)
     for driver in DRIVER_FILES[variant]:
         assert any(driver in f for f in files), (driver, sorted(files)[:40])
-    assert any(f.endswith("targets/contract.py") for f in files)  # the routes themselves were sampled
+    assert any(f.endswith("targets/common/contract.py") for f in files)  # the routes themselves were sampled
 
     # What a person opens: the speedscope file holds the request's frames (the driver's among them), not
     # the single "run" frame left when interleaved requests fragmented the tree; both files stay small.

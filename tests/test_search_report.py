@@ -27,7 +27,7 @@ from bench.seed import (
     stored_items_checksum,
 )
 from targets import VARIANTS
-from targets.data_rules import (
+from targets.common.data_rules import (
     NEW_NUMBER_RULE,
     Rejected,
     iso_utc,
@@ -37,8 +37,8 @@ from targets.data_rules import (
     parse_search_limit,
     parse_world_id,
 )
-from targets.refresh import RefreshCoordinator
-from targets.schema import ITEM_CATEGORIES, ITEM_ROWS, SEARCH_INDEX, SEARCH_MAX_PRICE, items_checksum
+from targets.common.refresh import RefreshCoordinator
+from targets.common.schema import ITEM_CATEGORIES, ITEM_ROWS, SEARCH_INDEX, SEARCH_MAX_PRICE, items_checksum
 
 POOL_SIZE = 4
 SEARCH_SQL = (

@@ -17,9 +17,10 @@ import pytest
 
 from bench import results, seed
 from bench.check.expected import expected_report_row, seeded_items
-from targets import VARIANTS, sqlite
-from targets.data_rules import report_json
-from targets.schema import ITEM_ROWS, ITEMS_EPOCH, SEARCH_INDEX, items_checksum, seeded_world
+from targets import VARIANTS
+from targets.common import sqlite
+from targets.common.data_rules import report_json
+from targets.common.schema import ITEM_ROWS, ITEMS_EPOCH, SEARCH_INDEX, items_checksum, seeded_world
 
 pytestmark = pytest.mark.e2e  # starts real processes: the slow tier
 

@@ -1,12 +1,12 @@
-"""The target spec (targets.settings) and what bench.target quotes from a variant's log (fast tier)."""
+"""The target spec (targets.common.settings) and what bench.target quotes from a variant's log (fast tier)."""
 
 from __future__ import annotations
 
 import pytest
 
 from bench.target import exception_in
-from targets import instrument, profiling, settings
-from targets.settings import CacheSpec, TargetSpec
+from targets.common import instrument, profiling, settings
+from targets.common.settings import CacheSpec, TargetSpec
 
 # The field's log (async_orm, --dsn ...?sslmode=disable): uvicorn's last line said nothing.
 UVICORN_STARTUP_FAILURE = """\

@@ -27,8 +27,8 @@ from bench.check.variant import check_variant
 from bench.seed import apply_schema, seed, world_snapshot
 from targets import VARIANTS, UnknownVariant, Variant
 from targets.cached import WorldCache
-from targets.contract import Settings
-from targets.schema import FORTUNES, seeded_world
+from targets.common.contract import Settings
+from targets.common.schema import FORTUNES, seeded_world
 
 POOL_SIZE = 4
 PROJECT_ROOT = Path(__file__).resolve().parents[1]

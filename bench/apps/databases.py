@@ -20,7 +20,7 @@ from psycopg import sql
 
 from bench import dsn as dsnlib
 from bench.errors import BenchError
-from targets import connargs
+from targets.common import connargs
 
 # How the URL an app gets is spelled, per driver: SQLAlchemy picks its dialect from the "+driver" part.
 SCHEMES = {"libpq": "postgresql", "asyncpg": "postgresql+asyncpg", "psycopg": "postgresql+psycopg"}

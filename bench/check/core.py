@@ -24,7 +24,7 @@ from bench.check.rules import (
 )
 from bench.check.session import Session
 from bench.seed import world_snapshot
-from targets.schema import ADDED_FORTUNE, seeded_authors_json, seeded_world
+from targets.common.schema import ADDED_FORTUNE, seeded_authors_json, seeded_world
 
 DB_REQUESTS = 10
 # (value sent as ?queries=, None for no parameter) -> number of objects the contract requires.

@@ -26,8 +26,8 @@ from bench.check.rules import (
 )
 from bench.check.session import Session
 from bench.seed import probe_item, world_snapshot
-from targets.data_rules import NEW_NUMBER_RULE, WORLD_NOT_FOUND
-from targets.schema import (
+from targets.common.data_rules import NEW_NUMBER_RULE, WORLD_NOT_FOUND
+from targets.common.schema import (
     ITEM_CATEGORIES,
     ITEMS_EPOCH,
     MAX_PRICE_CENTS,

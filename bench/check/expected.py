@@ -1,4 +1,4 @@
-"""Right answers computed from targets.schema's generator, independently of the targets' own code.
+"""Right answers computed from targets.common.schema's generator, independently of the targets' own code.
 
 Used only against a database dbbench seeded: there /fortunes, /authors/*, /search and /report must match
 these byte for byte.
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from targets.schema import ADDED_FORTUNE, FORTUNES, ITEMS_EPOCH, item_offsets
+from targets.common.schema import ADDED_FORTUNE, FORTUNES, ITEMS_EPOCH, item_offsets
 
 # The categories whose rows the check keeps from the 200,000 items (the search cases use only these).
 KEPT_CATEGORIES = (1, 42, 100)
@@ -31,7 +31,7 @@ class Seeded:
 
 
 def expected_fortunes_html() -> str:
-    """The /fortunes page, written out independently of targets.contract's renderer."""
+    """The /fortunes page, written out independently of targets.common.contract's renderer."""
     rows = sorted([*FORTUNES, ADDED_FORTUNE], key=lambda row: row[1])
     cells = "".join(f"<tr><td>{i}</td><td>{html.escape(message)}</td></tr>" for i, message in rows)
     return (

@@ -12,7 +12,7 @@ import json
 import re
 from typing import Any
 
-from targets.schema import ADDED_FORTUNE, ITEM_CATEGORIES, MAX_RANDOM_NUMBER, WORLD_ROWS
+from targets.common.schema import ADDED_FORTUNE, ITEM_CATEGORIES, MAX_RANDOM_NUMBER, WORLD_ROWS
 
 SEARCH_KEYS = ("id", "category", "priceCents", "createdAt")
 REPORT_KEYS = (

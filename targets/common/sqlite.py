@@ -24,7 +24,7 @@ import sqlite3
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from targets.schema import SEARCH_INDEX, TABLES_DDL
+from targets.common.schema import SEARCH_INDEX, TABLES_DDL
 
 SCHEME = "sqlite"
 # Seconds a connection waits for another's write lock before SQLITE_BUSY: concurrent /updates queue here
@@ -56,7 +56,7 @@ SEARCH_INDEX_DDL = (
     f"CREATE INDEX IF NOT EXISTS {SEARCH_INDEX} ON items (category, created_at DESC, id DESC, price_cents)"
 )
 
-# The view's definition (targets.schema.DDL) in SQLite: percentile_disc(f) is the price at 1-based position
+# The view's definition (targets.common.schema.DDL) in SQLite: percentile_disc(f) is the price at 1-based position
 # ceil(f * n) in the category's price order, i.e. (n + 1) / 2 and (9n + 9) / 10 in integer arithmetic; the
 # smallest price at or past that position is exactly that one. Integer sum / count is the floor mean.
 REFRESH_REPORT: tuple[str, ...] = (

@@ -57,7 +57,7 @@ class TargetSpec:
     """A target's whole configuration.
 
     ``dsn``: the database as its user wrote it (libpq URL or key=value; each driver gets its own form from
-    targets.connargs), or a ``sqlite:`` URL. ``pool_size``: connections per pool (the cap on simultaneous
+    targets.common.connargs), or a ``sqlite:`` URL. ``pool_size``: connections per pool (the cap on simultaneous
     connections for nopool). ``instrument``: statement hooks on/off, None = the variant's default.
     ``profile_dir``: where a profiling pass saves its pyinstrument session; None = no profiler.
     """

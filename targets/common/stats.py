@@ -24,7 +24,7 @@ from typing import Any
 
 from hdrh.histogram import HdrHistogram
 
-from targets.fingerprint import fingerprint
+from targets.common.fingerprint import fingerprint
 
 _LOWEST_US = 1
 _HIGHEST_US = 60_000_000

@@ -3,7 +3,7 @@
 A variant implements an ``AsyncStore`` (or ``SyncStore`` for the threadpool variant) in its own idiom and
 hands ``build_async_app`` / ``build_sync_app`` a context manager that opens and closes it; routes, query
 parameter rules, JSON/HTML rendering and the /updates value rules live here, once. So do the per-id world
-routes (over ``read_worlds``/``update_worlds``) and the coalescing of POST /refresh-views (targets.refresh).
+routes (over ``read_worlds``/``update_worlds``) and the coalescing of POST /refresh-views (targets.common.refresh).
 """
 
 from __future__ import annotations
@@ -23,8 +23,9 @@ import orjson
 from fastapi import BackgroundTasks, Depends, FastAPI, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
-from targets import IDENTITY_HEADER, instrument, profiling
-from targets.data_rules import (
+from targets import IDENTITY_HEADER
+from targets.common import instrument, profiling
+from targets.common.data_rules import (
     REFRESH_ACCEPTED,
     WORLD_NOT_FOUND,
     Rejected,
@@ -36,16 +37,16 @@ from targets.data_rules import (
     parse_world_id,
     report_json,
 )
-from targets.refresh import RefreshCoordinator
-from targets.schema import ADDED_FORTUNE, AUTHOR_ROWS, MAX_RANDOM_NUMBER, WORLD_ROWS
+from targets.common.refresh import RefreshCoordinator
+from targets.common.schema import ADDED_FORTUNE, AUTHOR_ROWS, MAX_RANDOM_NUMBER, WORLD_ROWS
 
 # Re-exported ("as" form, for mypy): variants import every row type from here.
-from targets.schema import ItemRow as ItemRow
-from targets.schema import ReportRow as ReportRow
-from targets.settings import TargetSpec
-from targets.stats import Collector
+from targets.common.schema import ItemRow as ItemRow
+from targets.common.schema import ReportRow as ReportRow
+from targets.common.settings import TargetSpec
+from targets.common.stats import Collector
 
-# What a variant's store is opened with (targets.settings): read when the app starts, not at import.
+# What a variant's store is opened with (targets.common.settings): read when the app starts, not at import.
 Settings = TargetSpec
 
 MAX_QUERIES = 500
@@ -479,6 +480,6 @@ def _info_payload(
         # False: this variant's hooks cost more than benchmarks/overhead.py's 5 % budget, so they run only
         # with DBBENCH_INSTRUMENT=1.
         "instrumented_by_default": instrument_by_default,
-        # Cumulative POST /refresh-views bookkeeping (targets.refresh): counts and each refresh's duration.
+        # Cumulative POST /refresh-views bookkeeping (targets.common.refresh): counts and each refresh's duration.
         "refresh": refresher.snapshot(),
     }

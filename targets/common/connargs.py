@@ -1,6 +1,6 @@
 """One PostgreSQL DSN, as each variant's driver takes it.
 
-A run hands every variant the DSN its user wrote (``targets.settings``): a libpq URL (``postgresql://``,
+A run hands every variant the DSN its user wrote (``targets.common.settings``): a libpq URL (``postgresql://``,
 ``postgres://``, SQLAlchemy's ``postgresql+asyncpg://``...) or a libpq ``key=value`` string. What it means is
 libpq's business, so libpq parses it: ``psycopg.conninfo.conninfo_to_dict`` is libpq's own
 ``PQconninfoParse`` (percent-decoding, ``%2F`` socket hosts, ``?host=/dir``, ``?password=``, quoting).

@@ -18,7 +18,7 @@ Which hook sees each driver (probed 2026-11 with asyncpg 0.32, SQLAlchemy 2.1, d
   store runs. The logger is invoked through ``loop.call_soon``, which copies the caller's context, so
   the request contextvar is still visible when it runs. It carries no row count: ``rows`` is null.
 
-Transaction control, asyncpg's pool reset and its type introspection are dropped (see targets.stats).
+Transaction control, asyncpg's pool reset and its type introspection are dropped (see targets.common.stats).
 A statement counts only inside a request (the middleware's contextvar is set): start-up queries, /health
 and /_bench/* are not workload. Enabled unless DBBENCH_INSTRUMENT=0; a variant whose hooks cost more
 than 5 % makes them opt-in (DBBENCH_INSTRUMENT=1) and says so in /_bench/info.
@@ -36,8 +36,8 @@ from fastapi import FastAPI
 from fastapi.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from targets import settings
-from targets.stats import Collector, RequestScope
+from targets.common import settings
+from targets.common.stats import Collector, RequestScope
 
 SKIPPED_PREFIXES = ("/_bench/", "/health")
 
@@ -46,7 +46,7 @@ current_request: ContextVar[RequestScope | None] = ContextVar("dbbench_request",
 
 
 def enabled(on_by_default: bool, environ: Mapping[str, str] = os.environ) -> bool:
-    """DBBENCH_INSTRUMENT=0 turns hooks off, =1 on; unset means the variant's default (targets.settings)."""
+    """DBBENCH_INSTRUMENT=0 turns hooks off, =1 on; unset means the variant's default (targets.common.settings)."""
     switch = settings.instrument_from_env(environ)
     return on_by_default if switch is None else switch
 
@@ -97,7 +97,7 @@ class StatsMiddleware:
 def add_stats_routes(app: FastAPI, collector: Collector | None) -> None:
     """GET /_bench/stats and POST /_bench/stats/reset; served (as not instrumented) even with hooks off."""
     # Imported here: contract imports this module, and the response class lives there.
-    from targets.contract import OrjsonResponse
+    from targets.common.contract import OrjsonResponse
 
     idle = Collector()
 

@@ -15,7 +15,7 @@ SEED = 20_241_124
 
 CATEGORY_REPORT = "category_report"  # the materialized view created in DDL
 
-# The tables both dialects share, written in the SQL PostgreSQL and SQLite both accept (targets.sqlite
+# The tables both dialects share, written in the SQL PostgreSQL and SQLite both accept (targets.common.sqlite
 # adds its own report table and triggers after these).
 TABLES_DDL: tuple[str, ...] = (
     "CREATE TABLE IF NOT EXISTS world (id integer PRIMARY KEY, randomnumber integer NOT NULL)",

@@ -1,4 +1,4 @@
-"""SQLAlchemy ORM mapping of targets.schema's tables, shared by the sync and async ORM variants, with the
+"""SQLAlchemy ORM mapping of targets.common.schema's tables, shared by the sync and async ORM variants, with the
 queries both build the same way."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from sqlalchemy import ForeignKey, Select, String, select
 from sqlalchemy.ext.asyncio import AsyncAttrs
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from targets import connargs, sqlite
-from targets.schema import ItemRow, ReportRow
+from targets.common import connargs, sqlite
+from targets.common.schema import ItemRow, ReportRow
 
 # The ORM has no REFRESH construct: the variants send this through text() in a session transaction
 # (REFRESH ... CONCURRENTLY may run inside a transaction block) and commit.
@@ -114,7 +114,7 @@ def report_row(row: CategoryReport) -> ReportRow:
     )
 
 
-# The connection itself travels in connect_args, in the driver's own terms (targets.connargs): SQLAlchemy
+# The connection itself travels in connect_args, in the driver's own terms (targets.common.connargs): SQLAlchemy
 # would pass a URL's libpq query parameters to asyncpg as keyword arguments (sslmode → TypeError).
 POSTGRES_CONNECT_ARGS: dict[str, Callable[[str], dict[str, Any]]] = {
     "psycopg": connargs.psycopg_args,
@@ -134,7 +134,7 @@ class EngineChoice:
 
 def engine_choice(dsn: str, postgres_driver: str, sqlite_driver: str) -> EngineChoice:
     """PostgreSQL through ``postgres_driver``, or a SQLite file (``sqlite:`` URL) through ``sqlite_driver``
-    with targets.sqlite's connection settings. The pool is SQLAlchemy's QueuePool either way."""
+    with targets.common.sqlite's connection settings. The pool is SQLAlchemy's QueuePool either way."""
     if sqlite.is_sqlite(dsn):
         return EngineChoice(
             sqlite.engine_url(dsn, sqlite_driver), sqlite_driver, sqlite.REFRESH_REPORT, dict(sqlite.CONNECT_ARGS)

@@ -1,5 +1,5 @@
 """Rules and rendering for the data endpoints (/search, /report, /refresh-views, /worlds/{id}), shared by
-every variant through targets.contract: one parse rule and one JSON shape each, so bodies are byte-identical.
+every variant through targets.common.contract: one parse rule and one JSON shape each, so bodies are byte-identical.
 
 Query parameters follow parse_queries' TechEmpower manner: a missing or non-integer value gets a documented
 default and out-of-range values are clamped, never a 422.
@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from targets.schema import (
+from targets.common.schema import (
     ITEM_CATEGORIES,
     MAX_PRICE_CENTS,
     MAX_RANDOM_NUMBER,

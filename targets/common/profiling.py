@@ -19,7 +19,7 @@ from typing import Any, ParamSpec, TypeVar
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from targets import settings
+from targets.common import settings
 
 FILENAME = "profile.pyisession"
 # pyinstrument's default 1 ms interval would miss most of a ~0.3 ms /db request entirely; 0.2 ms gives

@@ -25,10 +25,10 @@ from databases.interfaces import Record
 from sqlalchemy import bindparam, text
 from sqlalchemy.sql import ClauseElement
 
-from targets import instrument, sqlite
-from targets.contract import AsyncStore, Settings, StoreInfo
+from targets.common import instrument, sqlite
+from targets.common.contract import AsyncStore, Settings, StoreInfo
+from targets.common.stats import Collector
 from targets.encode_databases import DatabasesStore, Queries
-from targets.stats import Collector
 
 # SQLite has no arrays: the IN list is expanded to one placeholder per author when the query is compiled.
 SELECT_BOOKS_OF_AUTHORS = "SELECT author_id, id, title FROM book WHERE author_id IN :ids ORDER BY id"
@@ -105,11 +105,11 @@ class SqliteDatabasesStore(DatabasesStore):
         return await conn.fetch_all(query)
 
     def _timestamp(self, value: Any) -> datetime:
-        # Stored as text (targets.sqlite); the raw backend returns it as it is stored.
+        # Stored as text (targets.common.sqlite); the raw backend returns it as it is stored.
         return datetime.fromisoformat(value)
 
     async def refresh_views(self) -> None:
-        # The report is a table rebuilt in one transaction (targets.sqlite.REFRESH_REPORT); readers see the old
+        # The report is a table rebuilt in one transaction (targets.common.sqlite.REFRESH_REPORT); readers see the old
         # rows until the commit. Its own connection, like any request.
         async with self._connection() as conn:
             assert isinstance(conn, TimedConnection)  # what _connection hands out

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from targets.settings import REDIS_URL, CacheSpec
+from targets.common.settings import REDIS_URL, CacheSpec
 
 # The endpoints whose reads the cache may answer without a query; the contract check accepts fewer
 # queries than TechEmpower's one-per-row there, and only there (/updates always reads the database).
@@ -33,7 +33,7 @@ _SCAN_BATCH = 1000
 _REDIS_TIMEOUT = 10.0
 
 
-# Which cache backs the variant: declared with the rest of a target's settings (targets.settings).
+# Which cache backs the variant: declared with the rest of a target's settings (targets.common.settings).
 CacheSettings = CacheSpec
 
 
