@@ -14,10 +14,9 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import AsyncIterator, Mapping, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import asynccontextmanager
 
 from targets import async_orm, pooled
-from targets.common import sqlite
 from targets.common.contract import (
     AsyncStore,
     AuthorBooks,
@@ -30,6 +29,7 @@ from targets.common.contract import (
     build_async_app,
 )
 from targets.common.stats import Collector
+from targets.common.stores import per_database
 from targets.common.worldcache import CacheBackend, WorldCache, open_cache
 
 # WorldCache is re-exported: the memory backend's unit tests import it from here.
@@ -83,11 +83,8 @@ class CachedStore:
         return dataclasses.replace(self.store.info(), cache=self.cache.stats())
 
 
-def _open_inner(settings: Settings, collector: Collector | None) -> AbstractAsyncContextManager[AsyncStore]:
-    """The raw asyncpg pool on PostgreSQL; on SQLite, which asyncpg cannot reach, async_orm's store."""
-    if sqlite.is_sqlite(settings.dsn):
-        return async_orm.open_store(settings, collector)
-    return pooled.open_store(settings, collector)
+# The raw asyncpg pool on PostgreSQL; on SQLite, which asyncpg cannot reach, async_orm's store.
+_open_inner = per_database(postgres=pooled.open_store, sqlite=async_orm.open_store)
 
 
 @asynccontextmanager

@@ -19,7 +19,6 @@ from operator import itemgetter
 from typing import Annotated, Any, Protocol
 
 import anyio.to_thread
-import orjson
 from fastapi import BackgroundTasks, Depends, FastAPI, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
@@ -38,6 +37,9 @@ from targets.common.data_rules import (
     report_json,
 )
 from targets.common.refresh import RefreshCoordinator
+
+# Re-exported: variants and test targets build responses with it.
+from targets.common.responses import OrjsonResponse as OrjsonResponse
 from targets.common.schema import ADDED_FORTUNE, AUTHOR_ROWS, MAX_RANDOM_NUMBER, WORLD_ROWS
 
 # Re-exported ("as" form, for mypy): variants import every row type from here.
@@ -167,15 +169,6 @@ def render_fortunes(stored: Iterable[FortuneRow]) -> str:
     rows.sort(key=itemgetter(1))
     body = "".join(f"<tr><td>{i}</td><td>{html.escape(message)}</td></tr>" for i, message in rows)
     return _FORTUNES_HEAD + body + _FORTUNES_TAIL
-
-
-class OrjsonResponse(Response):
-    """One JSON encoder for every variant, so bodies are byte-identical and encoding costs the same."""
-
-    media_type = "application/json"
-
-    def render(self, content: Any) -> bytes:
-        return orjson.dumps(content)
 
 
 def world_json(rows: Iterable[WorldRow]) -> list[dict[str, int]]:

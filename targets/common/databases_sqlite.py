@@ -27,8 +27,8 @@ from sqlalchemy.sql import ClauseElement
 
 from targets.common import instrument, sqlite
 from targets.common.contract import AsyncStore, Settings, StoreInfo
+from targets.common.databases_store import DatabasesStore, Queries
 from targets.common.stats import Collector
-from targets.encode_databases import DatabasesStore, Queries
 
 # SQLite has no arrays: the IN list is expanded to one placeholder per author when the query is compiled.
 SELECT_BOOKS_OF_AUTHORS = "SELECT author_id, id, title FROM book WHERE author_id IN :ids ORDER BY id"

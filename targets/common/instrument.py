@@ -37,6 +37,7 @@ from fastapi.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from targets.common import settings
+from targets.common.responses import OrjsonResponse
 from targets.common.stats import Collector, RequestScope
 
 SKIPPED_PREFIXES = ("/_bench/", "/health")
@@ -96,9 +97,6 @@ class StatsMiddleware:
 
 def add_stats_routes(app: FastAPI, collector: Collector | None) -> None:
     """GET /_bench/stats and POST /_bench/stats/reset; served (as not instrumented) even with hooks off."""
-    # Imported here: contract imports this module, and the response class lives there.
-    from targets.common.contract import OrjsonResponse
-
     idle = Collector()
 
     @app.get("/_bench/stats")
