@@ -93,7 +93,4 @@ async def open_store(settings: Settings, collector: Collector | None) -> AsyncIt
         yield CachedStore(store, cache)
 
 
-# Statement timing is opt-in here (DBBENCH_INSTRUMENT=1, `bench run --instrument`): asyncpg's query
-# logger costs this variant's cheap requests more than the 5 % budget in target CPU per request
-# (benchmarks/overhead.py on a 2-core box: pooled +7/+17/+20 %, databases +10 % median, cached +6 %).
-app = build_async_app("cached", open_store, instrument_by_default=False)
+app = build_async_app("cached", open_store)

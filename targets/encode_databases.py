@@ -13,7 +13,8 @@ from typing import Any
 
 from databases import Database
 
-from targets.common import connargs, databases_sqlite, instrument
+from targets.common import connargs, databases_sqlite
+from targets.common.asyncpg_timing import timed_connection_class
 from targets.common.contract import AsyncStore, Settings, build_async_app
 from targets.common.databases_store import DatabasesStore
 from targets.common.stats import Collector
@@ -24,14 +25,14 @@ from targets.common.stores import per_database
 async def open_postgres(settings: Settings, collector: Collector | None) -> AsyncIterator[AsyncStore]:
     """databases on its asyncpg backend, with a pool sized and kept open as the pooled variant's."""
     # Extra keyword arguments go straight to asyncpg.create_pool: the same pool setup as the pooled variant,
-    # including init=, through which asyncpg's query logger is registered (databases has no hook).
+    # including connection_class=, whose query methods time each statement (databases has no hook).
     pool_options: dict[str, Any] = {
         "min_size": settings.pool_size,
         "max_size": settings.pool_size,
         "max_inactive_connection_lifetime": 0,
     }
     if collector is not None:
-        pool_options["init"] = instrument.asyncpg_init(collector, "pool init= via databases")
+        pool_options["connection_class"] = timed_connection_class(collector, "pool via databases")
     # The URL only picks databases' asyncpg backend; the connection itself is described by asyncpg's own
     # arguments, which databases forwards to create_pool (it would misread socket hosts and libpq options).
     # databases first fills host, port, user, password and database from its URL (here all empty, and
@@ -49,7 +50,4 @@ async def open_postgres(settings: Settings, collector: Collector | None) -> Asyn
 open_store = per_database(postgres=open_postgres, sqlite=databases_sqlite.open_store)
 
 
-# Statement timing is opt-in here (DBBENCH_INSTRUMENT=1, `bench run --instrument`): asyncpg's query
-# logger costs this variant's cheap requests more than the 5 % budget in target CPU per request
-# (benchmarks/overhead.py on a 2-core box: pooled +7/+17/+20 %, databases +10 % median, cached +6 %).
-app = build_async_app("databases", open_store, instrument_by_default=False)
+app = build_async_app("databases", open_store)

@@ -14,7 +14,8 @@ from contextlib import asynccontextmanager
 import asyncpg
 
 from targets import pooled
-from targets.common import connargs, instrument
+from targets.common import connargs
+from targets.common.asyncpg_timing import timed_connection_class
 from targets.common.contract import (
     AsyncStore,
     AuthorBooks,
@@ -34,17 +35,15 @@ class ConnectPerRequestStore:
         self._connect_args = connargs.asyncpg_args(dsn)
         self._max_connections = max_connections
         self._slots = asyncio.Semaphore(max_connections)
-        # asyncpg.connect() has no init=: the same logger is added to each new connection instead.
-        self._log = None if collector is None else instrument.asyncpg_logger(collector)
-        if collector is not None:
-            collector.hook = "asyncpg query logger (per connection)"
+        # The same timed connection class as the pooled variant's, handed to every asyncpg.connect().
+        self._connection_class = (
+            asyncpg.Connection if collector is None else timed_connection_class(collector, "per connection")
+        )
 
     @asynccontextmanager
     async def _connect(self) -> AsyncIterator[asyncpg.Connection]:
         async with self._slots:
-            conn = await asyncpg.connect(**self._connect_args)
-            if self._log is not None:
-                conn.add_query_logger(self._log)
+            conn = await asyncpg.connect(**self._connect_args, connection_class=self._connection_class)
             try:
                 yield conn
             finally:

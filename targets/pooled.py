@@ -10,7 +10,8 @@ from contextlib import asynccontextmanager
 
 import asyncpg
 
-from targets.common import connargs, instrument
+from targets.common import connargs
+from targets.common.asyncpg_timing import timed_connection_class
 from targets.common.contract import (
     AsyncStore,
     AuthorBooks,
@@ -148,7 +149,8 @@ async def open_pool(settings: Settings, collector: Collector | None) -> AsyncIte
         max_size=settings.pool_size,
         # The default (300 s) closes idle connections, which would then reconnect inside a measurement.
         max_inactive_connection_lifetime=0,
-        init=None if collector is None else instrument.asyncpg_init(collector, "pool init="),
+        # Statement timing at the connection's query methods (targets.common.asyncpg_timing).
+        connection_class=asyncpg.Connection if collector is None else timed_connection_class(collector, "pool"),
     )
     try:
         yield pool
@@ -162,7 +164,4 @@ async def open_store(settings: Settings, collector: Collector | None) -> AsyncIt
         yield PoolStore(pool)
 
 
-# Statement timing is opt-in here (DBBENCH_INSTRUMENT=1, `bench run --instrument`): asyncpg's query
-# logger costs this variant's cheap requests more than the 5 % budget in target CPU per request
-# (benchmarks/overhead.py on a 2-core box: pooled +7/+17/+20 %, databases +10 % median, cached +6 %).
-app = build_async_app("pooled", open_store, instrument_by_default=False)
+app = build_async_app("pooled", open_store)

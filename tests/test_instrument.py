@@ -18,8 +18,9 @@ import pytest
 
 from bench.seed import apply_schema, seed
 from targets import VARIANTS, Variant
+from targets.common.asyncpg_timing import status_rows, timed_connection_class
 from targets.common.fingerprint import fingerprint
-from targets.common.instrument import enabled
+from targets.common.instrument import current_request, enabled
 from targets.common.stats import Collector, RequestScope, bucket_us, jsonable_params, statement_key
 
 RunTarget = Callable[[str, dict[str, str]], str]
@@ -32,7 +33,7 @@ def target_env(dsn: str, variant: str, **extra: str) -> dict[str, str]:
         "DBBENCH_POOL_SIZE": "4",
         "DBBENCH_VARIANT": variant,
         "PYTHONWARNINGS": "error",
-        "DBBENCH_INSTRUMENT": "1",  # some variants are opt-in (their hooks cost more than 5 %)
+        "DBBENCH_INSTRUMENT": "1",  # every variant's default now; said explicitly, as a variant may opt out
         **extra,
     }
 
@@ -200,15 +201,63 @@ def test_asyncpg_query_logger_sees_our_calls_but_not_prepared_statements(pg_dsn:
     assert "SELECT 5 + $1::int" not in queries
 
 
+def test_status_rows() -> None:
+    assert (status_rows("UPDATE 20"), status_rows("INSERT 0 1"), status_rows("SELECT 3")) == (20, 1, 3)
+    assert status_rows("REFRESH MATERIALIZED VIEW") is None and status_rows("") is None
+
+
+def test_timed_connection_class_times_every_query_method_inside_a_request(pg_dsn: str) -> None:
+    collector = Collector()
+    request = RequestScope("/probe")
+
+    async def probe() -> None:
+        pool = await asyncpg.create_pool(
+            pg_dsn, min_size=1, max_size=1, connection_class=timed_connection_class(collector, "pool")
+        )
+        try:
+            await pool.fetchrow("SELECT 0")  # outside a request: not counted
+            token = current_request.set(request)
+            try:
+                async with pool.acquire() as conn:  # a PoolConnectionProxy: calls reach the subclass
+                    await conn.execute("CREATE TEMP TABLE t (v int)")
+                    await conn.executemany("INSERT INTO t VALUES ($1)", [(1,), (2,), (3,)])
+                    for value in (1, 2):  # the second runs the cached prepared statement
+                        await conn.fetchrow("SELECT v FROM t WHERE v = $1", value)
+                    await conn.fetch("SELECT v FROM t")
+                    await conn.fetchval("SELECT count(*) FROM t")
+                    await conn.execute("UPDATE t SET v = v + $1", 1)
+                    await conn.fetchmany("SELECT $1::int", [(1,), (2,)])
+                # the release above ran asyncpg's pool reset through execute(): noise, not counted
+            finally:
+                current_request.reset(token)
+        finally:
+            await pool.close()
+
+    asyncio.run(probe())
+    assert collector.hook == "asyncpg connection methods (pool)"
+    by_sql = {s["fingerprint"]: s for s in collector.snapshot()["statements"]}
+    assert {k: (s["calls"], s["rows"]) for k, s in by_sql.items()} == {
+        "CREATE TEMP TABLE t (v int)": (1, None),
+        "INSERT INTO t VALUES (?)": (3, None),
+        "SELECT v FROM t WHERE v = ?": (2, 2),
+        "SELECT v FROM t": (1, 3),
+        "SELECT count(*) FROM t": (1, None),
+        "UPDATE t SET v = v + ?": (1, 3),
+        "SELECT ?::int": (2, 2),
+    }
+    assert request.queries == 11 and request.db_time_s > 0
+    assert by_sql["SELECT v FROM t WHERE v = ?"]["sample_params"] == [1]
+
+
 # --- every variant under real uvicorn -------------------------------------------------------------------
 
 EXPECTED_HOOK = {
     "sync": "sqlalchemy cursor events (psycopg)",
     "async_orm": "sqlalchemy cursor events (asyncpg via sqlalchemy)",
-    "databases": "asyncpg query logger (pool init= via databases)",
-    "pooled": "asyncpg query logger (pool init=)",
-    "cached": "asyncpg query logger (pool init=)",
-    "nopool": "asyncpg query logger (per connection)",
+    "databases": "asyncpg connection methods (pool via databases)",
+    "pooled": "asyncpg connection methods (pool)",
+    "cached": "asyncpg connection methods (pool)",
+    "nopool": "asyncpg connection methods (per connection)",
 }
 
 
@@ -270,7 +319,7 @@ def test_every_statement_is_timed_and_attributed_to_its_request(
         s for s in statements if "FROM world" in s["fingerprint"] and s["fingerprint"].startswith("SELECT")
     )
     assert len(world_read["sample_params"]) == 1 and 1 <= world_read["sample_params"][0] <= 10_000
-    if variant.name == "sync":  # psycopg reports rows for SELECT; asyncpg's logger cannot
+    if variant.name in ("sync", "pooled", "cached", "nopool"):  # psycopg's rowcount; asyncpg's fetchrow
         assert world_read["rows"] == world_read["calls"]
 
 

@@ -6,29 +6,25 @@ Which hook sees each driver (probed 2026-11 with asyncpg 0.32, SQLAlchemy 2.1, d
   on the (sync) engine. psycopg 3 has no hook of its own, and asyncpg's query logger is nearly blind
   under SQLAlchemy: its dialect runs statements through ``Connection.prepare()`` + ``PreparedStatement``,
   which asyncpg never logs, so the logger sees only BEGIN/ROLLBACK.
-* pooled, cached, databases, nopool: asyncpg's own ``Connection.add_query_logger`` (registered through
-  the pool's ``init=``, which databases forwards to asyncpg, or right after ``asyncpg.connect``). The
-  blind spot above is ``PreparedStatement`` objects only: ``fetch``/``fetchrow``/``execute`` with
-  arguments go through ``Connection._execute``, which times and logs every call even when the statement
-  comes from the connection's prepared-statement cache. Experiment (embedded PG 16, pooled connection):
-  two ``fetchrow(SELECT ... $1)``, a ``fetch``, an ``execute(UPDATE ...)`` were all logged with their
-  arguments; ``(await conn.prepare(q)).fetchval(3)`` was not; the pool's reset query and asyncpg's type
-  introspection (first use of ``int[]`` on a connection) were logged too. Our code paths never call
-  ``prepare()``, and tests/test_instrument.py asserts every variant reports exactly the statements its
-  store runs. The logger is invoked through ``loop.call_soon``, which copies the caller's context, so
-  the request contextvar is still visible when it runs. It carries no row count: ``rows`` is null.
+* pooled, cached, databases, nopool: a ``Connection`` subclass timing asyncpg's query methods, installed
+  with ``connection_class=`` (targets.common.asyncpg_timing). asyncpg's own ``add_query_logger`` sees the
+  same calls (``fetch``/``fetchrow``/``execute`` with arguments go through ``Connection._execute`` even from
+  the prepared-statement cache; tests/test_instrument.py keeps that probe) but costs 6-20 % of these
+  variants' target CPU per request; the subclass does the same work inline for a fraction of that
+  (benchmarks/overhead.py). A contextvar set by the middleware is visible inside the awaited method.
 
 Transaction control, asyncpg's pool reset and its type introspection are dropped (see targets.common.stats).
 A statement counts only inside a request (the middleware's contextvar is set): start-up queries, /health
-and /_bench/* are not workload. Enabled unless DBBENCH_INSTRUMENT=0; a variant whose hooks cost more
-than 5 % makes them opt-in (DBBENCH_INSTRUMENT=1) and says so in /_bench/info.
+and /_bench/* are not workload. Enabled in every variant unless DBBENCH_INSTRUMENT=0 (the budget: 5 % of
+target CPU per request, benchmarks/overhead.py); ``instrument_by_default=False`` remains for a variant
+whose hooks would cost more, and /_bench/info says which.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from contextvars import ContextVar
 from typing import Any
 
@@ -134,27 +130,3 @@ def watch_engine(engine: Any, collector: Collector, driver: str) -> None:
     event.listen(engine, "before_cursor_execute", before)
     event.listen(engine, "after_cursor_execute", after)
     collector.hook = f"sqlalchemy cursor events ({driver})"
-
-
-# --- asyncpg (pooled, cached, databases, nopool) ------------------------------------------------
-
-
-def asyncpg_logger(collector: Collector) -> Callable[[Any], None]:
-    def log(record: Any) -> None:
-        # Runs via loop.call_soon in a copy of the context that ran the query.
-        request = current_request.get()
-        if request is not None:
-            collector.record_statement(request, record.query, record.elapsed, None, record.args)
-
-    return log
-
-
-def asyncpg_init(collector: Collector, how: str) -> Callable[[Any], Awaitable[None]]:
-    """An ``init=`` for asyncpg.create_pool that registers the query logger on every new connection."""
-    log = asyncpg_logger(collector)
-    collector.hook = f"asyncpg query logger ({how})"
-
-    async def init(conn: Any) -> None:
-        conn.add_query_logger(log)
-
-    return init
