@@ -39,7 +39,8 @@ ATTEMPTS = 2  # a shared machine can stall one cell; retry it once rather than l
 
 def measure(
     supervisor: Supervisor, dsn: str, variant: str, hooks: bool, args: argparse.Namespace, workdir: Path
-) -> tuple[float, float]:
+) -> tuple[float, float, str]:
+    """(req/s, target CPU µs per request, the hook /_bench/info names) of one window."""
     config = TargetConfig(dsn, args.pool_size, instrument=hooks)
     label = f"{variant}-{'on' if hooks else 'off'}"
     with serve(supervisor, variant, VARIANTS.get(variant).app, config, workdir / f"{label}.log") as target:
@@ -56,7 +57,7 @@ def measure(
         )
         result = run_load(supervisor, spec, workdir)
     requests = float(result["requests"])
-    return requests / float(result["duration_s"]), float(result["target_cpu_s"]) / requests * 1e6
+    return requests / float(result["duration_s"]), float(result["target_cpu_s"]) / requests * 1e6, str(info["hook"])
 
 
 def main() -> int:
@@ -82,7 +83,7 @@ def main() -> int:
                     for hooks in (True, False) if pair % 2 == 0 else (False, True):
                         for attempt in range(ATTEMPTS):
                             try:
-                                value, cpu_us = measure(supervisor, database.dsn, variant, hooks, args, Path(tmp))
+                                value, cpu_us, hook = measure(supervisor, database.dsn, variant, hooks, args, Path(tmp))
                                 break
                             except (LoadFailed, TargetFailed) as error:
                                 print(f"{variant} hooks {hooks}: attempt {attempt + 1}: {error}", file=sys.stderr)
@@ -92,7 +93,7 @@ def main() -> int:
                         cpu[variant][hooks].append(cpu_us)
                         print(
                             f"pair {pair + 1} {variant:<10} hooks {'on ' if hooks else 'off'} {value:>8,.0f} req/s"
-                            f" {cpu_us:>7.0f} µs CPU/req",
+                            f" {cpu_us:>7.0f} µs CPU/req  hook: {hook}",
                             file=sys.stderr,
                             flush=True,
                         )

@@ -50,13 +50,21 @@ def _row_view(row: summary.Row, base: float) -> dict[str, Any]:
         "p99": ms(row.p99_ms),
         "errors": errors_text(row),
         "flags": flags(row),
-        "queries": "-" if row.queries_per_request is None else f"{row.queries_per_request:.1f}",
+        "queries": _queries(row),
         "db_share": "-" if row.db_time_share is None else f"{row.db_time_share:.0%}",
         "cpu": "-" if row.cpu_s_per_request is None else f"{row.cpu_s_per_request * 1000:.2f}",
         "has_evidence": bool(
             row.top_statements or row.pg_top_statements or row.error_kinds or row.findings or len(row.endpoints) > 1
         ),
     }
+
+
+def _queries(row: summary.Row) -> str:
+    """Queries per request, marked "(pg)" when pg_stat_statements counted them (the target ran without hooks)."""
+    if row.queries_per_request is None:
+        return "-"
+    marker = " (pg)" if row.statements_source == "pg_stat_statements" else ""
+    return f"{row.queries_per_request:.1f}{marker}"
 
 
 def context(results: Results) -> dict[str, Any]:

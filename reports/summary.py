@@ -78,6 +78,9 @@ class Row:
     error_kinds: dict[str, int] = field(default_factory=dict)  # failed requests by kind, commonest first
     error_samples: dict[str, str] = field(default_factory=dict)  # of those kinds: the start of a response body
     user_errors: int = 0  # exceptions the locustfile's own code raised in the windows (not failed requests)
+    # Where queries_per_request (and db_time_share, top_statements) came from: "target hooks", or
+    # "pg_stat_statements" for a row whose target ran without hooks (--no-instrument); None: neither.
+    statements_source: str | None = None
 
     @property
     def load(self) -> str:
@@ -229,7 +232,7 @@ def _statement_figures(cells: list[Cell]) -> dict[str, Any]:
     are the median over trials (percentiles of separate windows cannot be merged exactly)."""
     stats = [c.target_stats for c in cells if c.target_stats and c.target_stats.get("instrumented")]
     if not stats:
-        return {"queries_per_request": None, "db_time_share": None, "top_statements": []}
+        return _pg_statement_figures(cells)
     requests = queries = 0
     request_time = db_time = 0.0
     for window in stats:
@@ -248,6 +251,7 @@ def _statement_figures(cells: list[Cell]) -> dict[str, Any]:
             slot["p95"].append(float(statement["p95_ms"]))
     heaviest = sorted(pooled.items(), key=lambda item: item[1]["total_ms"], reverse=True)[:TOP_STATEMENTS]
     return {
+        "statements_source": "target hooks",
         "queries_per_request": queries / requests if requests else None,
         "db_time_share": db_time / request_time if request_time else None,
         "top_statements": [
@@ -266,6 +270,26 @@ def _statement_figures(cells: list[Cell]) -> dict[str, Any]:
 
 
 _PG_SUMMED = ("calls", "total_ms", "rows", "shared_blks_hit", "shared_blks_read")
+
+
+def _pg_statement_figures(cells: list[Cell]) -> dict[str, Any]:
+    """Queries per request from pg_stat_statements, for cells whose target ran without hooks: the calls
+    the server executed in the windows (reset at each window's start, read at its end; dbbench's own and
+    transaction-control statements left out, bench.pgstats) over the requests completed in them. Each
+    window keeps its 20 heaviest statements, which for dbbench's scenarios is all of them. No DB share
+    (the server's execution time is not the time a request waited) and no target-side top statements:
+    the pg_stat_statements table (pg_top_statements) stands for them."""
+    windows = [c for c in cells if c.pg_statements is not None]
+    requests = sum(c.requests for c in windows)
+    if not windows or not requests:
+        return {"statements_source": None, "queries_per_request": None, "db_time_share": None, "top_statements": []}
+    calls = sum(int(raw["calls"]) for c in windows for raw in c.pg_statements or [])
+    return {
+        "statements_source": "pg_stat_statements",
+        "queries_per_request": calls / requests,
+        "db_time_share": None,
+        "top_statements": [],
+    }
 
 
 def _pg_top(cells: list[Cell]) -> list[dict[str, Any]]:

@@ -119,23 +119,29 @@ def sweep_table(rows: list[Row]) -> Table | None:
     return grid
 
 
+# "source": target hooks, or pg_stat_statements for a variant run without them (--no-instrument).
+_TIME_COLUMNS = ("scenario", "variant", "queries/req", "source", "DB share", "heaviest statement", "mean ms",
+                 "findings")  # fmt: skip
+
+
 def time_table(rows: list[Row]) -> Table | None:
     """Where the time goes: statements per request, the database's share, the heaviest statement."""
     measured = [row for row in rows if row.status == "ok" and row.queries_per_request is not None]
     if not measured:
         return None
-    grid = Table(title="where the time goes (target-side statement timings)", title_justify="left", header_style="bold")
-    for name in ("scenario", "variant", "queries/req", "DB share", "heaviest statement", "mean ms", "findings"):
+    grid = Table(title="where the time goes (statement timings)", title_justify="left", header_style="bold")
+    for name in _TIME_COLUMNS:
         grid.add_column(name)
     seen: set[tuple[str, str]] = set()
     for row in measured:
         if (row.scenario, row.label) in seen:
             continue  # one line per variant and scenario: the first load point
         seen.add((row.scenario, row.label))
-        top = row.top_statements[0] if row.top_statements else {}
+        # Without hooks the heaviest statement is pg_stat_statements' (its text under "query").
+        top = (row.top_statements or row.pg_top_statements or [{}])[0]
         share = "-" if row.db_time_share is None else f"{row.db_time_share:.0%}"
-        grid.add_row(row.scenario, row.label, f"{row.queries_per_request:.1f}", share,
-                     str(top.get("fingerprint", "-"))[:60], ms(top.get("mean_ms")),
+        grid.add_row(row.scenario, row.label, f"{row.queries_per_request:.1f}", row.statements_source or "-", share,
+                     str(top.get("fingerprint") or top.get("query") or "-")[:60], ms(top.get("mean_ms")),
                      Text("; ".join(row.findings), style="yellow"))  # fmt: skip
     return grid
 

@@ -91,3 +91,30 @@ def test_resource_figures_per_request() -> None:
     assert row.cpu_s_per_request == 0.002 and row.db_cpu_s_per_request == 0.001
     assert row.rss_mb == 80.0 and row.db_connections == 10
     assert row.load_cpu_share == 0.2
+
+
+def _pg(query: str, calls: int, total_ms: float) -> dict[str, object]:
+    return {"queryid": 1, "query": query, "calls": calls, "total_ms": total_ms, "mean_ms": total_ms / calls,
+            "stddev_ms": 0.0, "min_ms": 0.1, "max_ms": 1.0, "rows": calls, "shared_blks_hit": calls,
+            "shared_blks_read": 0}  # fmt: skip
+
+
+def test_without_hooks_queries_per_request_come_from_pg_stat_statements_and_say_so() -> None:
+    idle = {"instrumented": False, "hook": "none", "window_s": 10.0, "endpoints": {}, "statements": []}
+    pg = [_pg("SELECT id, randomnumber FROM world WHERE id = $1", 2000, 90.0), _pg("SELECT 1", 10, 1.0)]
+    (row,) = summary.rows(make([cell("pooled", 8, 1, 1000, [1000], target_stats=idle, pg_statements=pg)]))
+    assert row.statements_source == "pg_stat_statements" and row.queries_per_request == 2.01
+    assert row.db_time_share is None and row.top_statements == []
+    assert row.pg_top_statements[0]["query"].startswith("SELECT id")
+    # Neither source: no figure, no source.
+    (bare,) = summary.rows(make([cell("pooled", 8, 1, 1000, [1000], target_stats=idle)]))
+    assert (bare.statements_source, bare.queries_per_request) == (None, None)
+
+
+def test_with_hooks_the_source_is_the_target() -> None:
+    hooked = {"instrumented": True, "hook": "asyncpg connection methods (pool)", "window_s": 10.0,
+              "endpoints": {"/db": {"requests": 1000, "queries": 1000, "request_time_s": 2.0, "db_time_s": 1.0}},
+              "statements": []}  # fmt: skip
+    pg = [_pg("SELECT 1", 5000, 1.0)]
+    (row,) = summary.rows(make([cell("pooled", 8, 1, 1000, [1000], target_stats=hooked, pg_statements=pg)]))
+    assert (row.statements_source, row.queries_per_request, row.db_time_share) == ("target hooks", 1.0, 0.5)
