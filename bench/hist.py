@@ -186,6 +186,25 @@ class Trials:
         slots = self.indices[np.searchsorted(cumulative, targets, side="left")].tolist()
         return [_value_ms(slot, bool(p)) for slot, p in zip(slots, percentiles, strict=True)]
 
+    def resampled(self, resamples: Sequence[Sequence[int]], percentile: float) -> list[float | None]:
+        """``percentiles(picks, [percentile])[0]`` for every ``picks`` in ``resamples`` (a bootstrap's distinct
+        multisets of trials), all merged and searched at once: one matrix product, one cumulative sum."""
+        if not len(self.indices):
+            return [None for _ in resamples]
+        weights = np.zeros((len(resamples), self.size), dtype=np.int64)
+        for row, picks in zip(weights, resamples, strict=True):
+            np.add.at(row, np.asarray(picks, dtype=np.intp), 1)
+        cumulative = np.cumsum(weights @ self.rows, axis=1)
+        totals = cumulative[:, -1]
+        # hdrh's target count, as in ``percentiles``: the same float operations, then truncation.
+        targets = np.maximum((min(percentile, 100.0) * totals / 100 + 0.5).astype(np.int64), 1)
+        # The first slot whose cumulative count reaches the target: how many fall short of it (bisect_left).
+        slots = self.indices[np.minimum((cumulative < targets[:, None]).sum(axis=1), len(self.indices) - 1)]
+        return [
+            _value_ms(int(slot), bool(percentile)) if total else None
+            for slot, total in zip(slots.tolist(), totals.tolist(), strict=True)
+        ]
+
     def max_ms(self) -> float | None:
         """The highest recorded value as hdrh's get_max_value gives it (its highest equivalent), in ms."""
         return _value_ms(int(self.indices[-1]), True) if len(self.indices) else None
