@@ -56,3 +56,27 @@ def test_merged_percentile_ci_is_the_generic_bootstrap(percentile: float) -> Non
 
     assert summary.merged_percentile_ci(trials, percentile) == summary.bootstrap_ci(range(4), statistic)
     assert summary.merged_percentile_ci(hist.Trials([hist.decoded_segment(encoded[0])]), percentile) is None
+
+
+def test_the_payload_reader_finds_the_slots_hdrh_finds() -> None:
+    """Counts from 1 to 2^40 (varints of 1 to 6 bytes), values up to the top of the range; and the cases left
+    to hdrh (a 9-byte varint, another layout, an empty payload) give the same segment through it."""
+    from hdrh.histogram import HdrHistogram
+
+    rng = random.Random(7)
+    cases = []
+    for _ in range(60):
+        histogram = hist.new()
+        for _ in range(rng.randrange(1, 400)):
+            value = min(int(rng.lognormvariate(rng.uniform(2, 14), 1.5)) + 1, hist.HIGHEST_US)
+            histogram.record_value(value, rng.choice([1, 3, 200, 70_000, 2**40]))
+        cases.append(hist.encode(histogram))
+    huge, other = hist.new(), HdrHistogram(1, 1_000_000, 2)
+    huge.record_value(5, 2**57)
+    other.record_value(123)
+    cases += [hist.encode(huge), hist.encode(other), hist.encode(hist.new())]
+    for encoded in cases:
+        indices, counts = hist.decoded_segment(encoded)
+        expected_indices, expected_counts = hist.segment(hist.decode(encoded))
+        assert indices.tolist() == expected_indices.tolist() and counts.tolist() == expected_counts.tolist()
+    assert all(hist._payload_segment(encoded) is not None for encoded in cases[:60])
