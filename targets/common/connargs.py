@@ -22,9 +22,6 @@ import re
 from typing import Any
 from urllib.parse import urlencode
 
-from psycopg import ProgrammingError
-from psycopg.conninfo import conninfo_to_dict
-
 # The schemes libpq accepts, plus SQLAlchemy's "+driver" spelling of them (DATABASE_URL often has one).
 URL_SCHEME = re.compile(r"^(?P<scheme>postgres(?:ql)?)(?:\+[A-Za-z0-9_]+)?://", re.IGNORECASE)
 
@@ -74,6 +71,11 @@ def parse(dsn: str) -> dict[str, str]:
 
     Raises ``UnsupportedDsn`` naming libpq's complaint without echoing the input.
     """
+    # Imported here: psycopg costs ~0.2 s CPU to import, and `bench report` reaches this module (failures ->
+    # dsn -> here, for redaction) without ever parsing a DSN.
+    from psycopg import ProgrammingError
+    from psycopg.conninfo import conninfo_to_dict
+
     try:
         return {key: str(value) for key, value in conninfo_to_dict(normalise_scheme(dsn)).items()}
     except ProgrammingError as exc:
