@@ -204,10 +204,11 @@ def both_apps(
 
 def profile(target: Target, path: str, connections: int, duration: int, out: Path) -> Measured:
     """wrk on ``path`` while py-spy samples the uvicorn process into ``out`` (collapsed stacks, idle frames
-    dropped); ``--nonblocking`` so the sampler does not stop the process it measures."""
+    dropped). py-spy pauses the process for each sample: its req/s is lower than the rounds' (not compared),
+    but ``--nonblocking`` read torn stacks here (os.environ and ExitStack frames on /db's hot path)."""
     spy = subprocess.Popen(
         ["py-spy", "record", "--pid", str(target.child.pid), "--duration", str(duration), "--rate", "250",
-         "--nonblocking", "--format", "raw", "--output", str(out)],
+         "--format", "raw", "--output", str(out)],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )  # fmt: skip
     try:

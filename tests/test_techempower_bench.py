@@ -85,7 +85,7 @@ def test_shape_check_accepts_the_contract_and_names_the_first_fault() -> None:
 
 def test_the_recreated_app_renders_a_contract_fortunes_page_equal_to_pooleds_rows() -> None:
     stored = [(1, "fortune: No such file or directory"), (2, '<script>alert("x")</script>'), (3, "It's")]
-    rows = [*stored, tfb_app.ADDED_FORTUNE]
+    rows = [*(tfb_app.Fortune(*row) for row in stored), tfb_app.ADDED_FORTUNE]
     rows.sort(key=tfb_app.by_message)
     page = tfb_app.FORTUNES_TEMPLATE.render(fortunes=rows).encode()
     assert rules.fortunes_shape_fault(page.decode()) is None
