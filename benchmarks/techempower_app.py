@@ -9,13 +9,12 @@ request, then one ``fetchval`` per id (distinct ids from ``random.sample``, sort
 the added row appended, sorted by message, rendered by a Jinja2 template with autoescape (its page, newlines
 and all); JSON bodies by orjson. The query-count rule (1..500, non-numbers → 1) is theirs.
 
-Where it differs, and why: the pool is ``min_size = max_size = DBBENCH_POOL_SIZE`` with idle connections kept
+Where it differs, and why: the pool is ``min_size = max_size =`` the pool size every variant gets, idle ones kept
 (theirs sizes it from the CPU count: 160 on 2 cores), so both apps hold the same number of connections; the
 DSN comes from ``targets.settings`` like every variant's; a ``lifespan`` instead of the deprecated
 ``on_event``; the template is inline instead of a file and rendered by Jinja2 directly (theirs goes through
 ``Jinja2Templates.TemplateResponse``); the added fortune is a named tuple (theirs, a list, renders with an
-empty id); ``/health`` exists so dbbench's supervisor can tell
-when it is up (never measured).
+empty id); ``/health`` exists so dbbench's supervisor can tell when it is up (never measured).
 
 Run by benchmarks/techempower.py as ``uvicorn benchmarks.techempower_app:app``.
 """
