@@ -145,9 +145,27 @@ def top_frames(collapsed: Iterable[str], n: int) -> tuple[int, list[tuple[str, i
 
 
 def cpu_s(pid: int) -> float:
-    """User + system CPU seconds of ``pid`` so far (uvicorn runs one worker: the app is this process)."""
-    times = psutil.Process(pid).cpu_times()
-    return times.user + times.system
+    """Seconds ``pid`` has spent on a CPU so far (uvicorn runs one worker: the app is this process).
+
+    Linux's /proc/PID/schedstat counts nanoseconds; user + system time (psutil) is whole clock ticks per
+    process, which loses up to 10 ms per PostgreSQL backend per reading: more than a short run's whole DB time.
+    """
+    try:
+        return int(Path(f"/proc/{pid}/schedstat").read_text().split()[0]) / 1e9
+    except (OSError, ValueError, IndexError):
+        times = psutil.Process(pid).cpu_times()
+        return times.user + times.system
+
+
+def tree_cpu_s(pid: int) -> float:
+    """CPU seconds of ``pid`` and every process below it: the postmaster and its backends (each app's pool
+    holds its connections for the whole run, so the backends serving a wrk run exist before and after it)."""
+    root = psutil.Process(pid)
+    total = 0.0
+    for each in [root, *root.children(recursive=True)]:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            total += cpu_s(each.pid)
+    return total
 
 
 def wrk(url: str, connections: int, duration: int) -> WrkRun:
@@ -159,15 +177,24 @@ def wrk(url: str, connections: int, duration: int) -> WrkRun:
 
 @dataclass(frozen=True)
 class Measured:
+    """One wrk run and the CPU time per request it cost the app's process and PostgreSQL (all of its
+    processes: only one app is under load at a time), in µs."""
+
     run: WrkRun
     cpu_us_per_request: float
+    db_us_per_request: float = 0.0
+
+    @property
+    def total_us_per_request(self) -> float:
+        return self.cpu_us_per_request + self.db_us_per_request
 
 
-def measure(target: Target, path: str, connections: int, duration: int) -> Measured:
-    before = cpu_s(target.child.pid)
+def measure(target: Target, path: str, connections: int, duration: int, db_pid: int | None = None) -> Measured:
+    before, db_before = cpu_s(target.child.pid), tree_cpu_s(db_pid) if db_pid else 0.0
     run = wrk(target.url + path, connections, duration)
-    used = cpu_s(target.child.pid) - before
-    return Measured(run, used / max(run.requests, 1) * 1e6)
+    used, db_used = cpu_s(target.child.pid) - before, tree_cpu_s(db_pid) - db_before if db_pid else 0.0
+    requests = max(run.requests, 1)
+    return Measured(run, used / requests * 1e6, db_used / requests * 1e6)
 
 
 def verify(targets: dict[str, Target], endpoints: Sequence[str], queries: int) -> list[str]:
@@ -290,7 +317,7 @@ def run(args: argparse.Namespace, endpoints: list[str]) -> int:
                 for endpoint in endpoints:
                     for target in targets.values():
                         wrk(target.url + path_of(endpoint, args.queries), args.connections, args.warmup)
-            results = rounds(targets, endpoints, args)
+            results = rounds(targets, endpoints, args, database.server_pid)
             summarise(endpoints, args.queries, results)
             if args.profile_dir:
                 args.profile_dir.mkdir(parents=True, exist_ok=True)
@@ -306,41 +333,47 @@ def run(args: argparse.Namespace, endpoints: list[str]) -> int:
 Results = dict[str, list[dict[str, Measured]]]  # endpoint → per round, app name → what wrk and psutil saw
 
 
-def rounds(targets: dict[str, Target], endpoints: list[str], args: argparse.Namespace) -> Results:
+def rounds(targets: dict[str, Target], endpoints: list[str], args: argparse.Namespace, db_pid: int | None) -> Results:
     results: Results = {endpoint: [] for endpoint in endpoints}
     for round_ in range(1, args.rounds + 1):
         for endpoint in endpoints:
             path = path_of(endpoint, args.queries)
             seen = {}
             for name in order_of(round_, list(targets)):
-                seen[name] = measure(targets[name], path, args.connections, args.duration)
+                seen[name] = measure(targets[name], path, args.connections, args.duration, db_pid)
             results[endpoint].append(seen)
             failed = "  FAILED REQUESTS: " + ", ".join(
                 f"{name} {m.run.failed}" for name, m in seen.items() if m.run.failed
             )
             mine, theirs = seen["pooled"], seen["tfb"]
-            print(f"round {round_} {path:<22} pooled {mine.run.ok_rps:>8,.0f} req/s"
-                  f" {mine.cpu_us_per_request:>6.0f} µs/req"
-                  f" | tfb {theirs.run.ok_rps:>8,.0f} req/s {theirs.cpu_us_per_request:>6.0f} µs/req"
+            print(f"round {round_} {path:<20} pooled {mine.run.ok_rps:>7,.0f} req/s"
+                  f" {mine.cpu_us_per_request:>5.0f}+{mine.db_us_per_request:<4.0f} µs/req"
+                  f" | tfb {theirs.run.ok_rps:>7,.0f} req/s"
+                  f" {theirs.cpu_us_per_request:>5.0f}+{theirs.db_us_per_request:<4.0f} µs/req"
                   f" | {mine.run.ok_rps / theirs.run.ok_rps:.2f}×"
                   f"{failed if mine.run.failed or theirs.run.failed else ''}", flush=True)  # fmt: skip
     return results
 
 
 def summarise(endpoints: list[str], queries: int, results: Results) -> None:
-    print("\nendpoint               pooled/TFB req/s (median; per round)     CPU µs/request pooled vs tfb (median)")
+    print("\nCPU µs/request = the app's uvicorn process + PostgreSQL's processes, median over rounds")
+    print("endpoint               pooled/TFB req/s (median; per round)     CPU µs/request: pooled vs tfb")
     for endpoint in endpoints:
         per_round = results[endpoint]
         ratios = [seen["pooled"].run.ok_rps / seen["tfb"].run.ok_rps for seen in per_round]
-        cpu = {
-            name: statistics.median(seen[name].cpu_us_per_request for seen in per_round) for name in ("pooled", "tfb")
-        }
+        cpu = {name: _median_cpu([seen[name] for seen in per_round]) for name in ("pooled", "tfb")}
         each = ", ".join(f"{r:.2f}" for r in ratios)
         flagged = (
             " (some rounds had failed requests)" if any(m.run.failed for s in per_round for m in s.values()) else ""
         )
         print(f"{path_of(endpoint, queries):<22} {median_ratio(ratios):>5.2f}×  [{each}]{'':<{max(0, 20 - len(each))}}"
-              f"{cpu['pooled']:>8.0f} vs {cpu['tfb']:.0f}{flagged}")  # fmt: skip
+              f"{cpu['pooled']:>16} vs {cpu['tfb']}{flagged}")  # fmt: skip
+
+
+def _median_cpu(runs: list[Measured]) -> str:
+    app = statistics.median(m.cpu_us_per_request for m in runs)
+    db = statistics.median(m.db_us_per_request for m in runs)
+    return f"{app:.0f}+{db:.0f}={statistics.median(m.total_us_per_request for m in runs):.0f}"
 
 
 if __name__ == "__main__":
