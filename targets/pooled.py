@@ -140,6 +140,18 @@ class PoolStore:
         return StoreInfo(driver="asyncpg", pool_size=self.pool.get_max_size(), max_overflow=None)
 
 
+async def keep_session(conn: asyncpg.Connection) -> None:
+    """The pool's reset on release, for a store whose statements leave no session state behind.
+
+    asyncpg's default reset sends ``SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL;`` on
+    every release: one more round trip and four statements for PostgreSQL per request, as costly as /db's
+    own query (py-spy, benchmarks/techempower.py). This store takes no advisory locks, opens no cursors
+    outside a fetch, never LISTENs and never SETs, so there is nothing for it to undo. What still matters
+    asyncpg does before calling this, whatever ``reset`` is: an open transaction is rolled back and listeners
+    are dropped (``Connection._reset``).
+    """
+
+
 @asynccontextmanager
 async def open_pool(settings: Settings, collector: Collector | None) -> AsyncIterator[asyncpg.Pool]:
     """min_size = max_size: every connection is opened at startup and none are opened or closed later."""
@@ -151,6 +163,7 @@ async def open_pool(settings: Settings, collector: Collector | None) -> AsyncIte
         max_inactive_connection_lifetime=0,
         # Statement timing at the connection's query methods (targets.common.asyncpg_timing).
         connection_class=asyncpg.Connection if collector is None else timed_connection_class(collector, "pool"),
+        reset=keep_session,
     )
     try:
         yield pool
