@@ -11,7 +11,7 @@ and all); JSON bodies by orjson. The query-count rule (1..500, non-numbers → 1
 
 Where it differs, and why: the pool is ``min_size = max_size =`` the pool size every variant gets, idle ones kept
 (theirs sizes it from the CPU count: 160 on 2 cores), so both apps hold the same number of connections; the
-DSN comes from ``targets.settings`` like every variant's; a ``lifespan`` instead of the deprecated
+DSN comes from ``targets.common.settings`` like every variant's; a ``lifespan`` instead of the deprecated
 ``on_event``; the template is inline instead of a file and rendered by Jinja2 directly (theirs goes through
 ``Jinja2Templates.TemplateResponse``); the added fortune is a named tuple (theirs, a list, renders with an
 empty id); ``/health`` exists so dbbench's supervisor can tell when it is up (never measured).
@@ -33,8 +33,8 @@ import orjson
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse, Response
 
-from targets import connargs
-from targets.settings import TargetSpec
+from targets.common import connargs
+from targets.common.settings import TargetSpec
 
 READ_ROW = 'SELECT "randomnumber", "id" FROM "world" WHERE id = $1'
 WRITE_ROW = 'UPDATE "world" SET "randomnumber"=$2 WHERE id=$1'

@@ -90,7 +90,7 @@ def test_the_recreated_app_renders_a_contract_fortunes_page_equal_to_pooleds_row
     page = tfb_app.FORTUNES_TEMPLATE.render(fortunes=rows).encode()
     assert rules.fortunes_shape_fault(page.decode()) is None
     assert tfb.shape_faults("fortunes", page, 1) == []
-    from targets.contract import render_fortunes
+    from targets.common.contract import render_fortunes
 
     # Jinja escapes ' as &#39;, html.escape as &#x27;: the rows are compared unescaped.
     assert tfb.fortune_rows(page) == tfb.fortune_rows(render_fortunes(stored).encode())
@@ -122,7 +122,7 @@ def test_pooled_without_the_reset_query_still_hands_out_connections_outside_any_
     import asyncio
 
     from targets import pooled
-    from targets.settings import TargetSpec
+    from targets.common.settings import TargetSpec
 
     async def scenario() -> tuple[bool, int]:
         async with pooled.open_pool(TargetSpec(pg_dsn, pool_size=1), None) as pool:
