@@ -5,6 +5,7 @@ Locust) on this machine's CPUs."""
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -15,7 +16,7 @@ import pytest
 from typer.testing import CliRunner
 
 import cli
-from bench import calibration, hist, load, pg, topology
+from bench import calibration, hist, load, pg, results, topology
 from bench.errors import BenchError
 from bench.procs import Supervisor
 from bench.resources import CpuSetMeter
@@ -241,3 +242,22 @@ def test_postgres_backends_uvicorn_workers_and_locust_run_where_the_plan_says(tm
             sample = load.run_load(supervisor, spec, tmp_path, on_tick=tick)
     assert seen == [load_cpus]
     assert sample["requests"] > 0 and 0.0 <= sample["load_cpus_busy"] <= 1.0
+
+
+@e2e
+def test_a_run_with_server_workers_records_its_split_and_no_per_worker_statistics(tmp_path: Path) -> None:
+    out = tmp_path / "run.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench", "run", "--variants", "pooled", "--scenarios", "db", "--users", "4",
+         "--duration", "1", "--warmup", "0", "--no-calibrate", "--server-workers", "2", "--no-html", "-o", str(out)],
+        capture_output=True, text=True, timeout=300, cwd=Path(__file__).resolve().parent.parent,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr
+    loaded = results.load(out)
+    assert loaded.metadata["cpus"] == topology.plan(topology.available()).describe()
+    assert loaded.metadata["config"]["server"].startswith("uvicorn, 2 worker(s)")
+    (cell,) = loaded.cells
+    assert cell.ok and cell.requests > 0
+    assert cell.target["server_workers"] == 2 and cell.target_stats is None  # one worker's share is no figure
+    assert cell.target_cpu_s and cell.target_cpu_s > 0  # the whole uvicorn tree
+    assert "CPUs:" in proc.stdout
