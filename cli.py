@@ -442,6 +442,8 @@ def advice(
     ),
     variants: Annotated[str | None, typer.Option(help="Only these variants (comma list).")] = None,
     scenarios: Annotated[str | None, typer.Option(help="Only these of the advice scenarios (comma list).")] = None,
+    cpus: CpusOption = None,
+    pin: PinOption = True,
 ) -> None:
     """Measure the usual FastAPI advice: index on/off, cache vs no cache, background refresh, pool sizes."""
     from bench import advice as claim_plan
@@ -485,6 +487,8 @@ def advice(
             max_error_rate=max_error_rate,
             redis_url=redis_url,
             parts=parts,
+            pin=pin,
+            cpus=cpus,
         )
         _execute(config, html)
     except BenchError as exc:
@@ -517,6 +521,8 @@ def ab(
     max_error_rate: MaxErrorRateOption = DEFAULT_MAX_ERROR_RATE,
     check: Annotated[bool, typer.Option(help="Check each app's warm-up endpoints answer (no 5xx) before load.")] = True,
     html: HtmlOption = True,
+    cpus: CpusOption = None,
+    pin: PinOption = True,
 ) -> None:
     """Two versions of your app in one run: cells interleaved, order alternated trial by trial; ends with the
     side-by-side table."""
@@ -559,6 +565,8 @@ def ab(
             max_error_rate=max_error_rate,
             check=check,
             apps=apps,
+            pin=pin,
+            cpus=cpus,
         )
         verdicts: list[int] = []
 
