@@ -38,6 +38,8 @@ def calibrate(supervisor: Supervisor, workdir: Path, users: int, warmup_s: float
     return {
         "rps": successes / duration,  # a failed request is never throughput, here neither
         "load_cpu_share": float(sample["load_cpu_s"]) / duration,
+        # Under a CPU split, how busy the load's CPUs were: near 1 with a low share, other work limited it.
+        "load_cpus_busy": sample.get("load_cpus_busy"),
         "users": users,
         "duration_s": duration,
         "target": "no-database /db on uvicorn (bench.calibration_app)",
