@@ -161,7 +161,22 @@ AppEnvOption = Annotated[list[str] | None, typer.Option(help="KEY=VALUE for your
 PythonOption = Annotated[
     str | None, typer.Option(help="The interpreter to run your app with (its virtualenv needs uvicorn).")
 ]
-ServerWorkersOption = Annotated[int, typer.Option(help="uvicorn workers for your app.")]
+ServerWorkersOption = Annotated[
+    int, typer.Option(help="uvicorn workers per server dbbench starts (a variant's timed cells, or your app).")
+]
+CpusOption = Annotated[
+    str | None,
+    typer.Option(
+        help="CPUs for the load generator, then optionally ':' and the server + database's, e.g. 1 or 2-3:0-1 "
+        "(default: one CPU per local Locust process, at most half, the rest for the server)."
+    ),
+]
+PinOption = Annotated[
+    bool,
+    typer.Option(
+        "--pin/--no-pin", help="Keep the load generator and the server + database on CPUs of their own (≥ 2 CPUs)."
+    ),
+]
 
 
 @app.command()
@@ -253,6 +268,8 @@ def run(
     app_env: AppEnvOption = None,
     python: PythonOption = None,
     server_workers: ServerWorkersOption = 1,
+    cpus: CpusOption = None,
+    pin: PinOption = True,
 ) -> None:
     """Measure every variant x scenario and write a results file."""
     from bench.check.server import READY_TIMEOUT_S
@@ -303,6 +320,9 @@ def run(
             profile_requests=profile_requests,
             instrument=instrument,
             apps=apps,
+            pin=pin,
+            cpus=cpus,
+            server_workers=server_workers,
         )
         if apps is None:
             _execute(config, html)  # as before --app: tests stand in for it with a (config, html) function
@@ -422,6 +442,8 @@ def advice(
     ),
     variants: Annotated[str | None, typer.Option(help="Only these variants (comma list).")] = None,
     scenarios: Annotated[str | None, typer.Option(help="Only these of the advice scenarios (comma list).")] = None,
+    cpus: CpusOption = None,
+    pin: PinOption = True,
 ) -> None:
     """Measure the usual FastAPI advice: index on/off, cache vs no cache, background refresh, pool sizes."""
     from bench import advice as claim_plan
@@ -465,6 +487,8 @@ def advice(
             max_error_rate=max_error_rate,
             redis_url=redis_url,
             parts=parts,
+            pin=pin,
+            cpus=cpus,
         )
         _execute(config, html)
     except BenchError as exc:
@@ -497,6 +521,8 @@ def ab(
     max_error_rate: MaxErrorRateOption = DEFAULT_MAX_ERROR_RATE,
     check: Annotated[bool, typer.Option(help="Check each app's warm-up endpoints answer (no 5xx) before load.")] = True,
     html: HtmlOption = True,
+    cpus: CpusOption = None,
+    pin: PinOption = True,
 ) -> None:
     """Two versions of your app in one run: cells interleaved, order alternated trial by trial; ends with the
     side-by-side table."""
@@ -539,6 +565,8 @@ def ab(
             max_error_rate=max_error_rate,
             check=check,
             apps=apps,
+            pin=pin,
+            cpus=cpus,
         )
         verdicts: list[int] = []
 
@@ -693,11 +721,14 @@ def calibrate_(
     users: Annotated[int, typer.Option(help="Concurrent users, as in the runs you want to compare.")] = 32,
     duration: Annotated[float, typer.Option(help="Measured seconds.")] = 10.0,
     warmup: Annotated[float, typer.Option(help="Warm-up seconds.")] = 2.0,
+    cpus: CpusOption = None,
+    pin: PinOption = True,
 ) -> None:
     """Measure the load generator's ceiling on this machine against a target that does no work."""
     import tempfile
 
-    from bench import calibration
+    from bench import calibration, topology
+    from bench.errors import BenchError
     from bench.load import LoadFailed
     from bench.procs import Supervisor, interrupts_as_exceptions
     from bench.run_config import window_fault
@@ -708,7 +739,11 @@ def calibrate_(
     if fault := window_fault("--duration", duration, inclusive=False) or window_fault("--warmup", warmup):
         raise _fail(fault)
     try:
-        with interrupts_as_exceptions(), Supervisor() as supervisor, tempfile.TemporaryDirectory() as tmp:
+        plan = topology.plan(topology.available(), cpus=cpus, pin=pin)
+    except BenchError as exc:
+        raise _fail(str(exc)) from None
+    try:
+        with interrupts_as_exceptions(), Supervisor(cpu_plan=plan) as supervisor, tempfile.TemporaryDirectory() as tmp:
             measured = calibration.calibrate(supervisor, Path(tmp), users, warmup, duration)
     except (TargetFailed, LoadFailed) as exc:
         raise _fail(str(exc), code=1) from None
@@ -718,6 +753,7 @@ def calibrate_(
         f"load generator ceiling: {measured['rps']:,.0f} req/s with {users} users "
         f"(Locust used {measured['load_cpu_share']:.0%} of a core; target: {measured['target']})"
     )
+    typer.echo(f"CPUs: {topology.label(plan.describe())}")
     typer.echo(
         f"cells above {calibration.CEILING_FRACTION:.0%} of this, or with Locust above "
         f"{calibration.LOAD_CPU_LIMIT:.0%} CPU, are flagged generator-bound"
@@ -795,13 +831,16 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Port on 127.0.0.1 (default: a free one).")] = None,
     pool_size: Annotated[int, typer.Option(help="Connections in the variant's pool.")] = 10,
     dsn: Annotated[str | None, typer.Option(help="Use an existing server instead of the embedded one.")] = None,
+    server_workers: ServerWorkersOption = 1,
+    cpus: CpusOption = None,
+    pin: PinOption = True,
 ) -> None:
     """Provision, seed and start one variant for manual poking; Ctrl-C stops everything."""
     import signal
     import tempfile
     import time
 
-    from bench import seed
+    from bench import seed, topology
     from bench.errors import BenchError
     from bench.pg import provision, refuse_pool_sizes
     from bench.procs import Supervisor, interrupts_as_exceptions
@@ -814,9 +853,14 @@ def serve(
             raise BenchError(f"--port must be between 1 and 65535, got {port}")
         if pool_size < 1:
             raise BenchError(f"--pool-size must be >= 1 connection; got {pool_size}")
+        if server_workers < 1:
+            raise BenchError(f"--server-workers must be >= 1; got {server_workers}")
+        # The same split as `bench run`'s default, so a `bench run --url` (or wrk on the load CPUs) beside it
+        # does not take the server's CPUs.
+        plan = topology.plan(topology.available(), cpus=cpus, pin=pin)
         with (
             interrupts_as_exceptions(),
-            Supervisor() as supervisor,
+            Supervisor(cpu_plan=plan) as supervisor,
             tempfile.TemporaryDirectory() as tmp,
             provision(supervisor, dsn) as database,
         ):
@@ -825,8 +869,11 @@ def serve(
             seed.seed(database.dsn)
             log = Path(tmp) / "target.log"
             config = TargetConfig(database.dsn, pool_size)
-            with serve_target(supervisor, chosen.name, chosen.app, config, log, port=port) as target:
+            with serve_target(
+                supervisor, chosen.name, chosen.app, config, log, port=port, workers=server_workers
+            ) as target:
                 typer.echo(f"{chosen.name} serving on {target.url} (database {database.display_dsn})")
+                typer.echo(f"CPUs: {topology.label(plan.describe())}")
                 typer.echo("try: /db /queries?queries=20 /fortunes /updates?queries=5 /_bench/info")
                 typer.echo("Ctrl-C stops the server and the database")
                 while target.child.alive():

@@ -38,6 +38,8 @@ def calibrate(supervisor: Supervisor, workdir: Path, users: int, warmup_s: float
     return {
         "rps": successes / duration,  # a failed request is never throughput, here neither
         "load_cpu_share": float(sample["load_cpu_s"]) / duration,
+        # Under a CPU split, how busy the load's CPUs were: near 1 with a low share, other work limited it.
+        "load_cpus_busy": sample.get("load_cpus_busy"),
         "users": users,
         "duration_s": duration,
         "target": "no-database /db on uvicorn (bench.calibration_app)",
@@ -62,7 +64,29 @@ def calibrate_run(
     recorder.observer.calibrated(measured)
 
 
-def generator_bound(rps: float, load_cpu_share: float, ceiling_rps: float | None) -> bool:
-    if load_cpu_share >= LOAD_CPU_LIMIT:
+def generator_bound(
+    rps: float, load_cpu_share: float, ceiling_rps: float | None, load_cpus_busy: float | None = None
+) -> bool:
+    """Whether the load generator, not the target, may have limited a cell: its processes used more than
+    LOAD_CPU_LIMIT of the cores they could use (``load_cpu_share``: see load_cores), its own CPUs were that
+    busy (``load_cpus_busy``, under a CPU split only: its work or anyone else's on them), or the cell came
+    within CEILING_FRACTION of the calibrated ceiling."""
+    if load_cpu_share >= LOAD_CPU_LIMIT or (load_cpus_busy or 0.0) >= LOAD_CPU_LIMIT:
         return True
     return bool(ceiling_rps) and rps >= CEILING_FRACTION * float(ceiling_rps or 0)
+
+
+def load_cores(processes: int, load_cpus: int | None) -> int:
+    """Cores the load generator's ``processes`` can use at once: one each (a gevent process runs on one core),
+    and under a CPU split no more than its ``load_cpus`` (two workers pinned to one CPU share one core)."""
+    cores = max(1, processes)
+    return min(cores, load_cpus) if load_cpus else cores
+
+
+def load_cpu_count(metadata: dict[str, Any]) -> int | None:
+    """How many CPUs a run's CPU split gave the load generator (metadata "cpus"); None when unpinned."""
+    cpus = metadata.get("cpus")
+    if not isinstance(cpus, dict) or not cpus.get("pinned"):
+        return None
+    count = cpus.get("load_cpu_count")
+    return int(count) if isinstance(count, int) and count > 0 else None

@@ -93,6 +93,7 @@ def fill(cell: Cell, sample: dict[str, Any]) -> None:
     cell.bytes_received = int(sample["bytes_received"])
     cell.load_cpu_s = float(sample["load_cpu_s"])
     cell.load_processes = int(sample.get("load_processes", 1))
+    cell.load_cpus_busy = sample.get("load_cpus_busy")
     cell.target_cpu_s = sample.get("target_cpu_s")
     cell.target_rss_mb = sample.get("target_rss_mb")
     cell.db_cpu_s = sample.get("db_cpu_s")

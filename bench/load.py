@@ -49,7 +49,7 @@ def run_load(
     spec = dataclasses.replace(spec, out=out)
     worker_env = {k: v for k, v in os.environ.items() if k != ENV}
     env = {**worker_env, **spec.to_env()}
-    child = supervisor.start("locust", entry_argv(), env=env, log_path=workdir / "locust.log")
+    child = supervisor.start("locust", entry_argv(), env=env, log_path=workdir / "locust.log", role="load")
     workers = []
     if spec.distributed:
         assert spec.master_port is not None
@@ -57,7 +57,7 @@ def run_load(
             # Same machine: the file itself (several workers downloading it to one temp path would race).
             argv = entry_argv(*worker_args(LOOPBACK, spec.master_port, spec.locustfile))
             log = workdir / f"locust-worker-{index}.log"
-            workers.append(supervisor.start(f"locust-worker-{index}", argv, env=worker_env, log_path=log))
+            workers.append(supervisor.start(f"locust-worker-{index}", argv, env=worker_env, log_path=log, role="load"))
     started = time.monotonic()
     deadline = started + spec.warmup_s + spec.duration_s + GRACE_S
     try:

@@ -45,7 +45,7 @@ from locust.runners import STATE_CLEANUP, STATE_RUNNING, STATE_STOPPED, STATE_ST
 
 from bench import pgstats
 from bench.loadspec import WORKER_OPTION, LoadSpec, file_sha256
-from bench.resources import Meter
+from bench.resources import CpuSetMeter, Meter
 from bench.sampling import BEHIND_KEY, INTENDED_KEY, Pacer, Window, merge_windows
 
 _RSS_SAMPLE_S = 0.25
@@ -217,6 +217,8 @@ class LoadProcess:
         assert spec is not None and runner is not None
         host = environment.host or ""
         target, database = Meter(spec.target_pid), Meter(spec.db_pid)
+        # This process's own CPUs: under a CPU split (bench.topology), the load generator's set.
+        load_cpus = CpuSetMeter(os.sched_getaffinity(0))
         if not self._wait(runner, spec.warmup_s):
             self._quit(runner)
             return
@@ -229,6 +231,7 @@ class LoadProcess:
             pgstats.reset(spec.pg_dsn)
         target.start()
         database.start()
+        load_cpus.start()
         self.open_window()
         if isinstance(runner, MasterRunner):
             runner.send_message(OPEN)
@@ -249,7 +252,9 @@ class LoadProcess:
                 gevent.sleep(0.05)
         target.stop()
         database.stop()
+        load_cpus.stop()
         window.extra.update(
+            load_cpus_busy=load_cpus.busy,
             target_cpu_s=target.cpu_s,
             target_rss_mb=target.peak_rss_mb,
             db_cpu_s=database.cpu_s,

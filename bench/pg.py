@@ -201,7 +201,7 @@ def embedded(supervisor: Supervisor, keep_logs: Path | None = None) -> Iterator[
                 argv += ["-c", f"{key}={value}"]
             # SIGINT is PostgreSQL's "fast" shutdown: roll back open work and exit now.
             child = supervisor.start(
-                "postgres", argv, log_path=root / "postgres.log", stop_signal=signal.SIGINT, user=user
+                "postgres", argv, log_path=root / "postgres.log", stop_signal=signal.SIGINT, user=user, role="server"
             )
             admin = f"postgresql://postgres@{LOOPBACK}:{port}/postgres"
             try:

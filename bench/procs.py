@@ -3,6 +3,9 @@
 Each child gets its own process group, so ending it also ends whatever it forked (PostgreSQL's
 backends, uvicorn's workers, Locust's workers). On Linux each child also asks the kernel to signal
 it when the orchestrator dies, so even a SIGKILL of ``bench`` leaves nothing behind.
+
+A supervisor given a CPU plan (bench.topology) also holds each child it starts to its role's CPUs, set in
+the child before its program runs, so everything the child forks later inherits it.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from pathlib import Path
 from types import FrameType
 from typing import IO, Any
 
+from bench.topology import CpuPlan, Role
+
 _PR_SET_PDEATHSIG = 1
 
 
@@ -28,6 +33,14 @@ def _die_with_parent(sig: int) -> None:
     if sys.platform.startswith("linux"):
         with contextlib.suppress(OSError, AttributeError):
             ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, sig)
+
+
+def _prepare_child(sig: int, cpus: frozenset[int] | None) -> None:
+    # Between fork and exec: set here, the affinity holds from the program's first instruction, and the
+    # processes it forks inherit it (PostgreSQL's backends, uvicorn's workers, started long after).
+    _die_with_parent(sig)
+    if cpus is not None:
+        os.sched_setaffinity(0, cpus)
 
 
 @dataclass
@@ -73,8 +86,11 @@ def _signal_group(pgid: int, sig: int) -> None:
 
 @dataclass
 class Supervisor:
-    """Owns every child of a run; ``close()`` (or leaving the ``with``) ends them all, newest first."""
+    """Owns every child of a run; ``close()`` (or leaving the ``with``) ends them all, newest first.
 
+    With ``cpu_plan``, a child started with a ``role`` runs on that role's CPUs (bench.topology)."""
+
+    cpu_plan: CpuPlan | None = None
     children: list[Child] = field(default_factory=list)
 
     def start(
@@ -87,11 +103,13 @@ class Supervisor:
         log_path: Path | None = None,
         stop_signal: int = signal.SIGTERM,
         user: str | None = None,
+        role: Role | None = None,
     ) -> Child:
         log: IO[bytes] | int = subprocess.DEVNULL
         if log_path is not None:
             log_path.parent.mkdir(parents=True, exist_ok=True)
             log = log_path.open("ab")
+        cpus = self.cpu_plan.cpus(role) if self.cpu_plan is not None else None
         try:
             popen = subprocess.Popen(
                 list(argv),
@@ -101,7 +119,7 @@ class Supervisor:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                preexec_fn=lambda: _die_with_parent(stop_signal),
+                preexec_fn=lambda: _prepare_child(stop_signal, cpus),
                 user=user,
             )
         finally:

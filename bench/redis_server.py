@@ -118,7 +118,7 @@ def embedded(supervisor: Supervisor) -> Iterator[RedisServer]:
                 "--logfile",
                 "",  # to stdout, which the supervisor sends to the log file
             ]
-            child = supervisor.start("redis-server", argv, log_path=root / "redis.log")
+            child = supervisor.start("redis-server", argv, log_path=root / "redis.log", role="server")
             url = f"redis://{LOOPBACK}:{port}/0"
             try:
                 version = _wait_ready(url, child.alive, child.log_tail)

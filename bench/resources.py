@@ -77,3 +77,38 @@ class Meter:
         if self.tree is None or not self.tree.peak_rss:
             return None
         return self.tree.peak_rss / (1024 * 1024)
+
+
+class CpuSetMeter:
+    """How busy a set of CPUs was between ``start()`` and ``stop()``, whoever kept them busy: a share of
+    their time (0..1) from the kernel's per-CPU counters (/proc/stat via psutil). Under a CPU split the load
+    generator's own CPUs are this set: near 1, the generator had no CPU to spare (its own work, or another
+    process's on the same CPUs), whatever share of a core it used itself."""
+
+    def __init__(self, cpus: set[int] | frozenset[int]) -> None:
+        self.cpus = sorted(cpus)
+        self._start: tuple[float, float] | None = None
+        self.busy: float | None = None
+
+    def _totals(self) -> tuple[float, float] | None:
+        """(busy, all) seconds summed over the set; None when the kernel does not list one of its CPUs."""
+        with contextlib.suppress(psutil.Error, OSError):
+            per_cpu = psutil.cpu_times(percpu=True)
+            if self.cpus and max(self.cpus) < len(per_cpu):
+                times = [per_cpu[cpu] for cpu in self.cpus]
+                # iowait is idle time spent waiting on a disk, not CPU the generator could not have.
+                idle = sum(t.idle + getattr(t, "iowait", 0.0) for t in times)
+                total = sum(sum(t) for t in times)
+                # guest time is counted inside user already (Linux): subtract it so it is not counted twice.
+                total -= sum(getattr(t, "guest", 0.0) + getattr(t, "guest_nice", 0.0) for t in times)
+                return total - idle, total
+        return None
+
+    def start(self) -> None:
+        self._start = self._totals()
+
+    def stop(self) -> None:
+        end = self._totals()
+        if self._start is None or end is None or end[1] <= self._start[1]:
+            return
+        self.busy = min(1.0, max(0.0, (end[0] - self._start[0]) / (end[1] - self._start[1])))

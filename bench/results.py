@@ -26,7 +26,8 @@ field would need its own rule in ``_leaf_problem``), and so is a histogram that 
   the locustfile's own code raised in the window, by kind: bench.failures.user_error_kind); metadata's ``completed``
   (``false`` while the run is going and when it was interrupted or stopped by an error, ``true`` once every
   planned cell was measured; absent: unknown, an older file) and ``cells_planned`` (cells the run meant to
-  measure, once known).
+  measure, once known); cells' ``load_cpus_busy`` (how busy the load process's CPUs were in the window, 0..1,
+  anyone's work: under a CPU split, the generator's own CPUs) and metadata's ``cpus`` (bench.topology's plan).
 """
 
 from __future__ import annotations
@@ -77,6 +78,7 @@ class Cell:
     bytes_received: int = 0
     load_cpu_s: float = 0.0  # CPU the load generator used in the window (all its processes)
     load_processes: int = 1  # Locust processes that sent requests (workers, in master/worker mode)
+    load_cpus_busy: float | None = None  # share (0..1) of the load process's CPUs busy in the window, anyone's
     started_at: str = ""
     target: dict[str, Any] = field(default_factory=dict)  # the variant's /_bench/info after the cell
     # Open model: latency from send to response (``histogram`` counts from the intended send time).

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from bench import failures, profiles
+from bench import failures, profiles, topology
 from bench.apps.spec import AppsConfig
 from bench.check.server import READY_TIMEOUT_S
 from bench.errors import BenchError
@@ -62,6 +62,14 @@ class RunConfig:
     parts: list[Part] = field(default_factory=list)  # several cross products (bench advice); empty: one
     max_error_rate: float = failures.DEFAULT_MAX_ERROR_RATE  # above it a cell is failed (a fraction: 0.01 = 1 %)
     apps: AppsConfig | None = None  # users' own apps instead of the variants (bench run --app, bench ab)
+    pin: bool = True  # load generator and server + database on CPUs of their own (bench.topology)
+    cpus: str | None = None  # --cpus LOAD[:SERVER]; None: the default split
+    server_workers: int = 1  # uvicorn workers per variant in the timed cells (the check runs one)
+
+    def cpu_plan(self) -> topology.CpuPlan:
+        """The CPU split of this run on the CPUs this process may use; BenchError for a --cpus it cannot keep.
+        The load gets one CPU per local Locust process (at most half the CPUs: see topology.plan)."""
+        return topology.plan(topology.available(), cpus=self.cpus, pin=self.pin, load_cpus=self.load_workers)
 
     def load_points(self) -> list[tuple[int, float | None]]:
         """(users, rate) per point of the sweep: users sweep the closed model, rates the open one."""
@@ -145,6 +153,11 @@ def validate_config(config: RunConfig) -> None:
             "--allow-writes is for --url (dbbench's own databases are throwaway)",
         ),
         (config.load_workers >= 1, "--load-workers must be >= 1"),
+        (config.server_workers >= 1, "--server-workers must be >= 1"),
+        (
+            config.server_workers == 1 or not config.url,
+            "--server-workers sets the servers dbbench starts; with --url the server is yours",
+        ),
         (config.remote_workers >= 0, "--remote-workers must be >= 0"),
         (not config.remote_workers or config.master_port is not None, "--remote-workers needs --master-bind HOST:PORT"),
     ]
@@ -178,6 +191,7 @@ def validate_config(config: RunConfig) -> None:
     for ok, message in checks:
         if not ok:
             raise BenchError(message)
+    config.cpu_plan()  # refuses a --cpus this machine (or this process's affinity) cannot keep
 
 
 def window_fault(option: str, seconds: float, *, inclusive: bool = True) -> str | None:

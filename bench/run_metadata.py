@@ -34,6 +34,7 @@ def describe(config: RunConfig, database: Database, locustfiles: dict[str, Any])
         "packages": metadata.package_versions(),
         "git": metadata.git_revision(PROJECT_ROOT),
         "database": database.describe(),
+        "cpus": config.cpu_plan().describe(),
         "config": {
             "variants": [v.name for v in config.variants],
             "scenarios": {s.name: s.label for s in config.scenarios},
@@ -46,7 +47,7 @@ def describe(config: RunConfig, database: Database, locustfiles: dict[str, Any])
             "warmup_s": config.warmup_s,
             "trials": config.trials,
             "load_generator": f"locust, {load_processes(config)}; {model}; users as each locustfile defines them",
-            "server": "uvicorn, 1 worker, 127.0.0.1",
+            "server": f"uvicorn, {config.server_workers} worker(s) in the timed cells, 127.0.0.1",
             "instrument": {None: "each variant's default", True: "on", False: "off"}[config.instrument],
             "search_index": [("on" if i else "off") for i in config.indexes] or "on (as the schema builds it)",
             "max_error_rate": config.max_error_rate,
@@ -73,6 +74,9 @@ def describe_external(config: RunConfig, server: ExternalServer, locustfiles: di
     URL; its /_bench/info if it is dbbench); everything else "unknown"."""
     described = describe(config, Database(dsn="", kind=UNKNOWN), locustfiles)
     described.update(server.describe())
+    if described["cpus"].get("pinned"):
+        # Only the load is dbbench's to place: the server at the URL runs wherever its owner started it.
+        described["cpus"]["server_processes"] = "not started by dbbench: wherever its owner put it"
     writes = (
         "allowed (--allow-writes)"
         if config.allow_writes

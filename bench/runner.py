@@ -78,7 +78,10 @@ class Run:
             profiles.claim_dir(config.output, force=config.force)
         # Before anything starts: a file whose meaning the run could not keep is refused in one line.
         self.locustfiles = locustfiles.inspect(config.scenarios, rated=bool(config.rates))
-        with Supervisor() as supervisor, tempfile.TemporaryDirectory(prefix="dbbench-run-") as tmp:
+        with (
+            Supervisor(cpu_plan=config.cpu_plan()) as supervisor,
+            tempfile.TemporaryDirectory(prefix="dbbench-run-") as tmp,
+        ):
             workdir = Path(tmp)
             if config.url:
                 run_external(config, self.recorder, supervisor, workdir, self.locustfiles)
@@ -209,9 +212,10 @@ class Run:
         cache = base.cache if setting.cache is None else replace(base.cache, backend=setting.cache)
         config = replace(base, pool_size=setting.pool_size or base.pool_size, cache=cache)
         log = workdir / f"{key.slug}.log"
+        workers = self.config.server_workers
         try:
             with (
-                serve(supervisor, key.variant.name, key.variant.app, config, log) as target,
+                serve(supervisor, key.variant.name, key.variant.app, config, log, workers=workers) as target,
                 ConnectionSampler(database.dsn) as connections,
             ):
                 spec = load_spec(
@@ -219,6 +223,8 @@ class Run:
                     key,
                     target.url,
                     pg_dsn=self.pg_dsn,
+                    # Each worker keeps its own /_bench/stats: one worker's share is no figure of the target's.
+                    target_stats=workers == 1,
                     target_pid=target.child.pid,
                     db_pid=database.server_pid,
                 )
@@ -228,7 +234,7 @@ class Run:
                     self.observer.tick(elapsed)
 
                 sample = load.run_load(supervisor, spec, workdir, on_tick=tick)
-                cell.target = target.info()
+                cell.target = target.info() | ({"server_workers": workers} if workers > 1 else {})
                 cell.db_connections = connections.peak
         except (TargetFailed, load.LoadFailed) as exc:
             cell.status, cell.reason = "failed", str(exc)

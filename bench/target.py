@@ -105,6 +105,7 @@ def serve(
         env=env,
         log_path=log_path,
         cwd=PROJECT_ROOT,
+        role="server",
     )
     url = f"http://{LOOPBACK}:{chosen}"
     secrets = tuple(s for s in (config.dsn, config.cache.redis_url) if s)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench import failures
+from bench import failures, topology
 from bench.results import Results
 from reports import summary
 from reports.summary import Row
@@ -85,6 +85,12 @@ def pool_label(pool: dict[str, Any]) -> str:
         f"pool size {pool['size']} (max_overflow {pool.get('max_overflow', '?')}, "
         f"threadpool {pool.get('threadpool_size', '?')})"
     )
+
+
+def cpus_label(metadata: dict[str, Any]) -> str:
+    """Where the load generator and the server ran (bench.topology's plan, as the results recorded it); ""
+    for a file from before runs recorded it."""
+    return topology.label(metadata["cpus"]) if isinstance(metadata.get("cpus"), dict) else ""
 
 
 def cache_label(metadata: dict[str, Any]) -> str:

@@ -18,7 +18,17 @@ from typing import Any
 from bench.results import Results
 from reports import advice, charts, summary
 from reports.base import Renderer
-from reports.fmt import baseline, database_label, errors_text, failure_lines, flags, ms, rps_text, untimed
+from reports.fmt import (
+    baseline,
+    cpus_label,
+    database_label,
+    errors_text,
+    failure_lines,
+    flags,
+    ms,
+    rps_text,
+    untimed,
+)
 
 TEMPLATE = "report.html.j2"
 
@@ -98,6 +108,7 @@ def context(results: Results) -> dict[str, Any]:
     return {
         "meta": meta,
         "machine": meta.get("machine", {}),
+        "cpus": cpus_label(meta),
         "git": meta.get("git") if isinstance(meta.get("git"), dict) else {},
         "config": meta.get("config", {}),
         "database": database_label(meta.get("database", {})),

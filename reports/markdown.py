@@ -8,7 +8,17 @@ from bench import failures
 from bench.results import Results
 from reports import advice, summary
 from reports.base import Renderer
-from reports.fmt import baseline, database_label, errors_text, failure_lines, flags, ms, pool_label, rps_text
+from reports.fmt import (
+    baseline,
+    cpus_label,
+    database_label,
+    errors_text,
+    failure_lines,
+    flags,
+    ms,
+    pool_label,
+    rps_text,
+)
 
 
 def _cell(text: str) -> str:
@@ -30,6 +40,8 @@ def render(results: Results) -> str:
         f"{config.get('warmup_s', '?')} s warm-up + {config.get('duration_s', '?')} s per cell, "
         f"{config.get('trials', '?')} trial(s)."
     )
+    if cpus := cpus_label(meta):
+        lines += ["", f"CPUs: {_cell(cpus)}."]
     lines.append("")
     if stopped := summary.interrupted(results):
         lines += [f"> **{stopped}**", ""]

@@ -60,7 +60,8 @@ class Row:
     # below 0.95 the schedule slipped. Failures are counted apart (errors): they do not make the load slow.
     achieved_share: float | None
     generator_bound: bool
-    load_cpu_share: float | None  # CPU per load process / window: > 0.9 means Locust was saturated
+    # CPU of the load processes / (window x cores they could use: calibration.load_cores): > 0.9 means saturated
+    load_cpu_share: float | None
     cpu_s_per_request: float | None  # the target's CPU seconds per request
     rss_mb: float | None  # the target's peak RSS
     db_cpu_s_per_request: float | None
@@ -397,7 +398,13 @@ def _refreshes(cells: list[Cell]) -> dict[str, Any] | None:
     }
 
 
-def _row(key: Key, cells: list[Cell], ceiling: float | None, check_info: dict[str, Any] | None = None) -> Row:
+def _row(
+    key: Key,
+    cells: list[Cell],
+    ceiling: float | None,
+    check_info: dict[str, Any] | None = None,
+    load_cpus: int | None = None,
+) -> Row:
     ok = [c for c in cells if c.ok]
     if not ok:
         return _failed_row(key, cells, "skipped" if all(c.status == "skipped" for c in cells) else "failed")
@@ -407,9 +414,14 @@ def _row(key: Key, cells: list[Cell], ceiling: float | None, check_info: dict[st
     rates = [c.rps for c in ok]
     requests = sum(c.requests for c in ok)
     errors = sum(c.error_count for c in ok)
-    # Per load process: a worker near a full core is saturated however many workers there are.
-    process_window = sum(c.duration_s * max(1, c.load_processes) for c in ok)
+    # Per core the load could use: a worker near a full core is saturated however many workers there are, and
+    # under a CPU split (load_cpus) workers sharing the load's CPUs saturate them together.
+    process_window = sum(c.duration_s * calibration.load_cores(c.load_processes, load_cpus) for c in ok)
     load_cpu_share = sum(c.load_cpu_s for c in ok) / process_window if process_window else None
+    # Under a split, how busy the load's own CPUs were (anyone's work), averaged over the trials' windows.
+    busy = [(c.load_cpus_busy, c.duration_s) for c in ok if c.load_cpus_busy is not None] if load_cpus else []
+    busy_window = sum(d for _, d in busy)
+    load_cpus_busy = sum(b * d for b, d in busy) / busy_window if busy_window else None
     rps = statistics.median(rates)
     # Open model only: send-to-response latency, without the queueing delay.
     service = hist.trials_of(tuple(c.service_histogram for c in ok)) if key[3] else None
@@ -438,7 +450,7 @@ def _row(key: Key, cells: list[Cell], ceiling: float | None, check_info: dict[st
         achieved_share=statistics.median(c.requests / c.duration_s for c in ok) / key[3]
         if key[3] and all(c.duration_s > 0 for c in ok)
         else None,
-        generator_bound=calibration.generator_bound(rps, load_cpu_share or 0.0, ceiling),
+        generator_bound=calibration.generator_bound(rps, load_cpu_share or 0.0, ceiling, load_cpus_busy),
         load_cpu_share=load_cpu_share,
         cpu_s_per_request=_per_request((c.target_cpu_s for c in ok), requests),
         rss_mb=max(rss) if rss else None,
@@ -528,7 +540,8 @@ def rows(results: Results) -> list[Row]:
 
     ceiling = ceiling_rps(results)
     infos = {check.variant: check.info for check in results.checks}
-    return [_row(key, groups[key], ceiling, infos.get(key[0])) for key in sorted(groups, key=order)]
+    load_cpus = calibration.load_cpu_count(results.metadata)
+    return [_row(key, groups[key], ceiling, infos.get(key[0]), load_cpus) for key in sorted(groups, key=order)]
 
 
 def failed_checks(results: Results) -> list[tuple[str, list[str]]]:

@@ -18,6 +18,7 @@ from reports.base import Renderer
 from reports.fmt import (
     baseline,
     cache_label,
+    cpus_label,
     database_label,
     errors_text,
     failure_lines,
@@ -168,7 +169,8 @@ def footer(results: Results) -> Text:
     ceiling = f"load generator ceiling {calibrated['rps']:,.0f} req/s" if calibrated.get("rps") else "not calibrated"
     return Text(
         f"database: {database_label(database)} · {pool_label(results.metadata.get('pool', {}))}"
-        f"{cache_label(results.metadata)} · {ceiling} · latencies from HDR histograms (µs resolution)",
+        f"{cache_label(results.metadata)} · {ceiling} · latencies from HDR histograms (µs resolution)"
+        + (f"\nCPUs: {cpus}" if (cpus := cpus_label(results.metadata)) else ""),
         style="dim",
     )
 

@@ -207,7 +207,7 @@ def test_json_of_a_failed_cell_has_null_throughput_the_trials_that_ran_and_an_ot
     ("args", "fragment"),
     [
         (["run", "--max-error-rate", "abc"], "Invalid value for '--max-error-rate'"),
-        (["run", "--bogus"], "No such option: --bogus; see '"),
+        (["run", "--xyzzy"], "No such option: --xyzzy; see '"),
         (["serve"], "Missing argument 'variant'; see '"),
         (["nosuch"], "No such command 'nosuch'"),
         (["run", "--duration"], "'--duration' requires an argument"),

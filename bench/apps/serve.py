@@ -60,6 +60,7 @@ def serve_app(
         env=app_environment(app, env),
         log_path=log_path,
         cwd=app.directory,
+        role="server",
     )
     url = f"http://{LOOPBACK}:{port}"
     with supervised(supervisor, child, app.label, url, answers, "did not answer on /", secrets) as target:
