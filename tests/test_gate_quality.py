@@ -216,3 +216,16 @@ def test_the_burn_learns_the_base_and_the_overshoot_from_the_comparisons() -> No
     injection.learn(gq.Outcome("slow", 1, 1.0, base_cpu_ms=1.05, cpu_change=0.12, burn_ms=0.105))
     assert injection.factors == [pytest.approx(1.2)]
     assert injection.burn_ms() == pytest.approx(0.10 * 1.05 / 1.2)
+
+
+def test_a_slowdown_line_shows_the_share_measured_by_its_own_trials_and_the_load() -> None:
+    slow = gq.Outcome(
+        "slow", 1, 400.2, slower=["cpu_ms_per_request"], cpu_change=0.101, cpu_ci=(0.05, 0.15), base_cpu_ms=1.8,
+        head_cpu_ms=1.98, burn_ms=0.179, load_before=(11.09, 1.0, 1.0), load_after=(10.14, 1.0, 1.0),
+        queries="1.08 -> 1.08 (exact, pg_stat_statements per scenario: no change)",
+    )  # fmt: skip
+    assert gq._describe(slow, 3) == (
+        "slow   #3: exit 1 (regression), 400 s, load 11.09->10.14, CPU per request +10.1% [+5.0%..+15.0%]"
+        " (burnt 0.179 ms on base 1.800 ms), queries per request 1.08 -> 1.08 (exact, pg_stat_statements per"
+        " scenario: no change), slower: cpu_ms_per_request"
+    )
