@@ -213,7 +213,10 @@ def test_the_burn_learns_the_base_and_the_overshoot_from_the_comparisons() -> No
     injection.learn(gq.Outcome("nplus1", 1, 1.0, base_cpu_ms=1.1, cpu_change=0.5))
     assert injection.known and injection.burn_ms(9.9) == pytest.approx(0.105)  # median base 1.05 ms, k = 1
     # A slowdown that burnt 0.105 ms on a 1.05 ms base (aim +10 %) and measured +12 %: k = 1.2.
-    injection.learn(gq.Outcome("slow", 1, 1.0, base_cpu_ms=1.05, cpu_change=0.12, burn_ms=0.105))
+    injection.learn(gq.Outcome("slow", 1, 1.0, base_cpu_ms=1.05, cpu_change=0.12, burn_ms=0.105, cpu_ci=(0.1, 0.14)))
+    assert injection.factors == [pytest.approx(1.2)]
+    # A share measured too loosely to teach anything ([+5 %..+25 %] is wider than the 10 % aim) is not learnt.
+    injection.learn(gq.Outcome("slow", 1, 1.0, base_cpu_ms=1.05, cpu_change=0.3, burn_ms=0.105, cpu_ci=(0.05, 0.25)))
     assert injection.factors == [pytest.approx(1.2)]
     assert injection.burn_ms() == pytest.approx(0.10 * 1.05 / 1.2)
 
