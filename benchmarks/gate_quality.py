@@ -422,7 +422,11 @@ class Injection:
 
     def describe(self) -> str:
         base = f"{statistics.median(self.bases_ms):.3f} ms" if self.bases_ms else "none yet"
-        factor = f"{statistics.median(self.factors):.2f}" if self.factors else "1 (no slowdown measured yet)"
+        factor = (
+            f"{statistics.median(self.factors):.2f}"
+            if self.factors
+            else "1 (no slowdown measured to within the aim yet)"
+        )
         return f"base CPU per request median {base} over {len(self.bases_ms)} comparison(s), factor k {factor}"
 
 
