@@ -16,12 +16,17 @@ trials for an interval, or an interval too wide to say).
 
 Deterministic counters (queries per request per endpoint, statement calls per request by fingerprint,
 response bytes per request, error rate) are compared as they are, noise or not: 2 -> 21 queries per request
-is a regression whatever the latency did. A side whose cells all failed is never compared as numbers: head
-failing where base ran is a regression, the reverse an improvement.
+is a regression whatever the latency did. Queries come from the target's own statement hooks (dbbench's
+variants, per endpoint) or, for a target without them (a user's app, ``bench ab --app``), from the
+pg_stat_statements deltas of each measured window on the database dbbench started for it: per endpoint when
+every window of the point loaded one endpoint, else per scenario (the verdict's ``method`` says which).
+A side whose cells all failed is never compared as numbers: head failing where base ran is a regression,
+the reverse an improvement.
 """
 
 from __future__ import annotations
 
+import inspect
 import math
 import statistics
 import warnings
@@ -33,7 +38,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from bench import hist
+from bench import hist, pgstats
 from bench.errors import BenchError
 from bench.results import Cell, Results
 from reports.summary import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, judged, max_error_rate
@@ -42,6 +47,18 @@ DEFAULT_THRESHOLD = 0.10  # asv compare's default factor is 1.1; a CI gate flagg
 CONFIDENCE = 0.95
 # A counter is an average over a window's requests: a statement run by one request in 20 moves it by 0.05.
 QUERY_TOLERANCE = 0.05
+# pg_stat_statements windows also count the queries of requests in flight at their edges, and a window of a
+# scenario mixes its endpoints at random: the counter then wobbles from trial to trial by that much. A change is
+# counted only beyond this many standard errors of that wobble (and beyond QUERY_TOLERANCE).
+WOBBLE_SIGMAS = 4.0
+# bench.locust_entry keeps pgstats.snapshot's default number of statements per window: a window that reached it
+# may miss statements, so its query count is not exact and is not gated.
+PG_SNAPSHOT_LIMIT: int = inspect.signature(pgstats.snapshot).parameters["limit"].default
+EXACT, PER_ENDPOINT, PER_SCENARIO = (
+    "exact",
+    "exact, pg_stat_statements per endpoint",
+    "exact, pg_stat_statements per scenario",
+)
 ERROR_RATE_TOLERANCE = 0.001  # 0.1 percentage point: one failure in a thousand requests
 STATEMENTS_SHOWN = 3
 
@@ -66,7 +83,7 @@ class Verdict:
     head: float | None
     change: float | None  # head / base - 1 (the point estimate); None when not a ratio
     ci: tuple[float, float] | None  # 95 % interval of the change, same unit
-    method: str  # "paired", "unpaired", "exact" (a counter) or "failed"
+    method: str  # "paired", "unpaired", "failed", or a counter's: EXACT, PER_ENDPOINT, PER_SCENARIO
     evidence: list[str] = field(default_factory=list)  # one line each: what changed and why it may have
 
     @property
@@ -284,8 +301,8 @@ def _point(point: Point, base: _Side, head: _Side, *, paired: bool, threshold: f
                 )
             )
     out.extend(
-        verdict(endpoint, metric, v, base=b, head=h, change=_ratio(b, h), ci=None, method="exact", evidence=e)
-        for endpoint, metric, v, b, h, e in _counters(ok_before, ok_after, threshold)
+        verdict(endpoint, metric, v, base=b, head=h, change=_ratio(b, h), ci=None, method=m, evidence=e)
+        for endpoint, metric, v, b, h, e, m in _counters(ok_before, ok_after, threshold)
     )
     return _explained(out, base, head, point, ok_before, ok_after)
 
@@ -445,8 +462,20 @@ def _timed_verdict(
     return INCONCLUSIVE
 
 
-def _target_counters(cells: list[Cell]) -> tuple[dict[str, float], dict[str, dict[str, float]], int] | None:
-    """Queries per request per endpoint, and calls and ms per request per statement fingerprint, pooled."""
+@dataclass(frozen=True)
+class _Counted:
+    """One side's statement counters, pooled over its windows (each window's figures kept for their wobble)."""
+
+    queries: dict[str, float]  # endpoint (ALL: the whole scenario) -> queries per request
+    statements: dict[str, dict[str, float]]  # fingerprint -> {"calls": per request, "ms": per request}
+    method: str  # EXACT (the target's hooks), PER_ENDPOINT or PER_SCENARIO (pg_stat_statements)
+    query_trials: dict[str, list[float]] = field(default_factory=dict)  # endpoint -> each window's figure
+    call_trials: dict[str, list[float]] = field(default_factory=dict)  # fingerprint -> each window's figure
+
+
+def _target_counters(cells: list[Cell]) -> _Counted | None:
+    """Queries per request per endpoint, and calls and ms per request per statement fingerprint, pooled, from
+    the target's own statement hooks (/_bench/stats); None when a window has none."""
     windows = [c.target_stats for c in cells if c.target_stats and c.target_stats.get("instrumented")]
     if not windows or len(windows) != len(cells):
         return None
@@ -463,15 +492,73 @@ def _target_counters(cells: list[Cell]) -> tuple[dict[str, float], dict[str, dic
             slot["ms"] += float(statement["total_ms"])
     total = sum(requests.values())
     per_endpoint = {name: queries[name] / count for name, count in requests.items() if count}
-    per_statement = (
-        {text: {"calls": slot["calls"] / total, "ms": slot["ms"] / total} for text, slot in statements.items()}
-        if total
-        else {}
+    return _Counted(per_endpoint, _per_request(statements, total), EXACT)
+
+
+def _pg_counters(cells: list[Cell]) -> _Counted | None:
+    """The same counters from each window's pg_stat_statements delta (reset at the window's start, read at its
+    end, on the database dbbench made for the cell), for targets without statement hooks (users' apps).
+
+    The server cannot tell which request ran a statement, so the queries are an endpoint's only when every
+    window loaded that one endpoint; otherwise they are the scenario's (endpoint ALL). None when a window has
+    no snapshot (pg_stat_statements unavailable) or one that may be incomplete (PG_SNAPSHOT_LIMIT reached).
+    """
+    if not cells or any(c.pg_statements is None or len(c.pg_statements) >= PG_SNAPSHOT_LIMIT for c in cells):
+        return None
+    names = {name for c in cells for name in c.endpoints}
+    one = len(names) == 1 and all(len(c.endpoints) == 1 for c in cells)
+    endpoint = next(iter(names)) if one else ALL
+    statements: dict[str, dict[str, float]] = {}
+    query_trials: list[float] = []
+    call_trials: dict[str, list[float]] = {}
+    for index, cell in enumerate(cells):
+        calls = 0
+        for row in cell.pg_statements or []:
+            slot = statements.setdefault(row["fingerprint"], {"calls": 0.0, "ms": 0.0})
+            slot["calls"] += float(row["calls"])
+            slot["ms"] += float(row["total_ms"])
+            calls += int(row["calls"])
+            if cell.requests:
+                trials = call_trials.setdefault(row["fingerprint"], [0.0] * index)
+                trials.append(row["calls"] / cell.requests)
+        for trials in call_trials.values():  # a statement this window did not run: 0 calls in it
+            trials.extend([0.0] * (index + 1 - len(trials)))
+        if cell.requests:
+            query_trials.append(calls / cell.requests)
+    total = sum(c.requests for c in cells)
+    if not total:
+        return None
+    queries = sum(slot["calls"] for slot in statements.values()) / total
+    return _Counted(
+        {endpoint: queries},
+        _per_request(statements, total),
+        PER_ENDPOINT if one else PER_SCENARIO,
+        {endpoint: query_trials},
+        call_trials,
     )
-    return per_endpoint, per_statement, total
 
 
-_Counter = tuple[str, str, str, float, float, list[str]]  # endpoint, metric, verdict, base, head, evidence
+def _per_request(statements: dict[str, dict[str, float]], total: int) -> dict[str, dict[str, float]]:
+    if not total:
+        return {}
+    return {text: {"calls": slot["calls"] / total, "ms": slot["ms"] / total} for text, slot in statements.items()}
+
+
+def _counted(cells: list[Cell]) -> _Counted | None:
+    """The target's own counters where it has them, else pg_stat_statements', else None."""
+    return _target_counters(cells) or _pg_counters(cells)
+
+
+def _tolerance(before: list[float], after: list[float]) -> float:
+    """How far two sides' counters may differ without a verdict: QUERY_TOLERANCE, or WOBBLE_SIGMAS standard
+    errors of the difference of their windows' means when each side has two windows or more."""
+    if len(before) < 2 or len(after) < 2:
+        return QUERY_TOLERANCE
+    error = math.sqrt(statistics.variance(before) / len(before) + statistics.variance(after) / len(after))
+    return max(QUERY_TOLERANCE, WOBBLE_SIGMAS * error)
+
+
+_Counter = tuple[str, str, str, float, float, list[str], str]  # endpoint, metric, verdict, base, head, why, method
 
 
 def _exact(before: float, after: float, tolerance: float) -> str:
@@ -479,39 +566,47 @@ def _exact(before: float, after: float, tolerance: float) -> str:
 
 
 def _counters(before: list[Cell], after: list[Cell], threshold: float) -> list[_Counter]:
-    """The deterministic counters both sides measured, each with its verdict (no interval: they do not wobble)."""
+    """The deterministic counters both sides measured, each with its verdict (no interval: they do not wobble
+    beyond what the windows' edges and a scenario's random mix of endpoints explain; see _tolerance)."""
     out: list[_Counter] = []
-    counted_before, counted_after = _target_counters(before), _target_counters(after)
-    if counted_before and counted_after:
-        (queries_before, statements_before, _), (queries_after, statements_after, _) = counted_before, counted_after
+    counted_before, counted_after = _counted(before), _counted(after)
+    if counted_before and counted_after and counted_before.method == counted_after.method:
+        method = counted_before.method
+        statements_before, statements_after = counted_before.statements, counted_after.statements
         grown = _statement_changes(statements_before, statements_after)
-        for endpoint in (name for name in queries_before if name in queries_after):
-            b, h = queries_before[endpoint], queries_after[endpoint]
-            verdict = _exact(b, h, QUERY_TOLERANCE)
+        for endpoint in (name for name in counted_before.queries if name in counted_after.queries):
+            b, h = counted_before.queries[endpoint], counted_after.queries[endpoint]
+            tolerance = _tolerance(
+                counted_before.query_trials.get(endpoint, []), counted_after.query_trials.get(endpoint, [])
+            )
+            verdict = _exact(b, h, tolerance)
             evidence = []
             if verdict != NO_CHANGE:
                 evidence.append(
-                    f"{endpoint}: {b:.3g} → {h:.3g} queries per request"
+                    f"{endpoint or 'the scenario'}: {b:.3g} → {h:.3g} queries per request"
                     + (f" ({grown[0]})" if grown and verdict == SLOWER else "")
                 )
                 evidence.extend(grown[1:] if verdict == SLOWER else [])
-            out.append((endpoint, "queries_per_request", verdict, b, h, evidence))
+            out.append((endpoint, "queries_per_request", verdict, b, h, evidence, method))
         for text in dict.fromkeys([*statements_before, *statements_after]):
             b, h = (side.get(text, {"calls": 0.0})["calls"] for side in (statements_before, statements_after))
-            verdict = _exact(b, h, QUERY_TOLERANCE)
+            # A statement one side never ran is new (or gone): exact, whatever the other side's wobble.
+            tolerance = _tolerance(counted_before.call_trials.get(text, []), counted_after.call_trials.get(text, []))
+            tolerance = QUERY_TOLERANCE if not (b and h) else tolerance
+            verdict = _exact(b, h, tolerance)
             evidence = [f"{b:.3g} → {h:.3g} × {_short(text)} per request"] if verdict != NO_CHANGE else []
-            out.append((ALL, f"calls_per_request {_short(text, 60)}", verdict, b, h, evidence))
+            out.append((ALL, f"calls_per_request {_short(text, 60)}", verdict, b, h, evidence, method))
     requests = [sum(c.requests for c in side) for side in (before, after)]
     if all(requests):
         b, h = (sum(c.bytes_received for c in side) / n for side, n in zip((before, after), requests, strict=True))
         change = _ratio(b, h)
         verdict = NO_CHANGE if change is None or abs(change) < threshold else SLOWER if change > 0 else FASTER
         evidence = [f"response bytes per request: {b:.0f} → {h:.0f}"] if verdict != NO_CHANGE else []
-        out.append((ALL, "bytes_per_request", verdict, b, h, evidence))
+        out.append((ALL, "bytes_per_request", verdict, b, h, evidence, EXACT))
         b, h = (sum(c.error_count for c in side) / n for side, n in zip((before, after), requests, strict=True))
         verdict = _exact(b, h, ERROR_RATE_TOLERANCE)
         evidence = [f"error rate: {b:.2%} → {h:.2%}"] if verdict != NO_CHANGE else []
-        out.append((ALL, "error_rate", verdict, b, h, evidence))
+        out.append((ALL, "error_rate", verdict, b, h, evidence, EXACT))
     return out
 
 
@@ -538,18 +633,23 @@ def _explained(
     verdicts: list[Verdict], base: _Side, head: _Side, point: Point, before: list[Cell], after: list[Cell]
 ) -> list[Verdict]:
     """Each regression with why it may be one: statements that grew, plans that changed, profile frames."""
-    if not any(v.verdict == SLOWER and v.method != "exact" for v in verdicts):
+    if not any(v.verdict == SLOWER and v.method in _TIMED_METHODS for v in verdicts):
         return verdicts
     why: list[str] = []
-    counted = _target_counters(before), _target_counters(after)
+    counted = _counted(before), _counted(after)
     if counted[0] and counted[1]:
-        why.extend(_statement_changes(counted[0][1], counted[1][1]))
+        why.extend(_statement_changes(counted[0].statements, counted[1].statements))
     why.extend(_plan_changes(base.results, head.results, point[4]))
     why.extend(_profile_changes(base.results, head.results, point))
     return [
-        Verdict(**{**v.__dict__, "evidence": [*v.evidence, *why]}) if v.verdict == SLOWER and v.method != "exact" else v
+        Verdict(**{**v.__dict__, "evidence": [*v.evidence, *why]})
+        if v.verdict == SLOWER and v.method in _TIMED_METHODS
+        else v
         for v in verdicts
     ]
+
+
+_TIMED_METHODS = ("paired", "unpaired")
 
 
 def _plan_shape(plan: dict[str, Any] | None) -> str:

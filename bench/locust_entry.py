@@ -243,6 +243,9 @@ class LoadProcess:
             target.sample()
         if not window.closed:
             window.close()
+        # Right at the window's close, before anything else takes time: the load keeps running meanwhile, and
+        # its queries would count against the window's requests (measured: 21 -> 23.9 per request on 1 s cells).
+        pg_statements = [stat.to_dict() for stat in pgstats.snapshot(spec.pg_dsn)] if spec.pg_dsn else None
         workers = 0
         if isinstance(runner, MasterRunner):
             workers = runner.worker_count
@@ -262,7 +265,7 @@ class LoadProcess:
             target_window={"open": info_open, "close": _target_call(host, "GET", "/_bench/info")}
             if spec.target_stats
             else None,
-            pg_statements=[stat.to_dict() for stat in pgstats.snapshot(spec.pg_dsn)] if spec.pg_dsn else None,
+            pg_statements=pg_statements,
         )
         own = window.to_dict()
         if workers:

@@ -224,3 +224,62 @@ def test_with_dsn_every_database_made_for_the_app_is_dropped_after(tmp_path: Pat
         names = [row[0] for row in conn.execute("SELECT datname FROM pg_database")]
     assert not [n for n in names if n.startswith("dbbench_")], names
     assert results(shop / "d.json")["cells"][0]["status"] == "ok"
+
+
+# Only the category listing: each window loads one endpoint, so its queries are that endpoint's own.
+LISTING_ONLY = '''
+"""Category listings only."""
+
+import random
+
+from locust import FastHttpUser, task
+
+
+class Browser(FastHttpUser):
+    @task
+    def category(self):
+        self.client.get(f"/categories/{random.randint(1, 10)}/items", name="/categories/[id]/items")
+'''
+
+
+def _gate_quality() -> Any:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("gate_quality", ROOT / "benchmarks" / "gate_quality.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["gate_quality"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_an_apps_n_plus_one_is_gated_exactly_from_pg_stat_statements(tmp_path: Path) -> None:
+    """The shop against a copy with gate_quality.py's N+1 (its listing: 1 -> 21 queries), no hooks in either:
+    bench compare counts the queries from pg_stat_statements on the database dbbench started, per endpoint
+    where a scenario loads one endpoint and per scenario where it mixes three, and fails the gate on them."""
+    base, head = shop_copy(tmp_path, "base"), shop_copy(tmp_path, "head")
+    _gate_quality().inject_nplus1(head)
+    for copy in (base, head):
+        (copy / "perf" / "listing.py").write_text(LISTING_ONLY, encoding="utf-8")
+    args = ["ab", "--app", "shop.main:app", "--base", "../base", "--head", ".", "--scenarios",
+            "perf/locustfile.py,perf/listing.py", "--setup", "python migrate.py", "--setup", "python seed.py",
+            "--trials", "4", *SHORT, "--duration", "2", "--no-check", "--no-html", "-o", "ab.json"]  # fmt: skip
+    done = bench(args, head)
+    assert done.returncode == 1, done.stdout + done.stderr  # a regression: the gate fails
+    ab = results(head / "ab.json")
+    assert ab["metadata"]["pg_stat_statements"]["available"], ab["metadata"]["pg_stat_statements"]
+    done = bench(["compare", "ab.json", "-f", "json"], head)
+    assert done.returncode == 1, done.stderr
+    verdicts = json.loads(done.stdout)["verdicts"]
+    queries = {(v["scenario"], v["endpoint"]): v for v in verdicts if v["metric"] == "queries_per_request"}
+    listing = queries[("listing.py", "/categories/[id]/items")]
+    assert listing["method"] == "exact, pg_stat_statements per endpoint"
+    assert listing["verdict"] == "slower"
+    # Exact up to the requests in flight at the window's edges (4 users, tens to hundreds of requests a window).
+    assert listing["base"] == pytest.approx(1, abs=0.1) and listing["head"] == pytest.approx(21, abs=1.5)
+    mixed = queries[("locustfile.py", "")]
+    assert mixed["method"] == "exact, pg_stat_statements per scenario"
+    assert mixed["verdict"] == "slower" and mixed["head"] > mixed["base"] + 2
+    assert any("from category where category.id = ?" in line for line in mixed["evidence"]), mixed["evidence"]
+    new = next(v for v in verdicts if v["scenario"] == "locustfile.py" and "from category" in v["metric"])
+    assert (new["verdict"], new["base"]) == ("slower", 0)  # a statement base never ran

@@ -418,3 +418,90 @@ def test_inconclusive_verdicts_are_skipped_junit_cases(tmp_path: Path) -> None:
     assert bench("compare", str(old), str(old), "--junit", str(junit)).exit_code == 0
     cases = list(next(iter(JUnitXml.fromfile(str(junit)))))
     assert any(case.result and isinstance(case.result[0], Skipped) for case in cases)
+
+
+# --- a user's app: no statement hooks, queries from pg_stat_statements deltas per window ------------------------
+
+ITEM = "select item.id, item.name, category.name as name_1 from item join category on category.id = item.category_id"
+CATEGORY_NAME = "select category.name from category where category.id = $1"
+
+
+def _pg_row(query: str, calls: int) -> dict[str, Any]:
+    from bench.pgstats import StatementStat
+
+    stat = StatementStat(1, query, calls, calls * 0.05, 0.05, 0.0, 0.01, 0.2, calls, calls * 3, 0)
+    return stat.to_dict()
+
+
+def app_run(
+    *,
+    nplus1_head: bool = False,
+    nplus1_base: bool = False,
+    head_share: float = 0.0,
+    endpoints: tuple[str, ...] = ("/items/[id]", "/categories/[id]/items"),
+) -> dict[str, Any]:
+    """An interleaved ``bench ab`` file of an app without hooks: each window's queries are its pg_stat_statements
+    delta. The window's mix of endpoints differs from trial to trial (as Locust's random tasks do); the
+    category listing runs 1 query, or 1 + 20 in head when ``nplus1_head``."""
+    run = golden(variant="base")
+    run["cells"] += golden(variant="head")["cells"]
+    for index, cell in enumerate(run["cells"]):
+        cell["target_stats"] = None
+        requests = cell["requests"]
+        share = 0.2 + 0.01 * (index % 6) if len(endpoints) > 1 else 0.0  # the listing's share of this window
+        share += head_share if cell["variant"] == "head" else 0.0
+        listings = int(requests * share)
+        histogram = cell["histogram"]
+        cell["endpoints"] = {
+            endpoints[0]: {"requests": requests - listings, "errors": 0, "histogram": histogram},
+            **({endpoints[1]: {"requests": listings, "errors": 0, "histogram": histogram}} if listings else {}),
+        }
+        rows = [_pg_row(ITEM, requests)]
+        if nplus1_head if cell["variant"] == "head" else nplus1_base:
+            rows.append(_pg_row(CATEGORY_NAME, listings * 20))
+        cell["pg_statements"] = rows
+    return run
+
+
+def _queries(run: dict[str, Any]) -> Any:
+    done = compare_labels(results(run), base="base", head="head", threshold=0.1)
+    return done, [v for v in done.verdicts if v.metric == "queries_per_request"]
+
+
+def test_an_apps_n_plus_one_is_gated_from_pg_stat_statements_per_scenario() -> None:
+    done, queries = _queries(app_run(nplus1_head=True))
+    assert len(queries) == 1
+    (q,) = queries
+    # Two endpoints share each window: the server cannot tell their statements apart, so per scenario.
+    assert (q.endpoint, q.verdict, q.method) == ("", SLOWER, "exact, pg_stat_statements per scenario")
+    assert q.base == pytest.approx(1.0) and q.head == pytest.approx(1 + 20 * 0.225, abs=0.02)
+    assert any("× select category.name from category where category.id = ? per request" in e for e in q.evidence)
+    assert any(v.metric.startswith("calls_per_request select category.name") for v in done.regressions)
+
+
+def test_an_apps_unchanged_queries_are_no_change_and_one_endpoint_windows_are_per_endpoint() -> None:
+    _, queries = _queries(app_run())
+    assert [(q.verdict, q.method) for q in queries] == [(NO_CHANGE, "exact, pg_stat_statements per scenario")]
+    _, queries = _queries(app_run(endpoints=("/items/[id]",)))
+    assert [(q.endpoint, q.verdict, q.method) for q in queries] == [
+        ("/items/[id]", NO_CHANGE, "exact, pg_stat_statements per endpoint")
+    ]
+
+
+def test_a_random_mix_of_endpoints_is_not_a_query_regression() -> None:
+    """Head's windows happen to hold a little more of the 21-query endpoint than base's: the per-scenario figure
+    moves by more than QUERY_TOLERANCE, but within the windows' own wobble, so it is no verdict."""
+    _, (q,) = _queries(app_run(nplus1_head=True, nplus1_base=True, head_share=0.004))
+    assert q.head - q.base > 0.05
+    assert q.verdict == NO_CHANGE
+
+
+def test_an_incomplete_or_missing_snapshot_is_not_counted() -> None:
+    from bench.compare import PG_SNAPSHOT_LIMIT
+
+    run = app_run(nplus1_head=True)
+    run["cells"][0]["pg_statements"] = [_pg_row(f"select {i}", 1) for i in range(PG_SNAPSHOT_LIMIT)]
+    assert _queries(run)[1] == []
+    run = app_run(nplus1_head=True)
+    run["cells"][-1]["pg_statements"] = None
+    assert _queries(run)[1] == []

@@ -118,7 +118,7 @@ def test_rates_count_completed_comparisons_only() -> None:
         gq.Outcome("aa", 0, 110.0),
     ]
     line = gq.summary("aa", outcomes, None)
-    assert line.startswith("A/A false alarms   1/3 (33%)")
+    assert line.startswith("A/A false alarms   1/3 (33%, 95 % CI 6%..79% (Wilson))")
     assert "1 comparison(s) ended in error (not counted)" in line
     assert "median 105 s, max 120 s" in line
 
@@ -126,7 +126,7 @@ def test_rates_count_completed_comparisons_only() -> None:
 def test_the_slowdown_summary_shows_the_measured_injected_share() -> None:
     outcomes = [gq.Outcome("slow", 1, 200.0, cpu_change=0.08), gq.Outcome("slow", 0, 200.0, cpu_change=0.12)]
     line = gq.summary("slow", outcomes, 0.10)
-    assert line.startswith("slowdown detected  1/2 (50%)")
+    assert line.startswith("slowdown detected  1/2 (50%, 95 % CI 9%..91% (Wilson))")
     assert "injected CPU per request measured +10.0% median (+8.0%..+12.0%), aimed at +10%" in line
 
 
@@ -160,3 +160,75 @@ def test_each_comparison_is_one_line_with_its_exit_code_and_why() -> None:
     assert gq._describe(failed, 1) == "aa     #1: exit 1 (regression), 90 s, slower: -, failed cells: 1"
     broken = gq.Outcome("slow", 2, 3.0, error="--base ../base is not a directory")
     assert gq._describe(broken, 1) == "slow   #1: exit 2 (error: --base ../base is not a directory), 3 s"
+
+
+def test_the_wilson_interval_is_scipys() -> None:
+    assert gq.wilson(0, 0) is None
+    low, high = gq.wilson(0, 20)
+    assert low == 0.0 and high == pytest.approx(0.1611, abs=1e-4)  # 0 false alarms in 20: still up to 16 %
+    low, high = gq.wilson(19, 20)
+    assert low == pytest.approx(0.7639, abs=1e-4) and high == pytest.approx(0.9911, abs=1e-4)
+
+
+def test_the_log_round_trips_and_a_torn_line_is_skipped(tmp_path: Path) -> None:
+    log = tmp_path / "gate.jsonl"
+    assert gq.read_log(log) == []
+    first = gq.Outcome(
+        "slow", 1, 201.5, slower=["rps"], cpu_change=0.1, cpu_ci=(0.07, 0.13), base_cpu_ms=1.1, head_cpu_ms=1.21,
+        burn_ms=0.1, load_before=(1.0, 0.5, 0.2), load_after=(2.0, 1.0, 0.5), started="2026-12-01T01:00:00+00:00",
+        settings=gq.settings_of(gq.parse([])),
+    )  # fmt: skip
+    gq.append_log(log, first)
+    with log.open("a") as f:
+        f.write('{"kind": "aa", "exit_co')  # killed while writing
+    assert gq.read_log(log) == [first]
+
+
+def test_a_resumed_run_fills_the_least_run_kind_first_and_stops_at_repeats() -> None:
+    args = gq.parse(["--repeats", "2"])
+    assert gq._next_kind(args, {"aa": 0, "slow": 0, "nplus1": 0}) == "aa"
+    assert gq._next_kind(args, {"aa": 1, "slow": 0, "nplus1": 0}) == "slow"
+    assert gq._next_kind(args, {"aa": 2, "slow": 1, "nplus1": 2}) == "slow"
+    assert gq._next_kind(args, {"aa": 2, "slow": 2, "nplus1": 2}) is None
+
+
+def test_only_outcomes_of_the_same_settings_are_summarised(capsys: pytest.CaptureFixture[str]) -> None:
+    args = gq.parse(["--which", "aa"])
+    other = gq.parse(["--which", "aa", "--trials", "6"])
+    outcomes = [
+        gq.Outcome("aa", 0, 100.0, settings=gq.settings_of(args), started="a"),
+        gq.Outcome("aa", 1, 100.0, settings=gq.settings_of(other), started="b"),
+    ]
+    gq.print_summary(args, outcomes)
+    out = capsys.readouterr().out
+    assert "(1 logged comparison(s) of other settings not counted)" in out
+    assert "A/A false alarms   0/1 (0%" in out
+
+
+def test_the_burn_learns_the_base_and_the_overshoot_from_the_comparisons() -> None:
+    injection = gq.Injection(0.10)
+    assert not injection.known
+    assert injection.burn_ms(1.2) == pytest.approx(0.12)  # the calibration run's guess, before any comparison
+    injection.learn(gq.Outcome("aa", 0, 1.0, base_cpu_ms=1.0, cpu_change=0.01))
+    injection.learn(gq.Outcome("nplus1", 1, 1.0, base_cpu_ms=1.1, cpu_change=0.5))
+    assert injection.known and injection.burn_ms(9.9) == pytest.approx(0.105)  # median base 1.05 ms, k = 1
+    # A slowdown that burnt 0.105 ms on a 1.05 ms base (aim +10 %) and measured +12 %: k = 1.2.
+    injection.learn(gq.Outcome("slow", 1, 1.0, base_cpu_ms=1.05, cpu_change=0.12, burn_ms=0.105, cpu_ci=(0.1, 0.14)))
+    assert injection.factors == [pytest.approx(1.2)]
+    # A share measured too loosely to teach anything ([+5 %..+25 %] is wider than the 10 % aim) is not learnt.
+    injection.learn(gq.Outcome("slow", 1, 1.0, base_cpu_ms=1.05, cpu_change=0.3, burn_ms=0.105, cpu_ci=(0.05, 0.25)))
+    assert injection.factors == [pytest.approx(1.2)]
+    assert injection.burn_ms() == pytest.approx(0.10 * 1.05 / 1.2)
+
+
+def test_a_slowdown_line_shows_the_share_measured_by_its_own_trials_and_the_load() -> None:
+    slow = gq.Outcome(
+        "slow", 1, 400.2, slower=["cpu_ms_per_request"], cpu_change=0.101, cpu_ci=(0.05, 0.15), base_cpu_ms=1.8,
+        head_cpu_ms=1.98, burn_ms=0.179, load_before=(11.09, 1.0, 1.0), load_after=(10.14, 1.0, 1.0),
+        queries="1.08 -> 1.08 (exact, pg_stat_statements per scenario: no change)",
+    )  # fmt: skip
+    assert gq._describe(slow, 3) == (
+        "slow   #3: exit 1 (regression), 400 s, load 11.09->10.14, CPU per request +10.1% [+5.0%..+15.0%]"
+        " (burnt 0.179 ms on base 1.800 ms), queries per request 1.08 -> 1.08 (exact, pg_stat_statements per"
+        " scenario: no change), slower: cpu_ms_per_request"
+    )
