@@ -1,0 +1,124 @@
+"""The run's targets, kept up between the cells that can share them.
+
+A run used to start a variant's uvicorn for every cell and stop it after: about a second and a half of
+CPU per cell on this machine (importing FastAPI, SQLAlchemy, the driver), more than a quick cell's whole
+window. A variant's server holds nothing a later cell could inherit except what it caches, so one
+server per (variant, configuration) now serves every cell of the run; a variant that keeps state
+between requests (bench.plan.CACHE_VARIANTS: its world cache) still gets a fresh server per cell, so
+each of its cells starts from an empty cache, as before. Servers that are known to be needed are
+started side by side (``start``): their start-up overlaps, and nothing is measured meanwhile.
+
+Only one target is ever under load; the others sit idle (an idle uvicorn costs no CPU). The connections
+their pools hold open are not the measured variant's: bench.dbmon counts only the measured target's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager, suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench.plan import CACHE_VARIANTS
+from bench.procs import Supervisor
+from bench.target import Target, TargetConfig, TargetFailed, serve
+from targets import Variant
+
+Key = tuple[str, TargetConfig]
+
+
+@dataclass
+class _Running:
+    target: Target
+    stack: ExitStack
+    log: Path
+    used: bool = False  # has served a cell
+
+
+@dataclass
+class TargetPool:
+    """Targets by (variant, configuration); ``close`` (or leaving the run's Supervisor) stops them all."""
+
+    supervisor: Supervisor
+    log_path: Callable[[Variant, int], Path]  # where the n-th server of a variant logs
+    running: dict[Key, _Running] = field(default_factory=dict)
+    failed: dict[Key, TargetFailed] = field(default_factory=dict)  # did not come up when started ahead
+    started: int = 0
+    _threads: list[ThreadPoolExecutor] = field(default_factory=list)
+
+    def start(self, variants: list[Variant], config: TargetConfig) -> None:
+        """Start ``variants``' servers side by side (threads only wait on their health checks); a server
+        that does not come up is remembered and reported by the cell that asks for it."""
+        todo = [v for v in variants if (v.name, config) not in self.running]
+        if not todo:
+            return
+        # The threads outlive this call, until ``close``: a child asks the kernel to end it when the *thread*
+        # that started it ends (PR_SET_PDEATHSIG, bench.procs), so a finished thread would take its server along.
+        threads = ThreadPoolExecutor(max_workers=len(todo), thread_name_prefix="dbbench-target")
+        self._threads.append(threads)
+        for variant, outcome in zip(todo, threads.map(lambda v: self._start(v, config), todo), strict=True):
+            if isinstance(outcome, TargetFailed):
+                self.failed[(variant.name, config)] = outcome
+            else:
+                self.running[(variant.name, config)] = outcome
+
+    def _start(self, variant: Variant, config: TargetConfig) -> _Running | TargetFailed:
+        self.started += 1
+        stack = ExitStack()
+        log = self.log_path(variant, self.started)
+        try:
+            target = stack.enter_context(serve(self.supervisor, variant.name, variant.app, config, log))
+        except TargetFailed as exc:
+            stack.close()
+            return exc
+        return _Running(target, stack, log)
+
+    def log(self, variant: Variant, config: TargetConfig) -> Path:
+        """The log of ``variant``'s running server under ``config`` (KeyError when there is none)."""
+        return self.running[(variant.name, config)].log
+
+    def retire(self, config: TargetConfig) -> None:
+        """Stop every server running under ``config`` (e.g. the contract check's, once the checks are done)."""
+        for key in [key for key in self.running if key[1] == config]:
+            with suppress(TargetFailed):  # its own cell or check already reported how it ended
+                self._stop(key)
+
+    @contextmanager
+    def use(self, variant: Variant, config: TargetConfig) -> Iterator[Target]:
+        """The target for one cell of ``variant`` under ``config``. Raises TargetFailed when it does not come
+        up, or when it died during the cell (it is then stopped; the next cell starts a new one)."""
+        key = (variant.name, config)
+        if key in self.failed:
+            raise self.failed.pop(key)
+        running = self.running.get(key)
+        if running is not None and (
+            (running.used and variant.name in CACHE_VARIANTS) or not running.target.child.alive()
+        ):
+            self._stop(key)
+            running = None
+        if running is None:
+            outcome = self._start(variant, config)
+            if isinstance(outcome, TargetFailed):
+                raise outcome
+            running = self.running[key] = outcome
+        running.used = True
+        try:
+            yield running.target
+        finally:
+            if not running.target.child.alive():
+                # serve()'s own check, made when its ``with`` ends: "died under load", with its log's reason.
+                self._stop(key)
+
+    def _stop(self, key: Key) -> None:
+        running = self.running.pop(key, None)
+        if running is not None:
+            running.stack.close()
+
+    def close(self) -> None:
+        for key in list(self.running):
+            with suppress(TargetFailed):  # died idle after its last cell: no cell is left to report it on
+                self._stop(key)
+        for threads in self._threads:
+            threads.shutdown()
+        self._threads.clear()
