@@ -111,12 +111,19 @@ class Run:
                 with self._cells(supervisor, workdir) as (pool, sessions):
                     passed = self._check_all(pool, database, check_config)
                     self._dirty = True  # the checks wrote
-                    if check_config != base:
-                        pool.retire(check_config)
+                    # A checked server can serve the cells when the cells' configuration means the same to it.
+                    bases = {v.name: check_config if self._same(v, check_config, base) else base for v in passed}
+                    for variant in passed:
+                        if bases[variant.name] != check_config:
+                            pool.retire_one(variant, check_config)
                     self.observer.phase("starting the variants")
-                    pool.start(passed, base)  # side by side, before the first cell: nothing is measured yet
+                    fresh = [v for v in passed if bases[v.name] == base]
+                    pool.start(fresh, base)  # side by side, before the first cell: nothing is measured yet
                     run_cells(
-                        config, self.recorder, passed, lambda key: self._measure(database, base, key, pool, sessions)
+                        config,
+                        self.recorder,
+                        passed,
+                        lambda key: self._measure(database, bases[key.variant.name], key, pool, sessions),
                     )
                 if self.pg_dsn is not None:
                     explain_run(self.recorder, database)
@@ -199,6 +206,17 @@ class Run:
             self.recorder.checked(VariantCheck(variant.name, False, [reason], skipped=reason))
         return runnable
 
+    def _same(self, variant: Variant, check: TargetConfig, base: TargetConfig) -> bool:
+        """Whether ``variant``'s server behaves the same under the check's configuration as under the cells':
+        they differ in statement timing only, forced on for the check, and the variant's default (the cells'
+        ``None``) is on for the variants whose hooks cost < 5 % (its /_bench/info says which)."""
+        if check == base:
+            return True
+        if replace(check, instrument=base.instrument) != base or base.instrument is not None:
+            return False
+        info = next((c.info for c in reversed(self.results.checks) if c.variant == variant.name and c.ok), {})
+        return info.get("instrumented_by_default") is True
+
     def _check_all(self, pool: TargetPool, database: Database, config: TargetConfig) -> list[Variant]:
         variants = self._runnable(database)
         if not self.config.check:
@@ -213,6 +231,8 @@ class Run:
                 with pool.use(variant, config) as target:
                     # The full check: seeded values, writes, /_bench/*, and the log behind any HTTP 500.
                     report = check_variant(target.url, database.dsn, server_log=pool.log(variant, config))
+                    if variant.name in CACHE_VARIANTS:
+                        pool.taint(variant, config)  # the check filled its cache
             except TargetFailed as exc:
                 report = CheckReport(False, [str(exc)])
             if self.recorder.check(variant.name, report).ok:
@@ -262,10 +282,24 @@ class Run:
                         sample = session.run(spec, on_tick=tick)
                     else:
                         sample = load.run_load(pool.supervisor, spec, self._workdir, on_tick=tick)
-                cell.target = target.info()
+                # The load process read /_bench/info as the window closed: no second request for it.
+                cell.target = (sample.get("target_window") or {}).get("close") or target.info()
                 cell.db_connections = connections.peak
+                if key.variant.name in CACHE_VARIANTS and _cache_used(sample):
+                    pool.taint(key.variant, config)  # its next cell starts from an empty cache, as always
         except (TargetFailed, load.LoadFailed) as exc:
             cell.status, cell.reason = "failed", str(exc)
             return cell
         fill(cell, sample)
         return cell
+
+
+def _cache_used(sample: dict[str, Any]) -> bool:
+    """Whether the cell looked anything up in the target's cache (its counters moved across the window);
+    True when the window does not say."""
+    edges = sample.get("target_window") or {}
+    counts = [
+        (edge.get("cache") or {}).get("hits", 0) + (edge.get("cache") or {}).get("misses", 0)
+        for edge in (edges.get("open") or {}, edges.get("close") or {})
+    ]
+    return not edges.get("open") or not edges.get("close") or counts[0] != counts[1]

@@ -3,9 +3,9 @@
 A run used to start a variant's uvicorn for every cell and stop it after: about a second and a half of
 CPU per cell on this machine (importing FastAPI, SQLAlchemy, the driver), more than a quick cell's whole
 window. A variant's server holds nothing a later cell could inherit except what it caches, so one
-server per (variant, configuration) now serves every cell of the run; a variant that keeps state
-between requests (bench.plan.CACHE_VARIANTS: its world cache) still gets a fresh server per cell, so
-each of its cells starts from an empty cache, as before. Servers that are known to be needed are
+server per (variant, configuration) now serves every cell of the run; a server whose cache a cell (or
+the contract check) filled is tainted by the caller and replaced before its next cell, so each cell of
+the cached variant still starts from an empty cache, as before. Servers that are known to be needed are
 started side by side (``start``): their start-up overlaps, and nothing is measured meanwhile.
 
 Only one target is ever under load; the others sit idle (an idle uvicorn costs no CPU). The connections
@@ -20,7 +20,6 @@ from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.plan import CACHE_VARIANTS
 from bench.procs import Supervisor
 from bench.target import Target, TargetConfig, TargetFailed, serve
 from targets import Variant
@@ -33,7 +32,7 @@ class _Running:
     target: Target
     stack: ExitStack
     log: Path
-    used: bool = False  # has served a cell
+    tainted: bool = False  # holds state a later cell must not inherit: restarted before its next use
 
 
 @dataclass
@@ -74,15 +73,21 @@ class TargetPool:
             return exc
         return _Running(target, stack, log)
 
+    def taint(self, variant: Variant, config: TargetConfig) -> None:
+        """``variant``'s server under ``config`` holds state a later cell must not inherit (its cache was
+        filled): the next ``use`` starts a new one."""
+        running = self.running.get((variant.name, config))
+        if running is not None:
+            running.tainted = True
+
     def log(self, variant: Variant, config: TargetConfig) -> Path:
         """The log of ``variant``'s running server under ``config`` (KeyError when there is none)."""
         return self.running[(variant.name, config)].log
 
-    def retire(self, config: TargetConfig) -> None:
-        """Stop every server running under ``config`` (e.g. the contract check's, once the checks are done)."""
-        for key in [key for key in self.running if key[1] == config]:
-            with suppress(TargetFailed):  # its own cell or check already reported how it ended
-                self._stop(key)
+    def retire_one(self, variant: Variant, config: TargetConfig) -> None:
+        """Stop ``variant``'s server under ``config`` (e.g. the contract check's, once it is not needed)."""
+        with suppress(TargetFailed):  # its own cell or check already reported how it ended
+            self._stop((variant.name, config))
 
     @contextmanager
     def use(self, variant: Variant, config: TargetConfig) -> Iterator[Target]:
@@ -92,9 +97,7 @@ class TargetPool:
         if key in self.failed:
             raise self.failed.pop(key)
         running = self.running.get(key)
-        if running is not None and (
-            (running.used and variant.name in CACHE_VARIANTS) or not running.target.child.alive()
-        ):
+        if running is not None and (running.tainted or not running.target.child.alive()):
             self._stop(key)
             running = None
         if running is None:
@@ -102,7 +105,6 @@ class TargetPool:
             if isinstance(outcome, TargetFailed):
                 raise outcome
             running = self.running[key] = outcome
-        running.used = True
         try:
             yield running.target
         finally:

@@ -167,9 +167,13 @@ class Noise:
         base = base_row.rps
         if base_row is row:
             return Ratio(1.0, None)
-        mine, theirs = self._trials.get(_key(row), {}), self._trials.get(_key(base_row), {})
+        mine, theirs = self.trial_rates(row), self.trial_rates(base_row)
         pairs = [(theirs[trial], mine[trial]) for trial in sorted(mine.keys() & theirs.keys())]
         return Ratio(row.rps / base, paired_ratio_ci(pairs))
+
+    def trial_rates(self, row: Row) -> dict[int, float]:
+        """{trial number: req/s} of ``row``'s trials that stand."""
+        return self._trials.get(_key(row), {})
 
     def text(self, row: Row, rows: list[Row]) -> str:
         found = self.ratio(row, rows)
