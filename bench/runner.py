@@ -261,7 +261,7 @@ class Run:
         config = replace(base, pool_size=setting.pool_size or base.pool_size, cache=cache)
         try:
             with pool.use(key.variant, config) as target:
-                with ConnectionSampler(database.dsn, client_pid=target.child.pid) as connections:
+                with ConnectionSampler(database.dsn, idle_pids=pool.pids(but=target)) as connections:
                     spec = load_spec(
                         self.config,
                         key,

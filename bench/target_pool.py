@@ -73,6 +73,10 @@ class TargetPool:
             return exc
         return _Running(target, stack, log)
 
+    def pids(self, but: Target) -> list[int]:
+        """The pids of every running server except ``but``."""
+        return [r.target.child.pid for r in self.running.values() if r.target is not but]
+
     def taint(self, variant: Variant, config: TargetConfig) -> None:
         """``variant``'s server under ``config`` holds state a later cell must not inherit (its cache was
         filled): the next ``use`` starts a new one."""

@@ -3,7 +3,7 @@
 Runs `bench run --quick` N times as it is (``quiet``: whatever else the machine runs), then N times beside a
 competing CPU load (``loaded``: one busy-loop process, about one core of this 2-core machine), and prints:
 
-- the wall time of every run (median, min, max per condition);
+- the wall time of every run (median, min, max per condition) and the CPU time of its processes;
 - per scenario and pair of variants, how often the pair's order flipped against the order most runs gave,
   and how many of those flips the table did *not* mark as within noise. A pair's noise is judged by the
   tables' own rule (reports.fmt.paired_ratio_ci: the paired trials' 95 % t-interval of the ratio includes 1);
@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -43,8 +44,11 @@ def load_average() -> str:
     return " ".join(f"{v:.2f}" for v in os.getloadavg())
 
 
-def run_once(bench: list[str], output: Path, extra: list[str], cwd: Path) -> float:
-    """Wall seconds of one `bench run --quick` (exit 1, a failed cell, still counts: its file is kept)."""
+def run_once(bench: list[str], output: Path, extra: list[str], cwd: Path) -> tuple[float, float]:
+    """Wall seconds of one `bench run --quick` and the CPU seconds its process tree used (user + system of the
+    processes it waited for: itself, the servers, Locust, PostgreSQL), which depends less on what else the
+    machine runs. Exit 1 (a failed cell) still counts: its file is kept."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.monotonic()
     proc = subprocess.run(
         [*bench, "run", "--quick", "--no-html", "--force", "-o", str(output), *extra],
@@ -54,9 +58,10 @@ def run_once(bench: list[str], output: Path, extra: list[str], cwd: Path) -> flo
         check=False,
     )
     wall = time.monotonic() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode not in (0, 1):
         raise SystemExit(f"bench run exited {proc.returncode}: {proc.stderr.strip()[-500:]}")
-    return wall
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def measure(args: argparse.Namespace) -> None:
@@ -73,12 +78,12 @@ def measure(args: argparse.Namespace) -> None:
             )
             try:
                 before = load_average()
-                wall = run_once(bench, args.out / f"{condition}-{index}.json", args.extra, cwd)
+                wall, cpu = run_once(bench, args.out / f"{condition}-{index}.json", args.extra, cwd)
             finally:
                 if busy is not None:
                     busy.kill()
                     busy.wait()
-            line = f"{condition}\t{index}\t{wall:.1f}\t{before}\t{load_average()}"
+            line = f"{condition}\t{index}\t{wall:.1f}\t{cpu:.1f}\t{before}\t{load_average()}"
             print(line, flush=True)
             with log.open("a", encoding="utf-8") as out:
                 out.write(line + "\n")
@@ -102,11 +107,13 @@ def orders(path: Path) -> dict[tuple[str, str, str], tuple[bool, bool, bool]]:
 
 def analyse(out: Path, conditions: list[str]) -> None:
     walls: dict[str, list[float]] = {}
+    cpus: dict[str, list[float]] = {}
     log = out / "walls.tsv"
     if log.exists():
         for line in log.read_text(encoding="utf-8").splitlines():
-            condition, _, wall, *_ = line.split("\t")
+            condition, _, wall, cpu, *_ = line.split("\t")
             walls.setdefault(condition, []).append(float(wall))
+            cpus.setdefault(condition, []).append(float(cpu))
     for condition in conditions:
         files = sorted(out.glob(f"{condition}-*.json"))
         if not files:
@@ -114,8 +121,10 @@ def analyse(out: Path, conditions: list[str]) -> None:
         seen = [orders(path) for path in files]
         times = walls.get(condition, [])
         if times:
+            cpu = cpus[condition]
             print(f"\n{condition}: {len(files)} run(s); wall s median {statistics.median(times):.1f}, "
-                  f"min {min(times):.1f}, max {max(times):.1f}")  # fmt: skip
+                  f"min {min(times):.1f}, max {max(times):.1f}; CPU s of the run's processes median "
+                  f"{statistics.median(cpu):.1f}")  # fmt: skip
         else:
             print(f"\n{condition}: {len(files)} run(s)")
         totals: Counter[str] = Counter()
