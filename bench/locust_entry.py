@@ -264,6 +264,9 @@ class LoadProcess:
             else:  # the first cell's users were started by Locust itself, against its host
                 self.spec = spec
             self.measure(environment)
+            # Stopped before the orchestrator learns the cell is over: no user of this session may load the
+            # next cell's target (this session's, or another's) while it is measured.
+            runner.stop()
             self._write(environment)
             if self.result is not None and "stopped" in self.result:
                 self._quit(runner)

@@ -100,7 +100,7 @@ def orders(path: Path) -> dict[tuple[str, str, str], tuple[bool, bool, bool]]:
         for a, b in itertools.combinations(ok, 2):
             mine, theirs = noise.trial_rates(b), noise.trial_rates(a)
             ci = fmt.paired_ratio_ci([(theirs[t], mine[t]) for t in sorted(mine.keys() & theirs.keys())])
-            within = ci is None or ci[0] <= 1.0 <= ci[1]
+            within = ci is not None and ci[0] <= 1.0 <= ci[1]  # no interval: the table says nothing
             found[(scenario, a.label, b.label)] = (a.rps > b.rps, within, fmt.BASELINE in (a.variant, b.variant))
     return found
 

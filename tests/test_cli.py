@@ -88,6 +88,10 @@ def test_quick_run_measures_every_variant(tmp_path: Path) -> None:
             assert cell.target.get("pool_size") == 10, (cell.variant, cell.target)
     markdown = bench("report", str(out), "--format", "md")
     assert markdown.returncode == 0 and "| pooled |" in markdown.stdout
+    # Each window saw its own scenario's requests only: no load process kept loading a server between its cells.
+    for cell in loaded.cells:
+        if cell.scenario in ("db", "fortunes"):
+            assert set(cell.target_stats["endpoints"]) == {f"/{cell.scenario}"}, (cell.variant, cell.scenario)
     # --quick: short interleaved trials, so every ratio comes with its noise (the legend says how it is judged).
     assert {row["trials"] for row in rows} == {cli.QUICK_TRIALS}
     assert "within this run's noise" in markdown.stdout
