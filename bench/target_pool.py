@@ -105,6 +105,11 @@ class TargetPool:
             self._stop(key)
             running = None
         if running is None:
+            # One server per variant at a time: a sweep's settings (pool sizes, cache backends) replace each
+            # other, so the connections held open stay within what refuse_pool_sizes allowed for per variant.
+            for other in [k for k in self.running if k[0] == variant.name]:
+                with suppress(TargetFailed):
+                    self._stop(other)
             outcome = self._start(variant, config)
             if isinstance(outcome, TargetFailed):
                 raise outcome

@@ -128,7 +128,7 @@ def analyse(out: Path, conditions: list[str]) -> None:
         else:
             print(f"\n{condition}: {len(files)} run(s)")
         totals: Counter[str] = Counter()
-        print(f"{'scenario':10} {'pair':28} {'runs':>4} {'unmarked':>8} {'flips':>5} {'unmarked flips':>14}")
+        print(f"{'scenario':10} {'pair':28} {'runs':>4} {'ranked':>6} {'flips':>5} {'ranked flips':>12}")
         for key in sorted({k for run in seen for k in run}):
             present = [run[key] for run in seen if key in run]
             majority = Counter(faster for faster, _, _ in present).most_common(1)[0][0]
@@ -136,19 +136,21 @@ def analyse(out: Path, conditions: list[str]) -> None:
             unmarked = sum(not within for _, within, _ in present)
             bad = sum(not within for _, within in flips)
             with_base = present[0][2]
-            scope = "base" if with_base else "all"
+            scope = "base" if with_base else "other"
             totals[f"{scope} pairs"] += len(present)
             totals[f"{scope} unmarked"] += unmarked
             totals[f"{scope} flips"] += len(flips)
             totals[f"{scope} unmarked flips"] += bad
             scenario, a, b = key
             label = f"{a} vs {b}" + (" *" if with_base else "")
-            print(f"{scenario:10} {label:28} {len(present):4} {unmarked:8} {len(flips):5} {bad:14}")
-        for scope in ("base", "all"):
+            print(f"{scenario:10} {label:28} {len(present):4} {unmarked:6} {len(flips):5} {bad:12}")
+        for scope in ("base", "other"):
             print(f"  {scope} pairs: {totals[f'{scope} pairs']} pair-runs, {totals[f'{scope} unmarked']} not within "
                   f"noise, {totals[f'{scope} flips']} flipped, {totals[f'{scope} unmarked flips']} of them not "
                   "marked within noise")  # fmt: skip
-    print("\n* = a pair with the table's base (the tables print exactly this judgement); other pairs: the same rule.")
+    print("\nranked: runs whose table did not say 'within noise' for the pair; flips: runs whose order differs from")
+    print("most runs' order; * = a pair with the table's base (the tables print exactly this judgement); other")
+    print("pairs: the same rule applied to the pair.")
 
 
 def main() -> None:
