@@ -38,8 +38,11 @@ app = typer.Typer(
 
 DURATION_S = 10.0
 WARMUP_S = 3.0
-QUICK_WARMUP_S = 1.0
-QUICK_DURATION_S = 3.0
+# --quick: short interleaved trials rather than one long cell, so a ratio comes with a confidence interval and a
+# difference within the run's noise is marked as such (reports.fmt.noise). Measured with benchmarks/quick_run.py.
+QUICK_WARMUP_S = 0.5
+QUICK_DURATION_S = 0.5
+QUICK_TRIALS = 3
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
@@ -90,6 +93,11 @@ def _default_output() -> Path:
     return Path("results") / f"{stamp}.json"
 
 
+def _trials(quick: bool, trials: int | None) -> int:
+    """An explicit --trials wins; --quick only changes the default (1, or QUICK_TRIALS)."""
+    return trials if trials is not None else QUICK_TRIALS if quick else 1
+
+
 def _timing(quick: bool, duration: float | None, warmup: float | None) -> tuple[float, float]:
     """(duration_s, warmup_s): an explicit --duration/--warmup wins; --quick only changes the defaults."""
     default_duration, default_warmup = (QUICK_DURATION_S, QUICK_WARMUP_S) if quick else (DURATION_S, WARMUP_S)
@@ -121,9 +129,13 @@ HtmlOption = Annotated[
 QuickOption = Annotated[
     bool,
     typer.Option(
-        help=f"Smoke run: {QUICK_WARMUP_S:g} s warm-up, {QUICK_DURATION_S:g} s per cell; "
-        "an explicit --warmup or --duration wins."
+        help=f"Quick run: {QUICK_TRIALS} interleaved trials of {QUICK_WARMUP_S:g} s warm-up + {QUICK_DURATION_S:g} s "
+        "per cell; an explicit --trials, --warmup or --duration wins."
     ),
+]
+TrialsOption = Annotated[
+    int | None,
+    typer.Option(help=f"Repeats of every cell, interleaved across variants (default: 1; {QUICK_TRIALS} with --quick)."),
 ]
 CalibrateOption = Annotated[
     bool, typer.Option(help="Measure the load generator's ceiling first and flag cells near it.")
@@ -194,7 +206,7 @@ def run(
     ] = None,
     duration: DurationOption = None,
     warmup: WarmupOption = None,
-    trials: Annotated[int, typer.Option(help="Repeats of every cell, interleaved across variants.")] = 1,
+    trials: TrialsOption = None,
     pool_size: Annotated[
         str,
         typer.Option(help="Connections per pooled variant, aligned across all; a list sweeps, e.g. 1,5,10,20."),
@@ -295,7 +307,7 @@ def run(
             users=_ints(users, "--users"),
             duration_s=duration_s,
             warmup_s=warmup_s,
-            trials=trials,
+            trials=_trials(quick, trials),
             pool_size=pools[0],
             pool_sizes=pools if len(pools) > 1 else [],
             indexes=_indexes(index),
@@ -425,7 +437,7 @@ def advice(
     users: Annotated[int, typer.Option(help="Concurrent users in every cell.")] = 32,
     duration: DurationOption = None,
     warmup: WarmupOption = None,
-    trials: Annotated[int, typer.Option(help="Repeats of every cell, interleaved.")] = 1,
+    trials: TrialsOption = None,
     pool_size: Annotated[
         str, typer.Option(help="Pool sizes for the pooling sweep (other cells: 10 if listed, else the first).")
     ] = "1,5,10,20",
@@ -478,7 +490,7 @@ def advice(
             users=[users],
             duration_s=duration_s,
             warmup_s=warmup_s,
-            trials=trials,
+            trials=_trials(quick, trials),
             pool_size=10 if 10 in sizes else sizes[0],
             output=output or _default_output(),
             dsn=dsn,

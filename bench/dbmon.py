@@ -1,14 +1,18 @@
 """Connections the variant under test holds, sampled from pg_stat_activity while a cell runs.
 
-Only one variant runs at a time, in a database created for the run, so every client backend on
-that database belongs to the variant, except dbbench's own monitoring connections (this sampler,
-and the load process's pg_stat_statements reset and snapshot), which name themselves.
+Only one variant is under load at a time, in a database created for the run, so every client backend
+on that database belongs to the variant, except dbbench's own monitoring connections (this sampler,
+and the load process's pg_stat_statements reset and snapshot), which name themselves, and the idle
+servers of the other variants a run keeps up between cells (bench.target_pool): the backends whose
+client port is one of those servers' sockets are not counted.
 """
 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Sequence
 
+import psutil
 import psycopg
 
 from bench.pgstats import MONITOR_APP
@@ -22,10 +26,27 @@ _COUNT = (
 )
 
 
+_NOT_PORTS = " AND client_port <> ALL(%s)"
+
+
+def _local_ports(pids: set[int]) -> list[int]:
+    """The local TCP ports of the sockets ``pids`` hold open: one pass over the system's connections."""
+    if not pids:
+        return []
+    try:
+        return [c.laddr.port for c in psutil.net_connections(kind="tcp") if c.pid in pids and c.laddr]
+    except psutil.Error:
+        return []
+
+
 class ConnectionSampler:
-    def __init__(self, dsn: str) -> None:
+    def __init__(self, dsn: str, idle_pids: Sequence[int] = ()) -> None:
+        """``idle_pids``: servers kept up beside the measured one; their connections, open now, are not counted.
+        They are read once, here (reading the system's sockets takes ~0.1 s of CPU on a busy machine: never
+        while a window runs); an idle server opens no new connection."""
         self.conn: psycopg.Connection[tuple[int]] | None = None
         self.peak: int | None = None
+        self.idle_ports = _local_ports(set(idle_pids))
         if is_sqlite(dsn):  # no server to ask: a SQLite file's connections are the variant's own business
             return
         with contextlib.suppress(psycopg.Error):
@@ -35,7 +56,10 @@ class ConnectionSampler:
         if self.conn is None:
             return
         try:
-            row = self.conn.execute(_COUNT, (MONITOR_APP,)).fetchone()
+            if not self.idle_ports:
+                row = self.conn.execute(_COUNT, (MONITOR_APP,)).fetchone()
+            else:
+                row = self.conn.execute(_COUNT + _NOT_PORTS, (MONITOR_APP, self.idle_ports)).fetchone()
         except psycopg.Error:
             return
         if row is not None:

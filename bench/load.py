@@ -1,7 +1,9 @@
-"""Drive one measured window with Locust, in a process of its own (see bench.locust_entry).
+"""Drive measured windows with Locust, in a process of its own (see bench.locust_entry).
 
 The load process gets its whole configuration as one ``LoadSpec`` (bench.loadspec); local Locust
-workers get theirs from the master, as remote ones (``bench worker``) do.
+workers get theirs from the master, as remote ones (``bench worker``) do. ``run_load`` starts a process
+for one window; a ``LoadSession`` keeps one process per locustfile and hands it one cell's spec at a
+time, which saves Locust's start-up (about a second of CPU on this machine) on every cell but the first.
 """
 
 from __future__ import annotations
@@ -17,11 +19,13 @@ from typing import Any
 
 from bench.loadspec import ENV, GRACE_S, LoadSpec, worker_args
 from bench.net import LOOPBACK, free_port
-from bench.procs import Supervisor
+from bench.procs import Child, Supervisor
 
-__all__ = ["ENTRY", "LoadFailed", "LoadSpec", "entry_argv", "run_load"]
+__all__ = ["ENTRY", "LoadFailed", "LoadSession", "LoadSpec", "entry_argv", "run_load", "sessions_serve"]
 
 ENTRY = "bench.locust_entry"
+_TICK_S = 0.2  # how often the caller's on_tick runs while a window is measured
+_POLL_S = 0.02  # how often a session looks for its cell's result
 
 
 class LoadFailed(Exception):
@@ -66,11 +70,16 @@ def run_load(
                 raise LoadFailed(f"Locust did not finish within {deadline - started:.0f}s")
             if on_tick is not None:
                 on_tick(time.monotonic() - started)
-            time.sleep(0.2)
+            time.sleep(_TICK_S)
     finally:
         supervisor.stop(child)
         for worker in workers:
             supervisor.stop(worker)
+    return _window(out, child)
+
+
+def _window(out: Path, child: Child) -> dict[str, Any]:
+    """The window the load process wrote to ``out``; LoadFailed when there is none or it says the load failed."""
     if not out.exists():
         tail = child.log_tail(5).replace("\n", " | ")
         raise LoadFailed(f"Locust exited with code {child.popen.returncode} before the window closed: {tail}")
@@ -81,3 +90,74 @@ def run_load(
     if code:
         raise LoadFailed(f"the locustfile's own check failed (exit code {code})")
     return data
+
+
+def sessions_serve(spec: LoadSpec) -> bool:
+    """Whether cells like ``spec``'s can share a load session: dbbench's own closed-model scenarios in one
+    local process. A user's locustfile keeps a process per cell (its quit-time listeners and exit code
+    are per cell), as do the open model (its pacing patches the user classes for one rate) and Locust's
+    master/worker mode (its workers join one master per cell)."""
+    return spec.own_scenario and spec.rate is None and not spec.distributed
+
+
+class LoadSession:
+    """One load process measuring cell after cell of one locustfile (see bench.locust_entry's ``serve``).
+
+    Each cell still gets new users against its own target, its own warm-up and its own window; only the
+    process is shared. The process is started by the first ``run`` and ended by ``close`` (or when a cell
+    fails: the next ``run`` starts a new one)."""
+
+    def __init__(self, supervisor: Supervisor, workdir: Path, name: str) -> None:
+        self.supervisor = supervisor
+        self.folder = workdir / f"session-{name}"
+        self.child: Child | None = None
+        self.cells = 0  # cells handed to the current process
+
+    def run(self, spec: LoadSpec, on_tick: Callable[[float], None] | None = None) -> dict[str, Any]:
+        """Measure one cell (``spec``: warm-up + window) in the session's process; the window as ``run_load``
+        returns it. Raises LoadFailed as ``run_load`` does; the process is then ended."""
+        if self.child is not None and not self.child.alive():
+            self.close()
+        if self.child is None:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            for old in self.folder.iterdir():
+                old.unlink()
+            self.cells = 0
+        self.cells += 1
+        out = self.folder / f"result-{self.cells}.json"
+        spec = dataclasses.replace(spec, out=out, session=self.folder)
+        command = self.folder / f"cell-{self.cells}.json"
+        tmp = command.with_name(command.name + ".tmp")
+        tmp.write_text(spec.to_json(), encoding="utf-8")
+        os.replace(tmp, command)  # the load process never reads a half-written spec
+        if self.child is None:
+            env = {**os.environ, **spec.to_env()}
+            self.child = self.supervisor.start(
+                "locust", entry_argv(), env=env, log_path=self.folder / "locust.log", role="load"
+            )
+        child = self.child
+        started = ticked = time.monotonic()
+        deadline = started + spec.warmup_s + spec.duration_s + GRACE_S
+        try:
+            while not out.exists() and child.alive():
+                now = time.monotonic()
+                if now > deadline:
+                    raise LoadFailed(f"Locust did not finish within {deadline - started:.0f}s")
+                # The window's end is noticed within a poll; the watchers (connection sampling, the display)
+                # run at run_load's pace, so that they take no more from the measured cores than before.
+                if on_tick is not None and now - ticked >= _TICK_S:
+                    ticked = now
+                    on_tick(now - started)
+                time.sleep(_POLL_S)
+            return _window(out, child)
+        except LoadFailed:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """End the session's process (asked politely first: it quits on its own within a poll)."""
+        if self.child is None:
+            return
+        (self.folder / "quit").touch()
+        self.supervisor.stop(self.child)
+        self.child = None

@@ -30,6 +30,9 @@ ENV = "DBBENCH_LOAD_SPEC"  # the one variable the load process reads
 WORKER_OPTION = "dbbench_load_spec"
 # Headroom past the window for Locust's start-up and shutdown; Locust's --run-time is only a backstop.
 GRACE_S = 60.0
+# A load session (see ``session``) quits after this long without a new cell: a backstop, the orchestrator
+# normally ends it (and the kernel does when the orchestrator dies, bench.procs).
+SESSION_IDLE_S = 120.0
 # How long a master waits for its workers to connect before giving up.
 EXPECT_WORKERS_WAIT_S = 60
 
@@ -58,6 +61,9 @@ class LoadSpec:
     pg_dsn: str | None = None  # reset / snapshot pg_stat_statements at the window's edges
     out: Path | None = None  # where the load process writes its window (set by bench.load.run_load)
     locustfile_sha256: str = ""  # the file's identity, so a worker can tell it runs the master's file
+    # A load session (bench.load.LoadSession): the process stays up and measures one cell per spec file
+    # the orchestrator drops in this folder (cell-1.json, cell-2.json, ...), each spec naming its own ``out``.
+    session: Path | None = None
 
     @property
     def distributed(self) -> bool:
@@ -73,7 +79,7 @@ class LoadSpec:
 
     def to_json(self) -> str:
         raw: dict[str, Any] = dataclasses.asdict(self)
-        for name in ("locustfile", "out"):
+        for name in ("locustfile", "out", "session"):
             raw[name] = None if raw[name] is None else str(raw[name])
         return json.dumps(raw, sort_keys=True)
 
@@ -88,8 +94,9 @@ class LoadSpec:
         if unknown:
             raise ValueError(f"unknown load spec fields: {', '.join(sorted(unknown))}")
         raw["locustfile"] = Path(raw["locustfile"])
-        if raw.get("out") is not None:
-            raw["out"] = Path(raw["out"])
+        for name in ("out", "session"):
+            if raw.get(name) is not None:
+                raw[name] = Path(raw[name])
         return cls(**raw)
 
     def to_env(self) -> dict[str, str]:
@@ -106,7 +113,14 @@ class LoadSpec:
         see: no database DSN (it may hold a password), no local pids, no output path."""
         digest = self.locustfile_sha256 or file_sha256(self.locustfile)
         return dataclasses.replace(
-            self, target_pid=None, db_pid=None, target_stats=False, pg_dsn=None, out=None, locustfile_sha256=digest
+            self,
+            target_pid=None,
+            db_pid=None,
+            target_stats=False,
+            pg_dsn=None,
+            out=None,
+            session=None,
+            locustfile_sha256=digest,
         )
 
     # --- Locust's own command line, derived from the spec inside the load process ---
@@ -116,9 +130,10 @@ class LoadSpec:
         second (spawn rate = users) so the warm-up absorbs the ramp; --run-time is a backstop only: the
         load process ends the run itself when the window closes. ``--exit-code-on-error 0``: failed
         requests are dbbench's to count; a locustfile's own ``process_exit_code`` still wins."""
-        run_time = int(self.warmup_s + self.duration_s + GRACE_S)
         args = ["-f", str(self.locustfile), "--headless", "--only-summary", "--host", self.host]
-        args += ["-u", str(self.users), "-r", str(self.users), "--run-time", f"{run_time}s"]
+        args += ["-u", str(self.users), "-r", str(self.users)]
+        if self.session is None:  # a session ends itself when told to, or after SESSION_IDLE_S without a cell
+            args += ["--run-time", f"{int(self.warmup_s + self.duration_s + GRACE_S)}s"]
         args += ["--stop-timeout", "0", "--loglevel", "WARNING", "--exit-code-on-error", "0"]
         if self.distributed:
             if self.master_port is None:

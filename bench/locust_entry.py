@@ -44,12 +44,13 @@ from locust.rpc.protocol import Message
 from locust.runners import STATE_CLEANUP, STATE_RUNNING, STATE_STOPPED, STATE_STOPPING, MasterRunner, WorkerRunner
 
 from bench import pgstats
-from bench.loadspec import WORKER_OPTION, LoadSpec, file_sha256
+from bench.loadspec import SESSION_IDLE_S, WORKER_OPTION, LoadSpec, file_sha256
 from bench.resources import CpuSetMeter, Meter
 from bench.sampling import BEHIND_KEY, INTENDED_KEY, Pacer, Window, merge_windows
 
 _RSS_SAMPLE_S = 0.25
 _POLL_S = 0.1
+_SESSION_POLL_S = 0.02  # how soon a waiting session sees the next cell's spec file
 _REPORT_TIMEOUT_S = 30.0
 _TEXT_LIMIT = 120
 OPEN, CLOSE, REPORT = "dbbench_open", "dbbench_close", "dbbench_window"
@@ -120,17 +121,32 @@ class LoadProcess:
         self.trouble = Trouble()
         self.reports: list[dict[str, Any]] = []
         self.result: dict[str, Any] | None = None  # written when Locust quits (after the file's own listeners)
+        self.written = False  # a session's cell whose result is already on disk
+        self.serving = False  # a session's loop is running (Locust fires test_start again on every restart)
 
     def install(self) -> None:
-        events.request.add_listener(self.window.on_request)
-        events.request.add_listener(self.trouble.on_request)
-        events.user_error.add_listener(self.trouble.on_user_error)
-        events.user_error.add_listener(self.window.on_user_error)
+        self._listen()
         events.init.add_listener(self.on_init)
         events.test_start.add_listener(self.on_test_start)
         # Registered before the locustfile is imported, and Locust fires ``quitting`` in reverse order:
         # this runs after the file's own quit-time listeners, so it sees the exit code they set.
         events.quitting.add_listener(self.on_quitting)
+
+    def _listen(self) -> None:
+        events.request.add_listener(self.window.on_request)
+        events.request.add_listener(self.trouble.on_request)
+        events.user_error.add_listener(self.trouble.on_user_error)
+        events.user_error.add_listener(self.window.on_user_error)
+
+    def _unlisten(self) -> None:
+        for hook, listener in (
+            (events.request, self.window.on_request),
+            (events.request, self.trouble.on_request),
+            (events.user_error, self.trouble.on_user_error),
+            (events.user_error, self.window.on_user_error),
+        ):
+            if listener in hook._handlers:
+                hook.remove_listener(listener)
 
     def on_init(self, environment: Environment, runner: Any = None, **_: Any) -> None:
         if isinstance(runner, WorkerRunner):
@@ -164,7 +180,11 @@ class LoadProcess:
             _drop_locust_stats(environment)
         if self.spec.rate and not isinstance(runner, MasterRunner):
             _pace(environment.user_classes, self.spec.rate, max(1, self.spec.users))
-        if not isinstance(runner, WorkerRunner):
+        if self.spec.session is not None:
+            if not self.serving:
+                self.serving = True
+                gevent.spawn(self.serve, environment)
+        elif not isinstance(runner, WorkerRunner):
             gevent.spawn(self.drive, environment)
 
     @staticmethod
@@ -213,6 +233,61 @@ class LoadProcess:
         return f"the load stopped in the measured window: {seen}, then {how}"
 
     def drive(self, environment: Environment) -> None:
+        """One cell, then quit: the window (or why there is none) is written by ``on_quitting``."""
+        assert environment.runner is not None
+        self.measure(environment)
+        self._quit(environment.runner)
+
+    def serve(self, environment: Environment) -> None:
+        """A load session: measure the cell of every spec file the orchestrator drops in the session folder,
+        in turn, each after its own warm-up; quit when told to (a ``quit`` file), when a cell's load stopped
+        on its own, or after SESSION_IDLE_S without a cell.
+
+        Between two cells every user is stopped and new ones started against the next cell's host, so a
+        cell's users, their connections and their warm-up are its own, as with a process per cell; what the
+        session saves is Locust's start-up (importing it, gevent's patching), about a second of CPU a cell."""
+        assert self.spec is not None and self.spec.session is not None and environment.runner is not None
+        runner, folder = environment.runner, self.spec.session
+        number = 1
+        while True:
+            command = folder / f"cell-{number}.json"
+            idle_until = time.monotonic() + SESSION_IDLE_S
+            while not command.exists():
+                if (folder / "quit").exists() or time.monotonic() > idle_until:
+                    self.written = True  # nothing in flight: on_quitting has nothing to write
+                    self._quit(runner)
+                    return
+                gevent.sleep(_SESSION_POLL_S)
+            spec = LoadSpec.from_json(command.read_text(encoding="utf-8"))
+            if number > 1:
+                self._next_cell(environment, spec)
+            else:  # the first cell's users were started by Locust itself, against its host
+                self.spec = spec
+            self.measure(environment)
+            # Stopped before the orchestrator learns the cell is over: no user of this session may load the
+            # next cell's target (this session's, or another's) while it is measured.
+            runner.stop()
+            self._write(environment)
+            if self.result is not None and "stopped" in self.result:
+                self._quit(runner)
+                return
+            number += 1
+
+    def _next_cell(self, environment: Environment, spec: LoadSpec) -> None:
+        """Fresh users for ``spec``'s cell (its host and user count), a fresh window and trouble log."""
+        runner = environment.runner
+        assert runner is not None
+        runner.stop()  # --stop-timeout 0: in-flight requests of the last cell end here, outside any window
+        self._unlisten()
+        self.spec, self.result, self.written = spec, None, False
+        self.window = Window(spec.warmup_s, spec.duration_s, max_requests=spec.max_requests)
+        self.trouble = Trouble()
+        self._listen()
+        environment.host = spec.host
+        runner.start(spec.users, spawn_rate=spec.users)
+
+    def measure(self, environment: Environment) -> None:
+        """Warm up, then measure one window; sets ``self.result`` (the window, or why the load stopped)."""
         spec, window, runner = self.spec, self.window, environment.runner
         assert spec is not None and runner is not None
         host = environment.host or ""
@@ -220,7 +295,6 @@ class LoadProcess:
         # This process's own CPUs: under a CPU split (bench.topology), the load generator's set.
         load_cpus = CpuSetMeter(os.sched_getaffinity(0))
         if not self._wait(runner, spec.warmup_s):
-            self._quit(runner)
             return
         info_open = None
         if spec.target_stats:
@@ -238,7 +312,6 @@ class LoadProcess:
         deadline = time.monotonic() + spec.duration_s
         while time.monotonic() < deadline and not window.closed:
             if not self._wait(runner, min(_RSS_SAMPLE_S, max(0.0, deadline - time.monotonic()))):
-                self._quit(runner)
                 return
             target.sample()
         if not window.closed:
@@ -275,7 +348,6 @@ class LoadProcess:
             own["workers_reported"] = len(self.reports)
             own["workers_expected"] = workers
         self.result = merge_windows([own, *self.reports])
-        self._quit(runner)
 
     @staticmethod
     def _quit(runner: Any) -> None:
@@ -285,6 +357,11 @@ class LoadProcess:
         """Write what the orchestrator reads (bench.load.run_load): the window, or why there is none."""
         if self.spec is None or self.spec.out is None:
             return  # a worker: its window went to the master
+        if not self.written:
+            self._write(environment)
+
+    def _write(self, environment: Environment) -> None:
+        assert self.spec is not None and self.spec.out is not None
         result = self.result
         if result is None:
             # Locust quit before our window closed, and not because we asked: the file stopped the runner.
@@ -293,6 +370,7 @@ class LoadProcess:
         tmp = self.spec.out.with_name(self.spec.out.name + ".tmp")
         tmp.write_text(json.dumps(result), encoding="utf-8")
         os.replace(tmp, self.spec.out)
+        self.written = True
 
 
 def _pace(user_classes: list[type[User]], rate: float, users: int) -> None:

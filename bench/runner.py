@@ -34,13 +34,16 @@ from bench.check.variant import CheckReport, check_variant
 from bench.dbmon import ConnectionSampler
 from bench.explain import explain_run
 from bench.external import run_external
+from bench.load import LoadSession
 from bench.pg import Database, provision, refuse_pool_sizes
 from bench.plan import CACHE_VARIANTS, CellKey, Setting
 from bench.procs import Supervisor
 from bench.recorder import Observer, Recorder
 from bench.results import Cell, Results, VariantCheck
 from bench.run_config import RunConfig, validate_config
-from bench.target import TargetConfig, TargetFailed, serve
+from bench.target import TargetConfig, TargetFailed
+from bench.target_pool import TargetPool
+from scenarios import WRITING, is_builtin
 from targets import Variant
 from targets.common.settings import CacheSpec
 
@@ -55,6 +58,8 @@ class Run:
     pg_dsn: str | None = None  # set when pg_stat_statements is usable on the run's database
     cache_description: dict[str, Any] = field(default_factory=lambda: {"backend": "memory"})
     locustfiles: dict[str, Any] = field(default_factory=dict)  # what each scenario's file runs (bench.locustfiles)
+    _dirty: bool = True  # the database may differ from the seed (a check or a cell wrote since it was restored)
+    _workdir: Path = field(default_factory=Path)
 
     def __post_init__(self) -> None:
         self.recorder = Recorder(self.config.output, self.observer)
@@ -82,7 +87,7 @@ class Run:
             Supervisor(cpu_plan=config.cpu_plan()) as supervisor,
             tempfile.TemporaryDirectory(prefix="dbbench-run-") as tmp,
         ):
-            workdir = Path(tmp)
+            workdir = self._workdir = Path(tmp)
             if config.url:
                 run_external(config, self.recorder, supervisor, workdir, self.locustfiles)
                 return self.results
@@ -106,15 +111,45 @@ class Run:
                 base = TargetConfig(database.dsn, config.pool_size, instrument=config.instrument, cache=cache)
                 # The check always counts queries, whatever the timed cells do.
                 check_config = replace(base, instrument=True)
-                passed = self._check_all(supervisor, database, check_config, workdir)
-                run_cells(
-                    config, self.recorder, passed, lambda key: self._measure(supervisor, database, base, key, workdir)
-                )
+                workers = config.server_workers
+                with self._cells(supervisor, workdir) as (pool, sessions):
+                    passed = self._check_all(pool, database, check_config)
+                    self._dirty = True  # the checks wrote
+                    # A checked server can serve the cells when the cells' configuration means the same to it.
+                    # (Not when the cells run more uvicorn workers than the check's one.)
+                    bases = {
+                        v.name: check_config if workers == 1 and self._same(v, check_config, base) else base
+                        for v in passed
+                    }
+                    for variant in passed:
+                        if bases[variant.name] != check_config:
+                            pool.retire_one(variant, check_config)
+                    self.observer.phase("starting the variants")
+                    fresh = [v for v in passed if bases[v.name] == base]
+                    pool.start(fresh, base, workers)  # side by side, before the first cell: nothing is measured yet
+                    run_cells(
+                        config,
+                        self.recorder,
+                        passed,
+                        lambda key: self._measure(database, bases[key.variant.name], key, pool, sessions),
+                    )
                 if self.pg_dsn is not None:
                     explain_run(self.recorder, database)
                 if config.profile:
                     self._profile(supervisor, database, passed, workdir)
         return self.results
+
+    @contextmanager
+    def _cells(self, supervisor: Supervisor, workdir: Path) -> Iterator[tuple[TargetPool, dict[Path, LoadSession]]]:
+        """The targets and load sessions the cells share, all stopped when the cells are done."""
+        pool = TargetPool(supervisor, lambda variant, n: workdir / f"{variant.name}-{n}.log")
+        sessions: dict[Path, LoadSession] = {}
+        try:
+            yield pool, sessions
+        finally:
+            for session in sessions.values():
+                session.close()
+            pool.close()
 
     def _database(self, supervisor: Supervisor, workdir: Path) -> AbstractContextManager[Database]:
         if self.config.db == "sqlite":
@@ -179,21 +214,33 @@ class Run:
             self.recorder.checked(VariantCheck(variant.name, False, [reason], skipped=reason))
         return runnable
 
-    def _check_all(
-        self, supervisor: Supervisor, database: Database, config: TargetConfig, workdir: Path
-    ) -> list[Variant]:
+    def _same(self, variant: Variant, check: TargetConfig, base: TargetConfig) -> bool:
+        """Whether ``variant``'s server behaves the same under the check's configuration as under the cells':
+        they differ in statement timing only, forced on for the check, and the variant's default (the cells'
+        ``None``) is on for the variants whose hooks cost < 5 % (its /_bench/info says which)."""
+        if check == base:
+            return True
+        if replace(check, instrument=base.instrument) != base or base.instrument is not None:
+            return False
+        info = next((c.info for c in reversed(self.results.checks) if c.variant == variant.name and c.ok), {})
+        return info.get("instrumented_by_default") is True
+
+    def _check_all(self, pool: TargetPool, database: Database, config: TargetConfig) -> list[Variant]:
         variants = self._runnable(database)
         if not self.config.check:
             return variants
+        self.observer.phase("starting the variants for their contract check")
+        pool.start(variants, config)
         passed = []
         for variant in variants:
             self.observer.phase(f"checking the contract: {variant.name}")
             seed.seed(database.dsn)
-            log = workdir / f"check-{variant.name}.log"
             try:
-                with serve(supervisor, variant.name, variant.app, config, log) as target:
+                with pool.use(variant, config) as target:
                     # The full check: seeded values, writes, /_bench/*, and the log behind any HTTP 500.
-                    report = check_variant(target.url, database.dsn, server_log=log)
+                    report = check_variant(target.url, database.dsn, server_log=pool.log(variant, config))
+                    if variant.name in CACHE_VARIANTS:
+                        pool.taint(variant, config)  # the check filled its cache
             except TargetFailed as exc:
                 report = CheckReport(False, [str(exc)])
             if self.recorder.check(variant.name, report).ok:
@@ -201,43 +248,71 @@ class Run:
         return passed
 
     def _measure(
-        self, supervisor: Supervisor, database: Database, base: TargetConfig, key: CellKey, workdir: Path
+        self,
+        database: Database,
+        base: TargetConfig,
+        key: CellKey,
+        pool: TargetPool,
+        sessions: dict[Path, LoadSession],
     ) -> Cell:
         cell = new_cell(self.config, key)
         setting = key.setting or Setting()
         if setting.index is not None:
             seed.set_search_index(database.dsn, setting.index)
-        # Every cell starts from the same data: writes from an earlier cell (and their bloat) are gone.
-        seed.seed(database.dsn)
+        # Every cell starts from the same data: writes from an earlier cell (and their bloat) are gone. Only
+        # a cell that wrote (or the checks) leaves anything to undo, so the seed is restored after those only.
+        if self._dirty:
+            seed.seed(database.dsn)
+            self._dirty = False
+        self._dirty = key.scenario.name in WRITING or not is_builtin(key.scenario.path)
         cache = base.cache if setting.cache is None else replace(base.cache, backend=setting.cache)
         config = replace(base, pool_size=setting.pool_size or base.pool_size, cache=cache)
-        log = workdir / f"{key.slug}.log"
         workers = self.config.server_workers
         try:
-            with (
-                serve(supervisor, key.variant.name, key.variant.app, config, log, workers=workers) as target,
-                ConnectionSampler(database.dsn) as connections,
-            ):
-                spec = load_spec(
-                    self.config,
-                    key,
-                    target.url,
-                    pg_dsn=self.pg_dsn,
-                    # Each worker keeps its own /_bench/stats: one worker's share is no figure of the target's.
-                    target_stats=workers == 1,
-                    target_pid=target.child.pid,
-                    db_pid=database.server_pid,
-                )
+            with pool.use(key.variant, config, workers) as target:
+                with ConnectionSampler(database.dsn, idle_pids=pool.pids(but=target)) as connections:
+                    spec = load_spec(
+                        self.config,
+                        key,
+                        target.url,
+                        pg_dsn=self.pg_dsn,
+                        # Each worker keeps its own /_bench/stats: one worker's share is no figure of the target's.
+                        target_stats=workers == 1,
+                        target_pid=target.child.pid,
+                        db_pid=database.server_pid,
+                    )
 
-                def tick(elapsed: float) -> None:
-                    connections.sample()
-                    self.observer.tick(elapsed)
+                    def tick(elapsed: float) -> None:
+                        connections.sample()
+                        self.observer.tick(elapsed)
 
-                sample = load.run_load(supervisor, spec, workdir, on_tick=tick)
-                cell.target = target.info() | ({"server_workers": workers} if workers > 1 else {})
+                    if load.sessions_serve(spec):
+                        session = sessions.setdefault(
+                            key.scenario.path, LoadSession(pool.supervisor, self._workdir, key.scenario.name)
+                        )
+                        sample = session.run(spec, on_tick=tick)
+                    else:
+                        sample = load.run_load(pool.supervisor, spec, self._workdir, on_tick=tick)
+                # The load process read /_bench/info as the window closed: no second request for it.
+                cell.target = (sample.get("target_window") or {}).get("close") or target.info()
+                if workers > 1:
+                    cell.target = cell.target | {"server_workers": workers}
                 cell.db_connections = connections.peak
+                if key.variant.name in CACHE_VARIANTS and _cache_used(sample):
+                    pool.taint(key.variant, config, workers)  # its next cell starts from an empty cache, as always
         except (TargetFailed, load.LoadFailed) as exc:
             cell.status, cell.reason = "failed", str(exc)
             return cell
         fill(cell, sample)
         return cell
+
+
+def _cache_used(sample: dict[str, Any]) -> bool:
+    """Whether the cell looked anything up in the target's cache (its counters moved across the window);
+    True when the window does not say."""
+    edges = sample.get("target_window") or {}
+    counts = [
+        (edge.get("cache") or {}).get("hits", 0) + (edge.get("cache") or {}).get("misses", 0)
+        for edge in (edges.get("open") or {}, edges.get("close") or {})
+    ]
+    return not edges.get("open") or not edges.get("close") or counts[0] != counts[1]

@@ -5,6 +5,9 @@ Plain strings only, no Rich: the Markdown and HTML renderers import this without
 
 from __future__ import annotations
 
+import math
+import statistics
+from dataclasses import dataclass
 from typing import Any
 
 from bench import failures, topology
@@ -107,3 +110,89 @@ def untimed(results: Results) -> list[str]:
     names = {cell.variant for cell in results.cells if cell.ok and cell.target.get("instrumented") is False}
     order = results.metadata.get("config", {}).get("variants", [])
     return sorted(names, key=lambda name: order.index(name) if name in order else len(order))
+
+
+# Two-sided 95 % quantiles of Student's t for 1..30 degrees of freedom (any statistics table, e.g. NIST/SEMATECH
+# e-Handbook 1.3.6.7.2); past 30 the last one is kept, which only makes the interval a little wider.
+_T95 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
+        2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045,
+        2.042)  # fmt: skip
+NOISE_MARK = "≈"
+NOISE_LEGEND = (
+    f"{NOISE_MARK}: within this run's noise, the 95 % interval of the paired trials' ratio to base includes 1 "
+    "(a single trial gives no interval: its ratio is unmarked and unproven)"
+)
+
+
+@dataclass(frozen=True)
+class Ratio:
+    """A row's req/s over its table's base row's: the ratio of the medians the table shows, and the 95 % interval
+    of the ratio from the trials paired by number (trial n of both ran in the same round of the interleaved
+    plan, so they shared the machine's state): exp(mean ± t·sd/√n) of the paired log-ratios, Student's paired
+    t-interval, as pyperf's ``compare_to`` judges significance with Student's t (pyperf/_compare.py,
+    ``is_significant``). ``ci`` is None with fewer than two pairs."""
+
+    value: float
+    ci: tuple[float, float] | None
+
+    @property
+    def within_noise(self) -> bool:
+        return self.ci is not None and self.ci[0] <= 1.0 <= self.ci[1]
+
+    def text(self) -> str:
+        """ "1.43", or "≈1.04" when within noise (see NOISE_LEGEND)."""
+        return f"{NOISE_MARK if self.within_noise else ''}{self.value:.2f}"
+
+
+def paired_ratio_ci(pairs: list[tuple[float, float]]) -> tuple[float, float] | None:
+    """95 % t-interval of head/base from (base, head) rates paired by trial; None below two usable pairs."""
+    logs = [math.log(head / base) for base, head in pairs if base > 0 and head > 0]
+    if len(logs) < 2:
+        return None
+    mean, spread = statistics.fmean(logs), statistics.stdev(logs) / math.sqrt(len(logs))
+    t = _T95[min(len(logs) - 1, len(_T95)) - 1]
+    return math.exp(mean - t * spread), math.exp(mean + t * spread)
+
+
+class Noise:
+    """Ratios to base with their noise, for every table of one results file (built once per render)."""
+
+    def __init__(self, results: Results) -> None:
+        threshold = summary.max_error_rate(results)
+        self._trials: dict[tuple[str, str, int, float | None, str], dict[int, float]] = {}
+        for cell in results.cells:
+            if summary.judged(cell, threshold).ok:
+                key = (cell.variant, cell.scenario, cell.users, cell.rate, cell.setting)
+                self._trials.setdefault(key, {})[cell.trial] = cell.rps
+
+    def ratio(self, row: Row, rows: list[Row]) -> Ratio | None:
+        """``row`` against its table's base (see ``baseline``); None when there is no ratio to show."""
+        base_row = _base_row(rows)
+        if base_row is None or not base_row.rps or row.status != "ok":
+            return None
+        base = base_row.rps
+        if base_row is row:
+            return Ratio(1.0, None)
+        mine, theirs = self.trial_rates(row), self.trial_rates(base_row)
+        pairs = [(theirs[trial], mine[trial]) for trial in sorted(mine.keys() & theirs.keys())]
+        return Ratio(row.rps / base, paired_ratio_ci(pairs))
+
+    def trial_rates(self, row: Row) -> dict[int, float]:
+        """{trial number: req/s} of ``row``'s trials that stand."""
+        return self._trials.get(_key(row), {})
+
+    def text(self, row: Row, rows: list[Row]) -> str:
+        found = self.ratio(row, rows)
+        return "-" if found is None else found.text()
+
+
+def _base_row(rows: list[Row]) -> Row | None:
+    """The row ``baseline`` takes its req/s from (None when the base ran but failed)."""
+    ok = [row for row in rows if row.status == "ok"]
+    if any(r.variant == BASELINE for r in rows):
+        return next((r for r in ok if r.variant == BASELINE), None)
+    return max(ok, key=lambda r: r.rps, default=None)
+
+
+def _key(row: Row) -> tuple[str, str, int, float | None, str]:
+    return (row.variant, row.scenario, row.users, row.rate, row.setting)

@@ -19,7 +19,7 @@ from bench.results import Results
 from reports import advice, charts, summary
 from reports.base import Renderer
 from reports.fmt import (
-    baseline,
+    Noise,
     cpus_label,
     database_label,
     errors_text,
@@ -49,12 +49,12 @@ def spec_json(spec: dict[str, Any]) -> str:
     return json.dumps(spec, separators=(",", ":"), ensure_ascii=False, allow_nan=False).replace("<", "\\u003c")
 
 
-def _row_view(row: summary.Row, base: float) -> dict[str, Any]:
+def _row_view(row: summary.Row, ratio: str) -> dict[str, Any]:
     return {
         "row": row,
         "label": row.label,
         "rps": rps_text(row) if row.status == "ok" else row.status,
-        "ratio": f"{row.rps / base:.2f}" if row.status == "ok" and base else "",
+        "ratio": ratio if row.status == "ok" else "",
         "p50": ms(row.p50_ms),
         "p90": ms(row.p90_ms),
         "p99": ms(row.p99_ms),
@@ -80,6 +80,7 @@ def _queries(row: summary.Row) -> str:
 def context(results: Results) -> dict[str, Any]:
     """Everything the template shows, computed once (charts as JSON strings, rows as display strings)."""
     rows = summary.rows(results)
+    noise = Noise(results)
     merged = charts.histograms(results)
     seen: set[str] = set()
     sections = []
@@ -88,11 +89,10 @@ def context(results: Results) -> dict[str, Any]:
         title = f"{scenario} · {load}"
         found = [charts.throughput(f"rps-{slug}", f"{title}: throughput", items),
                  charts.spectrum(f"lat-{slug}", f"{title}: latency by percentile", items, merged)]  # fmt: skip
-        base = baseline(items)
         sections.append({
             "id": slug, "scenario": scenario, "load": load,
             "charts": [chart for chart in found if chart is not None],
-            "rows": [_row_view(row, base) for row in items],
+            "rows": [_row_view(row, noise.text(row, items)) for row in items],
         })  # fmt: skip
     curves = summary.curves(rows)
     sweep_charts = []

@@ -9,7 +9,8 @@ from bench.results import Results
 from reports import advice, summary
 from reports.base import Renderer
 from reports.fmt import (
-    baseline,
+    NOISE_LEGEND,
+    Noise,
     cpus_label,
     database_label,
     errors_text,
@@ -54,8 +55,10 @@ def render(results: Results) -> str:
             f"a cell fails above {threshold} errors or when nothing succeeded).",
             "",
         ]
+    noise = Noise(results)
+    if any(row.trials > 1 for row in rows):
+        lines += [f"{NOISE_LEGEND}.", ""]
     for (scenario, load), items in summary.by_scenario(rows).items():
-        base = baseline(items)
         lines += [f"## {_cell(scenario)} · {load}", ""]
         lines += [
             "| variant | req/s [95% CI] | × base | p50 ms | p90 ms | p99 ms | errors | flags |",
@@ -67,7 +70,7 @@ def render(results: Results) -> str:
                 status = f"**{row.status}**" if row.status == "failed" else row.status
                 lines.append(f"| {_cell(row.label)} | {status} | | | | | {errors} | {_cell(row.reason)} |")
                 continue
-            ratio = f"{row.rps / base:.2f}" if base else "-"
+            ratio = noise.text(row, items)
             lines.append(
                 f"| {_cell(row.label)} | {rps_text(row)} | {ratio} | {ms(row.p50_ms)} | {ms(row.p90_ms)} "
                 f"| {ms(row.p99_ms)} | {errors_text(row)} | {_cell(', '.join(flags(row)))} |"

@@ -16,7 +16,8 @@ from bench.results import Results
 from reports import advice, summary
 from reports.base import Renderer
 from reports.fmt import (
-    baseline,
+    NOISE_LEGEND,
+    Noise,
     cache_label,
     cpus_label,
     database_label,
@@ -36,7 +37,7 @@ def _clip(text: str, limit: int = 70) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def table(rows: list[Row]) -> Table:
+def table(rows: list[Row], noise: Noise) -> Table:
     grid = Table(title="dbbench results", title_justify="left", header_style="bold")
     columns = [
         ("scenario", "left"),
@@ -56,7 +57,6 @@ def table(rows: list[Row]) -> Table:
         grid.add_column(name, justify=justify)  # type: ignore[arg-type]
     groups = summary.by_scenario(rows)
     for index, ((scenario, load), items) in enumerate(groups.items()):
-        base = baseline(items)
         for row in items:
             if row.status != "ok":
                 style = "bold red" if row.status == "failed" else "dim"
@@ -74,7 +74,7 @@ def table(rows: list[Row]) -> Table:
                 load,
                 row.label,
                 rps_text(row),
-                f"{row.rps / base:.2f}" if base else "-",
+                noise.text(row, items),
                 ms(row.p50_ms),
                 ms(row.p99_ms),
                 errors,
@@ -189,7 +189,9 @@ def advice_tables(rows: list[Row]) -> list[Table]:
 
 def render(results: Results) -> RenderableType:
     rows = summary.rows(results)  # once: every table below is a view of the same rows
-    parts: list[RenderableType] = [table(rows)]
+    parts: list[RenderableType] = [table(rows, Noise(results))]
+    if any(row.trials > 1 for row in rows):
+        parts.append(Text(NOISE_LEGEND, style="dim"))
     if stopped := summary.interrupted(results):
         parts.append(Text(stopped, style="bold yellow"))
     failed = failure_lines(rows, results)

@@ -17,6 +17,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+import cli
 from bench import results
 from scenarios import CORE, SCENARIOS
 from targets import VARIANTS
@@ -65,8 +66,7 @@ def test_quick_run_measures_every_variant(tmp_path: Path) -> None:
     # concurrent-update tests), and the contract check before any load covers every endpoint of every variant.
     out = tmp_path / "run.json"
     scenarios = ["db", "fortunes", "nplus1"]
-    proc = bench("run", "--quick", "--scenarios", ",".join(scenarios), "--warmup", "0.5", "--duration", "1.5",
-                 "--users", "4", "-o", str(out))  # fmt: skip
+    proc = bench("run", "--quick", "--scenarios", ",".join(scenarios), "--users", "4", "-o", str(out))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "req/s" in proc.stdout
     loaded = results.load(out)
@@ -88,6 +88,13 @@ def test_quick_run_measures_every_variant(tmp_path: Path) -> None:
             assert cell.target.get("pool_size") == 10, (cell.variant, cell.target)
     markdown = bench("report", str(out), "--format", "md")
     assert markdown.returncode == 0 and "| pooled |" in markdown.stdout
+    # Each window saw its own scenario's requests only: no load process kept loading a server between its cells.
+    for cell in loaded.cells:
+        if cell.scenario in ("db", "fortunes"):
+            assert set(cell.target_stats["endpoints"]) == {f"/{cell.scenario}"}, (cell.variant, cell.scenario)
+    # --quick: short interleaved trials, so every ratio comes with its noise (the legend says how it is judged).
+    assert {row["trials"] for row in rows} == {cli.QUICK_TRIALS}
+    assert "within this run's noise" in markdown.stdout
 
 
 def test_bad_input_is_one_line_and_exit_2(tmp_path: Path) -> None:

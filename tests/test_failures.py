@@ -28,7 +28,7 @@ from bench import failures, hist
 from bench.cells import judge
 from bench.results import Cell, EndpointStats, Results, VariantCheck
 from bench.sampling import Window, merge_windows
-from reports import advice, jsonreport, markdown, summary, terminal
+from reports import advice, fmt, jsonreport, markdown, summary, terminal
 
 ROOT = Path(__file__).resolve().parent.parent
 FIELD_CASES = ROOT / "tests" / "data" / "field_cases"
@@ -269,7 +269,7 @@ def test_a_failed_cell_has_no_rate_no_ratio_and_is_never_the_base() -> None:
     assert failed.error_kinds == {"HTTP 404 GET /v1/does-not-exist": 4210}
     assert failed.endpoints["/v1/does-not-exist"] == {"requests": 4210, "errors": 4210, "error_rate": 1.0}
     # pooled, the base of the README's ratios, failed: no ratio at all rather than another variant's as the base.
-    assert terminal.baseline(list(rows.values())) == 0.0
+    assert fmt.baseline(list(rows.values())) == 0.0
 
     text = render_terminal(results)
     failed_line = next(line for line in text.splitlines() if "pooled" in line and "db" in line)

@@ -73,15 +73,15 @@ def bench(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
 @pytest.mark.parametrize("command", ["run", "advice"])
 def test_an_explicit_duration_or_warmup_wins_over_quick(monkeypatch: pytest.MonkeyPatch, command: str) -> None:
     quick, _ = planned(monkeypatch, command, "--quick")
-    assert (quick.duration_s, quick.warmup_s) == (cli.QUICK_DURATION_S, cli.QUICK_WARMUP_S)
-    mixed, _ = planned(monkeypatch, command, "--quick", "--duration", "1.5", "--warmup", "0.5")
-    assert (mixed.duration_s, mixed.warmup_s) == (1.5, 0.5)
+    assert (quick.duration_s, quick.warmup_s, quick.trials) == (cli.QUICK_DURATION_S, cli.QUICK_WARMUP_S, 3)
+    mixed, _ = planned(monkeypatch, command, "--quick", "--duration", "1.5", "--warmup", "0.5", "--trials", "1")
+    assert (mixed.duration_s, mixed.warmup_s, mixed.trials) == (1.5, 0.5, 1)
     half, _ = planned(monkeypatch, command, "--quick", "--warmup", "0")
     assert (half.duration_s, half.warmup_s) == (cli.QUICK_DURATION_S, 0.0)
     plain, _ = planned(monkeypatch, command)
-    assert (plain.duration_s, plain.warmup_s) == (cli.DURATION_S, cli.WARMUP_S)
+    assert (plain.duration_s, plain.warmup_s, plain.trials) == (cli.DURATION_S, cli.WARMUP_S, 1)
     shown = CliRunner().invoke(cli.app, [command, "--help"], env={"COLUMNS": "240", "TERMINAL_WIDTH": "240"})
-    assert "an explicit --warmup or --duration wins" in shown.output
+    assert "an explicit --trials, --warmup or --duration wins" in shown.output
 
 
 # --- --profile's folder is protected like the results file --------------------------------------------

@@ -1,0 +1,137 @@
+"""The run's targets, kept up between the cells that can share them.
+
+A run used to start a variant's uvicorn for every cell and stop it after: about a second and a half of
+CPU per cell on this machine (importing FastAPI, SQLAlchemy, the driver), more than a quick cell's whole
+window. A variant's server holds nothing a later cell could inherit except what it caches, so one
+server per (variant, configuration) now serves every cell of the run; a server whose cache a cell (or
+the contract check) filled is tainted by the caller and replaced before its next cell, so each cell of
+the cached variant still starts from an empty cache, as before. Servers that are known to be needed are
+started side by side (``start``): their start-up overlaps, and nothing is measured meanwhile.
+
+Only one target is ever under load; the others sit idle (an idle uvicorn costs no CPU). The connections
+their pools hold open are not the measured variant's: bench.dbmon counts only the measured target's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager, suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench.procs import Supervisor
+from bench.target import Target, TargetConfig, TargetFailed, serve
+from targets import Variant
+
+Key = tuple[str, TargetConfig, int]  # (variant, configuration, uvicorn workers)
+
+
+@dataclass
+class _Running:
+    target: Target
+    stack: ExitStack
+    log: Path
+    tainted: bool = False  # holds state a later cell must not inherit: restarted before its next use
+
+
+@dataclass
+class TargetPool:
+    """Targets by (variant, configuration); ``close`` (or leaving the run's Supervisor) stops them all."""
+
+    supervisor: Supervisor
+    log_path: Callable[[Variant, int], Path]  # where the n-th server of a variant logs
+    running: dict[Key, _Running] = field(default_factory=dict)
+    failed: dict[Key, TargetFailed] = field(default_factory=dict)  # did not come up when started ahead
+    started: int = 0
+    _threads: list[ThreadPoolExecutor] = field(default_factory=list)
+
+    def start(self, variants: list[Variant], config: TargetConfig, workers: int = 1) -> None:
+        """Start ``variants``' servers side by side (threads only wait on their health checks); a server
+        that does not come up is remembered and reported by the cell that asks for it."""
+        todo = [v for v in variants if (v.name, config, workers) not in self.running]
+        if not todo:
+            return
+        # The threads outlive this call, until ``close``: a child asks the kernel to end it when the *thread*
+        # that started it ends (PR_SET_PDEATHSIG, bench.procs), so a finished thread would take its server along.
+        threads = ThreadPoolExecutor(max_workers=len(todo), thread_name_prefix="dbbench-target")
+        self._threads.append(threads)
+        for variant, outcome in zip(todo, threads.map(lambda v: self._start(v, config, workers), todo), strict=True):
+            if isinstance(outcome, TargetFailed):
+                self.failed[(variant.name, config, workers)] = outcome
+            else:
+                self.running[(variant.name, config, workers)] = outcome
+
+    def _start(self, variant: Variant, config: TargetConfig, workers: int) -> _Running | TargetFailed:
+        self.started += 1
+        stack = ExitStack()
+        log = self.log_path(variant, self.started)
+        try:
+            target = stack.enter_context(
+                serve(self.supervisor, variant.name, variant.app, config, log, workers=workers)
+            )
+        except TargetFailed as exc:
+            stack.close()
+            return exc
+        return _Running(target, stack, log)
+
+    def pids(self, but: Target) -> list[int]:
+        """The pids of every running server except ``but``."""
+        return [r.target.child.pid for r in self.running.values() if r.target is not but]
+
+    def taint(self, variant: Variant, config: TargetConfig, workers: int = 1) -> None:
+        """``variant``'s server under ``config`` holds state a later cell must not inherit (its cache was
+        filled): the next ``use`` starts a new one."""
+        running = self.running.get((variant.name, config, workers))
+        if running is not None:
+            running.tainted = True
+
+    def log(self, variant: Variant, config: TargetConfig) -> Path:
+        """The log of ``variant``'s one-worker server under ``config`` (the contract check's; KeyError when none)."""
+        return self.running[(variant.name, config, 1)].log
+
+    def retire_one(self, variant: Variant, config: TargetConfig) -> None:
+        """Stop ``variant``'s server under ``config`` (e.g. the contract check's, once it is not needed)."""
+        with suppress(TargetFailed):  # its own cell or check already reported how it ended
+            self._stop((variant.name, config, 1))
+
+    @contextmanager
+    def use(self, variant: Variant, config: TargetConfig, workers: int = 1) -> Iterator[Target]:
+        """The target for one cell of ``variant`` under ``config``. Raises TargetFailed when it does not come
+        up, or when it died during the cell (it is then stopped; the next cell starts a new one)."""
+        key = (variant.name, config, workers)
+        if key in self.failed:
+            raise self.failed.pop(key)
+        running = self.running.get(key)
+        if running is not None and (running.tainted or not running.target.child.alive()):
+            self._stop(key)
+            running = None
+        if running is None:
+            # One server per variant at a time: a sweep's settings (pool sizes, cache backends) replace each
+            # other, so the connections held open stay within what refuse_pool_sizes allowed for per variant.
+            for other in [k for k in self.running if k[0] == variant.name]:
+                with suppress(TargetFailed):
+                    self._stop(other)
+            outcome = self._start(variant, config, workers)
+            if isinstance(outcome, TargetFailed):
+                raise outcome
+            running = self.running[key] = outcome
+        try:
+            yield running.target
+        finally:
+            if not running.target.child.alive():
+                # serve()'s own check, made when its ``with`` ends: "died under load", with its log's reason.
+                self._stop(key)
+
+    def _stop(self, key: Key) -> None:
+        running = self.running.pop(key, None)
+        if running is not None:
+            running.stack.close()
+
+    def close(self) -> None:
+        for key in list(self.running):
+            with suppress(TargetFailed):  # died idle after its last cell: no cell is left to report it on
+                self._stop(key)
+        for threads in self._threads:
+            threads.shutdown()
+        self._threads.clear()

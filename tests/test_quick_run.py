@@ -1,0 +1,85 @@
+"""The quick run's pure parts: the tables' noise rule (reports.fmt), when a server or a load process is shared."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from bench.results import Cell, Results
+from reports import fmt, markdown, summary
+
+
+def cell(variant: str, trial: int, rps: float, scenario: str = "db") -> Cell:
+    return Cell(variant, scenario, 32, trial, status="ok", duration_s=1.0, requests=round(rps), errors={})
+
+
+def results(rates: dict[str, list[float]]) -> Results:
+    out = Results()
+    out.metadata = {"config": {"variants": list(rates), "scenarios": {"db": {}}, "users": [32], "trials": 3}}
+    out.cells = [cell(variant, trial, rps) for variant, each in rates.items() for trial, rps in enumerate(each, 1)]
+    return out
+
+
+def test_the_interval_is_students_paired_t_on_log_ratios() -> None:
+    pairs = [(100.0, 110.0), (100.0, 120.0), (100.0, 130.0)]
+    logs = [math.log(h / b) for b, h in pairs]
+    mean, sd = sum(logs) / 3, (sum((x - sum(logs) / 3) ** 2 for x in logs) / 2) ** 0.5
+    low, high = fmt.paired_ratio_ci(pairs) or (0.0, 0.0)
+    assert low == pytest.approx(math.exp(mean - 4.303 * sd / math.sqrt(3)))
+    assert high == pytest.approx(math.exp(mean + 4.303 * sd / math.sqrt(3)))
+    assert fmt.paired_ratio_ci(pairs[:1]) is None  # one pair: no interval
+
+
+def test_a_steady_difference_is_a_ranking_and_a_wobbling_one_is_noise() -> None:
+    loaded = results({
+        "pooled": [1000.0, 1010.0, 990.0],
+        "sync": [500.0, 510.0, 495.0],  # half as fast in every round: a real difference
+        "databases": [1100.0, 900.0, 1020.0],  # above, below, above: within the noise
+    })  # fmt: skip
+    rows = summary.rows(loaded)
+    noise = fmt.Noise(loaded)
+    by_variant = {row.variant: noise.ratio(row, rows) for row in rows}
+    assert by_variant["pooled"] == fmt.Ratio(1.0, None)
+    assert by_variant["sync"] is not None and not by_variant["sync"].within_noise
+    assert by_variant["sync"].text() == "0.50"
+    assert by_variant["databases"] is not None and by_variant["databases"].within_noise
+    assert by_variant["databases"].text().startswith(fmt.NOISE_MARK)
+    text = markdown.render(loaded)
+    assert "| databases | " in text and f"| {fmt.NOISE_MARK}1.02 |" in text and "| 0.50 |" in text
+    assert fmt.NOISE_LEGEND in text
+
+
+def test_trials_pair_by_number_and_a_single_trial_is_unmarked() -> None:
+    one = results({"pooled": [1000.0], "sync": [990.0]})
+    rows = summary.rows(one)
+    ratio = fmt.Noise(one).ratio(rows[1], rows)
+    assert ratio is not None and ratio.ci is None and ratio.text() == "0.99"
+    assert fmt.NOISE_LEGEND not in markdown.render(one)  # no trials to judge noise by: no legend either
+
+
+def test_the_cached_server_is_replaced_only_after_a_cell_that_used_its_cache() -> None:
+    from bench.runner import _cache_used
+
+    def window(before: int, after: int) -> dict[str, object]:
+        edge = lambda n: {"cache": {"hits": n, "misses": 0}}  # noqa: E731
+        return {"target_window": {"open": edge(before), "close": edge(after)}}
+
+    assert _cache_used(window(5, 9)) and not _cache_used(window(5, 5))
+    assert _cache_used({})  # the window does not say: assume it did
+
+
+def test_only_dbbench_s_own_closed_model_scenarios_share_a_load_process(tmp_path: object) -> None:
+    from pathlib import Path
+
+    from bench.load import LoadSpec, sessions_serve
+    from scenarios import SCENARIOS
+
+    own = LoadSpec(SCENARIOS.get("db").path, "http://127.0.0.1:1", 4, 0.5, 0.5)
+    assert sessions_serve(own)
+    assert not sessions_serve(LoadSpec(Path(__file__), "http://127.0.0.1:1", 4, 0.5, 0.5))  # a user's file
+    assert not sessions_serve(LoadSpec(own.locustfile, own.host, 4, 0.5, 0.5, rate=100.0))
+    assert not sessions_serve(LoadSpec(own.locustfile, own.host, 4, 0.5, 0.5, workers=2))
+    session = LoadSpec(own.locustfile, own.host, 4, 0.5, 0.5, session=Path("/tmp/s"))
+    assert LoadSpec.from_json(session.to_json()) == session
+    assert "--run-time" not in session.locust_args() and "--run-time" in own.locust_args()
