@@ -245,11 +245,11 @@ def test_serve_exits_130_when_interrupted_and_leaves_no_process(sig: int) -> Non
 @pytest.mark.e2e
 def test_bench_run_compares_cache_backends_in_one_run(tmp_path: Path) -> None:
     # The caching claim as one `bench run` (real PostgreSQL, Redis, uvicorn, Locust); --quick with explicit
-    # timings also shows end to end which wins.
+    # timings (and one trial instead of its three) also shows end to end which wins.
     out = tmp_path / "cache.json"
     proc = bench("run", "--variants", "cached,pooled", "--scenarios", "hot", "--cache", "memory,redis",
-                 "--users", "2", "--quick", "--warmup", "0.5", "--duration", "1", "--no-calibrate", "-o", str(out),
-                 timeout=300)  # fmt: skip
+                 "--users", "2", "--quick", "--trials", "1", "--warmup", "0.5", "--duration", "1", "--no-calibrate",
+                 "-o", str(out), timeout=300)  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "caching: cached vs pooled" in proc.stdout
     from bench import results
@@ -267,15 +267,18 @@ def test_bench_run_compares_cache_backends_in_one_run(tmp_path: Path) -> None:
 
 @pytest.mark.e2e
 def test_explain_params_are_given_where_timing_was_on_and_derived_elsewhere(tmp_path: Path) -> None:
-    # What the README says of EXPLAIN: sync times its statements by default (its plan runs with a value a
-    # request sent), pooled does not (its plan runs with a value read from the table).
-    out = tmp_path / "explain.json"
-    proc = bench("run", "--variants", "sync,pooled", "--scenarios", "db", "--users", "2", "--warmup", "0.5",
-                 "--duration", "1", "--no-calibrate", "-o", str(out), timeout=300)  # fmt: skip
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    # What the README says of EXPLAIN: every variant times its statements by default, so a plan runs with a
+    # value a request sent; with --no-instrument it runs with a value read from the table.
     from bench import results
 
-    # SQLAlchemy qualifies the columns (sync's statement), pooled's hand-written SQL does not.
-    explains = [e for e in results.load(out).explains if "FROM world" in e["query"]]
-    sources = {("sync" if "world.id" in e["query"] else "pooled"): e["params_source"] for e in explains}
-    assert sources == {"sync": "given", "pooled": "derived"}, sources
+    def sources(*args: str) -> dict[str, str]:
+        out = tmp_path / f"explain-{len(args)}.json"
+        proc = bench("run", "--scenarios", "db", "--users", "2", "--warmup", "0.5", "--duration", "1",
+                     "--no-calibrate", "-o", str(out), *args, timeout=300)  # fmt: skip
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        explains = [e for e in results.load(out).explains if "FROM world" in e["query"]]
+        # SQLAlchemy qualifies the columns (sync's statement), pooled's hand-written SQL does not.
+        return {("sync" if "world.id" in e["query"] else "pooled"): e["params_source"] for e in explains}
+
+    assert sources("--variants", "sync,pooled") == {"sync": "given", "pooled": "given"}
+    assert sources("--variants", "pooled", "--no-instrument") == {"pooled": "derived"}
