@@ -41,45 +41,47 @@ class TimedConnection(asyncpg.Connection):  # type: ignore[misc]  # asyncpg is u
 
     async def fetch(self, query: str, *args: Any, **kwargs: Any) -> list[Any]:
         request = current_request.get()
-        if request is None or statement_key(query) is None:
+        if request is None or (key := statement_key(query)) is None:
             return await super().fetch(query, *args, **kwargs)  # type: ignore[no-any-return]
         started = time.perf_counter_ns()
         rows: list[Any] = await super().fetch(query, *args, **kwargs)
-        self._collector.record_statement(request, query, (time.perf_counter_ns() - started) / 1e9, len(rows), args)
+        self._collector.record_statement(
+            request, query, (time.perf_counter_ns() - started) / 1e9, len(rows), args, key=key
+        )
         return rows
 
     async def fetchrow(self, query: str, *args: Any, **kwargs: Any) -> Any:
         request = current_request.get()
-        if request is None or statement_key(query) is None:
+        if request is None or (key := statement_key(query)) is None:
             return await super().fetchrow(query, *args, **kwargs)
         started = time.perf_counter_ns()
         row = await super().fetchrow(query, *args, **kwargs)
         elapsed = (time.perf_counter_ns() - started) / 1e9
-        self._collector.record_statement(request, query, elapsed, 0 if row is None else 1, args)
+        self._collector.record_statement(request, query, elapsed, 0 if row is None else 1, args, key=key)
         return row
 
     async def fetchval(self, query: str, *args: Any, **kwargs: Any) -> Any:
         request = current_request.get()
-        if request is None or statement_key(query) is None:
+        if request is None or (key := statement_key(query)) is None:
             return await super().fetchval(query, *args, **kwargs)
         started = time.perf_counter_ns()
         value = await super().fetchval(query, *args, **kwargs)
-        self._collector.record_statement(request, query, (time.perf_counter_ns() - started) / 1e9, None, args)
+        self._collector.record_statement(request, query, (time.perf_counter_ns() - started) / 1e9, None, args, key=key)
         return value
 
     async def execute(self, query: str, *args: Any, **kwargs: Any) -> str:
         request = current_request.get()
-        if request is None or statement_key(query) is None:
+        if request is None or (key := statement_key(query)) is None:
             return await super().execute(query, *args, **kwargs)  # type: ignore[no-any-return]
         started = time.perf_counter_ns()
         status: str = await super().execute(query, *args, **kwargs)
         elapsed = (time.perf_counter_ns() - started) / 1e9
-        self._collector.record_statement(request, query, elapsed, status_rows(status), args)
+        self._collector.record_statement(request, query, elapsed, status_rows(status), args, key=key)
         return status
 
     async def executemany(self, command: str, args: Any, **kwargs: Any) -> None:
         request = current_request.get()
-        if request is None or statement_key(command) is None:
+        if request is None or (key := statement_key(command)) is None:
             await super().executemany(command, args, **kwargs)
             return
         if not isinstance(args, Sequence):
@@ -87,18 +89,18 @@ class TimedConnection(asyncpg.Connection):  # type: ignore[misc]  # asyncpg is u
         started = time.perf_counter_ns()
         await super().executemany(command, args, **kwargs)
         elapsed = (time.perf_counter_ns() - started) / 1e9
-        self._collector.record_statement(request, command, elapsed, None, args, calls=max(len(args), 1))
+        self._collector.record_statement(request, command, elapsed, None, args, calls=max(len(args), 1), key=key)
 
     async def fetchmany(self, query: str, args: Any, **kwargs: Any) -> list[Any]:
         request = current_request.get()
-        if request is None or statement_key(query) is None:
+        if request is None or (key := statement_key(query)) is None:
             return await super().fetchmany(query, args, **kwargs)  # type: ignore[no-any-return]
         if not isinstance(args, Sequence):
             args = list(args)
         started = time.perf_counter_ns()
         rows: list[Any] = await super().fetchmany(query, args, **kwargs)
         elapsed = (time.perf_counter_ns() - started) / 1e9
-        self._collector.record_statement(request, query, elapsed, len(rows), args, calls=max(len(args), 1))
+        self._collector.record_statement(request, query, elapsed, len(rows), args, calls=max(len(args), 1), key=key)
         return rows
 
 

@@ -143,12 +143,21 @@ class Collector:
             stats.db_time_s += request.db_time_s
 
     def record_statement(
-        self, request: RequestScope, sql: str, seconds: float, rows: int | None, params: object, calls: int = 1
+        self,
+        request: RequestScope,
+        sql: str,
+        seconds: float,
+        rows: int | None,
+        params: object,
+        calls: int = 1,
+        key: str | None = None,
     ) -> None:
-        """One execution (``calls`` > 1: an executemany of that many parameter sets, timed as a whole)."""
-        key = statement_key(sql)
+        """One execution (``calls`` > 1: an executemany of that many parameter sets, timed as a whole).
+        ``key``: ``statement_key(sql)`` when the caller already has it (a hook that skipped noise with it)."""
         if key is None:
-            return
+            key = statement_key(sql)
+            if key is None:
+                return
         endpoint = request.endpoint
         with self._lock:
             statement = self._statements.get(key)
