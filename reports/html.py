@@ -19,6 +19,7 @@ from bench.results import Results
 from reports import advice, charts, summary
 from reports.base import Renderer
 from reports.fmt import (
+    NOISE_LEGEND,
     Noise,
     cpus_label,
     database_label,
@@ -119,6 +120,8 @@ def context(results: Results) -> dict[str, Any]:
         "advice_tables": advice.tables(rows),
         "failed": failed,
         "interrupted": summary.interrupted(results),
+        # The ratio column's mark, explained wherever it can appear (as in the terminal and Markdown reports).
+        "noise_legend": NOISE_LEGEND if any(row.trials > 1 for row in rows) else None,
         "threshold": f"{summary.max_error_rate(results):.0%}",
         "failed_checks": summary.failed_checks(results),
         "skipped": [(c.variant, c.skipped) for c in results.checks if c.skipped],

@@ -13,11 +13,13 @@ from pathlib import Path
 
 import pytest
 from html_structure import chart_specs, outline
+from markupsafe import escape
 from typer.testing import CliRunner
 
 import cli
 from bench import results
 from bench.results import Cell, Results
+from reports import fmt
 from reports.base import FORMATS, renderer
 
 DATA = Path(__file__).parent / "data"
@@ -185,3 +187,24 @@ def test_run_and_advice_write_the_html_unless_told_not_to(command: list[str], mo
     assert CliRunner().invoke(cli.app, command).exit_code == 0
     assert CliRunner().invoke(cli.app, [*command, "--no-html"]).exit_code == 0
     assert seen == [True, False]
+
+
+def test_a_ratio_marked_within_noise_is_explained_on_the_page() -> None:
+    # Three interleaved trials where databases wobbles around pooled: its ratio carries the mark, and the
+    # page says what the mark means (as the terminal and Markdown reports do); one trial: neither.
+    def run(trials: int) -> Results:
+        out = Results()
+        out.metadata = {"config": {"variants": ["pooled", "databases"], "scenarios": {"db": {}}, "trials": trials}}
+        rates = {"pooled": [1000.0, 1010.0, 990.0], "databases": [1100.0, 900.0, 1020.0]}
+        out.cells = [
+            Cell(v, "db", 32, t, status="ok", duration_s=1.0, requests=round(rps), errors={})
+            for v, each in rates.items()
+            for t, rps in enumerate(each[:trials], 1)
+        ]
+        return out
+
+    html = renderer("html").render(run(3))
+    assert f">{fmt.NOISE_MARK}1.02<" in html
+    legend = str(escape(fmt.NOISE_LEGEND))  # the page escapes it as Jinja escapes every text
+    assert html.count(legend) == 1
+    assert legend not in renderer("html").render(run(1))
