@@ -77,7 +77,10 @@ def _secrets(dsn: str) -> set[str]:
         if ":" in authority:
             password = authority.split(":", 1)[1]
             found |= {password, unquote(password), *password.split("@")}
-        for key, value in parse_qsl(urlsplit(dsn.strip()).query, keep_blank_values=True):
+        # The query string cut by hand: urlsplit raises on a malformed host ("[::1:5432"), and this scrubber
+        # runs on whatever the user typed, before anything has said what is wrong with it.
+        query = dsn.strip().partition("?")[2].partition("#")[0]
+        for key, value in parse_qsl(query, keep_blank_values=True):
             if key.endswith("password"):
                 found |= {value, quote(value, safe=""), quote(value)}
     for match in _PASSWORD_PARAM.finditer(dsn):

@@ -84,9 +84,11 @@ def plan(cpus_available: Iterable[int], *, cpus: str | None = None, pin: bool = 
     if cpus is None:
         count = min(max(1, load_cpus), len(have) // 2)
         return CpuPlan(have, load=have[-count:], server=have[:-count])
-    load_text, _, server_text = cpus.partition(":")
+    load_text, colon, server_text = cpus.partition(":")
+    if (colon and not server_text.strip()) or ":" in server_text:  # "1:" or "0:1:1": a typo, not "the rest"
+        raise BenchError(f"--cpus takes LOAD or LOAD:SERVER, e.g. 1 or 2-3 or 1:0; got {cpus!r}")
     load = _cpu_set(load_text, "--cpus", have)
-    server = _cpu_set(server_text, "--cpus", have) if server_text else tuple(c for c in have if c not in load)
+    server = _cpu_set(server_text, "--cpus", have) if colon else tuple(c for c in have if c not in load)
     if set(load) & set(server):
         raise BenchError(f"--cpus: the load and the server share CPU {format_cpus(sorted(set(load) & set(server)))}")
     if not server:

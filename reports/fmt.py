@@ -5,6 +5,7 @@ Plain strings only, no Rich: the Markdown and HTML renderers import this without
 
 from __future__ import annotations
 
+import html
 import math
 import statistics
 from dataclasses import dataclass
@@ -117,6 +118,15 @@ def untimed(results: Results) -> list[str]:
 _T95 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
         2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045,
         2.042)  # fmt: skip
+
+
+def md_cell(text: str) -> str:
+    """``text`` safe inside a Markdown table cell: HTML escaped (GitHub renders raw HTML in Markdown, and a
+    scenario, endpoint or statement name is whatever a user's locustfile or app said), a pipe escaped (it
+    would end the cell) and newlines folded (they would end the table)."""
+    return html.escape(text, quote=False).replace("|", "\\|").replace("\n", " ")
+
+
 NOISE_MARK = "≈"
 NOISE_LEGEND = (
     f"{NOISE_MARK}: within this run's noise, the 95 % interval of the paired trials' ratio to base includes 1 "

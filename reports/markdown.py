@@ -16,15 +16,11 @@ from reports.fmt import (
     errors_text,
     failure_lines,
     flags,
+    md_cell,
     ms,
     pool_label,
     rps_text,
 )
-
-
-def _cell(text: str) -> str:
-    # A pipe would end the table cell; a newline would end the table.
-    return text.replace("|", "\\|").replace("\n", " ")
 
 
 def render(results: Results) -> str:
@@ -35,14 +31,14 @@ def render(results: Results) -> str:
     pool = meta.get("pool", {})
     config = meta.get("config", {})
     lines.append(
-        f"{machine.get('cpu_count', '?')} CPUs ({_cell(str(machine.get('cpu_model', '?')))}), "
-        f"Python {machine.get('python', '?')}, {_cell(database_label(database))}; "
+        f"{machine.get('cpu_count', '?')} CPUs ({md_cell(str(machine.get('cpu_model', '?')))}), "
+        f"Python {machine.get('python', '?')}, {md_cell(database_label(database))}; "
         f"{pool_label(pool)}; "
         f"{config.get('warmup_s', '?')} s warm-up + {config.get('duration_s', '?')} s per cell, "
         f"{config.get('trials', '?')} trial(s)."
     )
     if cpus := cpus_label(meta):
-        lines += ["", f"CPUs: {_cell(cpus)}."]
+        lines += ["", f"CPUs: {md_cell(cpus)}."]
     lines.append("")
     if stopped := summary.interrupted(results):
         lines += [f"> **{stopped}**", ""]
@@ -59,7 +55,7 @@ def render(results: Results) -> str:
     if any(row.trials > 1 for row in rows):
         lines += [f"{NOISE_LEGEND}.", ""]
     for (scenario, load), items in summary.by_scenario(rows).items():
-        lines += [f"## {_cell(scenario)} · {load}", ""]
+        lines += [f"## {md_cell(scenario)} · {load}", ""]
         lines += [
             "| variant | req/s [95% CI] | × base | p50 ms | p90 ms | p99 ms | errors | flags |",
             "|---|--:|--:|--:|--:|--:|--:|---|",
@@ -68,19 +64,19 @@ def render(results: Results) -> str:
             if row.status != "ok":
                 errors = errors_text(row) if row.requests else ""
                 status = f"**{row.status}**" if row.status == "failed" else row.status
-                lines.append(f"| {_cell(row.label)} | {status} | | | | | {errors} | {_cell(row.reason)} |")
+                lines.append(f"| {md_cell(row.label)} | {status} | | | | | {errors} | {md_cell(row.reason)} |")
                 continue
             ratio = noise.text(row, items)
             lines.append(
-                f"| {_cell(row.label)} | {rps_text(row)} | {ratio} | {ms(row.p50_ms)} | {ms(row.p90_ms)} "
-                f"| {ms(row.p99_ms)} | {errors_text(row)} | {_cell(', '.join(flags(row)))} |"
+                f"| {md_cell(row.label)} | {rps_text(row)} | {ratio} | {ms(row.p50_ms)} | {ms(row.p90_ms)} "
+                f"| {ms(row.p99_ms)} | {errors_text(row)} | {md_cell(', '.join(flags(row)))} |"
             )
         lines.append("")
     for found in advice.tables(rows):
-        lines += [f"## {_cell(found.title)}", ""]
-        lines.append("| " + " | ".join(_cell(h) for h in found.headers) + " |")
+        lines += [f"## {md_cell(found.title)}", ""]
+        lines.append("| " + " | ".join(md_cell(h) for h in found.headers) + " |")
         lines.append("|" + "---|" * len(found.headers))
-        lines += ["| " + " | ".join(_cell(v) for v in values) + " |" for values in found.rows]
+        lines += ["| " + " | ".join(md_cell(v) for v in values) + " |" for values in found.rows]
         lines.append("")
     return "\n".join(lines)
 

@@ -50,6 +50,14 @@ def test_what_cannot_be_honoured_is_refused_in_one_line(bad: str, message: str) 
     assert "\n" not in str(caught.value)
 
 
+def test_a_malformed_host_is_one_line_without_the_password() -> None:
+    # urllib raises "Invalid IPv6 URL" on this; the password scrubber must not, since it runs first.
+    with pytest.raises(BenchError) as caught:
+        dsn.normalise(f"postgresql://postgres:{SECRET}@[::1:5432/postgres")
+    assert SECRET not in str(caught.value) and "\n" not in str(caught.value)
+    assert SECRET not in dsn.redact(f"postgresql://postgres:{SECRET}@[::1:5432/postgres")
+
+
 def test_a_raw_at_sign_gets_the_percent_encoding_hint_and_no_fragment() -> None:
     with pytest.raises(BenchError) as caught:
         dsn.normalise("postgresql://app:p@ss-w0rd@127.0.0.1:5432/app")

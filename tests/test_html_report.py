@@ -104,6 +104,13 @@ def test_no_name_a_user_gave_becomes_markup() -> None:
     assert any(EVIL in json.dumps(spec, ensure_ascii=False) for spec in specs.values())
 
 
+def test_the_markdown_report_shows_user_names_as_text_too() -> None:
+    # Markdown lands in $GITHUB_STEP_SUMMARY and on PR pages, where GitHub renders raw HTML: escaped as well.
+    text = renderer("md").render(evil_results())
+    assert EVIL not in text and "<img src=x" not in text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in text
+
+
 def test_a_failed_cell_is_marked_failed_never_drawn_as_throughput() -> None:
     html = renderer("html").render(evil_results())
     failed_rows = [

@@ -70,6 +70,8 @@ def test_unpinned_on_one_cpu_or_when_asked() -> None:
         ((0, 1), "one", True, "--cpus takes the load's CPUs"),
         ((0, 1), "3-2", True, "--cpus takes the load's CPUs"),
         ((0, 1), "", True, "--cpus takes the load's CPUs"),
+        ((0, 1), "1:", True, "--cpus takes LOAD or LOAD:SERVER, e.g. 1 or 2-3 or 1:0; got '1:'"),  # not "the rest"
+        ((0, 1), "0:1:1", True, "got '0:1:1'"),  # the whole value named, not its tail
         ((0,), "0", True, "--cpus needs at least 2 CPUs to split; this process may use 0 only"),
         ((0, 1), "1", False, "--cpus conflicts with --no-pin"),
     ],
