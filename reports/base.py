@@ -37,6 +37,8 @@ class Renderer:
 def write_text(text: str, path: Path) -> Path:
     """Write ``text`` to ``path``: a regular file atomically (temp file + rename, so a reader never sees half a
     report); anything else that exists (/dev/null, a pipe) is written to as it is."""
+    if holds_results(path):
+        raise BenchError(f"{path} is a dbbench results file: a report never replaces measurements; choose another -o")
     try:
         if path.exists() and not path.is_file():
             path.write_text(text, encoding="utf-8")
@@ -70,3 +72,14 @@ def renderer(name: str) -> Renderer:
     made = getattr(importlib.import_module(module), cls)()
     assert isinstance(made, Renderer)
     return made
+
+
+def holds_results(path: Path) -> bool:
+    """Whether ``path`` is a results file of ``bench run`` (its first bytes name the format): the one kind of
+    file a report's -o must not overwrite, e.g. ``bench report run.json -f md -o run.json``."""
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(256)
+    except OSError:  # missing, a directory, unreadable: not a results file (writing it says what is wrong)
+        return False
+    return b'"format"' in head and b'"dbbench-results"' in head
