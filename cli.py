@@ -865,8 +865,8 @@ def serve(
             raise BenchError(f"--port must be between 1 and 65535, got {port}")
         if pool_size < 1:
             raise BenchError(f"--pool-size must be >= 1 connection; got {pool_size}")
-        if server_workers < 1:
-            raise BenchError(f"--server-workers must be >= 1; got {server_workers}")
+        if fault := topology.server_workers_fault(server_workers, topology.available()):
+            raise BenchError(fault)
         # The same split as `bench run`'s default, so a `bench run --url` (or wrk on the load CPUs) beside it
         # does not take the server's CPUs.
         plan = topology.plan(topology.available(), cpus=cpus, pin=pin)
@@ -876,7 +876,7 @@ def serve(
             tempfile.TemporaryDirectory() as tmp,
             provision(supervisor, dsn) as database,
         ):
-            refuse_pool_sizes(database.dsn, [pool_size])
+            refuse_pool_sizes(database.dsn, [pool_size], workers=server_workers)
             seed.apply_schema(database.dsn)
             seed.seed(database.dsn)
             log = Path(tmp) / "target.log"

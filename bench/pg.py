@@ -98,10 +98,16 @@ def server_version(dsn: str) -> str:
 OWN_CONNECTIONS = 10
 
 
-def refuse_pool_sizes(dsn: str, sizes: list[int]) -> None:
-    """Raise BenchError (one line) when the largest of ``sizes`` (connections per variant's pool, one variant
-    at a time) does not fit in the server's max_connections beside the superuser-reserved ones and
-    OWN_CONNECTIONS: the variant would otherwise fail at startup with a bare "Application startup failed"."""
+def refuse_pool_sizes(dsn: str, sizes: list[int], *, servers: int = 1, workers: int = 1) -> None:
+    """Raise BenchError (one line) when the connections the run's servers hold at once do not fit in the
+    server's max_connections beside the superuser-reserved ones and OWN_CONNECTIONS: a variant would
+    otherwise fail at startup with a bare "Application startup failed", or the seed with "too many clients".
+
+    ``sizes``: every pool size some cell uses (connections per pool; a variant's sweep settings replace each
+    other, bench.target_pool); ``servers``: how many variants' servers run side by side (bench.target_pool
+    keeps every variant's up, each holding its whole pool open: a fresh-eyes run of 2026-12-01 passed the
+    old per-variant check with ``--pool-size 100`` on two variants and died in the seed); ``workers``:
+    uvicorn workers per server, each with its own pool."""
     with psycopg.connect(dsn, autocommit=True, connect_timeout=5) as conn:
         rows = conn.execute(
             "SELECT name, setting::int FROM pg_settings"
@@ -110,11 +116,29 @@ def refuse_pool_sizes(dsn: str, sizes: list[int]) -> None:
     settings: dict[str, int] = {str(name): int(value) for name, value in rows}
     reserved = settings.get("superuser_reserved_connections", 0) + settings.get("reserved_connections", 0)
     room = settings["max_connections"] - reserved - OWN_CONNECTIONS
-    if max(sizes) > room:
+    pools = max(1, servers) * max(1, workers)
+    if max(sizes) * pools <= room:
+        return
+    limits = (
+        f"max_connections is {settings['max_connections']} ({reserved} reserved, {OWN_CONNECTIONS} for dbbench itself)"
+    )
+    if pools == 1:
         raise BenchError(
-            f"--pool-size {max(sizes)} does not fit the server: max_connections is {settings['max_connections']}"
-            f" ({reserved} reserved, {OWN_CONNECTIONS} for dbbench itself); use --pool-size {max(room, 1)} or less"
+            f"--pool-size {max(sizes)} does not fit the server: {limits}; use --pool-size {max(room, 1)} or less"
         )
+    held = " × ".join(
+        part
+        for part in (
+            f"--pool-size {max(sizes)}",
+            f"{servers} variants side by side" if servers > 1 else "",
+            f"{workers} --server-workers" if workers > 1 else "",
+        )
+        if part
+    )
+    raise BenchError(
+        f"{held} = {max(sizes) * pools} connections do not fit the server: {limits}; "
+        f"use --pool-size {max(room // pools, 1)} or less, or fewer variants or --server-workers"
+    )
 
 
 def _wait_ready(dsn: str, alive: Callable[[], bool], timeout: float, log_tail: Callable[[], str]) -> None:

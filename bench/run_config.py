@@ -114,6 +114,7 @@ def validate_config(config: RunConfig) -> None:
         if fault:
             raise BenchError(fault)
     caches = ",".join(config.cache_backends) or config.cache
+    workers_fault = topology.server_workers_fault(config.server_workers, topology.available())
     checks: list[tuple[bool, str]] = [
         (bool(config.users) and all(u >= 1 for u in config.users), "--users must be whole numbers >= 1"),
         (
@@ -153,7 +154,7 @@ def validate_config(config: RunConfig) -> None:
             "--allow-writes is for --url (dbbench's own databases are throwaway)",
         ),
         (config.load_workers >= 1, "--load-workers must be >= 1"),
-        (config.server_workers >= 1, "--server-workers must be >= 1"),
+        (workers_fault is None, workers_fault or ""),
         (
             config.server_workers == 1 or not config.url,
             "--server-workers sets the servers dbbench starts; with --url the server is yours",

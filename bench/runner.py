@@ -97,7 +97,12 @@ class Run:
             self.observer.phase("creating the SQLite file" if config.db == "sqlite" else "provisioning PostgreSQL")
             with self._database(supervisor, workdir) as database, self._cache(supervisor) as cache:
                 if config.db != "sqlite":  # before the results file is written: a refusal overwrites nothing
-                    refuse_pool_sizes(database.dsn, config.plan_pool_sizes())
+                    refuse_pool_sizes(
+                        database.dsn,
+                        config.plan_pool_sizes(),
+                        servers=len(config.variants),
+                        workers=config.server_workers,
+                    )
                 self.results.metadata = run_metadata.describe(config, database, self.locustfiles)
                 self.results.metadata["cache"] = self.cache_description
                 self.recorder.save()

@@ -65,6 +65,25 @@ def available() -> tuple[int, ...]:
     return tuple(sorted(os.sched_getaffinity(0)))
 
 
+# Gunicorn's docs size workers by cores ("(2 x cores) + 1", for I/O-bound apps); four per CPU this
+# process may use is past any sensible count, and stops a typo (100000) from forking a host to death.
+WORKERS_PER_CPU = 4
+
+
+def server_workers_fault(workers: int, cpus_available: Iterable[int]) -> str | None:
+    """Why ``--server-workers workers`` cannot run here (below 1, or more than WORKERS_PER_CPU per CPU this
+    process may use), or None."""
+    most = WORKERS_PER_CPU * max(1, len(set(cpus_available)))
+    if workers < 1:
+        return f"--server-workers must be >= 1; got {workers}"
+    if workers > most:
+        return (
+            f"--server-workers {workers} is more than {WORKERS_PER_CPU} per CPU this process may use "
+            f"({most} here); uvicorn workers beyond the cores only add context switches"
+        )
+    return None
+
+
 def plan(cpus_available: Iterable[int], *, cpus: str | None = None, pin: bool = True, load_cpus: int = 1) -> CpuPlan:
     """The split for ``--cpus``/``--no-pin``: ``cpus`` is ``LOAD`` or ``LOAD:SERVER`` in taskset's list form
     (``1``, ``2-3``, ``0,2``); without it the load gets the last ``load_cpus`` CPUs (at most half of them,

@@ -152,6 +152,10 @@ def test_pool_sizes_beyond_max_connections_are_refused_naming_it(pg_dsn: str) ->
     refuse_pool_sizes(pg_dsn, [10, 20])
     with pytest.raises(BenchError, match=r"--pool-size 100000 does not fit the server: max_connections is \d+"):
         refuse_pool_sizes(pg_dsn, [10, 100000])
+    # The run keeps every variant's server up, each holding its pool: what must fit is their sum.
+    refuse_pool_sizes(pg_dsn, [50], servers=3)
+    with pytest.raises(BenchError, match=r"--pool-size 50 × 6 variants side by side × 2 --server-workers = 600 "):
+        refuse_pool_sizes(pg_dsn, [50], servers=6, workers=2)
 
 
 @pytest.mark.e2e  # provisions the embedded PostgreSQL

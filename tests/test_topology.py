@@ -82,6 +82,13 @@ def test_bad_cpus_are_refused_in_one_line(available: tuple[int, ...], cpus: str,
     assert message in str(refused.value) and "\n" not in str(refused.value)
 
 
+def test_server_workers_are_at_least_one_and_at_most_four_per_cpu() -> None:
+    assert topology.server_workers_fault(8, (0, 1)) is None
+    assert topology.server_workers_fault(0, (0, 1)) == "--server-workers must be >= 1; got 0"
+    fault = topology.server_workers_fault(100000, (0, 1))
+    assert fault is not None and "more than 4 per CPU this process may use (8 here)" in fault
+
+
 def test_format_and_label() -> None:
     assert topology.format_cpus([5, 0, 1, 2, 7, 8]) == "0-2,5,7-8"
     assert topology.label(topology.plan((0, 1)).describe()) == (
