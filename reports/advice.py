@@ -75,6 +75,19 @@ def index_table(rows: list[Row]) -> AdviceTable | None:
     return AdviceTable("indexing: the same search with and without its index", headers, body)
 
 
+def _best_sizes(points: list[tuple[int, Row]]) -> str:
+    """The size with the most throughput, or every size that cannot be told from it: those whose 95 % interval
+    of the median over trials reaches the best one's (a fresh-eyes run of 2026-12-01 named "best size 5" for
+    a ratio of 1.02 within noise). One trial gives no interval: the highest median stands alone, unproven."""
+    if not points:
+        return "-"
+    top_size, top = max(points, key=lambda point: point[1].rps or 0.0)
+    if top.rps_ci is None:
+        return str(top_size)
+    tied = [size for size, row in points if row.rps_ci is not None and row.rps_ci[1] >= top.rps_ci[0]]
+    return str(top_size) if len(tied) < 2 else f"{', '.join(map(str, sorted(tied)))} (within noise)"
+
+
 def pool_table(rows: list[Row]) -> AdviceTable | None:
     curves: dict[tuple[str, str, str, str], list[tuple[int, Row]]] = {}
     unpooled: list[Row] = []
@@ -91,7 +104,7 @@ def pool_table(rows: list[Row]) -> AdviceTable | None:
             continue
         points.sort(key=lambda point: point[0])
         standing = [point for point in points if point[1].status == "ok"]
-        best = str(max(standing, key=lambda point: point[1].rps)[0]) if standing else "-"
+        best = _best_sizes(standing)
         curve = " → ".join(f"{size}: {_rps(row)}" for size, row in points)
         p99 = " → ".join(ms(row.p99_ms) for _, row in points)
         body.append((scenario, variant + (f" ({rest})" if rest else ""), load, curve, p99, best))

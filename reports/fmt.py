@@ -80,15 +80,21 @@ def database_label(database: dict[str, Any]) -> str:
     return f"{product}{version} ({database.get('kind', '?')})"
 
 
-def pool_label(pool: dict[str, Any]) -> str:
-    """ "pool size 10 (max_overflow 0, threadpool 40)" for dbbench's variants; for a server or an app whose pool
-    dbbench did not set, what the metadata says of it (never a default borrowed from the variants)."""
+def pool_label(pool: dict[str, Any], swept: list[int] | None = None) -> str:
+    """ "pool size 10 (max_overflow 0, threadpool 40)" for dbbench's variants, "pool sizes 1, 5 (swept; …)"
+    when the cells swept it (``swept``: see ``swept_pool_sizes``; the configured size alone would name a
+    size most cells did not have); for a server or an app whose pool dbbench did not set, what the metadata
+    says of it (never a default borrowed from the variants)."""
     if "size" not in pool:
         return f"pool: {pool.get('note', 'unknown')}"
-    return (
-        f"pool size {pool['size']} (max_overflow {pool.get('max_overflow', '?')}, "
-        f"threadpool {pool.get('threadpool_size', '?')})"
-    )
+    sizes = f"pool sizes {', '.join(map(str, swept))} (swept; " if swept else f"pool size {pool['size']} ("
+    return f"{sizes}max_overflow {pool.get('max_overflow', '?')}, threadpool {pool.get('threadpool_size', '?')})"
+
+
+def swept_pool_sizes(results: Results) -> list[int]:
+    """The pool sizes the cells were measured at when they differ (a sweep), ascending; [] otherwise."""
+    sizes = {int(cell.settings["pool"]) for cell in results.cells if cell.settings.get("pool", "").isdigit()}
+    return sorted(sizes) if len(sizes) > 1 else []
 
 
 def cpus_label(metadata: dict[str, Any]) -> str:

@@ -20,6 +20,7 @@ from reports.fmt import (
     ms,
     pool_label,
     rps_text,
+    swept_pool_sizes,
 )
 
 
@@ -33,7 +34,7 @@ def render(results: Results) -> str:
     lines.append(
         f"{machine.get('cpu_count', '?')} CPUs ({md_cell(str(machine.get('cpu_model', '?')))}), "
         f"Python {machine.get('python', '?')}, {md_cell(database_label(database))}; "
-        f"{pool_label(pool)}; "
+        f"{pool_label(pool, swept_pool_sizes(results))}; "
         f"{config.get('warmup_s', '?')} s warm-up + {config.get('duration_s', '?')} s per cell, "
         f"{config.get('trials', '?')} trial(s)."
     )

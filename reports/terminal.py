@@ -27,6 +27,7 @@ from reports.fmt import (
     ms,
     pool_label,
     rps_text,
+    swept_pool_sizes,
     untimed,
 )
 from reports.summary import Row
@@ -167,8 +168,9 @@ def footer(results: Results) -> Text:
     database = results.metadata.get("database", {})
     calibrated = results.metadata.get("calibration", {})
     ceiling = f"load generator ceiling {calibrated['rps']:,.0f} req/s" if calibrated.get("rps") else "not calibrated"
+    pool = pool_label(results.metadata.get("pool", {}), swept_pool_sizes(results))
     return Text(
-        f"database: {database_label(database)} · {pool_label(results.metadata.get('pool', {}))}"
+        f"database: {database_label(database)} · {pool}"
         f"{cache_label(results.metadata)} · {ceiling} · latencies from HDR histograms (µs resolution)"
         + (f"\nCPUs: {cpus}" if (cpus := cpus_label(results.metadata)) else ""),
         style="dim",
