@@ -30,13 +30,16 @@ _NOT_PORTS = " AND client_port <> ALL(%s)"
 
 
 def _local_ports(pids: set[int]) -> list[int]:
-    """The local TCP ports of the sockets ``pids`` hold open: one pass over the system's connections."""
-    if not pids:
-        return []
-    try:
-        return [c.laddr.port for c in psutil.net_connections(kind="tcp") if c.pid in pids and c.laddr]
-    except psutil.Error:
-        return []
+    """The local TCP ports of the sockets ``pids`` hold open. Asked per process: the system-wide listing maps
+    every process's sockets (74 ms on this machine under load, 224 processes) where the run needs a few
+    servers' (29 ms for three); once per cell."""
+    ports = []
+    for pid in pids:
+        try:
+            ports += [c.laddr.port for c in psutil.Process(pid).net_connections(kind="tcp") if c.laddr]
+        except psutil.Error:
+            continue
+    return ports
 
 
 class ConnectionSampler:

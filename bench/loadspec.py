@@ -31,8 +31,11 @@ WORKER_OPTION = "dbbench_load_spec"
 # Headroom past the window for Locust's start-up and shutdown; Locust's --run-time is only a backstop.
 GRACE_S = 60.0
 # A load session (see ``session``) quits after this long without a new cell: a backstop, the orchestrator
-# normally ends it (and the kernel does when the orchestrator dies, bench.procs).
-SESSION_IDLE_S = 120.0
+# normally ends it (and the kernel does when the orchestrator dies, bench.procs; the session also quits when
+# its parent is gone). Long, because sessions are started ahead of their first cell and a session waits for
+# every other scenario's cells between two of its own (4 x 6 cells of 13 s with the defaults: 312 s); a
+# session that timed out while its next cell's spec was being written would fail that cell.
+SESSION_IDLE_S = 1800.0
 # How long a master waits for its workers to connect before giving up.
 EXPECT_WORKERS_WAIT_S = 60
 
@@ -64,6 +67,12 @@ class LoadSpec:
     # A load session (bench.load.LoadSession): the process stays up and measures one cell per spec file
     # the orchestrator drops in this folder (cell-1.json, cell-2.json, ...), each spec naming its own ``out``.
     session: Path | None = None
+
+    @property
+    def standby(self) -> bool:
+        """A load session started before its first cell (bench.load.LoadSession.start): no user until a
+        cell's spec arrives, so it sends nothing while other work (the contract check) runs."""
+        return self.session is not None and self.users == 0
 
     @property
     def distributed(self) -> bool:
@@ -131,7 +140,9 @@ class LoadSpec:
         load process ends the run itself when the window closes. ``--exit-code-on-error 0``: failed
         requests are dbbench's to count; a locustfile's own ``process_exit_code`` still wins."""
         args = ["-f", str(self.locustfile), "--headless", "--only-summary", "--host", self.host]
-        args += ["-u", str(self.users), "-r", str(self.users)]
+        # A session started ahead of its first cell (``standby``) starts with no user; Locust refuses a spawn
+        # rate of 0, so it is never below 1.
+        args += ["-u", str(self.users), "-r", str(max(1, self.users))]
         if self.session is None:  # a session ends itself when told to, or after SESSION_IDLE_S without a cell
             args += ["--run-time", f"{int(self.warmup_s + self.duration_s + GRACE_S)}s"]
         args += ["--stop-timeout", "0", "--loglevel", "WARNING", "--exit-code-on-error", "0"]

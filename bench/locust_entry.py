@@ -241,25 +241,27 @@ class LoadProcess:
     def serve(self, environment: Environment) -> None:
         """A load session: measure the cell of every spec file the orchestrator drops in the session folder,
         in turn, each after its own warm-up; quit when told to (a ``quit`` file), when a cell's load stopped
-        on its own, or after SESSION_IDLE_S without a cell.
+        on its own, when the orchestrator is gone, or after SESSION_IDLE_S without a cell.
 
         Between two cells every user is stopped and new ones started against the next cell's host, so a
         cell's users, their connections and their warm-up are its own, as with a process per cell; what the
         session saves is Locust's start-up (importing it, gevent's patching), about a second of CPU a cell."""
         assert self.spec is not None and self.spec.session is not None and environment.runner is not None
         runner, folder = environment.runner, self.spec.session
+        standby = self.spec.standby  # started ahead: its first cell's users are not running yet
+        parent = os.getppid()  # the orchestrator; when it is gone (re-parented), nobody will send a cell
         number = 1
         while True:
             command = folder / f"cell-{number}.json"
             idle_until = time.monotonic() + SESSION_IDLE_S
             while not command.exists():
-                if (folder / "quit").exists() or time.monotonic() > idle_until:
+                if (folder / "quit").exists() or os.getppid() != parent or time.monotonic() > idle_until:
                     self.written = True  # nothing in flight: on_quitting has nothing to write
                     self._quit(runner)
                     return
                 gevent.sleep(_SESSION_POLL_S)
             spec = LoadSpec.from_json(command.read_text(encoding="utf-8"))
-            if number > 1:
+            if number > 1 or standby:
                 self._next_cell(environment, spec)
             else:  # the first cell's users were started by Locust itself, against its host
                 self.spec = spec
@@ -329,6 +331,11 @@ class LoadProcess:
         target.stop()
         database.stop()
         load_cpus.stop()
+        if spec.session is not None:
+            # Every figure of the window is read: its users are done (serve stops them anyway). Stopped before
+            # the target is asked for its own account, so those requests do not queue behind the load (~60 ms
+            # per cell under load), and the target's counters take in fewer requests sent after the window.
+            runner.stop()
         window.extra.update(
             load_cpus_busy=load_cpus.busy,
             target_cpu_s=target.cpu_s,

@@ -35,6 +35,7 @@ from bench.dbmon import ConnectionSampler
 from bench.explain import explain_run
 from bench.external import run_external
 from bench.load import LoadSession
+from bench.net import LOOPBACK
 from bench.pg import Database, provision, refuse_pool_sizes
 from bench.plan import CACHE_VARIANTS, CellKey, Setting
 from bench.procs import Supervisor
@@ -118,6 +119,7 @@ class Run:
                 check_config = replace(base, instrument=True)
                 workers = config.server_workers
                 with self._cells(supervisor, workdir) as (pool, sessions):
+                    self._start_sessions(sessions, supervisor)
                     passed = self._check_all(pool, database, check_config)
                     self._dirty = True  # the checks wrote
                     # A checked server can serve the cells when the cells' configuration means the same to it.
@@ -155,6 +157,22 @@ class Run:
             for session in sessions.values():
                 session.close()
             pool.close()
+
+    def _start_sessions(self, sessions: dict[Path, LoadSession], supervisor: Supervisor) -> None:
+        """Start the load session of every scenario whose cells can share one (bench.load.sessions_serve),
+        before the contract check: their start-up (importing Locust) then overlaps the check, when nothing is
+        measured, instead of delaying the first cell of each scenario. They send nothing until a cell."""
+        config = self.config
+        closed = [users for users, rate in config.load_points() if rate is None]
+        if not closed or not config.variants:
+            return
+        scenarios = {s.path: s for part in config.plan_parts() for s in part.scenarios}
+        for path, scenario in scenarios.items():
+            key = CellKey(config.variants[0], scenario, closed[0], 1)
+            # The host is each cell's own (its target's URL); this one only fills the spec and is never asked.
+            spec = load_spec(config, key, f"http://{LOOPBACK}", pg_dsn=self.pg_dsn)
+            if load.sessions_serve(spec):
+                sessions.setdefault(path, LoadSession(supervisor, self._workdir, scenario.name)).start(spec)
 
     def _database(self, supervisor: Supervisor, workdir: Path) -> AbstractContextManager[Database]:
         if self.config.db == "sqlite":

@@ -138,6 +138,19 @@ def test_startup_deletes_only_its_own_keys_and_reads_fill_redis_with_a_ttl(
     assert final["hits"] - after["hits"] == len(set(again) & set(served)) > 0
 
 
+def test_clearing_deletes_only_its_own_keys(
+    seeded_dsn: str, run_target: RunTarget, server: redis_server.RedisServer, client: redis.Redis
+) -> None:
+    base_url = start_redis_target(run_target, seeded_dsn, server.url)
+    served = get_worlds(f"{base_url}/queries?queries=50")
+    client.set("not-dbbench:key", "theirs")
+    response = httpx.post(f"{base_url}/_bench/cache/clear", timeout=10)
+    assert response.status_code == 200 and response.json() == {"cleared": len(served)}
+    assert own_keys(client) == set()
+    assert client.get("not-dbbench:key") == b"theirs"
+    client.delete("not-dbbench:key")
+
+
 def test_updates_invalidate_then_write_through_to_redis(
     seeded_dsn: str, run_target: RunTarget, server: redis_server.RedisServer, client: redis.Redis
 ) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 
@@ -80,6 +81,62 @@ def test_only_dbbench_s_own_closed_model_scenarios_share_a_load_process(tmp_path
     assert not sessions_serve(LoadSpec(Path(__file__), "http://127.0.0.1:1", 4, 0.5, 0.5))  # a user's file
     assert not sessions_serve(LoadSpec(own.locustfile, own.host, 4, 0.5, 0.5, rate=100.0))
     assert not sessions_serve(LoadSpec(own.locustfile, own.host, 4, 0.5, 0.5, workers=2))
+    # Started ahead of its first cell (bench.load.LoadSession.start): no user, and a spawn rate Locust accepts.
+    standby = LoadSpec(own.locustfile, own.host, 0, 0.5, 0.5, session=Path("/tmp/s"))
+    assert standby.standby and not own.standby
+    assert standby.locust_args()[standby.locust_args().index("-u") : standby.locust_args().index("-u") + 4] == [
+        "-u",
+        "0",
+        "-r",
+        "1",
+    ]
     session = LoadSpec(own.locustfile, own.host, 4, 0.5, 0.5, session=Path("/tmp/s"))
     assert LoadSpec.from_json(session.to_json()) == session
     assert "--run-time" not in session.locust_args() and "--run-time" in own.locust_args()
+
+
+def test_a_tainted_cached_server_gets_an_empty_cache_not_a_new_process(pg_dsn: str, tmp_path: Path) -> None:
+    # The quick run used to replace the cached variant's server after every cell that used its cache (~0.9 s
+    # each, 15 times); the pool now empties the cache in place, and the next cell still starts from empty.
+    import httpx
+
+    from bench.procs import Supervisor
+    from bench.seed import apply_schema, seed
+    from bench.target import TargetConfig
+    from bench.target_pool import TargetPool
+    from targets import VARIANTS
+
+    apply_schema(pg_dsn)
+    seed(pg_dsn)
+    cached = VARIANTS.get("cached")
+    config = TargetConfig(pg_dsn, 4)
+    with Supervisor() as supervisor:
+        pool = TargetPool(supervisor, lambda variant, n: tmp_path / f"{variant.name}-{n}.log")
+        try:
+            with pool.use(cached, config) as target:
+                pid = target.child.pid
+                httpx.get(f"{target.url}/queries?queries=50", timeout=10).raise_for_status()
+                assert target.info()["cache"]["entries"] > 0
+            pool.taint(cached, config)
+            with pool.use(cached, config) as target:
+                assert target.child.pid == pid and target.info()["cache"]["entries"] == 0
+            with pool.use(cached, config) as target:  # untainted: used as it is
+                httpx.get(f"{target.url}/db", timeout=10).raise_for_status()
+            pool.taint(cached, config)
+            with pool.use(cached, config) as target:
+                assert target.info()["cache"]["entries"] == 0
+            assert pool.started == 1
+        finally:
+            pool.close()
+
+
+def test_the_warmup_probe_reports_no_figure_rather_than_failing_on_an_empty_cell() -> None:
+    # benchmarks/warmup_probe.py: a slow variant may finish no request in a 0.5 s window (sync on /queries).
+    import importlib.util
+
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "warmup_probe.py"
+    spec = importlib.util.spec_from_file_location("warmup_probe", path)
+    assert spec is not None and spec.loader is not None
+    probe = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(probe)
+    assert math.isnan(probe.median([])) and probe.median([3.0, 1.0, 2.0]) == 2.0

@@ -287,6 +287,24 @@ def test_cached_updates_write_through(seeded_dsn: str, run_target: RunTarget) ->
     assert served_from_write_through > 0
 
 
+def test_cached_empties_its_cache_between_cells_without_a_restart(seeded_dsn: str, run_target: RunTarget) -> None:
+    # bench.target_pool asks for this before each cell of the cached variant instead of replacing its server.
+    base_url = start(run_target, seeded_dsn, VARIANTS.get("cached"))
+    get_worlds(f"{base_url}/queries?queries=500")
+    before = get_json(f"{base_url}/_bench/info")["cache"]  # type: ignore[index]
+    assert before["entries"] > 0
+    response = httpx.post(f"{base_url}/_bench/cache/clear", timeout=10)
+    assert response.status_code == 200 and response.json() == {"cleared": before["entries"]}
+    after = get_json(f"{base_url}/_bench/info")["cache"]  # type: ignore[index]
+    # Empty, and the counters stay cumulative: a window's figures are the difference between its edges.
+    assert after["entries"] == 0 and (after["hits"], after["misses"]) == (before["hits"], before["misses"])
+    served = get_worlds(f"{base_url}/queries?queries=20")
+    assert get_json(f"{base_url}/_bench/info")["cache"]["misses"] == after["misses"] + len(served)  # type: ignore[index]
+    # A variant with no cache has nothing to empty, and says so.
+    pooled = start(run_target, seeded_dsn, VARIANTS.get("pooled"))
+    assert httpx.post(f"{pooled}/_bench/cache/clear", timeout=10).status_code == 404
+
+
 class FakeClock:
     def __init__(self) -> None:
         self.now = 0.0
@@ -335,3 +353,13 @@ def test_cache_forgets_ids_of_a_failed_write() -> None:
     with pytest.raises(RuntimeError), cache.writing({1: 6}):
         raise RuntimeError("write failed")
     assert cache.get(1) is None
+
+
+def test_clearing_the_cache_forgets_entries_and_keeps_the_counters() -> None:
+    cache = WorldCache()
+    cache.fill(1, 5, cache.fill_token(1))
+    cache.fill(2, 6, cache.fill_token(2))
+    assert cache.get(1) == 5
+    assert cache.clear() == 2 and cache.clear() == 0
+    assert cache.get(1) is None and cache.get(2) is None
+    assert (cache.hits, cache.misses) == (1, 2)

@@ -314,6 +314,15 @@ def build_async_app(variant: str, open_store: OpenAsyncStore, *, instrument_by_d
         payload = _info_payload(variant, opened.store.info(), None, collector, instrument_by_default, refresher)
         return OrjsonResponse(payload)
 
+    @app.post("/_bench/cache/clear")
+    async def bench_cache_clear() -> Response:
+        # Lets the runner give each cell an empty cache without restarting the server (bench.target_pool);
+        # only a store with a cache (targets.cached) has something to empty.
+        clear = getattr(opened.store, "clear_cache", None)
+        if clear is None:
+            return OrjsonResponse({"detail": "this variant has no cache"}, status_code=404)
+        return OrjsonResponse({"cleared": await clear()})
+
     return app
 
 

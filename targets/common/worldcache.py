@@ -140,6 +140,13 @@ class WorldCache:
                 for world_id in alone:
                     self._entries[world_id] = (new_values[world_id], expires)
 
+    def clear(self) -> int:
+        """Forget every entry (the counters stay: they are cumulative, diffed between a window's edges);
+        returns how many there were."""
+        count = len(self._entries)
+        self._entries.clear()
+        return count
+
     def stats(self) -> dict[str, Any]:
         return {
             "backend": "memory",
@@ -165,6 +172,9 @@ class CacheBackend(Protocol):
 
     def writing(self, new_values: Mapping[int, int]) -> AbstractAsyncContextManager[None]:
         """Wrap the database write of ``new_values``: invalidate first, cache the committed values after."""
+
+    async def clear(self) -> int:
+        """Empty the cache (this app's entries only); the number of entries removed."""
 
     def stats(self) -> dict[str, Any]: ...
 
@@ -194,6 +204,9 @@ class MemoryBackend:
     async def writing(self, new_values: Mapping[int, int]) -> AsyncIterator[None]:
         with self.cache.writing(new_values):
             yield
+
+    async def clear(self) -> int:
+        return self.cache.clear()
 
     def stats(self) -> dict[str, Any]:
         return self.cache.stats()
@@ -259,6 +272,10 @@ class RedisBackend:
             alone = self._fence.end(started)
         if committed and alone:
             await self._store({world_id: new_values[world_id] for world_id in alone})
+
+    async def clear(self) -> int:
+        # The same deletion as at startup: this app's KEY_PREFIX keys and no others on the server.
+        return await delete_own_keys(self._client)
 
     async def _store(self, values: Mapping[int, int]) -> None:
         """SET each value with the TTL in one round trip; registered as landing before the first await."""
