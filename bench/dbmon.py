@@ -36,9 +36,17 @@ def _local_ports(pids: set[int]) -> list[int]:
     ports = []
     for pid in pids:
         try:
-            ports += [c.laddr.port for c in psutil.Process(pid).net_connections(kind="tcp") if c.laddr]
+            server = psutil.Process(pid)
+            # With --server-workers N the pools live in uvicorn's worker processes, not in the pid dbbench
+            # started (a fresh-eyes run of 2026-12-01 counted both idle servers' pools: 40 for a pool of 10).
+            processes = [server, *server.children(recursive=True)]
         except psutil.Error:
             continue
+        for process in processes:
+            try:
+                ports += [c.laddr.port for c in process.net_connections(kind="tcp") if c.laddr]
+            except psutil.Error:
+                continue
     return ports
 
 

@@ -257,7 +257,7 @@ def test_postgres_backends_uvicorn_workers_and_locust_run_where_the_plan_says(tm
 def test_a_run_with_server_workers_records_its_split_and_no_per_worker_statistics(tmp_path: Path) -> None:
     out = tmp_path / "run.json"
     proc = subprocess.run(
-        [sys.executable, "-m", "bench", "run", "--variants", "pooled", "--scenarios", "db", "--users", "4",
+        [sys.executable, "-m", "bench", "run", "--variants", "pooled,databases", "--scenarios", "db", "--users", "4",
          "--duration", "1", "--warmup", "0", "--no-calibrate", "--server-workers", "2", "--no-html", "-o", str(out)],
         capture_output=True, text=True, timeout=300, cwd=Path(__file__).resolve().parent.parent,
     )  # fmt: skip
@@ -265,8 +265,11 @@ def test_a_run_with_server_workers_records_its_split_and_no_per_worker_statistic
     loaded = results.load(out)
     assert loaded.metadata["cpus"] == topology.plan(topology.available()).describe()
     assert loaded.metadata["config"]["server"].startswith("uvicorn, 2 worker(s)")
-    (cell,) = loaded.cells
-    assert cell.ok and cell.requests > 0
-    assert cell.target["server_workers"] == 2 and cell.target_stats is None  # one worker's share is no figure
-    assert cell.target_cpu_s and cell.target_cpu_s > 0  # the whole uvicorn tree
+    assert len(loaded.cells) == 2
+    for cell in loaded.cells:
+        assert cell.ok and cell.requests > 0
+        assert cell.target["server_workers"] == 2 and cell.target_stats is None  # one worker's share is no figure
+        assert cell.target_cpu_s and cell.target_cpu_s > 0  # the whole uvicorn tree
+        # The measured server's two workers hold a pool of 10 each; the idle server's workers' are not counted.
+        assert cell.db_connections is not None and cell.db_connections <= 20
     assert "CPUs:" in proc.stdout
