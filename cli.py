@@ -761,6 +761,12 @@ def calibrate_(
         raise _fail(str(exc), code=1) from None
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
+    if not measured["locust_limited"]:
+        raise _fail(
+            f"no ceiling: {measured['rps']:,.0f} req/s with Locust at only {measured['load_cpu_share']:.0%} of a core, "
+            "so something else (other jobs on the machine?) held the rate down; run again on a quieter machine",
+            code=1,
+        )
     typer.echo(
         f"load generator ceiling: {measured['rps']:,.0f} req/s with {users} users "
         f"(Locust used {measured['load_cpu_share']:.0%} of a core; target: {measured['target']})"

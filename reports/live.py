@@ -60,6 +60,12 @@ class LiveObserver:
             return
         rps = float(str(calibration["rps"]))
         share = float(str(calibration["load_cpu_share"]))
+        if calibration.get("locust_limited") is False:
+            self.console.print(
+                f"[yellow]no load generator ceiling: {rps:,.0f} req/s with Locust at only {share:.0%} of a core "
+                "(something else held the rate down); cells are flagged by Locust's own CPU only[/yellow]"
+            )
+            return
         self.console.print(f"load generator ceiling: {rps:,.0f} req/s (Locust at {share:.0%} of a core)")
 
     def cell_started(self, index: int, total: int, key: CellKey, seconds: float) -> None:

@@ -494,8 +494,7 @@ def judged(cell: Cell, threshold: float) -> Cell:
 
 
 def ceiling_rps(results: Results) -> float | None:
-    value = results.metadata.get("calibration", {}).get("rps")
-    return float(value) if value else None
+    return calibration.ceiling(results.metadata.get("calibration", {}))
 
 
 def rows(results: Results) -> list[Row]:

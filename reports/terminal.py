@@ -167,7 +167,13 @@ def profile_table(results: Results) -> Table | None:
 def footer(results: Results) -> Text:
     database = results.metadata.get("database", {})
     calibrated = results.metadata.get("calibration", {})
-    ceiling = f"load generator ceiling {calibrated['rps']:,.0f} req/s" if calibrated.get("rps") else "not calibrated"
+    ceiling = (
+        f"load generator ceiling {calibrated['rps']:,.0f} req/s"
+        if summary.ceiling_rps(results)
+        else "no load generator ceiling (Locust was not the limit)"
+        if calibrated.get("locust_limited") is False
+        else "not calibrated"
+    )
     pool = pool_label(results.metadata.get("pool", {}), swept_pool_sizes(results))
     return Text(
         f"database: {database_label(database)} · {pool}"

@@ -8,7 +8,7 @@ import pytest
 
 from bench import calibration, hist
 from bench.results import Cell, Results, VariantCheck
-from reports import jsonreport, markdown, summary
+from reports import jsonreport, markdown, summary, terminal
 
 
 def encoded(values: list[int]) -> str:
@@ -65,6 +65,21 @@ def test_generator_bound_near_the_ceiling_or_when_locust_is_saturated() -> None:
     assert not calibration.generator_bound(100, 0.2, None)
     (row,) = summary.rows(make([cell("pooled", 8, 1, 90_000, [100])], rps_ceiling=10_000))
     assert row.generator_bound
+
+
+def test_a_calibration_locust_did_not_limit_is_no_ceiling() -> None:
+    # A fresh-eyes run at load 8-23: 263 req/s with Locust at 3 % of a core was the starved target's rate.
+    assert calibration.locust_limited(1.0, None) and calibration.locust_limited(0.03, 0.95)
+    assert not calibration.locust_limited(0.03, 0.2) and not calibration.locust_limited(0.03, None)
+    starved = {"rps": 263.0, "load_cpu_share": 0.03, "locust_limited": False}
+    assert calibration.ceiling(starved) is None
+    assert calibration.ceiling({**starved, "locust_limited": True}) == 263.0
+    assert calibration.ceiling({"rps": 263.0, "load_cpu_share": 0.03}) == 263.0  # older files: as before
+    results = make([cell("pooled", 8, 1, 90_000, [100])], rps_ceiling=100)
+    results.metadata["calibration"]["locust_limited"] = False
+    (row,) = summary.rows(results)
+    assert not row.generator_bound
+    assert "no load generator ceiling (Locust was not the limit)" in terminal.footer(results).plain
 
 
 def test_sweep_peak_and_knee() -> None:
