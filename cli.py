@@ -891,9 +891,16 @@ def serve(
                 supervisor, chosen.name, chosen.app, config, log, port=port, workers=server_workers
             ) as target:
                 typer.echo(f"{chosen.name} serving on {target.url} (database {database.display_dsn})")
-                typer.echo(f"CPUs: {topology.label(plan.describe())}")
+                cpus = topology.label(plan.describe())
+                if dsn is not None:  # the database is the user's: neither pinned nor stopped by dbbench
+                    cpus = cpus.replace("server + database on", "server on")
+                typer.echo(f"CPUs: {cpus}")
                 typer.echo("try: /db /queries?queries=20 /fortunes /updates?queries=5 /_bench/info")
-                typer.echo("Ctrl-C stops the server and the database")
+                typer.echo(
+                    "Ctrl-C stops the server and the database"
+                    if dsn is None
+                    else "Ctrl-C stops the server (the database at --dsn is yours: it keeps running)"
+                )
                 while target.child.alive():
                     time.sleep(0.5)
                 code = target.child.popen.returncode
