@@ -286,6 +286,7 @@ def build_async_app(variant: str, open_store: OpenAsyncStore, *, instrument_by_d
     async def refresh_in_background(store: AsyncStore) -> None:
         # async def, and the refresh awaited: a sync function calling the async execute without awaiting
         # it would only create a coroutine and refresh nothing.
+        instrument.end_request()  # the 202 went out: the refresh is no part of the request
         async with refresh_lock:
             with refresher.running():
                 await store.refresh_views()
@@ -388,7 +389,9 @@ def build_sync_app(variant: str, open_store: OpenSyncStore, *, instrument_by_def
         return OrjsonResponse(report_json(opened.store.read_report()))
 
     def refresh_in_background(store: SyncStore) -> None:
-        # A plain def: Starlette runs it in the threadpool after the 202 has been sent.
+        # A plain def: Starlette runs it in the threadpool after the 202 has been sent, in a copy of the
+        # request's context, so ending the request here also detaches this thread's statements from it.
+        instrument.end_request()
         with refresh_lock, refresher.running():
             store.refresh_views()
 

@@ -51,11 +51,14 @@ def enabled(on_by_default: bool, environ: Mapping[str, str] = os.environ) -> boo
 
 class StatsMiddleware:
     """Pure ASGI (BaseHTTPMiddleware would add a task and a queue per request): sets the endpoint
-    contextvar for the hooks and times the request until its last body byte is sent.
+    contextvar for the hooks and times the request from its call until the app returns.
 
-    Not until the app returns: Starlette runs a response's background tasks (POST /refresh-views) inside
-    the same ASGI call, after the body went out. Their time is not the request's, and their statements
-    are not the endpoint's, so the request ends, for timing and attribution, with its final body message.
+    Starlette runs a response's background tasks (POST /refresh-views) inside the same ASGI call, after
+    the body went out. Their time is not the request's and their statements are not the endpoint's: such a
+    task calls ``end_request()`` first, which ends the request there for timing and attribution. (The
+    middleware used to wrap ``send`` to end every request at its final body message instead; that cost
+    every request of every variant ~2 µs of CPU for the one route that has a background task: wrk on a
+    route that answers without the database, benchmarks/overhead.py's cached variant.)
     """
 
     __slots__ = ("app", "collector")
@@ -64,32 +67,30 @@ class StatsMiddleware:
         self.app = app
         self.collector = collector
 
-    # Every line here runs on every request of every variant: one closure, no per-request objects but
-    # the RequestScope (slotted), the clock read twice. (CPU per /db request, benchmarks/techempower.py.)
+    # Every line here runs on every request of every variant: no closure, one slotted RequestScope, the
+    # clock read twice (CPU per request: benchmarks/techempower.py, benchmarks/overhead.py).
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"].startswith(SKIPPED_PREFIXES):
             await self.app(scope, receive, send)
             return
         request = RequestScope(scope["path"])
         token = current_request.set(request)
-        collector = self.collector
         started = perf_counter()
-
-        async def timed_send(message: Any) -> None:
-            await send(message)
-            if message["type"] == "http.response.body" and not message.get("more_body") and request.open:
-                request.open = False
-                collector.record_request(request, perf_counter() - started)
-                # Background tasks run after this in the same context: their statements are nobody's request.
-                current_request.set(None)
-
         try:
-            await self.app(scope, receive, timed_send)
+            await self.app(scope, receive, send)
         finally:
             current_request.reset(token)
-            if request.open:  # no final body was sent (the app raised): the request still ends here
-                request.open = False
-                collector.record_request(request, perf_counter() - started)
+            ended = request.ended
+            self.collector.record_request(request, (perf_counter() if ended is None else ended) - started)
+
+
+def end_request() -> None:
+    """End the request being served now: what runs after this in its context (a background task after the
+    response went out) is neither its time nor its statements. No-op outside a request, or when called again."""
+    request = current_request.get()
+    if request is not None and request.ended is None:
+        request.ended = perf_counter()
+        current_request.set(None)
 
 
 def add_stats_routes(app: FastAPI, collector: Collector | None) -> None:

@@ -111,7 +111,7 @@ class RequestScope:
     endpoint: str
     queries: int = 0
     db_time_s: float = 0.0
-    open: bool = True  # False once the request has been recorded (its final body byte went out)
+    ended: float | None = None  # perf_counter() when ended early (targets.common.instrument.end_request)
 
 
 @dataclass(slots=True)
