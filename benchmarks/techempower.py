@@ -9,8 +9,9 @@ orjson) under uvicorn, one worker each, the same pool size, both up for the whol
 checks that both answer every measured endpoint with the contract's shapes (bench.check.rules) and the same
 fortunes. Then, per round and endpoint, it runs wrk against each app in turn (which goes first alternates
 with the round, so drift hits both) and prints per endpoint the median ratio pooled/TFB of req/s with each
-round's ratio, and each app's CPU time per request (the uvicorn process's user+system time over the wrk
-run, from psutil): a gap there is per-request work one app does and the other does not.
+round's ratio, and each app's CPU time per request (the uvicorn process's CPU time over the wrk run) plus
+PostgreSQL's (the postmaster's tree, backends that exited during the run included: ``tree_cpu_used``): a
+gap there is per-request work one app does and the other does not.
 
 Only 2xx responses count as throughput; a round where either app answered anything else is flagged.
 ``--profile-dir`` then records each app under load with py-spy (pip install py-spy) into collapsed-stack
