@@ -1,11 +1,14 @@
 """How close does dbbench's load generator come to wrk, and does it rank the variants as wrk does?
 
-    python benchmarks/fidelity.py [--rounds 3] [--duration 6] [--users 32] [--variants all] [--modes unpinned,pinned]
+    python benchmarks/fidelity.py [--rounds 3] [--duration 6] [--warmup 2] [--users 32] [--variants all]
+        [--modes unpinned,pinned]
 
 Serves every variant at once (each its own uvicorn, one embedded PostgreSQL, seeded), then ``--rounds``
 times measures every variant's ``/db`` with wrk (1 thread, ``--users`` connections) and with ``bench run
 --url`` (``--users`` Locust users), same duration, in every mode: so drift on a noisy machine hits every
 variant, tool and mode alike (single rounds here vary by ±30 %; only ratios measured side by side count).
+Each measurement starts after ``--warmup`` seconds of the same tool's unmeasured load (bench's own warm-up,
+an extra wrk run for wrk), so both tools measure the same state of each variant's pool and cache.
 
 Modes: ``pinned`` is bench's default CPU split (bench.topology): the servers and PostgreSQL on the server
 CPUs, wrk (taskset) and bench's Locust (its own --cpus) on the load CPUs. ``unpinned`` widens every server
@@ -93,12 +96,24 @@ def wrk(url: str, users: int, duration: int, cpus: tuple[int, ...]) -> tuple[flo
     return (requests - failed) / seconds, (children_cpu_s() - before) / max(requests, 1) * 1e6
 
 
-def bench(url: str, users: int, duration: int, out: Path, plan: topology.CpuPlan) -> tuple[float, float, bool]:
+def warmed_wrk(url: str, users: int, warmup: int, duration: int, cpus: tuple[int, ...]) -> tuple[float, float]:
+    """``wrk`` after an unmeasured wrk run of ``warmup`` seconds, as bench measures after its own warm-up of
+    the same length: both tools then start their window from the same state. Without it wrk's window began
+    cold wherever the variant keeps state that expires between a round's visits (cached's 60 s TTL), and
+    bench read ~2x wrk on cached."""
+    if warmup:
+        wrk(url, users, warmup, cpus)
+    return wrk(url, users, duration, cpus)
+
+
+def bench(
+    url: str, users: int, warmup: int, duration: int, out: Path, plan: topology.CpuPlan
+) -> tuple[float, float, bool]:
     """req/s, the load process's CPU µs per request, and whether bench flagged the cell generator-bound."""
     cpus = ["--cpus", f"{topology.format_cpus(plan.load)}:{topology.format_cpus(plan.server)}"]
     subprocess.run(
         [sys.executable, "-m", "bench", "run", "--url", url, "--no-check", "--no-calibrate",
-         "--scenarios", "db", "--users", str(users), "--warmup", "2", "--duration", str(duration),
+         "--scenarios", "db", "--users", str(users), "--warmup", str(warmup), "--duration", str(duration),
          *(cpus if plan.pinned else ["--no-pin"]), "-o", str(out), "--force", "--no-html"],
         cwd=ROOT, check=True, stdout=subprocess.DEVNULL,
     )  # fmt: skip
@@ -122,10 +137,17 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--duration", type=int, default=6)
+    parser.add_argument(
+        "--warmup", type=int, default=2,
+        help="seconds of unmeasured load before every measurement, the same for wrk and bench",
+    )  # fmt: skip
     parser.add_argument("--users", type=int, default=32)
     parser.add_argument("--variants", default="all", help="comma list, or all; pooled is always included")
     parser.add_argument("--modes", default=",".join(MODES), help="unpinned, pinned, or both (the default)")
     args = parser.parse_args()
+    if min(args.rounds, args.duration, args.users) < 1 or args.warmup < 0:
+        print("--rounds, --duration and --users must be at least 1, --warmup at least 0", file=sys.stderr)
+        return 2
     modes = [m for m in args.modes.split(",") if m]
     if not modes or any(m not in MODES for m in modes):
         print(f"--modes takes {' or '.join(MODES)} or both, comma separated; got {args.modes!r}", file=sys.stderr)
@@ -170,12 +192,12 @@ def main() -> int:
                         slot = figures[(mode, target.variant)]
                         for tool in tools:
                             if tool == "wrk":
-                                rps, cpu = wrk(target.url, args.users, args.duration, plan.load)
+                                rps, cpu = warmed_wrk(target.url, args.users, args.warmup, args.duration, plan.load)
                                 slot["wrk"].append(rps)
                                 slot["wrk_cpu"].append(cpu)
                             else:
                                 out = Path(tmp) / "bench.json"
-                                rps, cpu, bound = bench(target.url, args.users, args.duration, out, plan)
+                                rps, cpu, bound = bench(target.url, args.users, args.warmup, args.duration, out, plan)
                                 slot["bench"].append(rps)
                                 slot["bench_cpu"].append(cpu)
                                 flagged[(mode, target.variant)] += bound

@@ -9,8 +9,9 @@ orjson) under uvicorn, one worker each, the same pool size, both up for the whol
 checks that both answer every measured endpoint with the contract's shapes (bench.check.rules) and the same
 fortunes. Then, per round and endpoint, it runs wrk against each app in turn (which goes first alternates
 with the round, so drift hits both) and prints per endpoint the median ratio pooled/TFB of req/s with each
-round's ratio, and each app's CPU time per request (the uvicorn process's user+system time over the wrk
-run, from psutil): a gap there is per-request work one app does and the other does not.
+round's ratio, and each app's CPU time per request (the uvicorn process's CPU time over the wrk run) plus
+PostgreSQL's (the postmaster's tree, backends that exited during the run included: ``tree_cpu_used``): a
+gap there is per-request work one app does and the other does not.
 
 Only 2xx responses count as throughput; a round where either app answered anything else is flagged.
 ``--profile-dir`` then records each app under load with py-spy (pip install py-spy) into collapsed-stack
@@ -32,7 +33,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -157,15 +158,46 @@ def cpu_s(pid: int) -> float:
         return times.user + times.system
 
 
-def tree_cpu_s(pid: int) -> float:
-    """CPU seconds of ``pid`` and every process below it: the postmaster and its backends (each app's pool
-    holds its connections for the whole run, so the backends serving a wrk run exist before and after it)."""
+ProcessKey = tuple[int, float]  # (pid, start time): a pid the kernel reuses within a run is another process
+
+
+@dataclass(frozen=True)
+class TreeCpu:
+    """A process tree's CPU time at one instant: each live process's own seconds (``cpu_s``), and the
+    seconds the root has reaped from children that exited (Linux adds a child's whole CPU time to its
+    parent's ``cutime + cstime`` when the parent waits for it; the postmaster waits for its backends)."""
+
+    live: Mapping[ProcessKey, float]
+    reaped_s: float
+
+
+def tree_cpu(pid: int) -> TreeCpu:
+    """``pid`` and every process below it (the postmaster and its backends), now."""
     root = psutil.Process(pid)
-    total = 0.0
+    live: dict[ProcessKey, float] = {}
     for each in [root, *root.children(recursive=True)]:
         with contextlib.suppress(psutil.NoSuchProcess):
-            total += cpu_s(each.pid)
-    return total
+            live[(each.pid, each.create_time())] = cpu_s(each.pid)
+    times = root.cpu_times()
+    return TreeCpu(live, times.children_user + times.children_system)
+
+
+def tree_cpu_used(before: TreeCpu, after: TreeCpu) -> float:
+    """CPU seconds the tree spent between two readings, never negative.
+
+    Summing the live processes at each edge and subtracting undercounts every backend that exits in
+    between (its time is in ``before`` and nowhere in ``after``): /queries printed "+-2552 µs" per request.
+    So: processes alive at both edges count their difference, those started since count all of theirs, and
+    those that exited count what the root reaped since ``before`` less what they had at ``before`` (a
+    backend that both started and exited in between is wholly in the reaped figure). Reaped time is kept in
+    clock ticks (10 ms) while live time is exact, so the exited share is floored at zero rather than let a
+    tick's rounding make it negative.
+    """
+    both = before.live.keys() & after.live.keys()
+    used = sum(after.live[key] - before.live[key] for key in both)
+    used += sum(after.live[key] for key in after.live.keys() - both)
+    exited_before = sum(before.live[key] for key in before.live.keys() - both)
+    return used + max(after.reaped_s - before.reaped_s - exited_before, 0.0)
 
 
 def wrk(url: str, connections: int, duration: int) -> WrkRun:
@@ -190,9 +222,10 @@ class Measured:
 
 
 def measure(target: Target, path: str, connections: int, duration: int, db_pid: int | None = None) -> Measured:
-    before, db_before = cpu_s(target.child.pid), tree_cpu_s(db_pid) if db_pid else 0.0
+    before, db_before = cpu_s(target.child.pid), tree_cpu(db_pid) if db_pid else None
     run = wrk(target.url + path, connections, duration)
-    used, db_used = cpu_s(target.child.pid) - before, tree_cpu_s(db_pid) - db_before if db_pid else 0.0
+    used = cpu_s(target.child.pid) - before
+    db_used = tree_cpu_used(db_before, tree_cpu(db_pid)) if db_pid and db_before else 0.0
     requests = max(run.requests, 1)
     return Measured(run, used / requests * 1e6, db_used / requests * 1e6)
 

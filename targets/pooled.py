@@ -49,8 +49,13 @@ REFRESH_REPORT = "REFRESH MATERIALIZED VIEW CONCURRENTLY category_report"
 
 
 async def read_worlds(conn: asyncpg.Connection, ids: Sequence[int]) -> list[WorldRow]:
-    rows = [await conn.fetchrow(SELECT_WORLD, world_id) for world_id in ids]
-    return [(row[0], row[1]) for row in rows]
+    # A plain loop, not an async comprehension: on Python 3.11 that is one more coroutine frame, which every
+    # resume after a round trip passes through (measurable in /db's CPU per request).
+    worlds = []
+    for world_id in ids:
+        row = await conn.fetchrow(SELECT_WORLD, world_id)
+        worlds.append((row[0], row[1]))
+    return worlds
 
 
 async def read_fortunes(conn: asyncpg.Connection) -> list[FortuneRow]:

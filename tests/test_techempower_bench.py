@@ -4,6 +4,7 @@ and benchmarks/techempower_app.py's own rules (query count, fortunes page) witho
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -141,3 +142,32 @@ def test_pooled_without_the_reset_query_still_hands_out_connections_outside_any_
     in_transaction, number = asyncio.run(scenario())
     assert not in_transaction
     assert number == 1
+
+
+def test_tree_cpu_counts_a_backend_that_exits_between_the_readings_by_what_the_root_reaped() -> None:
+    # The postmaster (1) and two backends at the first edge; backend 3 exits (the postmaster reaps its
+    # whole 5.0 s, of which 4.0 s were already there), backend 4 starts, backend 5 starts and exits inside.
+    before = tfb.TreeCpu({(1, 0.0): 1.0, (2, 0.0): 10.0, (3, 0.0): 4.0}, reaped_s=100.0)
+    after = tfb.TreeCpu({(1, 0.0): 1.5, (2, 0.0): 12.0, (4, 9.0): 0.25}, reaped_s=100.0 + 5.0 + 0.75)
+    # 0.5 + 2.0 (alive at both) + 0.25 (started) + (5.75 - 4.0) (reaped less what 3 had at the first edge)
+    assert tfb.tree_cpu_used(before, after) == pytest.approx(4.5)
+
+
+def test_tree_cpu_never_goes_negative_when_the_reaped_ticks_round_below_the_exact_time() -> None:
+    # schedstat is exact, the reaped figure whole 10 ms ticks: a backend that had 4.004 s and exited having
+    # done nothing more can be reaped as 4.00 s. Summing live processes alone gave "+-2552 µs" per request.
+    before = tfb.TreeCpu({(1, 0.0): 1.0, (3, 0.0): 4.004}, reaped_s=0.0)
+    after = tfb.TreeCpu({(1, 0.0): 1.001}, reaped_s=4.0)
+    assert tfb.tree_cpu_used(before, after) == pytest.approx(0.001)
+
+
+def test_a_pid_reused_by_a_new_process_is_another_process() -> None:
+    before = tfb.TreeCpu({(7, 1.0): 3.0}, reaped_s=0.0)
+    after = tfb.TreeCpu({(7, 2.0): 0.5}, reaped_s=3.25)
+    assert tfb.tree_cpu_used(before, after) == pytest.approx(0.75)
+
+
+def test_tree_cpu_reads_this_process_tree() -> None:
+    reading = tfb.tree_cpu(os.getpid())
+    assert any(pid == os.getpid() for pid, _ in reading.live) and reading.reaped_s >= 0
+    assert tfb.tree_cpu_used(reading, tfb.tree_cpu(os.getpid())) >= 0

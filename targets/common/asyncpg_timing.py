@@ -45,9 +45,8 @@ class TimedConnection(asyncpg.Connection):  # type: ignore[misc]  # asyncpg is u
             return await super().fetch(query, *args, **kwargs)  # type: ignore[no-any-return]
         started = time.perf_counter_ns()
         rows: list[Any] = await super().fetch(query, *args, **kwargs)
-        self._collector.record_statement(
-            request, query, (time.perf_counter_ns() - started) / 1e9, len(rows), args, key=key
-        )
+        elapsed = (time.perf_counter_ns() - started) / 1e9
+        self._collector.record_statement(request, query, elapsed, len(rows), args, 1, key)
         return rows
 
     async def fetchrow(self, query: str, *args: Any, **kwargs: Any) -> Any:
@@ -57,7 +56,7 @@ class TimedConnection(asyncpg.Connection):  # type: ignore[misc]  # asyncpg is u
         started = time.perf_counter_ns()
         row = await super().fetchrow(query, *args, **kwargs)
         elapsed = (time.perf_counter_ns() - started) / 1e9
-        self._collector.record_statement(request, query, elapsed, 0 if row is None else 1, args, key=key)
+        self._collector.record_statement(request, query, elapsed, 0 if row is None else 1, args, 1, key)
         return row
 
     async def fetchval(self, query: str, *args: Any, **kwargs: Any) -> Any:
@@ -66,7 +65,7 @@ class TimedConnection(asyncpg.Connection):  # type: ignore[misc]  # asyncpg is u
             return await super().fetchval(query, *args, **kwargs)
         started = time.perf_counter_ns()
         value = await super().fetchval(query, *args, **kwargs)
-        self._collector.record_statement(request, query, (time.perf_counter_ns() - started) / 1e9, None, args, key=key)
+        self._collector.record_statement(request, query, (time.perf_counter_ns() - started) / 1e9, None, args, 1, key)
         return value
 
     async def execute(self, query: str, *args: Any, **kwargs: Any) -> str:
@@ -76,7 +75,7 @@ class TimedConnection(asyncpg.Connection):  # type: ignore[misc]  # asyncpg is u
         started = time.perf_counter_ns()
         status: str = await super().execute(query, *args, **kwargs)
         elapsed = (time.perf_counter_ns() - started) / 1e9
-        self._collector.record_statement(request, query, elapsed, status_rows(status), args, key=key)
+        self._collector.record_statement(request, query, elapsed, status_rows(status), args, 1, key)
         return status
 
     async def executemany(self, command: str, args: Any, **kwargs: Any) -> None:
@@ -89,7 +88,7 @@ class TimedConnection(asyncpg.Connection):  # type: ignore[misc]  # asyncpg is u
         started = time.perf_counter_ns()
         await super().executemany(command, args, **kwargs)
         elapsed = (time.perf_counter_ns() - started) / 1e9
-        self._collector.record_statement(request, command, elapsed, None, args, calls=max(len(args), 1), key=key)
+        self._collector.record_statement(request, command, elapsed, None, args, max(len(args), 1), key)
 
     async def fetchmany(self, query: str, args: Any, **kwargs: Any) -> list[Any]:
         request = current_request.get()
@@ -100,7 +99,7 @@ class TimedConnection(asyncpg.Connection):  # type: ignore[misc]  # asyncpg is u
         started = time.perf_counter_ns()
         rows: list[Any] = await super().fetchmany(query, args, **kwargs)
         elapsed = (time.perf_counter_ns() - started) / 1e9
-        self._collector.record_statement(request, query, elapsed, len(rows), args, calls=max(len(args), 1), key=key)
+        self._collector.record_statement(request, query, elapsed, len(rows), args, max(len(args), 1), key)
         return rows
 
 

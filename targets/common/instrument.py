@@ -26,6 +26,7 @@ import os
 import time
 from collections.abc import Mapping
 from contextvars import ContextVar
+from time import perf_counter
 from typing import Any
 
 from fastapi import FastAPI
@@ -50,45 +51,46 @@ def enabled(on_by_default: bool, environ: Mapping[str, str] = os.environ) -> boo
 
 class StatsMiddleware:
     """Pure ASGI (BaseHTTPMiddleware would add a task and a queue per request): sets the endpoint
-    contextvar for the hooks and times the request until its last body byte is sent.
+    contextvar for the hooks and times the request from its call until the app returns.
 
-    Not until the app returns: Starlette runs a response's background tasks (POST /refresh-views) inside
-    the same ASGI call, after the body went out. Their time is not the request's, and their statements
-    are not the endpoint's, so the request ends, for timing and attribution, with its final body message.
+    Starlette runs a response's background tasks (POST /refresh-views) inside the same ASGI call, after
+    the body went out. Their time is not the request's and their statements are not the endpoint's: such a
+    task calls ``end_request()`` first, which ends the request there for timing and attribution. (The
+    middleware used to wrap ``send`` to end every request at its final body message instead; that cost
+    every request of every variant ~2 µs of CPU for the one route that has a background task: wrk on a
+    route that answers without the database, benchmarks/overhead.py's cached variant.)
     """
+
+    __slots__ = ("app", "collector")
 
     def __init__(self, app: ASGIApp, collector: Collector) -> None:
         self.app = app
         self.collector = collector
 
+    # Every line here runs on every request of every variant: no closure, one slotted RequestScope, the
+    # clock read twice (CPU per request: benchmarks/techempower.py, benchmarks/overhead.py).
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path = scope.get("path", "")
-        if scope["type"] != "http" or path.startswith(SKIPPED_PREFIXES):
+        if scope["type"] != "http" or scope["path"].startswith(SKIPPED_PREFIXES):
             await self.app(scope, receive, send)
             return
-        request = RequestScope(path)
+        request = RequestScope(scope["path"])
         token = current_request.set(request)
-        started = time.perf_counter()
-        recorded = False
-
-        def finish() -> None:
-            nonlocal recorded
-            if not recorded:
-                recorded = True
-                self.collector.record_request(request, time.perf_counter() - started)
-
-        async def timed_send(message: Any) -> None:
-            await send(message)
-            if message["type"] == "http.response.body" and not message.get("more_body", False):
-                finish()
-                # Background tasks run after this in the same context: their statements are nobody's request.
-                current_request.set(None)
-
+        started = perf_counter()
         try:
-            await self.app(scope, receive, timed_send)
+            await self.app(scope, receive, send)
         finally:
             current_request.reset(token)
-            finish()
+            ended = request.ended
+            self.collector.record_request(request, (perf_counter() if ended is None else ended) - started)
+
+
+def end_request() -> None:
+    """End the request being served now: what runs after this in its context (a background task after the
+    response went out) is neither its time nor its statements. No-op outside a request, or when called again."""
+    request = current_request.get()
+    if request is not None and request.ended is None:
+        request.ended = perf_counter()
+        current_request.set(None)
 
 
 def add_stats_routes(app: FastAPI, collector: Collector | None) -> None:

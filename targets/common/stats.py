@@ -75,12 +75,18 @@ def _jsonable(value: object) -> Any:
 
 def bucket_us(seconds: float) -> int:
     """``seconds`` in whole microseconds, rounded down to its top 7 significant bits (HDR-style buckets)."""
-    us = min(max(int(seconds * 1e6), _LOWEST_US), _HIGHEST_US)
+    us = int(seconds * 1e6)
+    if us < _LOWEST_US:
+        return _LOWEST_US
+    if us > _HIGHEST_US:
+        us = _HIGHEST_US
     shift = us.bit_length() - _SIGNIFICANT_BITS
     return us if shift <= 0 else (us >> shift) << shift
 
 
-@dataclass
+# slots: these are touched on every statement and every request (attribute access and creation are
+# cheaper without an instance dict).
+@dataclass(slots=True)
 class _Statement:
     calls: int = 0
     total_s: float = 0.0
@@ -96,7 +102,7 @@ class _Statement:
         return histogram
 
 
-@dataclass
+@dataclass(slots=True)
 class RequestScope:
     """One request in flight: its statements accumulate here and join the endpoint's totals when the
     request ends, so a request that straddles a reset counts whole (its queries with it) or not at
@@ -105,9 +111,10 @@ class RequestScope:
     endpoint: str
     queries: int = 0
     db_time_s: float = 0.0
+    ended: float | None = None  # perf_counter() when ended early (targets.common.instrument.end_request)
 
 
-@dataclass
+@dataclass(slots=True)
 class _Endpoint:
     requests: int = 0
     queries: int = 0
@@ -159,6 +166,8 @@ class Collector:
             if key is None:
                 return
         endpoint = request.endpoint
+        # An executemany is one timing for ``calls`` executions: each is recorded at the average.
+        bucket = bucket_us(seconds / calls if calls > 1 else seconds)
         with self._lock:
             statement = self._statements.get(key)
             if statement is None:
@@ -170,10 +179,10 @@ class Collector:
             statement.total_s += seconds
             if statement.rows is not None:
                 statement.rows = None if rows is None or rows < 0 else statement.rows + rows
-            statement.endpoints[endpoint] = statement.endpoints.get(endpoint, 0) + calls
-            # An executemany is one timing for ``calls`` executions: each is recorded at the average.
-            bucket = bucket_us(seconds / calls)
-            statement.buckets[bucket] = statement.buckets.get(bucket, 0) + calls
+            endpoints = statement.endpoints
+            endpoints[endpoint] = endpoints.get(endpoint, 0) + calls
+            buckets = statement.buckets
+            buckets[bucket] = buckets.get(bucket, 0) + calls
             request.queries += calls
             request.db_time_s += seconds
 
