@@ -3,9 +3,12 @@ that fails any test which leaves a child process running."""
 
 from __future__ import annotations
 
+import fcntl
 import os
+import shutil
+import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 
 import httpx
@@ -26,6 +29,38 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if _REAL_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.e2e)
+
+
+# Parallel runs (pytest-xdist: scripts/check passes ``-n 2``): a test marked ``serial`` asserts on measured
+# rates or latencies, which a test in another worker would distort on a 2-core machine, so it runs alone.
+# Every test holds a shared lock on one file for its whole protocol (its fixtures' set-up and tear-down
+# included, where module servers start and stop); a ``serial`` test holds it exclusively. A second file is a
+# turnstile everyone passes through before taking the first, and a ``serial`` test holds it while it waits,
+# so no new test starts meanwhile and it cannot starve (Linux's flock prefers no waiter). The controller makes
+# both files before it spawns the workers, which inherit its environment.
+_SERIAL_LOCK = "PYTEST_DBBENCH_SERIAL_LOCK"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if os.environ.get("PYTEST_XDIST_WORKER") or not config.getoption("numprocesses", default=None):
+        return
+    directory = Path(tempfile.mkdtemp(prefix="dbbench-tests-"))
+    os.environ[_SERIAL_LOCK] = str(directory)
+    config.add_cleanup(lambda: shutil.rmtree(directory, ignore_errors=True))
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, None, None]:
+    directory = os.environ.get(_SERIAL_LOCK) if os.environ.get("PYTEST_XDIST_WORKER") else None
+    if not directory:
+        yield
+        return
+    exclusive = item.get_closest_marker("serial") is not None
+    with open(Path(directory) / "turnstile", "a") as turnstile, open(Path(directory) / "tests", "a") as tests:
+        fcntl.flock(turnstile, fcntl.LOCK_EX)
+        fcntl.flock(tests, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        fcntl.flock(turnstile, fcntl.LOCK_UN)
+        yield  # closing the file releases the lock
 
 
 @pytest.fixture(scope="session")

@@ -60,6 +60,7 @@ def test_advice_parts_narrow_to_claims_variants_and_scenarios() -> None:
     assert [s.labels() for s in narrowed[2].settings if s] == [{"pool": "1"}, {"pool": "4"}]
 
 
+@pytest.mark.serial  # index on vs off by throughput, POST vs refresh by latency
 @pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs redis-server (Debian: redis-server)")
 def test_advice_end_to_end(tmp_path: Path) -> None:
     out = tmp_path / "advice.json"

@@ -263,7 +263,7 @@ def test_an_apps_n_plus_one_is_gated_exactly_from_pg_stat_statements(tmp_path: P
         (copy / "perf" / "listing.py").write_text(LISTING_ONLY, encoding="utf-8")
     args = ["ab", "--app", "shop.main:app", "--base", "../base", "--head", ".", "--scenarios",
             "perf/locustfile.py,perf/listing.py", "--setup", "python migrate.py", "--setup", "python seed.py",
-            "--trials", "4", *SHORT, "--duration", "2", "--no-check", "--no-html", "-o", "ab.json"]  # fmt: skip
+            "--trials", "2", *SHORT, "--duration", "2", "--no-check", "--no-html", "-o", "ab.json"]  # fmt: skip
     done = bench(args, head)
     assert done.returncode == 1, done.stdout + done.stderr  # a regression: the gate fails
     ab = results(head / "ab.json")

@@ -23,6 +23,7 @@ def p99_ms(sample: dict[str, object], key: str = "histogram") -> float:
     return value
 
 
+@pytest.mark.serial  # p99 against the stall, the achieved rate against the target
 def test_open_model_exposes_a_stall_the_closed_model_hides(
     run_target: Callable[[str, dict[str, str]], str], tmp_path: Path
 ) -> None:

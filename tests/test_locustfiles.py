@@ -83,6 +83,7 @@ def test_taskset_think_time_is_refused_with_rate(server: str, tmp_path: Path) ->
     assert not out.exists()
 
 
+@pytest.mark.serial  # the achieved rate against the target
 @pytest.mark.parametrize("kind", ["FastHttpUser", "HttpUser"])
 def test_a_task_of_two_requests_keeps_the_target_rate(server: str, tmp_path: Path, kind: str) -> None:
     # The open model paces requests, not tasks: two requests per task used to run at twice the rate.

@@ -18,6 +18,7 @@ from bench.target import PROJECT_ROOT
 RATE = 50.0
 
 
+@pytest.mark.serial  # the achieved rate against the target
 def test_a_remote_worker_gets_its_pacing_from_the_master(
     pg_dsn: str, run_target: Callable[[str, dict[str, str]], str], tmp_path: Path
 ) -> None:

@@ -69,6 +69,7 @@ def test_sweep_with_resources_statements_and_profiles(tmp_path: Path) -> None:
         assert (directory / entry["files"]["session"]).stat().st_size > 0
 
 
+@pytest.mark.serial  # the achieved rate against the target
 def test_url_mode_checks_and_loads_a_server_it_did_not_start(
     pg_dsn: str, run_target: Callable[[str, dict[str, str]], str], tmp_path: Path
 ) -> None:
