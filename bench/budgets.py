@@ -161,6 +161,11 @@ def _outcome(budget: Budget, row: Row) -> Outcome:
     where = " · ".join(p for p in parts if p)
     if row.status != "ok":
         return Outcome(budget, where, None, False, f"{budget.field} {budget.rule}: the cell {row.status}: {row.reason}")
+    if row.reason:
+        # "1 of 3 trials failed: …": the row's figures stand on the other trials only, so a budget on them
+        # would pass over a trial that did not (a fresh-eyes run of 2026-12-01 passed `error_rate < 0.001`
+        # with a trial that completed no request).
+        return Outcome(budget, where, None, False, f"{budget.field} {budget.rule}: {row.reason}")
     figures = row.endpoints.get(budget.endpoint, {}) if budget.endpoint else row.to_dict()
     value = figures.get(budget.field)
     if not isinstance(value, int | float):
