@@ -932,17 +932,24 @@ def compare(
     format: Annotated[str, typer.Option("--format", "-f", help="terminal, md, json or html.")] = "terminal",
     output: Annotated[Path | None, typer.Option("-o", "--output", help="Write to this file, not stdout.")] = None,
     junit: Annotated[Path | None, typer.Option(help="Also write a JUnit XML file: one test case per verdict.")] = None,
+    gate_on: Annotated[
+        str,
+        typer.Option(
+            help="Timed metrics whose 'slower' fails the gate, comma list of rps, p50_ms, p99_ms, "
+            "cpu_ms_per_request, or all (the others are reported; counters and failed cells always gate)."
+        ),
+    ] = "cpu_ms_per_request",
 ) -> None:
     """Did head get slower than base? Exit 0 no regression, 1 a regression, 2 files that cannot be compared."""
     from bench import compare as comparing
     from reports import gate
 
-    _gate(
-        lambda: gate.compared(
-            comparing.from_paths(files, base=base, head=head, threshold=threshold), format=format, junit=junit
-        ),
-        output,
-    )
+    def work() -> tuple[str, int]:
+        metrics = comparing.gate_metrics(gate_on)
+        done = comparing.from_paths(files, base=base, head=head, threshold=threshold, gate_on=metrics)
+        return gate.compared(done, format=format, junit=junit)
+
+    _gate(work, output)
 
 
 @app.command()

@@ -63,6 +63,9 @@ ERROR_RATE_TOLERANCE = 0.001  # 0.1 percentage point: one failure in a thousand 
 STATEMENTS_SHOWN = 3
 
 SLOWER, FASTER, NO_CHANGE, INCONCLUSIVE = "slower", "faster", "no change", "inconclusive"
+TIMED_METRICS = ("rps", "p50_ms", "p99_ms", "cpu_ms_per_request")
+# The timed metrics whose "slower" fails the gate by default; the others are reported beside them. See GATING_WHY.
+DEFAULT_GATE_ON: tuple[str, ...] = ("cpu_ms_per_request",)
 ALL = ""  # the endpoint of a scenario-wide comparison
 
 Point = tuple[str, str, int, float | None, str]  # variant ("" for labelled sides), scenario, users, rate, setting
@@ -85,6 +88,7 @@ class Verdict:
     ci: tuple[float, float] | None  # 95 % interval of the change, same unit
     method: str  # "paired", "unpaired", "failed", or a counter's: EXACT, PER_ENDPOINT, PER_SCENARIO
     evidence: list[str] = field(default_factory=list)  # one line each: what changed and why it may have
+    gating: bool = True  # whether "slower" here fails the gate (False: a timed metric reported only)
 
     @property
     def where(self) -> str:
@@ -106,10 +110,12 @@ class Comparison:
     threshold: float
     warnings: list[str]
     verdicts: list[Verdict]
+    gate_on: tuple[str, ...] = DEFAULT_GATE_ON
 
     @property
     def regressions(self) -> list[Verdict]:
-        return [v for v in self.verdicts if v.verdict == SLOWER]
+        """The slower verdicts that fail the gate (a reported-only metric's "slower" is not one)."""
+        return [v for v in self.verdicts if v.verdict == SLOWER and v.gating]
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -117,6 +123,7 @@ class Comparison:
             "head": self.head_name,
             "method": "paired" if self.paired else "unpaired",
             "threshold": self.threshold,
+            "gate_on": list(self.gate_on),
             "warnings": self.warnings,
             "regressions": len(self.regressions),
             "verdicts": [v.to_dict() for v in self.verdicts],
@@ -130,19 +137,32 @@ class _Side:
     cells: dict[Point, list[Cell]]
 
 
-def compare_files(base: Results, head: Results, *, base_name: str, head_name: str, threshold: float) -> Comparison:
-    """Each (variant, scenario, load, setting) of ``base`` against the same in ``head``, unpaired.
+def compare_files(
+    base: Results,
+    head: Results,
+    *,
+    base_name: str,
+    head_name: str,
+    threshold: float,
+    gate_on: Sequence[str] = DEFAULT_GATE_ON,
+) -> Comparison:
+    """Each (variant, scenario, load, setting) of ``base`` against the same in ``head``, unpaired; ``gate_on``
+    names the timed metrics whose "slower" fails the gate (counters and failed cells always do).
 
-    Raises ``BenchError`` when the files cannot be compared (other scenarios or settings, no common cell).
+    Raises ``BenchError`` when the files cannot be compared (other scenarios or settings, no common cell) or
+    ``gate_on`` names an unknown metric.
     """
     sides = (_side(base_name, base, lambda c: c.variant), _side(head_name, head, lambda c: c.variant))
-    return _compare(*sides, paired=False, threshold=threshold, warnings=_machine_warnings(base, head))
+    return _compare(*sides, paired=False, threshold=threshold, warnings=_machine_warnings(base, head), gate_on=gate_on)
 
 
-def compare_labels(run: Results, *, base: str, head: str, threshold: float) -> Comparison:
-    """The cells labelled ``base`` against those labelled ``head`` in one interleaved file, paired by trial.
+def compare_labels(
+    run: Results, *, base: str, head: str, threshold: float, gate_on: Sequence[str] = DEFAULT_GATE_ON
+) -> Comparison:
+    """The cells labelled ``base`` against those labelled ``head`` in one interleaved file, paired by trial
+    (``gate_on`` as in compare_files).
 
-    Raises ``BenchError`` for a label the file does not hold.
+    Raises ``BenchError`` for a label the file does not hold, or an unknown metric in ``gate_on``.
     """
     labels = list(dict.fromkeys(c.variant for c in run.cells))
     for label in (base, head):
@@ -161,23 +181,43 @@ def compare_labels(run: Results, *, base: str, head: str, threshold: float) -> C
         )
 
     sides = (_side(base, only(base), lambda c: ""), _side(head, only(head), lambda c: ""))
-    return _compare(*sides, paired=True, threshold=threshold, warnings=[])
+    return _compare(*sides, paired=True, threshold=threshold, warnings=[], gate_on=gate_on)
 
 
-def from_paths(files: Sequence[Path], *, base: str | None, head: str | None, threshold: float) -> Comparison:
+def gate_metrics(raw: str) -> tuple[str, ...]:
+    """``--gate-on``'s value: a comma list of timed metrics, or "all"; BenchError for an unknown one."""
+    if raw.strip() == "all":
+        return TIMED_METRICS
+    names = tuple(dict.fromkeys(name.strip() for name in raw.split(",") if name.strip()))
+    unknown = [name for name in names if name not in TIMED_METRICS]
+    if unknown or not names:
+        raise BenchError(f"--gate-on takes some of {', '.join(TIMED_METRICS)} or all; got {raw!r}")
+    return names
+
+
+def from_paths(
+    files: Sequence[Path],
+    *,
+    base: str | None,
+    head: str | None,
+    threshold: float,
+    gate_on: Sequence[str] = DEFAULT_GATE_ON,
+) -> Comparison:
     """``bench compare``'s arguments: two files, or one with ``base`` and ``head`` labels (those ``bench ab``
     recorded when not given). Raises ``BenchError`` for anything else, or files that cannot be compared."""
     from bench import results
 
     if len(files) == 2 and base is None and head is None:
         before, after = (results.load(path) for path in files)
-        return compare_files(before, after, base_name=str(files[0]), head_name=str(files[1]), threshold=threshold)
+        return compare_files(
+            before, after, base_name=str(files[0]), head_name=str(files[1]), threshold=threshold, gate_on=gate_on
+        )
     if len(files) == 1:
         run = results.load(files[0])
         labels = (base, head) if base and head else ab_labels(run)
         if labels is None:
             raise BenchError("one file: pass --base LABEL --head LABEL (the variants or apps to compare)")
-        return compare_labels(run, base=labels[0], head=labels[1], threshold=threshold)
+        return compare_labels(run, base=labels[0], head=labels[1], threshold=threshold, gate_on=gate_on)
     raise BenchError("pass BASE.json HEAD.json, or one file with --base LABEL --head LABEL")
 
 
@@ -209,9 +249,12 @@ def _machine_warnings(base: Results, head: Results) -> list[str]:
     return []
 
 
-def _compare(base: _Side, head: _Side, *, paired: bool, threshold: float, warnings: list[str]) -> Comparison:
+def _compare(
+    base: _Side, head: _Side, *, paired: bool, threshold: float, warnings: list[str], gate_on: Sequence[str]
+) -> Comparison:
     if not threshold > 0:
         raise BenchError(f"--threshold must be above 0 (a share, 0.1 = 10 %), got {threshold:g}")
+    gate_on = gate_metrics(",".join(gate_on))
     for what, index in (("scenarios", 1), ("settings", 4)):
         before, after = ({str(p[index]) for p in side.cells} for side in (base, head))
         if before != after:
@@ -232,8 +275,8 @@ def _compare(base: _Side, head: _Side, *, paired: bool, threshold: float, warnin
             warnings = [*warnings, f"{len(alone)} cell(s) only in {name}, not compared: {shown}"]
     verdicts: list[Verdict] = []
     for point in common:
-        verdicts.extend(_point(point, base, head, paired=paired, threshold=threshold))
-    return Comparison(base.name, head.name, paired, threshold, warnings, verdicts)
+        verdicts.extend(_point(point, base, head, paired=paired, threshold=threshold, gate_on=gate_on))
+    return Comparison(base.name, head.name, paired, threshold, warnings, verdicts, gate_on)
 
 
 def _point_label(point: Point) -> str:
@@ -246,7 +289,9 @@ def _listed(names: Iterable[str]) -> str:
     return ", ".join(repr(n) if n else "(no setting)" for n in sorted(names)) or "none"
 
 
-def _point(point: Point, base: _Side, head: _Side, *, paired: bool, threshold: float) -> list[Verdict]:
+def _point(
+    point: Point, base: _Side, head: _Side, *, paired: bool, threshold: float, gate_on: Sequence[str]
+) -> list[Verdict]:
     variant, scenario, users, rate, setting = point
     load = _point_label((ALL, ALL, users, rate, ALL))
     before, after = base.cells[point], head.cells[point]
@@ -298,6 +343,7 @@ def _point(point: Point, base: _Side, head: _Side, *, paired: bool, threshold: f
                     change=_share(estimate),
                     ci=(_share(ci[0]), _share(ci[1])) if ci else None,
                     method=method,
+                    gating=metric in gate_on,
                 )
             )
     out.extend(

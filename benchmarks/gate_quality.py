@@ -63,25 +63,52 @@ SHOP = ROOT / "examples" / "shop"
 APP = "shop.main:app"
 KINDS = ("aa", "slow", "nplus1")
 SETUP = ("python migrate.py", "python seed.py")
-CALIBRATION_TRIALS = 2
+# What the example workflow (examples/github-actions/bench-ab.yml) passes besides the timing: the load
+# generator's calibration and the HTML report serve no verdict and cost a comparison ~10-20 s (see README).
+AB_FLAGS = ("--no-calibrate", "--no-html")
+# The slowdown's copy measures its own CPU per request every BURN_WINDOW requests (~0.3-1 s here at 300-900
+# req/s: within the 1 s warm-up, so the measured window burns at the aim) and logs it to BURN_LOG.
+BURN_WINDOW = 100
+BURN_LOG = "burn.jsonl"
 DEFAULT_LOG = Path("/tmp/dbbench-gate-quality.jsonl")
 # Copied with the app, never its products: results, reports, bytecode.
 IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", "*.json", "*.html", "*.profiles", "results")
 
 # The edits, each applied to exactly one place of the copy's shop/main.py (edit() refuses otherwise, so a change
 # to examples/shop that moves these lines fails loudly instead of measuring an unedited copy).
-_BURN_IMPORT = ("from __future__ import annotations\n", "from __future__ import annotations\n\nimport time\n")
+_BURN_IMPORT = (
+    "from __future__ import annotations\n",
+    "from __future__ import annotations\n\nimport json\nimport os\nimport time\nfrom pathlib import Path\n",
+)
 _BURN_DEFINITION = (
     'app = FastAPI(title="shop", lifespan=lifespan)\n',
     'app = FastAPI(title="shop", lifespan=lifespan)\n'
-    "BURN_S = {burn_s!r}  # gate_quality.py: CPU seconds burnt per request (an injected slowdown)\n"
+    "BURN_SHARE = {share!r}  # gate_quality.py: the injected slowdown, a share of the app's own CPU per request\n"
+    "BURN_WINDOW = {window!r}  # requests between two measures of the app's own CPU per request\n"
+    "BURN_LOG = Path(__file__).with_name({log!r})\n"
+    "_burn_s = 0.0  # CPU seconds burnt per request, resized every BURN_WINDOW requests\n"
+    "_window = [0, 0.0, 0.0]  # requests in this window, process CPU when it opened, CPU burnt in it\n"
     "\n"
     "\n"
     "def _burn() -> None:\n"
-    "    # CPU time, not wall time: the same cost per request however busy the machine is.\n"
-    "    end = time.thread_time() + BURN_S\n"
-    "    while time.thread_time() < end:\n"
-    "        pass\n",
+    "    # Sized from the process's own CPU per request (the figure dbbench measures), burn excluded, over the\n"
+    "    # last window: BURN_SHARE of what this copy costs now, however busy the machine makes it.\n"
+    "    global _burn_s\n"
+    "    if _window[0] == 0:\n"
+    "        _window[1], _window[2] = time.process_time(), 0.0\n"
+    "    elif _window[0] >= BURN_WINDOW:\n"
+    "        own_s = (time.process_time() - _window[1] - _window[2]) / _window[0]\n"
+    "        row = {{'pid': os.getpid(), 'requests': _window[0], 'own_s': own_s, 'burn_s': _burn_s}}\n"
+    "        with BURN_LOG.open('a') as log:\n"
+    "            log.write(json.dumps(row) + '\\n')\n"
+    "        _burn_s = BURN_SHARE * own_s\n"
+    "        _window[:] = [0, time.process_time(), 0.0]\n"
+    "    _window[0] += 1\n"
+    "    # CPU time, not wall time: the same cost per request however often the thread is preempted.\n"
+    "    start = time.thread_time()\n"
+    "    while time.thread_time() < start + _burn_s:\n"
+    "        pass\n"
+    "    _window[2] += time.thread_time() - start\n",
 )
 _BURN_CALL = (
     "async def session(request: Request) -> AsyncIterator[AsyncSession]:\n",
@@ -129,14 +156,30 @@ def copy_shop(destination: Path, source: Path = SHOP) -> Path:
     return destination
 
 
-def inject_slowdown(app_dir: Path, burn_s: float) -> None:
-    """Make the copy at ``app_dir`` burn ``burn_s`` CPU seconds in every request that opens a session."""
+def inject_slowdown(app_dir: Path, share: float, window: int = BURN_WINDOW) -> None:
+    """Make the copy at ``app_dir`` burn ``share`` of its own CPU per request in every request that opens a
+    session, measured by the copy itself every ``window`` requests; each measure is appended to BURN_LOG in
+    the copy's shop/ folder (read back by burn_figures)."""
     main = app_dir / "shop" / "main.py"
     text = main.read_text(encoding="utf-8")
     old, new = _BURN_DEFINITION
-    for before, after in (_BURN_IMPORT, (old, new.format(burn_s=burn_s)), _BURN_CALL):
+    for before, after in (_BURN_IMPORT, (old, new.format(share=share, window=window, log=BURN_LOG)), _BURN_CALL):
         text = edit(text, before, after)
     main.write_text(text, encoding="utf-8")
+
+
+def burn_figures(app_dir: Path) -> tuple[float, float] | None:
+    """(the share of its own CPU the copy burnt, its own CPU ms per request), request-weighted over every
+    window of every process the comparison started (warm-up included; the first window of each process burns
+    nothing, so the share sits a little under the aim); None when no window closed."""
+    path = app_dir / "shop" / BURN_LOG
+    if not path.exists():
+        return None
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    requests = sum(r["requests"] for r in rows)
+    own = sum(r["own_s"] * r["requests"] for r in rows)
+    burnt = sum(r["burn_s"] * r["requests"] for r in rows)
+    return (burnt / own, own / requests * 1e3) if own and requests else None
 
 
 def inject_nplus1(app_dir: Path) -> None:
@@ -179,7 +222,8 @@ class Outcome:
     cpu_ci: tuple[float, float] | None = None
     base_cpu_ms: float | None = None
     head_cpu_ms: float | None = None
-    burn_ms: float = 0.0  # CPU ms the head burnt per request (slow only; the aim, not the measure)
+    burn_share: float | None = None  # slow: burnt / the head's own CPU per request, as the head measured it
+    head_own_cpu_ms: float | None = None  # slow: the head's own CPU ms per request (burn excluded), its measure
     queries: str = ""  # the queries-per-request verdict: "1.07 -> 5.35 (exact, pg_stat_statements per scenario)"
     load_before: tuple[float, float, float] | None = None  # os.getloadavg() when it started
     load_after: tuple[float, float, float] | None = None
@@ -212,6 +256,7 @@ def settings_of(args: argparse.Namespace) -> dict[str, Any]:
     """What makes two comparisons alike: only outcomes of the same settings are counted together."""
     return {
         "trials": args.trials,
+        "flags": " ".join(AB_FLAGS),
         "users": args.users,
         "warmup": args.warmup,
         "duration": args.duration,
@@ -311,6 +356,7 @@ def ab_command(args: argparse.Namespace, output: str) -> list[str]:
         "--trials",
         str(args.trials),
         *_timing_args(args),
+        *AB_FLAGS,
         "-o",
         output,
     ]
@@ -319,14 +365,6 @@ def ab_command(args: argparse.Namespace, output: str) -> list[str]:
 def _last_line(text: str) -> str:
     lines = [line for line in text.splitlines() if line.strip()]
     return lines[-1].strip() if lines else ""
-
-
-def cpu_per_request_s(path: Path) -> float:
-    """The app process's CPU seconds per successful request over a results file's measured cells."""
-    cells = [c for c in results.load(path).cells if c.ok and c.target_cpu_s is not None and c.successes]
-    if not cells:
-        raise SystemExit(f"{path}: no measured cell with the target's CPU time; cannot calibrate the slowdown")
-    return sum(c.target_cpu_s or 0.0 for c in cells) / sum(c.successes for c in cells)
 
 
 def _run(command: list[str], cwd: Path, raw: Path | None = None) -> tuple[int, str]:
@@ -346,90 +384,6 @@ def _run(command: list[str], cwd: Path, raw: Path | None = None) -> tuple[int, s
         return code, _last_line(out.read())
 
 
-def calibrate(args: argparse.Namespace, workdir: Path) -> float:
-    """The shipped shop's CPU seconds per request under the comparison's load (a `bench run` of a copy).
-
-    Only a first guess, for a run with no comparison to learn from (see Injection): it is not the comparison's
-    own pipeline (no check, no load calibration, 2 trials) and measured 1.055 and 1.280 ms in two runs here."""
-    app_dir = copy_shop(workdir / "calibration")
-    command = [
-        *_bench(),
-        "run",
-        "--app",
-        APP,
-        "--scenarios",
-        "perf/locustfile.py",
-        *_setup_args(),
-        "--trials",
-        str(CALIBRATION_TRIALS),
-        *_timing_args(args),
-        "--no-check",
-        "--no-calibrate",
-        "--no-html",
-        "-o",
-        "calibration.json",
-    ]
-    code, last = _run(command, app_dir)
-    if code != 0:
-        raise SystemExit(f"calibration run failed (exit {code}): {last}")
-    cpu_s = cpu_per_request_s(app_dir / "calibration.json")
-    shutil.rmtree(app_dir)
-    return cpu_s
-
-
-@dataclass
-class Injection:
-    """How much CPU the slowdown's head burns per request, learnt from the comparisons themselves (see _precise).
-
-    A fixed burn b adds b / base CPU per request only if the rest of the app's CPU per request stays the same;
-    measured, it does not (the first defaults run aimed +10 % and measured +12.1 % and +14.9 %): the base's own
-    CPU per request moves with the machine's state between one calibration run and the next (1.055 vs
-    1.280 ms), and a slower head serves fewer requests per second, so the event loop's fixed costs are shared
-    by fewer. So the burn is set from the comparisons' own figures: the base CPU per request of every
-    comparison so far (each base is the shipped shop, in the very pipeline measured), and the factor k by
-    which the measured share exceeded b / base in the slowdowns so far: burn = aim x median(base) / median(k).
-    """
-
-    aim: float  # the share of CPU per request to add (0.10)
-    bases_ms: list[float] = field(default_factory=list)  # base CPU ms per request of each comparison
-    factors: list[float] = field(default_factory=list)  # measured share / (burn / base) of each slowdown
-
-    def learn(self, outcome: Outcome) -> None:
-        if outcome.base_cpu_ms:
-            self.bases_ms.append(outcome.base_cpu_ms)
-            if outcome.kind == "slow" and outcome.burn_ms and outcome.cpu_change is not None and self._precise(outcome):
-                expected = outcome.burn_ms / outcome.base_cpu_ms
-                if outcome.cpu_change > 0:
-                    self.factors.append(outcome.cpu_change / expected)
-
-    def _precise(self, outcome: Outcome) -> bool:
-        """Whether a slowdown's measured share can teach k: its interval no wider than the aim (+-5 % for 10 %).
-        On this shared machine at load average 12-18 an A/A measured +22 % [+14 %..+31 %] with nothing injected;
-        a factor learnt from such a comparison is noise, and the burn would chase it (it did: k 1.72 from one
-        comparison of [+4.9 %..+24.8 %] halved the next burn)."""
-        return outcome.cpu_ci is not None and outcome.cpu_ci[1] - outcome.cpu_ci[0] <= self.aim
-
-    @property
-    def known(self) -> bool:
-        return bool(self.bases_ms)
-
-    def burn_ms(self, fallback_base_ms: float | None = None) -> float:
-        base = statistics.median(self.bases_ms) if self.bases_ms else fallback_base_ms
-        if base is None:
-            raise ValueError("no base CPU per request known yet: calibrate first")
-        factor = statistics.median(self.factors) if self.factors else 1.0
-        return self.aim * base / factor
-
-    def describe(self) -> str:
-        base = f"{statistics.median(self.bases_ms):.3f} ms" if self.bases_ms else "none yet"
-        factor = (
-            f"{statistics.median(self.factors):.2f}"
-            if self.factors
-            else "1 (no slowdown measured to within the aim yet)"
-        )
-        return f"base CPU per request median {base} over {len(self.bases_ms)} comparison(s), factor k {factor}"
-
-
 def _read_verdicts(path: Path, outcome: Outcome) -> None:
     """Fill ``outcome`` from one `bench ab` results file: slower verdicts, CPU figures, queries, failed cells."""
     run = results.load(path)
@@ -447,17 +401,16 @@ def _read_verdicts(path: Path, outcome: Outcome) -> None:
     outcome.failed_cells = sum(not c.ok for c in run.cells)
 
 
-def compare_once(kind: str, args: argparse.Namespace, workdir: Path, burn_s: float, raw: Path | None = None) -> Outcome:
+def compare_once(kind: str, args: argparse.Namespace, workdir: Path, raw: Path | None = None) -> Outcome:
     """One `bench ab` between a shipped copy (base) and a copy edited for ``kind`` (head); its output is kept
     in ``raw`` and its results file beside it (``raw`` with .json) when given."""
     base = copy_shop(workdir / "base")
     head = copy_shop(workdir / "head")
     if kind == "slow":
-        inject_slowdown(head, burn_s)
+        inject_slowdown(head, args.slowdown)
     elif kind == "nplus1":
         inject_nplus1(head)
     outcome = Outcome(kind, -1, 0.0, settings=settings_of(args), raw=str(raw or ""))
-    outcome.burn_ms = burn_s * 1e3 if kind == "slow" else 0.0
     outcome.started = datetime.now(UTC).isoformat(timespec="seconds")
     outcome.load_before = os.getloadavg()
     started = time.monotonic()
@@ -471,6 +424,8 @@ def compare_once(kind: str, args: argparse.Namespace, workdir: Path, burn_s: flo
             _read_verdicts(head / "ab.json", outcome)
             if raw is not None:
                 shutil.copyfile(head / "ab.json", raw.with_suffix(".json"))
+        if kind == "slow" and (figures := burn_figures(head)):
+            outcome.burn_share, outcome.head_own_cpu_ms = figures
     finally:
         shutil.rmtree(base)
         shutil.rmtree(head)
@@ -488,8 +443,8 @@ def _describe(outcome: Outcome, number: int) -> str:
         line += f", CPU per request {outcome.cpu_change:+.1%}"
         if outcome.cpu_ci:
             line += f" [{outcome.cpu_ci[0]:+.1%}..{outcome.cpu_ci[1]:+.1%}]"
-        if outcome.kind == "slow" and outcome.base_cpu_ms:
-            line += f" (burnt {outcome.burn_ms:.3f} ms on base {outcome.base_cpu_ms:.3f} ms)"
+        if outcome.kind == "slow" and outcome.burn_share is not None:
+            line += f" (head burnt {outcome.burn_share:.1%} of its own {outcome.head_own_cpu_ms:.3f} ms)"
     if outcome.queries:
         line += f", queries per request {outcome.queries}"
     if outcome.completed:
@@ -513,9 +468,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--which", default=",".join(KINDS), help="kinds, comma separated (default aa,slow,nplus1)")
     parser.add_argument("--trials", type=int, default=10, help="bench ab --trials (default 10, as the CI example)")
     parser.add_argument("--users", type=int, default=8, help="bench ab --users (default 8, as the CI example)")
-    parser.add_argument("--warmup", type=float, default=2.0, help="bench ab --warmup, s (default 2, as the CI example)")
+    parser.add_argument("--warmup", type=float, default=1.0, help="bench ab --warmup, s (default 1, as the CI example)")
     parser.add_argument(
-        "--duration", type=float, default=5.0, help="bench ab --duration, s (default 5, as the CI example)"
+        "--duration", type=float, default=4.0, help="bench ab --duration, s (default 4, as the CI example)"
     )
     parser.add_argument("--slowdown", type=float, default=0.10, help="injected CPU per request, a share (default 0.10)")
     parser.add_argument(
@@ -584,15 +539,11 @@ def main(argv: list[str] | None = None) -> int:
     print("  (run in the head copy, ../base beside it; exit 1 = the gate flags a regression)")
     mine = [o for o in logged if o.settings == settings_of(args)]
     counts = {kind: sum(o.kind == kind for o in mine) for kind in args.kinds}
-    injection = Injection(args.slowdown)
-    for outcome in mine:
-        injection.learn(outcome)
     if mine:
         print(f"resuming from {args.log}: {', '.join(f'{k} {n}' for k, n in counts.items())} already there")
     raw_dir = args.log.with_name(args.log.name + ".d")
     raw_dir.mkdir(parents=True, exist_ok=True)
     deadline = time.monotonic() + args.stop_after * 60 if args.stop_after else None
-    fallback_ms: float | None = None
     try:
         with tempfile.TemporaryDirectory(prefix="dbbench-gate-quality-") as tmp:
             workdir = Path(tmp)
@@ -600,19 +551,11 @@ def main(argv: list[str] | None = None) -> int:
                 if deadline is not None and time.monotonic() > deadline:
                     print(f"--stop-after {args.stop_after:g}: no further comparison started")
                     break
-                burn_s = 0.0
-                if kind == "slow":
-                    if not injection.known and fallback_ms is None:
-                        fallback_ms = calibrate(args, workdir) * 1e3
-                        print(f"calibration (no comparison to learn from yet): `bench run` {fallback_ms:.3f} ms")
-                    burn_s = injection.burn_ms(fallback_ms) / 1e3
-                    print(f"slowdown: burning {burn_s * 1e3:.3f} ms per request; {injection.describe()}")
                 number = len(mine) + 1
                 raw = raw_dir / f"{number:03d}-{kind}.txt"
-                outcome = compare_once(kind, args, workdir, burn_s, raw)
+                outcome = compare_once(kind, args, workdir, raw)
                 append_log(args.log, outcome)
                 mine.append(outcome)
-                injection.learn(outcome)
                 counts[kind] += 1
                 print(_describe(outcome, counts[kind]), flush=True)
     except KeyboardInterrupt:

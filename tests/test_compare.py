@@ -278,11 +278,13 @@ def test_compare_exit_codes_and_the_junit_file_parses(tmp_path: Path) -> None:
     junit = tmp_path / "out" / "compare.xml"
     shown = bench("compare", str(base), str(slower), "--junit", str(junit))
     assert shown.exit_code == 1, shown.output
-    assert "FAIL db · 8 users · pooled: rps" in shown.output
+    assert "FAIL db · 8 users · pooled: cpu_ms_per_request" in shown.output
+    assert re.search(r"ok +db · 8 users · pooled: rps .*: slower \(reported, not gating\)", shown.output)
     suite = next(iter(JUnitXml.fromfile(str(junit))))
     cases = {case.name: case for case in suite}
-    assert isinstance(cases["db · 8 users · pooled: rps"].result[0], Failure)
-    assert "slower" in (cases["db · 8 users · pooled: rps"].result[0].message or "")
+    assert isinstance(cases["db · 8 users · pooled: cpu_ms_per_request"].result[0], Failure)
+    assert "slower" in (cases["db · 8 users · pooled: cpu_ms_per_request"].result[0].message or "")
+    assert not cases["db · 8 users · pooled: rps"].result  # reported, passed
     assert not cases["db · /db · 8 users · pooled: queries_per_request"].result  # passed
     assert bench("compare", str(base)).exit_code == 2  # one file needs --base/--head
     assert bench("compare", str(base), str(tmp_path / "missing.json")).exit_code == 2
@@ -505,3 +507,35 @@ def test_an_incomplete_or_missing_snapshot_is_not_counted() -> None:
     run = app_run(nplus1_head=True)
     run["cells"][-1]["pg_statements"] = None
     assert _queries(run)[1] == []
+
+
+def _same_cpu(data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` with the target's CPU per request of the unscaled run: a slowdown that is not the app's CPU
+    (the machine's other load took the cores), as seen on the shared machine."""
+    for cell in data["cells"]:
+        cell["target_cpu_s"] = cell["requests"] * 0.0004
+    return data
+
+
+def test_throughput_alone_is_reported_but_does_not_fail_the_gate_unless_asked(tmp_path: Path) -> None:
+    base, head = write(tmp_path, "b.json", golden()), write(tmp_path, "h.json", _same_cpu(golden(speed=0.7)))
+    done = compare_files(results(golden()), results(_same_cpu(golden(speed=0.7))), base_name="b", head_name="h",
+                         threshold=0.1)  # fmt: skip
+    by_metric = {v.metric: v for v in done.verdicts}
+    assert by_metric["rps"].verdict == SLOWER and not by_metric["rps"].gating
+    assert by_metric["cpu_ms_per_request"].verdict == NO_CHANGE and by_metric["cpu_ms_per_request"].gating
+    assert done.regressions == [] and done.gate_on == ("cpu_ms_per_request",)
+    assert bench("compare", str(base), str(head)).exit_code == 0
+    assert bench("compare", str(base), str(head), "--gate-on", "rps,p99_ms").exit_code == 1
+    assert bench("compare", str(base), str(head), "--gate-on", "all").exit_code == 1
+    shown = bench("compare", str(base), str(head), "--gate-on", "cpu")
+    assert shown.exit_code == 2 and "--gate-on takes some of" in shown.output
+
+
+def test_the_cli_default_gate_is_the_modules() -> None:
+    import inspect
+
+    from bench.compare import DEFAULT_GATE_ON
+
+    default = inspect.signature(cli.compare).parameters["gate_on"].default
+    assert tuple(default.split(",")) == DEFAULT_GATE_ON
