@@ -505,6 +505,40 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def timed_verdicts(path: Path) -> dict[str, compare.Verdict]:
+    """The scenario-wide timed verdicts (rps, p50_ms, p99_ms, cpu_ms_per_request) of one logged results file."""
+    done = compare.compare_labels(results.load(path), base="base", head="head", threshold=compare.DEFAULT_THRESHOLD)
+    return {v.metric: v for v in done.verdicts if v.endpoint == compare.ALL and v.metric in compare.TIMED_METRICS}
+
+
+def by_metric(outcomes: list[Outcome]) -> list[str]:
+    """Which timed metric separates A/A from A/B: per kind and metric, how many comparisons it alone would
+    flag (its own "slower" verdict), its median change (slower positive: req/s's sign turned) and the median
+    width of its 95 % interval, from the results files kept in the log's folder (comparisons without one are
+    left out). The verdict rule is bench.compare's as it is now, so a changed rule is re-judged here."""
+    lines = [f"{'by metric':<10} {'kind':<7} " + "  ".join(f"{m:<34}" for m in compare.TIMED_METRICS)]
+    for kind in KINDS:
+        judged = []
+        for outcome in outcomes:
+            path = Path(outcome.raw).with_suffix(".json") if outcome.raw else None
+            if outcome.kind == kind and path is not None and path.exists():
+                judged.append(timed_verdicts(path))
+        if not judged:
+            continue
+        cells = []
+        for metric in compare.TIMED_METRICS:
+            found = [j[metric] for j in judged if metric in j and j[metric].change is not None]
+            flagged = sum(v.verdict == compare.SLOWER for v in found)
+            sign = -1.0 if metric == "rps" else 1.0
+            changes = [sign * (v.change or 0.0) for v in found]
+            widths = [v.ci[1] - v.ci[0] for v in found if v.ci]
+            median = f"{statistics.median(changes):+.1%}" if changes else "n/a"
+            width = f"{statistics.median(widths):.0%}" if widths else "n/a"
+            cells.append(f"{flagged}/{len(found)} slower, {median}, CI {width} wide".ljust(34))
+        lines.append(f"{'':<10} {kind:<7} " + "  ".join(cells))
+    return lines
+
+
 def print_summary(args: argparse.Namespace, outcomes: list[Outcome]) -> None:
     """The per-kind lines over the log's outcomes of these settings (others are named, not counted)."""
     mine = [o for o in outcomes if o.settings == settings_of(args)]
@@ -515,6 +549,7 @@ def print_summary(args: argparse.Namespace, outcomes: list[Outcome]) -> None:
     if mine:
         first, last = min(o.started for o in mine), max(o.started for o in mine)
         print(f"{len(mine)} comparison(s) from {first} to {last} (UTC); log: {args.log}")
+        print("\n".join(by_metric(mine)))
 
 
 def _next_kind(args: argparse.Namespace, counts: dict[str, int]) -> str | None:
