@@ -490,6 +490,12 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--summary", action="store_true", help="run nothing: print the summary of the log's comparisons"
     )
+    parser.add_argument(
+        "--rejudge",
+        default="",
+        metavar="T[,T...]",
+        help="with the summary, also the rates bench compare --threshold T gives on the kept results files",
+    )
     args = parser.parse_args(argv)
     kinds = [k.strip() for k in args.which.split(",") if k.strip()]
     unknown = [k for k in kinds if k not in KINDS]
@@ -501,6 +507,12 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error(f"--slowdown is a share between 0 and 1 (0.10 is 10 %); got {args.slowdown}")
     if args.stop_after is not None and args.stop_after <= 0:
         parser.error(f"--stop-after is a number of minutes above 0; got {args.stop_after:g}")
+    try:
+        args.rejudge = [float(t) for t in args.rejudge.split(",") if t.strip()]
+    except ValueError:
+        parser.error(f"--rejudge takes thresholds as shares, comma separated (0.05,0.1); got {args.rejudge!r}")
+    if any(not 0 < t < 1 for t in args.rejudge):
+        parser.error(f"--rejudge thresholds are shares between 0 and 1; got {args.rejudge}")
     args.kinds = kinds
     return args
 
@@ -539,6 +551,28 @@ def by_metric(outcomes: list[Outcome]) -> list[str]:
     return lines
 
 
+def rejudged(outcomes: list[Outcome], threshold: float) -> list[str]:
+    """Per kind, how many comparisons `bench compare ab.json --threshold T` (its default --gate-on) fails on
+    the kept results files, with the Wilson interval: what another threshold would have done to the very same
+    measurements (a failed cell fails either way)."""
+    lines = []
+    for kind in KINDS:
+        flagged = completed = 0
+        for outcome in outcomes:
+            path = Path(outcome.raw).with_suffix(".json") if outcome.raw else None
+            if outcome.kind != kind or not outcome.completed or path is None or not path.exists():
+                continue
+            done = compare.compare_labels(results.load(path), base="base", head="head", threshold=threshold)
+            completed += 1
+            flagged += bool(done.regressions) or outcome.failed_cells > 0
+        if completed:
+            lines.append(
+                f"  {kind:<7} {flagged}/{completed} flagged ({_percent(rate(flagged, completed))}"
+                f"{_interval(flagged, completed)})"
+            )
+    return [f"re-judged at --threshold {threshold:g} (gating on {', '.join(compare.DEFAULT_GATE_ON)}):", *lines]
+
+
 def print_summary(args: argparse.Namespace, outcomes: list[Outcome]) -> None:
     """The per-kind lines over the log's outcomes of these settings (others are named, not counted)."""
     mine = [o for o in outcomes if o.settings == settings_of(args)]
@@ -550,6 +584,8 @@ def print_summary(args: argparse.Namespace, outcomes: list[Outcome]) -> None:
         first, last = min(o.started for o in mine), max(o.started for o in mine)
         print(f"{len(mine)} comparison(s) from {first} to {last} (UTC); log: {args.log}")
         print("\n".join(by_metric(mine)))
+        for threshold in args.rejudge:
+            print("\n".join(rejudged(mine, threshold)))
 
 
 def _next_kind(args: argparse.Namespace, counts: dict[str, int]) -> str | None:

@@ -256,3 +256,32 @@ def test_a_slowdown_line_shows_the_share_measured_by_its_own_trials_and_the_load
         " (head burnt 9.9% of its own 1.800 ms), queries per request 1.08 -> 1.08 (exact, pg_stat_statements per"
         " scenario: no change), slower: cpu_ms_per_request"
     )
+
+
+def _ab_file(path: Path, head_speed: float) -> Path:
+    """A bench ab results file (cells labelled base and head, paired by trial) from test_compare's golden run."""
+    from test_compare import golden
+
+    data = golden(variant="base")
+    data["cells"] += golden(variant="head", speed=head_speed)["cells"]
+    path.write_text(json.dumps(data), encoding="utf-8")
+    return path
+
+
+def test_the_summary_rejudges_the_kept_results_files_per_metric_and_threshold(tmp_path: Path) -> None:
+    same = _ab_file(tmp_path / "001-aa.json", 1.0)
+    slower = _ab_file(tmp_path / "002-slow.json", 1 / 1.07)  # CPU per request +7 %, throughput -6.5 %
+    outcomes = [
+        gq.Outcome("aa", 0, 1.0, raw=str(same.with_suffix(".txt"))),
+        gq.Outcome("slow", 0, 1.0, raw=str(slower.with_suffix(".txt"))),
+        gq.Outcome("nplus1", 2, 1.0, raw=str(tmp_path / "003-nplus1.txt")),  # no results file: left out
+    ]
+    assert gq.rejudged(outcomes, 0.10)[1:] == [
+        "  aa      0/1 flagged (0%, 95 % CI 0%..79% (Wilson))",
+        "  slow    0/1 flagged (0%, 95 % CI 0%..79% (Wilson))",  # +7 % is inside a 10 % threshold
+    ]
+    assert gq.rejudged(outcomes, 0.05)[2] == "  slow    1/1 flagged (100%, 95 % CI 21%..100% (Wilson))"
+    table = gq.by_metric(outcomes)
+    assert len(table) == 3 and table[1].split()[0] == "aa" and table[2].split()[0] == "slow"
+    assert "0/1 slower, +7.0%" in table[2]  # CPU per request, the last column
+    assert gq.parse(["--rejudge", "0.05,0.1"]).rejudge == [0.05, 0.1]
