@@ -196,7 +196,8 @@ GateOnOption = Annotated[
     str,
     typer.Option(
         help="Timed metrics whose 'slower' fails the gate, comma list of rps, p50_ms, p99_ms, "
-        "cpu_ms_per_request, or all (the others are reported; counters and failed cells always gate)."
+        "cpu_ms_per_request, cpu_ms_per_request_net, or all (the others are reported; counters and failed cells "
+        "always gate)."
     ),
 ]
 

@@ -539,3 +539,29 @@ def test_the_cli_default_gate_is_the_modules() -> None:
 
     default = inspect.signature(cli.compare).parameters["gate_on"].default
     assert tuple(default.split(",")) == DEFAULT_GATE_ON
+
+
+def test_the_fixed_cpu_per_second_is_fitted_over_both_sides_and_taken_out_of_cpu_per_request() -> None:
+    from bench.compare import fixed_cpu_per_s
+
+    def cells(data: dict[str, Any], per_request_s: float) -> list[Any]:
+        # Each window: 0.05 CPU s per second whatever the load, plus per_request_s per request.
+        for cell in data["cells"]:
+            cell["target_cpu_s"] = 0.05 * cell["duration_s"] + per_request_s * cell["requests"]
+        return results(data).cells
+
+    swings = (1.0, 0.3, 0.6, 0.45, 0.9, 0.2)  # throughput swinging as other processes come and go
+    before = cells(golden(jitter=swings), 0.0010)
+    after = cells(golden(jitter=swings[::-1]), 0.0011)
+    assert fixed_cpu_per_s(before, after) == pytest.approx(0.05, rel=1e-6)
+    base, head = copy.deepcopy(golden(jitter=swings, variant="x")), golden(jitter=swings[::-1], variant="x")
+    for data, per_request in ((base, 0.0010), (head, 0.0011)):
+        for cell in data["cells"]:
+            cell["target_cpu_s"] = 0.05 * cell["duration_s"] + per_request * cell["requests"]
+    done = compare_files(results(base), results(head), base_name="b", head_name="h", threshold=0.05)
+    by_metric = {v.metric: v for v in done.verdicts}
+    assert by_metric["cpu_ms_per_request_net"].change == pytest.approx(0.10, abs=1e-6)  # exactly the per-request part
+    assert by_metric["cpu_ms_per_request_net"].base == pytest.approx(1.0, rel=1e-6)
+    # Too few windows, or throughputs too alike to separate the fixed part: no net figure.
+    assert fixed_cpu_per_s(before[:2], after) is None
+    assert fixed_cpu_per_s(cells(golden(), 0.001), cells(golden(), 0.001)) is None
