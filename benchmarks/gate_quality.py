@@ -65,6 +65,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench import compare, metadata, results  # noqa: E402
+from bench.errors import BenchError  # noqa: E402
 
 SHOP = ROOT / "examples" / "shop"
 APP = "shop.main:app"
@@ -503,6 +504,13 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="T[,T...]",
         help="with the summary, also the rates bench compare --threshold T gives on the kept results files",
     )
+    parser.add_argument(
+        "--rejudge-on",
+        default=",".join(compare.DEFAULT_GATE_ON),
+        metavar="M[,M...][;M...]",
+        help="--rejudge's --gate-on: timed metrics, comma separated; several sets separated by ';' "
+        f"(default {','.join(compare.DEFAULT_GATE_ON)})",
+    )
     args = parser.parse_args(argv)
     kinds = [k.strip() for k in args.which.split(",") if k.strip()]
     unknown = [k for k in kinds if k not in KINDS]
@@ -520,6 +528,10 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error(f"--rejudge takes thresholds as shares, comma separated (0.05,0.1); got {args.rejudge!r}")
     if any(not 0 < t < 1 for t in args.rejudge):
         parser.error(f"--rejudge thresholds are shares between 0 and 1; got {args.rejudge}")
+    try:
+        args.rejudge_on = [compare.gate_metrics(raw) for raw in args.rejudge_on.split(";") if raw.strip()]
+    except BenchError as exc:
+        parser.error(str(exc))
     args.kinds = kinds
     return args
 
@@ -558,10 +570,12 @@ def by_metric(outcomes: list[Outcome]) -> list[str]:
     return lines
 
 
-def rejudged(outcomes: list[Outcome], threshold: float) -> list[str]:
-    """Per kind, how many comparisons `bench compare ab.json --threshold T` (its default --gate-on) fails on
-    the kept results files, with the Wilson interval: what another threshold would have done to the very same
-    measurements (a failed cell fails either way)."""
+def rejudged(
+    outcomes: list[Outcome], threshold: float, gate_on: tuple[str, ...] = compare.DEFAULT_GATE_ON
+) -> list[str]:
+    """Per kind, how many comparisons `bench compare ab.json --threshold T --gate-on M` fails on the kept
+    results files, with the Wilson interval: what another threshold or gating metric would have done to the
+    very same measurements (a failed cell fails either way)."""
     lines = []
     for kind in KINDS:
         flagged = completed = 0
@@ -569,7 +583,9 @@ def rejudged(outcomes: list[Outcome], threshold: float) -> list[str]:
             path = Path(outcome.raw).with_suffix(".json") if outcome.raw else None
             if outcome.kind != kind or not outcome.completed or path is None or not path.exists():
                 continue
-            done = compare.compare_labels(results.load(path), base="base", head="head", threshold=threshold)
+            done = compare.compare_labels(
+                results.load(path), base="base", head="head", threshold=threshold, gate_on=gate_on
+            )
             completed += 1
             flagged += bool(done.regressions) or outcome.failed_cells > 0
         if completed:
@@ -577,7 +593,7 @@ def rejudged(outcomes: list[Outcome], threshold: float) -> list[str]:
                 f"  {kind:<7} {flagged}/{completed} flagged ({_percent(rate(flagged, completed))}"
                 f"{_interval(flagged, completed)})"
             )
-    return [f"re-judged at --threshold {threshold:g} (gating on {', '.join(compare.DEFAULT_GATE_ON)}):", *lines]
+    return [f"re-judged at --threshold {threshold:g} --gate-on {','.join(gate_on)}:", *lines]
 
 
 def print_summary(args: argparse.Namespace, outcomes: list[Outcome]) -> None:
@@ -591,8 +607,9 @@ def print_summary(args: argparse.Namespace, outcomes: list[Outcome]) -> None:
         first, last = min(o.started for o in mine), max(o.started for o in mine)
         print(f"{len(mine)} comparison(s) from {first} to {last} (UTC); log: {args.log}")
         print("\n".join(by_metric(mine)))
-        for threshold in args.rejudge:
-            print("\n".join(rejudged(mine, threshold)))
+        for metrics in args.rejudge_on:
+            for threshold in args.rejudge:
+                print("\n".join(rejudged(mine, threshold, metrics)))
 
 
 def _next_kind(args: argparse.Namespace, counts: dict[str, int]) -> str | None:

@@ -285,3 +285,8 @@ def test_the_summary_rejudges_the_kept_results_files_per_metric_and_threshold(tm
     assert len(table) == 3 and table[1].split()[0] == "aa" and table[2].split()[0] == "slow"
     assert "0/1 slower, +7.0%" in table[2]  # CPU per request, the last column
     assert gq.parse(["--rejudge", "0.05,0.1"]).rejudge == [0.05, 0.1]
+    assert gq.rejudged(outcomes, 0.05, ("rps",))[0] == "re-judged at --threshold 0.05 --gate-on rps:"
+    assert gq.parse(["--rejudge-on", "rps;cpu_ms_per_request_net"]).rejudge_on == [
+        ("rps",),
+        ("cpu_ms_per_request_net",),
+    ]
