@@ -547,7 +547,7 @@ def ab(
     cpus: CpusOption = None,
     pin: PinOption = True,
     threshold: Annotated[float, typer.Option(help=_THRESHOLD_HELP)] = 0.10,
-    gate_on: GateOnOption = "cpu_ms_per_request",
+    gate_on: GateOnOption = "cpu_ms_per_request_net",
 ) -> None:
     """Two versions of your app in one run: cells interleaved, order alternated trial by trial; ends with the
     side-by-side table and bench compare's verdicts (exit 1 on a regression)."""
@@ -947,7 +947,7 @@ def compare(
     format: Annotated[str, typer.Option("--format", "-f", help="terminal, md, json or html.")] = "terminal",
     output: Annotated[Path | None, typer.Option("-o", "--output", help="Write to this file, not stdout.")] = None,
     junit: Annotated[Path | None, typer.Option(help="Also write a JUnit XML file: one test case per verdict.")] = None,
-    gate_on: GateOnOption = "cpu_ms_per_request",
+    gate_on: GateOnOption = "cpu_ms_per_request_net",
 ) -> None:
     """Did head get slower than base? Exit 0 no regression, 1 a regression, 2 files that cannot be compared."""
     from bench import compare as comparing

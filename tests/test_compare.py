@@ -278,12 +278,12 @@ def test_compare_exit_codes_and_the_junit_file_parses(tmp_path: Path) -> None:
     junit = tmp_path / "out" / "compare.xml"
     shown = bench("compare", str(base), str(slower), "--junit", str(junit))
     assert shown.exit_code == 1, shown.output
-    assert "FAIL db · 8 users · pooled: cpu_ms_per_request" in shown.output
+    assert "FAIL db · 8 users · pooled: cpu_ms_per_request_net" in shown.output
     assert re.search(r"ok +db · 8 users · pooled: rps .*: slower \(reported, not gating\)", shown.output)
     suite = next(iter(JUnitXml.fromfile(str(junit))))
     cases = {case.name: case for case in suite}
-    assert isinstance(cases["db · 8 users · pooled: cpu_ms_per_request"].result[0], Failure)
-    assert "slower" in (cases["db · 8 users · pooled: cpu_ms_per_request"].result[0].message or "")
+    assert isinstance(cases["db · 8 users · pooled: cpu_ms_per_request_net"].result[0], Failure)
+    assert "slower" in (cases["db · 8 users · pooled: cpu_ms_per_request_net"].result[0].message or "")
     assert not cases["db · 8 users · pooled: rps"].result  # reported, passed
     assert not cases["db · /db · 8 users · pooled: queries_per_request"].result  # passed
     assert bench("compare", str(base)).exit_code == 2  # one file needs --base/--head
@@ -518,13 +518,14 @@ def _same_cpu(data: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_throughput_alone_is_reported_but_does_not_fail_the_gate_unless_asked(tmp_path: Path) -> None:
-    base, head = write(tmp_path, "b.json", golden()), write(tmp_path, "h.json", _same_cpu(golden(speed=0.7)))
-    done = compare_files(results(golden()), results(_same_cpu(golden(speed=0.7))), base_name="b", head_name="h",
-                         threshold=0.1)  # fmt: skip
+    before, after = _same_cpu(golden()), _same_cpu(golden(speed=0.7))
+    base, head = write(tmp_path, "b.json", before), write(tmp_path, "h.json", after)
+    done = compare_files(results(before), results(after), base_name="b", head_name="h", threshold=0.1)
     by_metric = {v.metric: v for v in done.verdicts}
     assert by_metric["rps"].verdict == SLOWER and not by_metric["rps"].gating
-    assert by_metric["cpu_ms_per_request"].verdict == NO_CHANGE and by_metric["cpu_ms_per_request"].gating
-    assert done.regressions == [] and done.gate_on == ("cpu_ms_per_request",)
+    assert by_metric["cpu_ms_per_request_net"].verdict == NO_CHANGE and by_metric["cpu_ms_per_request_net"].gating
+    assert by_metric["cpu_ms_per_request"].verdict == NO_CHANGE and not by_metric["cpu_ms_per_request"].gating
+    assert done.regressions == [] and done.gate_on == ("cpu_ms_per_request_net",)
     assert bench("compare", str(base), str(head)).exit_code == 0
     assert bench("compare", str(base), str(head), "--gate-on", "rps,p99_ms").exit_code == 1
     assert bench("compare", str(base), str(head), "--gate-on", "all").exit_code == 1
@@ -562,6 +563,6 @@ def test_the_fixed_cpu_per_second_is_fitted_over_both_sides_and_taken_out_of_cpu
     by_metric = {v.metric: v for v in done.verdicts}
     assert by_metric["cpu_ms_per_request_net"].change == pytest.approx(0.10, abs=1e-6)  # exactly the per-request part
     assert by_metric["cpu_ms_per_request_net"].base == pytest.approx(1.0, rel=1e-6)
-    # Too few windows, or throughputs too alike to separate the fixed part: no net figure.
-    assert fixed_cpu_per_s(before[:2], after) is None
-    assert fixed_cpu_per_s(cells(golden(), 0.001), cells(golden(), 0.001)) is None
+    # Too few windows, or throughputs too alike to separate the fixed part: nothing taken out (net = plain).
+    assert fixed_cpu_per_s(before[:2], after) == 0.0
+    assert fixed_cpu_per_s(cells(golden(), 0.001), cells(golden(), 0.001)) == 0.0
