@@ -14,17 +14,16 @@ excludes 0 and the ranks differ) **and** larger than ``threshold``. A
 metric is "no change" when its whole interval lies within the threshold, "inconclusive" otherwise (too few
 trials for an interval, or an interval too wide to say).
 
-Which timed metric fails the gate (``gate_on``, default CPU per request alone; ``--gate-on all`` for the
-four): throughput and latency measure the app *and* how much of the cores other processes leave it, and on a
-shared machine that swings within one comparison faster than interleaving can cancel; the target's CPU
-seconds per successful request (its process tree's, read around each measured window) is what a code change
-moves and moves far less with the neighbours. Measured with benchmarks/gate_quality.py on the 2-core machine
-(`bench ab` of examples/shop, 10 pairs, other engineers' suites running, load average 6-16): the paired
-interval of CPU per request was 12-28 points wide where req/s's was 79-97 and p99's 141-236; an A/A's req/s
-swung 40-255 req/s between cells. req/s, p50 and p99 are still compared and printed ("slower (reported, not
-gating)"). CPU per request is not immune: it rises as throughput falls (fixed per-second costs spread over
-fewer requests; 1.22 ms at 225 req/s, 1.92 ms at 43 req/s in one A/A), which is why it is still paired and
-still needs significance and the threshold.
+Which timed metric fails the gate (``gate_on``; default: CPU per request net of the app's fixed CPU per
+second, see fixed_cpu_per_s; ``--gate-on all`` for every one): throughput and latency measure the app *and*
+how much of the cores other processes leave it, and on a shared machine that swings within one comparison
+faster than interleaving can cancel; the target's CPU seconds per successful request (its process tree's,
+read around each measured window) is what a code change moves. Measured with benchmarks/gate_quality.py on
+the 2-core machine (`bench ab` of examples/shop, 10 pairs of 1 + 4 s, other engineers' suites running, load
+average 8-16), median width of the paired 95 % interval over 4 A/A and 3 slowdown comparisons: req/s 70 and
+51 points, p99 120 and 97, plain CPU per request 17 and 19, net CPU per request 12 and 9; at a 10 % threshold
+net CPU per request said slower in 3/3 slowdowns and 0/4 A/A, plain CPU 2/3 and 0/4, req/s 0/3 and 0/4. The
+others are still compared and printed ("slower (reported, not gating)").
 
 Deterministic counters (queries per request per endpoint, statement calls per request by fingerprint,
 response bytes per request, error rate) are compared as they are, noise or not: 2 -> 21 queries per request
