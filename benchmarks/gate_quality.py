@@ -230,6 +230,8 @@ class Outcome:
     cpu_ci: tuple[float, float] | None = None
     base_cpu_ms: float | None = None
     head_cpu_ms: float | None = None
+    net_change: float | None = None  # the same for CPU per request net of the fixed CPU per second (the gate's)
+    net_ci: tuple[float, float] | None = None
     burn_share: float | None = None  # slow: burnt / the head's own CPU per request, as the head measured it
     head_own_cpu_ms: float | None = None  # slow: the head's own CPU ms per request (burn excluded), its measure
     queries: str = ""  # the queries-per-request verdict: "1.07 -> 5.35 (exact, pg_stat_statements per scenario)"
@@ -254,7 +256,7 @@ class Outcome:
     def from_dict(cls, data: dict[str, Any]) -> Outcome:
         known = {f.name for f in dataclasses.fields(cls)}
         values = {k: v for k, v in data.items() if k in known}
-        for name in ("cpu_ci", "load_before", "load_after"):
+        for name in ("cpu_ci", "net_ci", "load_before", "load_after"):
             if values.get(name) is not None:
                 values[name] = tuple(values[name])
         return cls(**values)
@@ -403,6 +405,8 @@ def _read_verdicts(path: Path, outcome: Outcome) -> None:
         if v.metric == "cpu_ms_per_request" and v.endpoint == compare.ALL:
             outcome.cpu_change, outcome.cpu_ci = v.change, v.ci
             outcome.base_cpu_ms, outcome.head_cpu_ms = v.base, v.head
+        elif v.metric == "cpu_ms_per_request_net" and v.endpoint == compare.ALL:
+            outcome.net_change, outcome.net_ci = v.change, v.ci
         elif v.metric == "queries_per_request" and v.base is not None and v.head is not None:
             where = f"{v.endpoint} " if v.endpoint else ""
             outcome.queries = f"{where}{v.base:.3g} -> {v.head:.3g} ({v.method}: {v.verdict})"
@@ -451,6 +455,10 @@ def _describe(outcome: Outcome, number: int) -> str:
         line += f", CPU per request {outcome.cpu_change:+.1%}"
         if outcome.cpu_ci:
             line += f" [{outcome.cpu_ci[0]:+.1%}..{outcome.cpu_ci[1]:+.1%}]"
+        if outcome.net_change is not None:
+            line += f", net {outcome.net_change:+.1%}"
+            if outcome.net_ci:
+                line += f" [{outcome.net_ci[0]:+.1%}..{outcome.net_ci[1]:+.1%}]"
         if outcome.kind == "slow" and outcome.burn_share is not None:
             line += f" (head burnt {outcome.burn_share:.1%} of its own {outcome.head_own_cpu_ms:.3f} ms)"
     if outcome.queries:

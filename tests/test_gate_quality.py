@@ -290,3 +290,11 @@ def test_the_summary_rejudges_the_kept_results_files_per_metric_and_threshold(tm
         ("rps",),
         ("cpu_ms_per_request_net",),
     ]
+
+
+def test_a_line_shows_the_net_cpu_change_the_gate_decides_on() -> None:
+    outcome = gq.Outcome("aa", 0, 200.0, cpu_change=0.05, cpu_ci=(-0.02, 0.12), net_change=0.01, net_ci=(-0.03, 0.05))
+    assert gq._describe(outcome, 1) == (
+        "aa     #1: exit 0 (pass), 200 s, CPU per request +5.0% [-2.0%..+12.0%], net +1.0% [-3.0%..+5.0%], slower: -"
+    )
+    assert gq.Outcome.from_dict(json.loads(outcome.to_json())) == outcome
