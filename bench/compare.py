@@ -20,9 +20,9 @@ how much of the cores other processes leave it, and on a shared machine that swi
 faster than interleaving can cancel; the target's CPU seconds per successful request (its process tree's,
 read around each measured window) is what a code change moves. Measured with benchmarks/gate_quality.py on
 the 2-core machine (`bench ab` of examples/shop, 10 pairs of 1 + 4 s, other engineers' suites running, load
-average 8-16), median width of the paired 95 % interval over 4 A/A and 3 slowdown comparisons: req/s 70 and
-51 points, p99 120 and 97, plain CPU per request 17 and 19, net CPU per request 12 and 9; at a 10 % threshold
-net CPU per request said slower in 3/3 slowdowns and 0/4 A/A, plain CPU 2/3 and 0/4, req/s 0/3 and 0/4. The
+average 3-16), median width of the paired 95 % interval over 6 A/A and 5 slowdown comparisons: req/s 54 and
+35 points, p99 74 and 67, plain CPU per request 11 and 18, net CPU per request 9 and 9; at a 10 % threshold
+net CPU per request said slower in 5/5 slowdowns and 0/6 A/A, plain CPU 4/5 and 0/6, req/s 1/5 and 0/6. The
 others are still compared and printed ("slower (reported, not gating)").
 
 Deterministic counters (queries per request per endpoint, statement calls per request by fingerprint,
