@@ -191,6 +191,17 @@ PinOption = Annotated[
 ]
 
 
+_THRESHOLD_HELP = "Smallest change that counts as a regression, as a share (0.1 = 10 %; asv's rule)."
+GateOnOption = Annotated[
+    str,
+    typer.Option(
+        help="Timed metrics whose 'slower' fails the gate, comma list of rps, p50_ms, p99_ms, "
+        "cpu_ms_per_request, cpu_ms_per_request_net, or all (the others are reported; counters and failed cells "
+        "always gate)."
+    ),
+]
+
+
 @app.command()
 def run(
     variants: Annotated[str, typer.Option(help="Comma list of variants, or 'all' (see bench list).")] = "all",
@@ -535,14 +546,21 @@ def ab(
     html: HtmlOption = True,
     cpus: CpusOption = None,
     pin: PinOption = True,
+    threshold: Annotated[float, typer.Option(help=_THRESHOLD_HELP)] = 0.10,
+    gate_on: GateOnOption = "cpu_ms_per_request_net",
 ) -> None:
     """Two versions of your app in one run: cells interleaved, order alternated trial by trial; ends with the
-    side-by-side table."""
+    side-by-side table and bench compare's verdicts (exit 1 on a regression)."""
     from bench.errors import BenchError
     from bench.runner import RunConfig
 
     duration_s, warmup_s = _timing(quick, duration, warmup)
     try:
+        from bench.compare import gate_metrics
+
+        metrics = gate_metrics(gate_on)  # refused before any server starts, not after the run
+        if not threshold > 0:
+            raise BenchError(f"--threshold must be above 0 (a share, 0.1 = 10 %), got {threshold:g}")
         if len(app_) != 1:
             raise BenchError(f"bench ab takes one --app (both checkouts run the same one); got {len(app_)}")
         module = app_[0]
@@ -584,7 +602,7 @@ def ab(
 
         def closing(results: Results, console: Console) -> None:
             _print_ab(results, console)
-            verdicts.append(_ab_verdict(results, console))
+            verdicts.append(_ab_verdict(results, console, threshold, metrics))
 
         _execute(config, html, closing=closing)
     except BenchError as exc:
@@ -593,15 +611,15 @@ def ab(
         raise typer.Exit(verdicts[0])
 
 
-def _ab_verdict(results: Results, console: Console) -> int:
-    """``bench ab`` ends as ``bench compare RUN.json`` would on its file (paired trials, the default threshold):
-    the verdicts printed, their exit code returned (0 no regression, 1 a regression)."""
+def _ab_verdict(results: Results, console: Console, threshold: float, gate_on: tuple[str, ...]) -> int:
+    """``bench ab`` ends as ``bench compare RUN.json --threshold T --gate-on M`` would on its file (paired
+    trials): the verdicts printed, their exit code returned (0 no regression, 1 a regression)."""
     from bench import compare as comparing
     from bench.errors import BenchError
     from reports import gate
 
     try:
-        done = comparing.compare_labels(results, base="base", head="head", threshold=comparing.DEFAULT_THRESHOLD)
+        done = comparing.compare_labels(results, base="base", head="head", threshold=threshold, gate_on=gate_on)
         text, code = gate.compared(done, format="terminal", junit=None)
     except BenchError as exc:  # e.g. every cell of one side failed: the failed cells already fail the run
         console.print(f"[yellow]no comparison: {exc}[/yellow]")
@@ -915,9 +933,6 @@ def serve(
         raise typer.Exit(130) from None
 
 
-_THRESHOLD_HELP = "Smallest change that counts as a regression, as a share (0.1 = 10 %; asv's rule)."
-
-
 def _gate(work: Callable[[], tuple[str, int]], output: Path | None) -> None:
     """Print (or write to ``output``) what a CI gate produced and exit with its code (0 pass, 1 regression or
     breach, 2 bad input)."""
@@ -945,17 +960,18 @@ def compare(
     format: Annotated[str, typer.Option("--format", "-f", help="terminal, md, json or html.")] = "terminal",
     output: Annotated[Path | None, typer.Option("-o", "--output", help="Write to this file, not stdout.")] = None,
     junit: Annotated[Path | None, typer.Option(help="Also write a JUnit XML file: one test case per verdict.")] = None,
+    gate_on: GateOnOption = "cpu_ms_per_request_net",
 ) -> None:
     """Did head get slower than base? Exit 0 no regression, 1 a regression, 2 files that cannot be compared."""
     from bench import compare as comparing
     from reports import gate
 
-    _gate(
-        lambda: gate.compared(
-            comparing.from_paths(files, base=base, head=head, threshold=threshold), format=format, junit=junit
-        ),
-        output,
-    )
+    def work() -> tuple[str, int]:
+        metrics = comparing.gate_metrics(gate_on)
+        done = comparing.from_paths(files, base=base, head=head, threshold=threshold, gate_on=metrics)
+        return gate.compared(done, format=format, junit=junit)
+
+    _gate(work, output)
 
 
 @app.command()

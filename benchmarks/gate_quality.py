@@ -1,38 +1,45 @@
 """How far a CI job can trust `bench ab`'s verdict on this machine: false alarms, detections, wall time.
 
     python benchmarks/gate_quality.py [--repeats 10] [--which aa,slow,nplus1] [--trials 10] [--users 8]
-                                      [--warmup 2] [--duration 5] [--slowdown 0.10]
-                                      [--log /tmp/dbbench-gate-quality.jsonl] [--stop-after MINUTES] [--summary]
+                                      [--warmup 1] [--duration 4] [--slowdown 0.10]
+                                      [--log /tmp/dbbench-gate-quality.jsonl] [--stop-after MINUTES]
+                                      [--summary [--rejudge 0.05,0.1]]
 
 Each comparison is one `bench ab` run exactly as the example CI workflow (examples/github-actions/bench-ab.yml)
-runs it on examples/shop: `--trials 10 --users 8 --warmup 2 --duration 5` by default, every other option at
-its default (the check, the load generator's calibration, the HTML report), its exit code read as a CI job
-reads it (1: a regression, the job fails). Three kinds of comparison, each between two temporary copies of
-examples/shop (base: the copy as shipped; head: an edited copy; nothing shipped is switched):
+runs it on examples/shop: `--trials 10 --users 8 --warmup 1 --duration 4 --no-calibrate --no-html` by default,
+every other option at its default (the check; the verdict gating on CPU per request and the counters at a
+10 % threshold), its exit code read as a CI job reads it (1: a regression, the job fails). Three kinds of
+comparison, each between two temporary copies of examples/shop (base: the copy as shipped; head: an edited
+copy; nothing shipped is switched):
 
 - aa:     head is an unedited copy too. A regression verdict here is a false alarm.
-- slow:   head burns extra CPU in every request (in the `session` dependency every measured endpoint uses):
-          --slowdown (default 10 %) of the app's CPU per request, learnt from the comparisons so far (see
-          Injection; a first `bench run` of the copy only when there is none yet). The share really injected
-          is printed from each comparison's own paired trials (head / base CPU per request), with its interval.
+- slow:   head burns --slowdown (default 10 %) of its own CPU per request in every request (in the `session`
+          dependency every measured endpoint uses). The copy sizes the burn itself: every BURN_WINDOW requests
+          it reads its process's CPU time, takes the burn out, and burns that share of what is left per
+          request from then on, so the injection follows what the app costs at that moment on a machine whose
+          load changes (a fixed burn sized from an earlier run measured +19 % median when aimed at +10 %).
+          Printed per comparison: the share the head burnt of its own CPU (its log, warm-up included) and the
+          share measured by the comparison itself (head / base CPU per request of the paired trials).
 - nplus1: head's GET /categories/{id}/items fetches each listed item's category name with one query per row
           instead of the one joined query (20 rows: 1 -> 21 queries per request on that endpoint).
 
 Kinds are interleaved (the least-run one next), so a slow hour of the machine hits each alike. Every comparison
 is appended to --log as one JSON line (exit code, wall time, slower metrics, CPU figures, queries per request,
 the load average before and after) with bench ab's own output and results file in LOG.d/; a later run with the
-same settings resumes from it, and --summary prints the rates from what is there without running anything.
+same settings resumes from it, and --summary prints the rates from what is there without running anything,
+with, from the kept results files, how often each timed metric alone says slower per kind (which metric
+separates A/A from A/B) and, with --rejudge, what `bench compare --threshold T` says on the same files.
 
 Printed: per comparison its exit code, wall time, load average, the injected share and the metrics found
 slower; then the false-alarm rate (aa) and the detection rates (slow, nplus1), each with its 95 % Wilson
 interval (scipy), the wall time per comparison, the command line and the machine. A comparison that ends with
 neither 0 nor 1 (bad input, a failed set-up) is counted apart, never as a pass.
 
-It takes long: each comparison runs 2 x trials cells of warm-up + duration (140 s of load with the defaults)
-plus each copy's set-up, its check and the load generator's calibration (~3.5 min here), and the defaults run
-30 comparisons: close to two hours (--stop-after bounds a session; run again to resume). The issue's goal
-(<= 5 % false alarms, >= 95 % of 10 % slowdowns caught) needs 73 comparisons of a kind without a miss before
-the Wilson interval's far end passes 5 % (0 of 20: up to 16 %; 0 of 40: 8.8 %).
+It takes long: each comparison runs 2 x trials cells of warm-up + duration (100 s of load with the defaults)
+plus each app's set-up and check, and a server and a Locust started and stopped per cell: measured at load
+average 10-16, 313 s, of which 36 s before the first cell, 13.7 s per cell (5 s of load) and 16 s after the
+last. The issue's goal (<= 5 % false alarms, >= 95 % of 10 % slowdowns caught) needs 73 comparisons of a kind
+without a miss before the Wilson interval's far end passes 5 % (0 of 20: up to 16 %; 0 of 40: 8.8 %).
 """
 
 from __future__ import annotations
@@ -58,30 +65,58 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench import compare, metadata, results  # noqa: E402
+from bench.errors import BenchError  # noqa: E402
 
 SHOP = ROOT / "examples" / "shop"
 APP = "shop.main:app"
 KINDS = ("aa", "slow", "nplus1")
 SETUP = ("python migrate.py", "python seed.py")
-CALIBRATION_TRIALS = 2
+# What the example workflow (examples/github-actions/bench-ab.yml) passes besides the timing: the load
+# generator's calibration and the HTML report serve no verdict and cost a comparison ~10-20 s (see README).
+AB_FLAGS = ("--no-calibrate", "--no-html")
+# The slowdown's copy measures its own CPU per request every BURN_WINDOW requests (~0.3-1 s here at 300-900
+# req/s: within the 1 s warm-up, so the measured window burns at the aim) and logs it to BURN_LOG.
+BURN_WINDOW = 100
+BURN_LOG = "burn.jsonl"
 DEFAULT_LOG = Path("/tmp/dbbench-gate-quality.jsonl")
 # Copied with the app, never its products: results, reports, bytecode.
 IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", "*.json", "*.html", "*.profiles", "results")
 
 # The edits, each applied to exactly one place of the copy's shop/main.py (edit() refuses otherwise, so a change
 # to examples/shop that moves these lines fails loudly instead of measuring an unedited copy).
-_BURN_IMPORT = ("from __future__ import annotations\n", "from __future__ import annotations\n\nimport time\n")
+_BURN_IMPORT = (
+    "from __future__ import annotations\n",
+    "from __future__ import annotations\n\nimport json\nimport os\nimport time\nfrom pathlib import Path\n",
+)
 _BURN_DEFINITION = (
     'app = FastAPI(title="shop", lifespan=lifespan)\n',
     'app = FastAPI(title="shop", lifespan=lifespan)\n'
-    "BURN_S = {burn_s!r}  # gate_quality.py: CPU seconds burnt per request (an injected slowdown)\n"
+    "BURN_SHARE = {share!r}  # gate_quality.py: the injected slowdown, a share of the app's own CPU per request\n"
+    "BURN_WINDOW = {window!r}  # requests between two measures of the app's own CPU per request\n"
+    "BURN_LOG = Path(__file__).with_name({log!r})\n"
+    "_burn_s = 0.0  # CPU seconds burnt per request, resized every BURN_WINDOW requests\n"
+    "_window = [0, 0.0, 0.0]  # requests in this window, process CPU when it opened, CPU burnt in it\n"
     "\n"
     "\n"
     "def _burn() -> None:\n"
-    "    # CPU time, not wall time: the same cost per request however busy the machine is.\n"
-    "    end = time.thread_time() + BURN_S\n"
-    "    while time.thread_time() < end:\n"
-    "        pass\n",
+    "    # Sized from the process's own CPU per request (the figure dbbench measures), burn excluded, over the\n"
+    "    # last window: BURN_SHARE of what this copy costs now, however busy the machine makes it.\n"
+    "    global _burn_s\n"
+    "    if _window[0] == 0:\n"
+    "        _window[1], _window[2] = time.process_time(), 0.0\n"
+    "    elif _window[0] >= BURN_WINDOW:\n"
+    "        own_s = (time.process_time() - _window[1] - _window[2]) / _window[0]\n"
+    "        row = {{'pid': os.getpid(), 'requests': _window[0], 'own_s': own_s, 'burn_s': _burn_s}}\n"
+    "        with BURN_LOG.open('a') as log:\n"
+    "            log.write(json.dumps(row) + '\\n')\n"
+    "        _burn_s = BURN_SHARE * own_s\n"
+    "        _window[:] = [0, time.process_time(), 0.0]\n"
+    "    _window[0] += 1\n"
+    "    # CPU time, not wall time: the same cost per request however often the thread is preempted.\n"
+    "    start = time.thread_time()\n"
+    "    while time.thread_time() < start + _burn_s:\n"
+    "        pass\n"
+    "    _window[2] += time.thread_time() - start\n",
 )
 _BURN_CALL = (
     "async def session(request: Request) -> AsyncIterator[AsyncSession]:\n",
@@ -129,14 +164,30 @@ def copy_shop(destination: Path, source: Path = SHOP) -> Path:
     return destination
 
 
-def inject_slowdown(app_dir: Path, burn_s: float) -> None:
-    """Make the copy at ``app_dir`` burn ``burn_s`` CPU seconds in every request that opens a session."""
+def inject_slowdown(app_dir: Path, share: float, window: int = BURN_WINDOW) -> None:
+    """Make the copy at ``app_dir`` burn ``share`` of its own CPU per request in every request that opens a
+    session, measured by the copy itself every ``window`` requests; each measure is appended to BURN_LOG in
+    the copy's shop/ folder (read back by burn_figures)."""
     main = app_dir / "shop" / "main.py"
     text = main.read_text(encoding="utf-8")
     old, new = _BURN_DEFINITION
-    for before, after in (_BURN_IMPORT, (old, new.format(burn_s=burn_s)), _BURN_CALL):
+    for before, after in (_BURN_IMPORT, (old, new.format(share=share, window=window, log=BURN_LOG)), _BURN_CALL):
         text = edit(text, before, after)
     main.write_text(text, encoding="utf-8")
+
+
+def burn_figures(app_dir: Path) -> tuple[float, float] | None:
+    """(the share of its own CPU the copy burnt, its own CPU ms per request), request-weighted over every
+    window of every process the comparison started (warm-up included; the first window of each process burns
+    nothing, so the share sits a little under the aim); None when no window closed."""
+    path = app_dir / "shop" / BURN_LOG
+    if not path.exists():
+        return None
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    requests = sum(r["requests"] for r in rows)
+    own = sum(r["own_s"] * r["requests"] for r in rows)
+    burnt = sum(r["burn_s"] * r["requests"] for r in rows)
+    return (burnt / own, own / requests * 1e3) if own and requests else None
 
 
 def inject_nplus1(app_dir: Path) -> None:
@@ -179,7 +230,10 @@ class Outcome:
     cpu_ci: tuple[float, float] | None = None
     base_cpu_ms: float | None = None
     head_cpu_ms: float | None = None
-    burn_ms: float = 0.0  # CPU ms the head burnt per request (slow only; the aim, not the measure)
+    net_change: float | None = None  # the same for CPU per request net of the fixed CPU per second (the gate's)
+    net_ci: tuple[float, float] | None = None
+    burn_share: float | None = None  # slow: burnt / the head's own CPU per request, as the head measured it
+    head_own_cpu_ms: float | None = None  # slow: the head's own CPU ms per request (burn excluded), its measure
     queries: str = ""  # the queries-per-request verdict: "1.07 -> 5.35 (exact, pg_stat_statements per scenario)"
     load_before: tuple[float, float, float] | None = None  # os.getloadavg() when it started
     load_after: tuple[float, float, float] | None = None
@@ -202,7 +256,7 @@ class Outcome:
     def from_dict(cls, data: dict[str, Any]) -> Outcome:
         known = {f.name for f in dataclasses.fields(cls)}
         values = {k: v for k, v in data.items() if k in known}
-        for name in ("cpu_ci", "load_before", "load_after"):
+        for name in ("cpu_ci", "net_ci", "load_before", "load_after"):
             if values.get(name) is not None:
                 values[name] = tuple(values[name])
         return cls(**values)
@@ -212,6 +266,7 @@ def settings_of(args: argparse.Namespace) -> dict[str, Any]:
     """What makes two comparisons alike: only outcomes of the same settings are counted together."""
     return {
         "trials": args.trials,
+        "flags": " ".join(AB_FLAGS),
         "users": args.users,
         "warmup": args.warmup,
         "duration": args.duration,
@@ -311,6 +366,7 @@ def ab_command(args: argparse.Namespace, output: str) -> list[str]:
         "--trials",
         str(args.trials),
         *_timing_args(args),
+        *AB_FLAGS,
         "-o",
         output,
     ]
@@ -319,14 +375,6 @@ def ab_command(args: argparse.Namespace, output: str) -> list[str]:
 def _last_line(text: str) -> str:
     lines = [line for line in text.splitlines() if line.strip()]
     return lines[-1].strip() if lines else ""
-
-
-def cpu_per_request_s(path: Path) -> float:
-    """The app process's CPU seconds per successful request over a results file's measured cells."""
-    cells = [c for c in results.load(path).cells if c.ok and c.target_cpu_s is not None and c.successes]
-    if not cells:
-        raise SystemExit(f"{path}: no measured cell with the target's CPU time; cannot calibrate the slowdown")
-    return sum(c.target_cpu_s or 0.0 for c in cells) / sum(c.successes for c in cells)
 
 
 def _run(command: list[str], cwd: Path, raw: Path | None = None) -> tuple[int, str]:
@@ -346,90 +394,6 @@ def _run(command: list[str], cwd: Path, raw: Path | None = None) -> tuple[int, s
         return code, _last_line(out.read())
 
 
-def calibrate(args: argparse.Namespace, workdir: Path) -> float:
-    """The shipped shop's CPU seconds per request under the comparison's load (a `bench run` of a copy).
-
-    Only a first guess, for a run with no comparison to learn from (see Injection): it is not the comparison's
-    own pipeline (no check, no load calibration, 2 trials) and measured 1.055 and 1.280 ms in two runs here."""
-    app_dir = copy_shop(workdir / "calibration")
-    command = [
-        *_bench(),
-        "run",
-        "--app",
-        APP,
-        "--scenarios",
-        "perf/locustfile.py",
-        *_setup_args(),
-        "--trials",
-        str(CALIBRATION_TRIALS),
-        *_timing_args(args),
-        "--no-check",
-        "--no-calibrate",
-        "--no-html",
-        "-o",
-        "calibration.json",
-    ]
-    code, last = _run(command, app_dir)
-    if code != 0:
-        raise SystemExit(f"calibration run failed (exit {code}): {last}")
-    cpu_s = cpu_per_request_s(app_dir / "calibration.json")
-    shutil.rmtree(app_dir)
-    return cpu_s
-
-
-@dataclass
-class Injection:
-    """How much CPU the slowdown's head burns per request, learnt from the comparisons themselves (see _precise).
-
-    A fixed burn b adds b / base CPU per request only if the rest of the app's CPU per request stays the same;
-    measured, it does not (the first defaults run aimed +10 % and measured +12.1 % and +14.9 %): the base's own
-    CPU per request moves with the machine's state between one calibration run and the next (1.055 vs
-    1.280 ms), and a slower head serves fewer requests per second, so the event loop's fixed costs are shared
-    by fewer. So the burn is set from the comparisons' own figures: the base CPU per request of every
-    comparison so far (each base is the shipped shop, in the very pipeline measured), and the factor k by
-    which the measured share exceeded b / base in the slowdowns so far: burn = aim x median(base) / median(k).
-    """
-
-    aim: float  # the share of CPU per request to add (0.10)
-    bases_ms: list[float] = field(default_factory=list)  # base CPU ms per request of each comparison
-    factors: list[float] = field(default_factory=list)  # measured share / (burn / base) of each slowdown
-
-    def learn(self, outcome: Outcome) -> None:
-        if outcome.base_cpu_ms:
-            self.bases_ms.append(outcome.base_cpu_ms)
-            if outcome.kind == "slow" and outcome.burn_ms and outcome.cpu_change is not None and self._precise(outcome):
-                expected = outcome.burn_ms / outcome.base_cpu_ms
-                if outcome.cpu_change > 0:
-                    self.factors.append(outcome.cpu_change / expected)
-
-    def _precise(self, outcome: Outcome) -> bool:
-        """Whether a slowdown's measured share can teach k: its interval no wider than the aim (+-5 % for 10 %).
-        On this shared machine at load average 12-18 an A/A measured +22 % [+14 %..+31 %] with nothing injected;
-        a factor learnt from such a comparison is noise, and the burn would chase it (it did: k 1.72 from one
-        comparison of [+4.9 %..+24.8 %] halved the next burn)."""
-        return outcome.cpu_ci is not None and outcome.cpu_ci[1] - outcome.cpu_ci[0] <= self.aim
-
-    @property
-    def known(self) -> bool:
-        return bool(self.bases_ms)
-
-    def burn_ms(self, fallback_base_ms: float | None = None) -> float:
-        base = statistics.median(self.bases_ms) if self.bases_ms else fallback_base_ms
-        if base is None:
-            raise ValueError("no base CPU per request known yet: calibrate first")
-        factor = statistics.median(self.factors) if self.factors else 1.0
-        return self.aim * base / factor
-
-    def describe(self) -> str:
-        base = f"{statistics.median(self.bases_ms):.3f} ms" if self.bases_ms else "none yet"
-        factor = (
-            f"{statistics.median(self.factors):.2f}"
-            if self.factors
-            else "1 (no slowdown measured to within the aim yet)"
-        )
-        return f"base CPU per request median {base} over {len(self.bases_ms)} comparison(s), factor k {factor}"
-
-
 def _read_verdicts(path: Path, outcome: Outcome) -> None:
     """Fill ``outcome`` from one `bench ab` results file: slower verdicts, CPU figures, queries, failed cells."""
     run = results.load(path)
@@ -441,23 +405,24 @@ def _read_verdicts(path: Path, outcome: Outcome) -> None:
         if v.metric == "cpu_ms_per_request" and v.endpoint == compare.ALL:
             outcome.cpu_change, outcome.cpu_ci = v.change, v.ci
             outcome.base_cpu_ms, outcome.head_cpu_ms = v.base, v.head
+        elif v.metric == "cpu_ms_per_request_net" and v.endpoint == compare.ALL:
+            outcome.net_change, outcome.net_ci = v.change, v.ci
         elif v.metric == "queries_per_request" and v.base is not None and v.head is not None:
             where = f"{v.endpoint} " if v.endpoint else ""
             outcome.queries = f"{where}{v.base:.3g} -> {v.head:.3g} ({v.method}: {v.verdict})"
     outcome.failed_cells = sum(not c.ok for c in run.cells)
 
 
-def compare_once(kind: str, args: argparse.Namespace, workdir: Path, burn_s: float, raw: Path | None = None) -> Outcome:
+def compare_once(kind: str, args: argparse.Namespace, workdir: Path, raw: Path | None = None) -> Outcome:
     """One `bench ab` between a shipped copy (base) and a copy edited for ``kind`` (head); its output is kept
     in ``raw`` and its results file beside it (``raw`` with .json) when given."""
     base = copy_shop(workdir / "base")
     head = copy_shop(workdir / "head")
     if kind == "slow":
-        inject_slowdown(head, burn_s)
+        inject_slowdown(head, args.slowdown)
     elif kind == "nplus1":
         inject_nplus1(head)
     outcome = Outcome(kind, -1, 0.0, settings=settings_of(args), raw=str(raw or ""))
-    outcome.burn_ms = burn_s * 1e3 if kind == "slow" else 0.0
     outcome.started = datetime.now(UTC).isoformat(timespec="seconds")
     outcome.load_before = os.getloadavg()
     started = time.monotonic()
@@ -471,6 +436,8 @@ def compare_once(kind: str, args: argparse.Namespace, workdir: Path, burn_s: flo
             _read_verdicts(head / "ab.json", outcome)
             if raw is not None:
                 shutil.copyfile(head / "ab.json", raw.with_suffix(".json"))
+        if kind == "slow" and (figures := burn_figures(head)):
+            outcome.burn_share, outcome.head_own_cpu_ms = figures
     finally:
         shutil.rmtree(base)
         shutil.rmtree(head)
@@ -488,8 +455,12 @@ def _describe(outcome: Outcome, number: int) -> str:
         line += f", CPU per request {outcome.cpu_change:+.1%}"
         if outcome.cpu_ci:
             line += f" [{outcome.cpu_ci[0]:+.1%}..{outcome.cpu_ci[1]:+.1%}]"
-        if outcome.kind == "slow" and outcome.base_cpu_ms:
-            line += f" (burnt {outcome.burn_ms:.3f} ms on base {outcome.base_cpu_ms:.3f} ms)"
+        if outcome.net_change is not None:
+            line += f", net {outcome.net_change:+.1%}"
+            if outcome.net_ci:
+                line += f" [{outcome.net_ci[0]:+.1%}..{outcome.net_ci[1]:+.1%}]"
+        if outcome.kind == "slow" and outcome.burn_share is not None:
+            line += f" (head burnt {outcome.burn_share:.1%} of its own {outcome.head_own_cpu_ms:.3f} ms)"
     if outcome.queries:
         line += f", queries per request {outcome.queries}"
     if outcome.completed:
@@ -513,9 +484,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--which", default=",".join(KINDS), help="kinds, comma separated (default aa,slow,nplus1)")
     parser.add_argument("--trials", type=int, default=10, help="bench ab --trials (default 10, as the CI example)")
     parser.add_argument("--users", type=int, default=8, help="bench ab --users (default 8, as the CI example)")
-    parser.add_argument("--warmup", type=float, default=2.0, help="bench ab --warmup, s (default 2, as the CI example)")
+    parser.add_argument("--warmup", type=float, default=1.0, help="bench ab --warmup, s (default 1, as the CI example)")
     parser.add_argument(
-        "--duration", type=float, default=5.0, help="bench ab --duration, s (default 5, as the CI example)"
+        "--duration", type=float, default=4.0, help="bench ab --duration, s (default 4, as the CI example)"
     )
     parser.add_argument("--slowdown", type=float, default=0.10, help="injected CPU per request, a share (default 0.10)")
     parser.add_argument(
@@ -535,6 +506,19 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--summary", action="store_true", help="run nothing: print the summary of the log's comparisons"
     )
+    parser.add_argument(
+        "--rejudge",
+        default="",
+        metavar="T[,T...]",
+        help="with the summary, also the rates bench compare --threshold T gives on the kept results files",
+    )
+    parser.add_argument(
+        "--rejudge-on",
+        default=",".join(compare.DEFAULT_GATE_ON),
+        metavar="M[,M...][;M...]",
+        help="--rejudge's --gate-on: timed metrics, comma separated; several sets separated by ';' "
+        f"(default {','.join(compare.DEFAULT_GATE_ON)})",
+    )
     args = parser.parse_args(argv)
     kinds = [k.strip() for k in args.which.split(",") if k.strip()]
     unknown = [k for k in kinds if k not in KINDS]
@@ -546,8 +530,78 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error(f"--slowdown is a share between 0 and 1 (0.10 is 10 %); got {args.slowdown}")
     if args.stop_after is not None and args.stop_after <= 0:
         parser.error(f"--stop-after is a number of minutes above 0; got {args.stop_after:g}")
+    try:
+        args.rejudge = [float(t) for t in args.rejudge.split(",") if t.strip()]
+    except ValueError:
+        parser.error(f"--rejudge takes thresholds as shares, comma separated (0.05,0.1); got {args.rejudge!r}")
+    if any(not 0 < t < 1 for t in args.rejudge):
+        parser.error(f"--rejudge thresholds are shares between 0 and 1; got {args.rejudge}")
+    try:
+        args.rejudge_on = [compare.gate_metrics(raw) for raw in args.rejudge_on.split(";") if raw.strip()]
+    except BenchError as exc:
+        parser.error(str(exc))
     args.kinds = kinds
     return args
+
+
+def timed_verdicts(path: Path) -> dict[str, compare.Verdict]:
+    """The scenario-wide timed verdicts (rps, p50_ms, p99_ms, cpu_ms_per_request) of one logged results file."""
+    done = compare.compare_labels(results.load(path), base="base", head="head", threshold=compare.DEFAULT_THRESHOLD)
+    return {v.metric: v for v in done.verdicts if v.endpoint == compare.ALL and v.metric in compare.TIMED_METRICS}
+
+
+def by_metric(outcomes: list[Outcome]) -> list[str]:
+    """Which timed metric separates A/A from A/B: per kind and metric, how many comparisons it alone would
+    flag (its own "slower" verdict), its median change (slower positive: req/s's sign turned) and the median
+    width of its 95 % interval, from the results files kept in the log's folder (comparisons without one are
+    left out). The verdict rule is bench.compare's as it is now, so a changed rule is re-judged here."""
+    lines = [f"{'by metric':<10} {'kind':<7} " + "  ".join(f"{m:<34}" for m in compare.TIMED_METRICS)]
+    for kind in KINDS:
+        judged = []
+        for outcome in outcomes:
+            path = Path(outcome.raw).with_suffix(".json") if outcome.raw else None
+            if outcome.kind == kind and path is not None and path.exists():
+                judged.append(timed_verdicts(path))
+        if not judged:
+            continue
+        cells = []
+        for metric in compare.TIMED_METRICS:
+            found = [j[metric] for j in judged if metric in j and j[metric].change is not None]
+            flagged = sum(v.verdict == compare.SLOWER for v in found)
+            sign = -1.0 if metric == "rps" else 1.0
+            changes = [sign * (v.change or 0.0) for v in found]
+            widths = [v.ci[1] - v.ci[0] for v in found if v.ci]
+            median = f"{statistics.median(changes):+.1%}" if changes else "n/a"
+            width = f"{statistics.median(widths):.0%}" if widths else "n/a"
+            cells.append(f"{flagged}/{len(found)} slower, {median}, CI {width} wide".ljust(34))
+        lines.append(f"{'':<10} {kind:<7} " + "  ".join(cells))
+    return lines
+
+
+def rejudged(
+    outcomes: list[Outcome], threshold: float, gate_on: tuple[str, ...] = compare.DEFAULT_GATE_ON
+) -> list[str]:
+    """Per kind, how many comparisons `bench compare ab.json --threshold T --gate-on M` fails on the kept
+    results files, with the Wilson interval: what another threshold or gating metric would have done to the
+    very same measurements (a failed cell fails either way)."""
+    lines = []
+    for kind in KINDS:
+        flagged = completed = 0
+        for outcome in outcomes:
+            path = Path(outcome.raw).with_suffix(".json") if outcome.raw else None
+            if outcome.kind != kind or not outcome.completed or path is None or not path.exists():
+                continue
+            done = compare.compare_labels(
+                results.load(path), base="base", head="head", threshold=threshold, gate_on=gate_on
+            )
+            completed += 1
+            flagged += bool(done.regressions) or outcome.failed_cells > 0
+        if completed:
+            lines.append(
+                f"  {kind:<7} {flagged}/{completed} flagged ({_percent(rate(flagged, completed))}"
+                f"{_interval(flagged, completed)})"
+            )
+    return [f"re-judged at --threshold {threshold:g} --gate-on {','.join(gate_on)}:", *lines]
 
 
 def print_summary(args: argparse.Namespace, outcomes: list[Outcome]) -> None:
@@ -560,6 +614,10 @@ def print_summary(args: argparse.Namespace, outcomes: list[Outcome]) -> None:
     if mine:
         first, last = min(o.started for o in mine), max(o.started for o in mine)
         print(f"{len(mine)} comparison(s) from {first} to {last} (UTC); log: {args.log}")
+        print("\n".join(by_metric(mine)))
+        for metrics in args.rejudge_on:
+            for threshold in args.rejudge:
+                print("\n".join(rejudged(mine, threshold, metrics)))
 
 
 def _next_kind(args: argparse.Namespace, counts: dict[str, int]) -> str | None:
@@ -584,15 +642,11 @@ def main(argv: list[str] | None = None) -> int:
     print("  (run in the head copy, ../base beside it; exit 1 = the gate flags a regression)")
     mine = [o for o in logged if o.settings == settings_of(args)]
     counts = {kind: sum(o.kind == kind for o in mine) for kind in args.kinds}
-    injection = Injection(args.slowdown)
-    for outcome in mine:
-        injection.learn(outcome)
     if mine:
         print(f"resuming from {args.log}: {', '.join(f'{k} {n}' for k, n in counts.items())} already there")
     raw_dir = args.log.with_name(args.log.name + ".d")
     raw_dir.mkdir(parents=True, exist_ok=True)
     deadline = time.monotonic() + args.stop_after * 60 if args.stop_after else None
-    fallback_ms: float | None = None
     try:
         with tempfile.TemporaryDirectory(prefix="dbbench-gate-quality-") as tmp:
             workdir = Path(tmp)
@@ -600,19 +654,11 @@ def main(argv: list[str] | None = None) -> int:
                 if deadline is not None and time.monotonic() > deadline:
                     print(f"--stop-after {args.stop_after:g}: no further comparison started")
                     break
-                burn_s = 0.0
-                if kind == "slow":
-                    if not injection.known and fallback_ms is None:
-                        fallback_ms = calibrate(args, workdir) * 1e3
-                        print(f"calibration (no comparison to learn from yet): `bench run` {fallback_ms:.3f} ms")
-                    burn_s = injection.burn_ms(fallback_ms) / 1e3
-                    print(f"slowdown: burning {burn_s * 1e3:.3f} ms per request; {injection.describe()}")
                 number = len(mine) + 1
                 raw = raw_dir / f"{number:03d}-{kind}.txt"
-                outcome = compare_once(kind, args, workdir, burn_s, raw)
+                outcome = compare_once(kind, args, workdir, raw)
                 append_log(args.log, outcome)
                 mine.append(outcome)
-                injection.learn(outcome)
                 counts[kind] += 1
                 print(_describe(outcome, counts[kind]), flush=True)
     except KeyboardInterrupt:

@@ -52,8 +52,9 @@ def _percent(share: float | None) -> str:
 def verdict_cases(comparison: Comparison) -> list[Case]:
     cases = []
     for v in comparison.verdicts:
-        status = FAIL if v.verdict == SLOWER else SKIP if v.verdict == INCONCLUSIVE else PASS
-        cases.append(Case("compare", f"{v.where}: {v.metric}", status, _verdict_line(v), v.evidence))
+        status = FAIL if v.verdict == SLOWER and v.gating else SKIP if v.verdict == INCONCLUSIVE else PASS
+        summary = _verdict_line(v) + ("" if v.gating or v.verdict != SLOWER else " (reported, not gating)")
+        cases.append(Case("compare", f"{v.where}: {v.metric}", status, summary, v.evidence))
     return cases
 
 
@@ -198,7 +199,8 @@ def compared(done: Comparison, *, format: str, junit: Path | None) -> tuple[str,
     """``bench compare``'s output in ``format`` and its exit code (see ``emit``)."""
     method = "paired trials (interleaved)" if done.paired else "unpaired trials (two runs)"
     header = [
-        f"base {done.base_name} → head {done.head_name}: {method}, threshold {done.threshold:.0%}",
+        f"base {done.base_name} → head {done.head_name}: {method}, threshold {done.threshold:.0%}, "
+        f"gating on {', '.join(done.gate_on)} and the counters",
         *(f"warning: {w}" for w in done.warnings),
     ]
     return emit(

@@ -278,11 +278,13 @@ def test_compare_exit_codes_and_the_junit_file_parses(tmp_path: Path) -> None:
     junit = tmp_path / "out" / "compare.xml"
     shown = bench("compare", str(base), str(slower), "--junit", str(junit))
     assert shown.exit_code == 1, shown.output
-    assert "FAIL db · 8 users · pooled: rps" in shown.output
+    assert "FAIL db · 8 users · pooled: cpu_ms_per_request_net" in shown.output
+    assert re.search(r"ok +db · 8 users · pooled: rps .*: slower \(reported, not gating\)", shown.output)
     suite = next(iter(JUnitXml.fromfile(str(junit))))
     cases = {case.name: case for case in suite}
-    assert isinstance(cases["db · 8 users · pooled: rps"].result[0], Failure)
-    assert "slower" in (cases["db · 8 users · pooled: rps"].result[0].message or "")
+    assert isinstance(cases["db · 8 users · pooled: cpu_ms_per_request_net"].result[0], Failure)
+    assert "slower" in (cases["db · 8 users · pooled: cpu_ms_per_request_net"].result[0].message or "")
+    assert not cases["db · 8 users · pooled: rps"].result  # reported, passed
     assert not cases["db · /db · 8 users · pooled: queries_per_request"].result  # passed
     assert bench("compare", str(base)).exit_code == 2  # one file needs --base/--head
     assert bench("compare", str(base), str(tmp_path / "missing.json")).exit_code == 2
@@ -505,3 +507,62 @@ def test_an_incomplete_or_missing_snapshot_is_not_counted() -> None:
     run = app_run(nplus1_head=True)
     run["cells"][-1]["pg_statements"] = None
     assert _queries(run)[1] == []
+
+
+def _same_cpu(data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` with the target's CPU per request of the unscaled run: a slowdown that is not the app's CPU
+    (the machine's other load took the cores), as seen on the shared machine."""
+    for cell in data["cells"]:
+        cell["target_cpu_s"] = cell["requests"] * 0.0004
+    return data
+
+
+def test_throughput_alone_is_reported_but_does_not_fail_the_gate_unless_asked(tmp_path: Path) -> None:
+    before, after = _same_cpu(golden()), _same_cpu(golden(speed=0.7))
+    base, head = write(tmp_path, "b.json", before), write(tmp_path, "h.json", after)
+    done = compare_files(results(before), results(after), base_name="b", head_name="h", threshold=0.1)
+    by_metric = {v.metric: v for v in done.verdicts}
+    assert by_metric["rps"].verdict == SLOWER and not by_metric["rps"].gating
+    assert by_metric["cpu_ms_per_request_net"].verdict == NO_CHANGE and by_metric["cpu_ms_per_request_net"].gating
+    assert by_metric["cpu_ms_per_request"].verdict == NO_CHANGE and not by_metric["cpu_ms_per_request"].gating
+    assert done.regressions == [] and done.gate_on == ("cpu_ms_per_request_net",)
+    assert bench("compare", str(base), str(head)).exit_code == 0
+    assert bench("compare", str(base), str(head), "--gate-on", "rps,p99_ms").exit_code == 1
+    assert bench("compare", str(base), str(head), "--gate-on", "all").exit_code == 1
+    shown = bench("compare", str(base), str(head), "--gate-on", "cpu")
+    assert shown.exit_code == 2 and "--gate-on takes some of" in shown.output
+
+
+def test_the_cli_default_gate_is_the_modules() -> None:
+    import inspect
+
+    from bench.compare import DEFAULT_GATE_ON
+
+    default = inspect.signature(cli.compare).parameters["gate_on"].default
+    assert tuple(default.split(",")) == DEFAULT_GATE_ON
+
+
+def test_the_fixed_cpu_per_second_is_fitted_over_both_sides_and_taken_out_of_cpu_per_request() -> None:
+    from bench.compare import fixed_cpu_per_s
+
+    def cells(data: dict[str, Any], per_request_s: float) -> list[Any]:
+        # Each window: 0.05 CPU s per second whatever the load, plus per_request_s per request.
+        for cell in data["cells"]:
+            cell["target_cpu_s"] = 0.05 * cell["duration_s"] + per_request_s * cell["requests"]
+        return results(data).cells
+
+    swings = (1.0, 0.3, 0.6, 0.45, 0.9, 0.2)  # throughput swinging as other processes come and go
+    before = cells(golden(jitter=swings), 0.0010)
+    after = cells(golden(jitter=swings[::-1]), 0.0011)
+    assert fixed_cpu_per_s(before, after) == pytest.approx(0.05, rel=1e-6)
+    base, head = copy.deepcopy(golden(jitter=swings, variant="x")), golden(jitter=swings[::-1], variant="x")
+    for data, per_request in ((base, 0.0010), (head, 0.0011)):
+        for cell in data["cells"]:
+            cell["target_cpu_s"] = 0.05 * cell["duration_s"] + per_request * cell["requests"]
+    done = compare_files(results(base), results(head), base_name="b", head_name="h", threshold=0.05)
+    by_metric = {v.metric: v for v in done.verdicts}
+    assert by_metric["cpu_ms_per_request_net"].change == pytest.approx(0.10, abs=1e-6)  # exactly the per-request part
+    assert by_metric["cpu_ms_per_request_net"].base == pytest.approx(1.0, rel=1e-6)
+    # Too few windows, or throughputs too alike to separate the fixed part: nothing taken out (net = plain).
+    assert fixed_cpu_per_s(before[:2], after) == 0.0
+    assert fixed_cpu_per_s(cells(golden(), 0.001), cells(golden(), 0.001)) == 0.0

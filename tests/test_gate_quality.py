@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import difflib
 import importlib.util
+import json
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -59,18 +60,55 @@ def test_a_plain_copy_is_the_shop(tmp_path: Path) -> None:
 
 def test_the_slowdown_copy_only_adds_a_cpu_burn_called_by_the_session_dependency(tmp_path: Path) -> None:
     copy = gq.copy_shop(tmp_path / "head")
-    gq.inject_slowdown(copy, 0.000123)
+    gq.inject_slowdown(copy, 0.1)
     original, edited = _files(SHOP), _files(copy)
     assert {name for name in original if original[name] != edited[name]} == {"shop/main.py"}
     assert original.keys() == edited.keys()
     removed, added = _changed(original["shop/main.py"], edited["shop/main.py"])
     assert removed == []  # nothing of the shop's own code changes
     assert "import time" in added and "    _burn()" in added
-    assert "BURN_S = 0.000123  # gate_quality.py: CPU seconds burnt per request (an injected slowdown)" in added
+    assert any(line.startswith("BURN_SHARE = 0.1  # gate_quality.py") for line in added)
     source = edited["shop/main.py"]
     compile(source, "main.py", "exec")
     assert _function(source, "session").splitlines()[1] == "    _burn()"  # first thing in every session
-    assert "time.thread_time()" in _function(source, "_burn")  # CPU time, not wall time
+    burn = _function(source, "_burn")
+    assert "time.thread_time()" in burn  # CPU time, not wall time
+    assert "time.process_time()" in burn  # sized from the process's own CPU, as dbbench measures it
+
+
+def _burn_module(tmp_path: Path, share: float, window: int) -> ModuleType:
+    """The slowdown copy's _burn and its globals, without the app: the lines inject_slowdown adds, run alone."""
+    copy = gq.copy_shop(tmp_path / "head")
+    gq.inject_slowdown(copy, share, window)
+    source = (copy / "shop" / "main.py").read_text(encoding="utf-8")
+    start = source.index("BURN_SHARE =")
+    end = source.index("async def session(")
+    module = ModuleType("burn")
+    module.__file__ = str(copy / "shop" / "main.py")
+    exec("import json, os, time\nfrom pathlib import Path\n" + source[start:end], module.__dict__)
+    return module
+
+
+def test_the_burn_sizes_itself_to_the_share_of_the_process_own_cpu_per_request(tmp_path: Path) -> None:
+    import time
+
+    burn = _burn_module(tmp_path, 0.5, 20)
+
+    def request() -> None:  # 2 ms of CPU: the app's own work
+        end = time.thread_time() + 0.002
+        while time.thread_time() < end:
+            pass
+
+    for _ in range(61):
+        burn._burn()
+        request()
+    share, own_ms = gq.burn_figures(tmp_path / "head")
+    rows = [json.loads(line) for line in (tmp_path / "head" / "shop" / gq.BURN_LOG).read_text().splitlines()]
+    assert len(rows) == 3 and rows[0]["burn_s"] == 0.0  # the first window burns nothing: nothing measured yet
+    assert rows[1]["own_s"] == pytest.approx(0.002, rel=0.25)  # the burn itself is not counted as its own
+    assert rows[2]["burn_s"] == pytest.approx(0.001, rel=0.25)
+    assert own_ms == pytest.approx(2.0, rel=0.25)
+    assert share == pytest.approx(0.5 * 2 / 3, rel=0.25)  # two windows of three burnt at the aim
 
 
 def test_the_nplus1_copy_only_changes_the_category_listing(tmp_path: Path) -> None:
@@ -137,10 +175,10 @@ def test_the_comparison_is_bench_ab_as_the_ci_example_runs_it() -> None:
     assert tail == [
         "ab", "--app", "shop.main:app", "--base", "../base", "--head", ".", "--scenarios", "perf/locustfile.py",
         "--setup", "python migrate.py", "--setup", "python seed.py", "--trials", "10", "--users", "8",
-        "--warmup", "2", "--duration", "5", "-o", "ab.json",
+        "--warmup", "1", "--duration", "4", "--no-calibrate", "--no-html", "-o", "ab.json",
     ]  # fmt: skip
     workflow = (ROOT / "examples" / "github-actions" / "bench-ab.yml").read_text(encoding="utf-8")
-    assert "--trials 10 --users 8" in workflow and "--warmup 2 --duration 5" in workflow
+    assert "--trials 10 --users 8" in workflow and "--warmup 1 --duration 4 --no-calibrate --no-html" in workflow
 
 
 @pytest.mark.parametrize("argv", [["--which", "aa,bogus"], ["--repeats", "0"], ["--slowdown", "10"]])
@@ -175,7 +213,8 @@ def test_the_log_round_trips_and_a_torn_line_is_skipped(tmp_path: Path) -> None:
     assert gq.read_log(log) == []
     first = gq.Outcome(
         "slow", 1, 201.5, slower=["rps"], cpu_change=0.1, cpu_ci=(0.07, 0.13), base_cpu_ms=1.1, head_cpu_ms=1.21,
-        burn_ms=0.1, load_before=(1.0, 0.5, 0.2), load_after=(2.0, 1.0, 0.5), started="2026-12-01T01:00:00+00:00",
+        burn_share=0.1, head_own_cpu_ms=1.1, load_before=(1.0, 0.5, 0.2), load_after=(2.0, 1.0, 0.5),
+        started="2026-12-01T01:00:00+00:00",
         settings=gq.settings_of(gq.parse([])),
     )  # fmt: skip
     gq.append_log(log, first)
@@ -205,30 +244,57 @@ def test_only_outcomes_of_the_same_settings_are_summarised(capsys: pytest.Captur
     assert "A/A false alarms   0/1 (0%" in out
 
 
-def test_the_burn_learns_the_base_and_the_overshoot_from_the_comparisons() -> None:
-    injection = gq.Injection(0.10)
-    assert not injection.known
-    assert injection.burn_ms(1.2) == pytest.approx(0.12)  # the calibration run's guess, before any comparison
-    injection.learn(gq.Outcome("aa", 0, 1.0, base_cpu_ms=1.0, cpu_change=0.01))
-    injection.learn(gq.Outcome("nplus1", 1, 1.0, base_cpu_ms=1.1, cpu_change=0.5))
-    assert injection.known and injection.burn_ms(9.9) == pytest.approx(0.105)  # median base 1.05 ms, k = 1
-    # A slowdown that burnt 0.105 ms on a 1.05 ms base (aim +10 %) and measured +12 %: k = 1.2.
-    injection.learn(gq.Outcome("slow", 1, 1.0, base_cpu_ms=1.05, cpu_change=0.12, burn_ms=0.105, cpu_ci=(0.1, 0.14)))
-    assert injection.factors == [pytest.approx(1.2)]
-    # A share measured too loosely to teach anything ([+5 %..+25 %] is wider than the 10 % aim) is not learnt.
-    injection.learn(gq.Outcome("slow", 1, 1.0, base_cpu_ms=1.05, cpu_change=0.3, burn_ms=0.105, cpu_ci=(0.05, 0.25)))
-    assert injection.factors == [pytest.approx(1.2)]
-    assert injection.burn_ms() == pytest.approx(0.10 * 1.05 / 1.2)
-
-
 def test_a_slowdown_line_shows_the_share_measured_by_its_own_trials_and_the_load() -> None:
     slow = gq.Outcome(
         "slow", 1, 400.2, slower=["cpu_ms_per_request"], cpu_change=0.101, cpu_ci=(0.05, 0.15), base_cpu_ms=1.8,
-        head_cpu_ms=1.98, burn_ms=0.179, load_before=(11.09, 1.0, 1.0), load_after=(10.14, 1.0, 1.0),
+        head_cpu_ms=1.98, burn_share=0.099, head_own_cpu_ms=1.80, load_before=(11.09, 1.0, 1.0),
+        load_after=(10.14, 1.0, 1.0),
         queries="1.08 -> 1.08 (exact, pg_stat_statements per scenario: no change)",
     )  # fmt: skip
     assert gq._describe(slow, 3) == (
         "slow   #3: exit 1 (regression), 400 s, load 11.09->10.14, CPU per request +10.1% [+5.0%..+15.0%]"
-        " (burnt 0.179 ms on base 1.800 ms), queries per request 1.08 -> 1.08 (exact, pg_stat_statements per"
+        " (head burnt 9.9% of its own 1.800 ms), queries per request 1.08 -> 1.08 (exact, pg_stat_statements per"
         " scenario: no change), slower: cpu_ms_per_request"
     )
+
+
+def _ab_file(path: Path, head_speed: float) -> Path:
+    """A bench ab results file (cells labelled base and head, paired by trial) from test_compare's golden run."""
+    from test_compare import golden
+
+    data = golden(variant="base")
+    data["cells"] += golden(variant="head", speed=head_speed)["cells"]
+    path.write_text(json.dumps(data), encoding="utf-8")
+    return path
+
+
+def test_the_summary_rejudges_the_kept_results_files_per_metric_and_threshold(tmp_path: Path) -> None:
+    same = _ab_file(tmp_path / "001-aa.json", 1.0)
+    slower = _ab_file(tmp_path / "002-slow.json", 1 / 1.07)  # CPU per request +7 %, throughput -6.5 %
+    outcomes = [
+        gq.Outcome("aa", 0, 1.0, raw=str(same.with_suffix(".txt"))),
+        gq.Outcome("slow", 0, 1.0, raw=str(slower.with_suffix(".txt"))),
+        gq.Outcome("nplus1", 2, 1.0, raw=str(tmp_path / "003-nplus1.txt")),  # no results file: left out
+    ]
+    assert gq.rejudged(outcomes, 0.10)[1:] == [
+        "  aa      0/1 flagged (0%, 95 % CI 0%..79% (Wilson))",
+        "  slow    0/1 flagged (0%, 95 % CI 0%..79% (Wilson))",  # +7 % is inside a 10 % threshold
+    ]
+    assert gq.rejudged(outcomes, 0.05)[2] == "  slow    1/1 flagged (100%, 95 % CI 21%..100% (Wilson))"
+    table = gq.by_metric(outcomes)
+    assert len(table) == 3 and table[1].split()[0] == "aa" and table[2].split()[0] == "slow"
+    assert "0/1 slower, +7.0%" in table[2]  # CPU per request, the last column
+    assert gq.parse(["--rejudge", "0.05,0.1"]).rejudge == [0.05, 0.1]
+    assert gq.rejudged(outcomes, 0.05, ("rps",))[0] == "re-judged at --threshold 0.05 --gate-on rps:"
+    assert gq.parse(["--rejudge-on", "rps;cpu_ms_per_request_net"]).rejudge_on == [
+        ("rps",),
+        ("cpu_ms_per_request_net",),
+    ]
+
+
+def test_a_line_shows_the_net_cpu_change_the_gate_decides_on() -> None:
+    outcome = gq.Outcome("aa", 0, 200.0, cpu_change=0.05, cpu_ci=(-0.02, 0.12), net_change=0.01, net_ci=(-0.03, 0.05))
+    assert gq._describe(outcome, 1) == (
+        "aa     #1: exit 0 (pass), 200 s, CPU per request +5.0% [-2.0%..+12.0%], net +1.0% [-3.0%..+5.0%], slower: -"
+    )
+    assert gq.Outcome.from_dict(json.loads(outcome.to_json())) == outcome
