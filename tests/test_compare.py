@@ -166,6 +166,31 @@ def test_a_significant_change_below_the_threshold_is_not_a_regression() -> None:
     assert rps.ci is not None and rps.ci[1] < 0  # significant (the interval excludes 0) but only ~5 %
 
 
+def test_a_statement_split_from_its_requests_at_the_window_edges_is_no_change() -> None:
+    # A fresh-eyes false alarm: the same sync /db twice, one trial each, its one statement counted 0.969 then
+    # 1.03 per request (statements and requests are counted as each ends: those in flight at an edge split).
+    def one_window(calls_per_request: float) -> dict[str, Any]:
+        data = golden(jitter=(1.0,))
+        cell = data["cells"][0]
+        requests = cell["target_stats"]["endpoints"]["/db"]["requests"]
+        cell["users"] = 128  # this window has ~3,500 requests: 128 users split as many as 32 do in ~900
+        for statement in cell["target_stats"]["statements"]:
+            if statement["fingerprint"] != N_PLUS_ONE:
+                statement["calls"] = round(requests * calls_per_request)
+        return data
+
+    requests = golden(jitter=(1.0,))["cells"][0]["requests"]
+    assert 2 * 128 / requests > 1.03 - 0.969  # within what the users in flight at the edges can split
+    done = compare_files(results(one_window(0.969)), results(one_window(1.03)), base_name="b", head_name="h",
+                         threshold=0.1)  # fmt: skip
+    calls = next(v for v in done.verdicts if v.metric.startswith("calls_per_request SELECT id, name FROM author"))
+    assert calls.verdict == NO_CHANGE, calls
+    doubled = compare_files(results(one_window(1.0)), results(one_window(2.0)), base_name="b", head_name="h",
+                            threshold=0.1)  # fmt: skip
+    calls = next(v for v in doubled.verdicts if v.metric.startswith("calls_per_request SELECT id, name FROM author"))
+    assert calls.verdict == SLOWER  # one more statement per request is far beyond the edges
+
+
 def test_an_n_plus_one_is_a_regression_whatever_the_noise_with_the_statement_that_grew() -> None:
     done = compare_files(results(golden()), results(golden(queries=21)), base_name="b", head_name="h", threshold=0.1)
     queries = next(v for v in done.verdicts if v.metric == "queries_per_request")
