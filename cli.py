@@ -530,7 +530,13 @@ def ab(
     users: Annotated[str, typer.Option(help="Concurrent users (a comma list sweeps).")] = "32",
     duration: DurationOption = None,
     warmup: WarmupOption = None,
-    quick: QuickOption = False,
+    quick: Annotated[
+        bool,
+        typer.Option(
+            help=f"Short cells: {QUICK_WARMUP_S:g} s warm-up + {QUICK_DURATION_S:g} s; the --trials pairs stay (with "
+            "fewer than 6 pairs the paired test cannot reach 95 %); an explicit --warmup or --duration wins."
+        ),
+    ] = False,
     setup: SetupOption = None,
     db_env: DbEnvOption = "DATABASE_URL",
     db_url_style: DbUrlStyleOption = None,
