@@ -200,7 +200,8 @@ def compared(done: Comparison, *, format: str, junit: Path | None) -> tuple[str,
     method = "paired trials (interleaved)" if done.paired else "unpaired trials (two runs)"
     header = [
         f"base {done.base_name} → head {done.head_name}: {method}, threshold {done.threshold:.0%}, "
-        f"gating on {', '.join(done.gate_on)} and the counters",
+        f"gating on {', '.join(done.gate_on)} and the counters; timed figures are the trials' geometric means "
+        "and a change is their ratio (the run table's × base is a ratio of medians)",
         *(f"warning: {w}" for w in done.warnings),
     ]
     return emit(
