@@ -243,14 +243,9 @@ class Browser(FastHttpUser):
 
 
 def _gate_quality() -> Any:
-    import importlib.util
+    from benchmark_scripts import load
 
-    spec = importlib.util.spec_from_file_location("gate_quality", ROOT / "benchmarks" / "gate_quality.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["gate_quality"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load("gate_quality")
 
 
 def test_an_apps_n_plus_one_is_gated_exactly_from_pg_stat_statements(tmp_path: Path) -> None:

@@ -3,26 +3,16 @@ options are refused before anything starts."""
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
+from benchmark_scripts import load
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _load(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-fidelity = _load("fidelity")
+fidelity = load("fidelity")
 
 
 def test_wrk_measures_only_after_an_unmeasured_warm_up_of_the_given_length(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -5,28 +5,18 @@ from __future__ import annotations
 
 import ast
 import difflib
-import importlib.util
 import json
-import sys
 from pathlib import Path
 from types import ModuleType
 
 import pytest
+from benchmark_scripts import load
 
 ROOT = Path(__file__).resolve().parent.parent
 SHOP = ROOT / "examples" / "shop"
 
 
-def _load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("gate_quality", ROOT / "benchmarks" / "gate_quality.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["gate_quality"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-gq = _load()
+gq = load("gate_quality")
 
 
 def _files(root: Path) -> dict[str, str]:

@@ -132,11 +132,7 @@ def test_a_tainted_cached_server_gets_an_empty_cache_not_a_new_process(pg_dsn: s
 
 def test_the_warmup_probe_reports_no_figure_rather_than_failing_on_an_empty_cell() -> None:
     # benchmarks/warmup_probe.py: a slow variant may finish no request in a 0.5 s window (sync on /queries).
-    import importlib.util
+    from benchmark_scripts import load
 
-    path = Path(__file__).resolve().parent.parent / "benchmarks" / "warmup_probe.py"
-    spec = importlib.util.spec_from_file_location("warmup_probe", path)
-    assert spec is not None and spec.loader is not None
-    probe = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(probe)
+    probe = load("warmup_probe")
     assert math.isnan(probe.median([])) and probe.median([3.0, 1.0, 2.0]) == 2.0

@@ -3,31 +3,20 @@ and benchmarks/techempower_app.py's own rules (query count, fortunes page) witho
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import orjson
 import pytest
+from benchmark_scripts import load
 
 from bench.check import rules
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _load(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-tfb = _load("techempower")
-tfb_app = _load("techempower_app")
+tfb = load("techempower")
+tfb_app = load("techempower_app")
 
 WRK_OK = """Running 10s test @ http://127.0.0.1:40001/db
   1 threads and 32 connections
