@@ -23,7 +23,6 @@ whose hooks would cost more, and /_bench/info says which.
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Mapping
 from contextvars import ContextVar
 from time import perf_counter
@@ -118,13 +117,13 @@ def watch_engine(engine: Any, collector: Collector, driver: str) -> None:
 
     def before(conn: Any, cursor: Any, statement: str, params: Any, context: Any, many: bool) -> None:
         if current_request.get() is not None:
-            context._dbbench_started = time.perf_counter()
+            context._dbbench_started = perf_counter()
 
     def after(conn: Any, cursor: Any, statement: str, params: Any, context: Any, many: bool) -> None:
         request = current_request.get()
         if request is None:  # before() saw the same context, so it did not time this one either
             return
-        elapsed = time.perf_counter() - context._dbbench_started
+        elapsed = perf_counter() - context._dbbench_started
         calls = len(params) if many else 1
         # -1 (unknown, e.g. SELECT through SQLAlchemy's asyncpg adapter) makes the statement's rows null.
         collector.record_statement(request, statement, elapsed, cursor.rowcount, params, calls)
