@@ -37,8 +37,7 @@ class Renderer:
 def write_text(text: str, path: Path) -> Path:
     """Write ``text`` to ``path``: a regular file atomically (temp file + rename, so a reader never sees half a
     report); anything else that exists (/dev/null, a pipe) is written to as it is."""
-    if holds_results(path):
-        raise BenchError(f"{path} is a dbbench results file: a report never replaces measurements; choose another -o")
+    refuse_results(path, "-o")
     try:
         if path.exists() and not path.is_file():
             path.write_text(text, encoding="utf-8")
@@ -72,6 +71,15 @@ def renderer(name: str) -> Renderer:
     made = getattr(importlib.import_module(module), cls)()
     assert isinstance(made, Renderer)
     return made
+
+
+def refuse_results(path: Path, option: str) -> None:
+    """Raise ``BenchError`` (one line naming ``option``) when ``path`` holds a results file (``holds_results``):
+    every file a report writes, whatever the option that named it (-o, --junit), goes through this."""
+    if holds_results(path):
+        raise BenchError(
+            f"{path} is a dbbench results file: a report never replaces measurements; choose another {option}"
+        )
 
 
 def holds_results(path: Path) -> bool:

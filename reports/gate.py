@@ -135,8 +135,13 @@ def append_step_summary(text: str) -> Path | None:
 
 
 def write_junit(cases: list[Case], path: Path, suite_name: str) -> Path:
-    """One test suite, one test case per verdict or budget; a failure carries its summary and evidence."""
+    """One test suite, one test case per verdict or budget; a failure carries its summary and evidence.
+    Raises ``BenchError`` when ``path`` holds a results file (as -o does) or cannot be written."""
     from junitparser import Failure, JUnitXml, Skipped, TestCase, TestSuite
+
+    from reports.base import refuse_results
+
+    refuse_results(path, "--junit")
 
     suite = TestSuite(suite_name)
     for case in cases:

@@ -15,15 +15,18 @@ GOLDEN = Path(__file__).parent / "data" / "results-v1.json"
 
 
 @pytest.mark.parametrize(
-    "command",
+    ("command", "option"),
     [
-        ["report", "{run}", "-f", "md", "-o", "{run}"],
-        ["report", "{run}", "-f", "json", "-o", "{other}"],  # another run's file: measurements as well
-        ["compare", "{run}", "{run}", "-f", "md", "-o", "{run}"],
-        ["check", "{run}", "--budget", "{budget}", "-o", "{run}"],
+        (["report", "{run}", "-f", "md", "-o", "{run}"], "-o"),
+        (["report", "{run}", "-f", "json", "-o", "{other}"], "-o"),  # another run's file: measurements as well
+        (["compare", "{run}", "{run}", "-f", "md", "-o", "{run}"], "-o"),
+        (["check", "{run}", "--budget", "{budget}", "-o", "{run}"], "-o"),
+        # --junit is a file a report writes too (a review finding of 2026-12-01: it overwrote results, exit 0).
+        (["compare", "{run}", "{run}", "--junit", "{other}"], "--junit"),
+        (["check", "{run}", "--budget", "{budget}", "--junit", "{run}"], "--junit"),
     ],
 )
-def test_a_report_never_replaces_a_results_file(tmp_path: Path, command: list[str]) -> None:
+def test_a_report_never_replaces_a_results_file(tmp_path: Path, command: list[str], option: str) -> None:
     run, other = tmp_path / "run.json", tmp_path / "other.json"
     shutil.copy(GOLDEN, run)
     shutil.copy(GOLDEN, other)
@@ -33,7 +36,7 @@ def test_a_report_never_replaces_a_results_file(tmp_path: Path, command: list[st
     args = [part.format(run=run, other=other, budget=budget) for part in command]
     done = CliRunner().invoke(cli.app, args)
     assert done.exit_code == 2, done.output
-    assert "is a dbbench results file" in done.output and "choose another -o" in done.output
+    assert "is a dbbench results file" in done.output and f"choose another {option}" in done.output
     assert len(done.output.strip().splitlines()) == 1
     assert (run.read_bytes(), other.read_bytes()) == before
 
