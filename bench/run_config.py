@@ -68,8 +68,15 @@ class RunConfig:
 
     def cpu_plan(self) -> topology.CpuPlan:
         """The CPU split of this run on the CPUs this process may use; BenchError for a --cpus it cannot keep.
-        The load gets one CPU per local Locust process (at most half the CPUs: see topology.plan)."""
-        return topology.plan(topology.available(), cpus=self.cpus, pin=self.pin, load_cpus=self.load_workers)
+        The load gets one CPU per local Locust process (at most half the CPUs: see topology.plan); with
+        --url dbbench starts no server to measure, so --cpus may give the load every CPU."""
+        return topology.plan(
+            topology.available(),
+            cpus=self.cpus,
+            pin=self.pin,
+            load_cpus=self.load_workers,
+            starts_server=self.url is None,
+        )
 
     def load_points(self) -> list[tuple[int, float | None]]:
         """(users, rate) per point of the sweep: users sweep the closed model, rates the open one."""

@@ -21,6 +21,7 @@ Role = Literal["server", "load"]
 # Where each role's processes come from, for the results and the README: what a plan's sets hold.
 SERVER_PROCESSES = "uvicorn (and its workers), the embedded PostgreSQL (postmaster and backends), redis-server"
 LOAD_PROCESSES = "Locust (master and local workers)"
+NO_SERVER_CPUS = "none: every CPU is the load's (a calibration target, if any, runs unpinned)"
 
 
 @dataclass(frozen=True)
@@ -39,10 +40,13 @@ class CpuPlan:
         return bool(self.load)
 
     def cpus(self, role: Role | None) -> frozenset[int] | None:
-        """The CPUs a process of ``role`` is held to; None: leave it where it is (unpinned, or no role)."""
+        """The CPUs a process of ``role`` is held to; None: leave it where it is (unpinned, no role, or a role
+        with no CPUs of its own: under --url every CPU may go to the load, and the one server dbbench may
+        still start there, the calibration target, then runs on every CPU this process may use)."""
         if not self.pinned or role is None:
             return None
-        return frozenset(self.load if role == "load" else self.server)
+        chosen = self.load if role == "load" else self.server
+        return frozenset(chosen) if chosen else None
 
     def describe(self) -> dict[str, Any]:
         """What the results record (metadata "cpus"): the split and who chose it, or why there is none."""
@@ -56,7 +60,7 @@ class CpuPlan:
             "server": format_cpus(self.server),
             "chosen_by": self.chosen_by,
             "load_processes": LOAD_PROCESSES,
-            "server_processes": SERVER_PROCESSES,
+            "server_processes": SERVER_PROCESSES if self.server else NO_SERVER_CPUS,
         }
 
 
@@ -84,13 +88,22 @@ def server_workers_fault(workers: int, cpus_available: Iterable[int]) -> str | N
     return None
 
 
-def plan(cpus_available: Iterable[int], *, cpus: str | None = None, pin: bool = True, load_cpus: int = 1) -> CpuPlan:
+def plan(
+    cpus_available: Iterable[int],
+    *,
+    cpus: str | None = None,
+    pin: bool = True,
+    load_cpus: int = 1,
+    starts_server: bool = True,
+) -> CpuPlan:
     """The split for ``--cpus``/``--no-pin``: ``cpus`` is ``LOAD`` or ``LOAD:SERVER`` in taskset's list form
     (``1``, ``2-3``, ``0,2``); without it the load gets the last ``load_cpus`` CPUs (at most half of them,
     at least one) and the server the rest. One CPU, or ``pin=False``, leaves everything unpinned.
+    ``starts_server`` False (``--url``: the measured server is not dbbench's) lets ``--cpus`` give the load
+    every CPU.
 
     Raises BenchError (one line) for ``--cpus`` with ``--no-pin``, on one CPU, naming a CPU this process
-    may not use, overlapping sets or leaving the server none."""
+    may not use, overlapping sets or leaving the server none (when dbbench starts one)."""
     have = tuple(sorted(set(cpus_available)))
     if not pin:
         if cpus is not None:
@@ -110,7 +123,7 @@ def plan(cpus_available: Iterable[int], *, cpus: str | None = None, pin: bool = 
     server = _cpu_set(server_text, "--cpus", have) if colon else tuple(c for c in have if c not in load)
     if set(load) & set(server):
         raise BenchError(f"--cpus: the load and the server share CPU {format_cpus(sorted(set(load) & set(server)))}")
-    if not server:
+    if not server and starts_server:
         raise BenchError(f"--cpus {cpus} leaves the server no CPU (available: {format_cpus(have)})")
     return CpuPlan(have, load=load, server=server, chosen_by="--cpus")
 
@@ -165,7 +178,8 @@ def label(described: dict[str, Any] | None) -> str:
         return "CPU split not recorded (a results file from before it was)"
     if not described.get("pinned"):
         return f"not pinned ({described.get('reason', '?')}): load and server share CPUs {described.get('available')}"
+    server = f", server + database on CPU {described['server']}" if described.get("server") else ""
     return (
-        f"load generator on CPU {described.get('load')}, server + database on CPU {described.get('server')} "
+        f"load generator on CPU {described.get('load')}{server} "
         f"(of {described.get('available')}; {described.get('chosen_by', '?')})"
     )

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import psutil
@@ -52,6 +53,18 @@ def test_cpus_chooses_the_load_and_optionally_the_server() -> None:
     assert topology.plan((0, 1, 2, 3), cpus="3").server == (0, 1, 2)
     plan = topology.plan((0, 1, 2, 3), cpus="2-3:0")
     assert (plan.load, plan.server, plan.chosen_by) == ((2, 3), (0,), "--cpus")
+
+
+def test_with_url_the_load_may_have_every_cpu() -> None:
+    """dbbench starts no server to measure under --url (a review finding of 2026-12-01: ``--cpus 0-1`` was
+    refused there for leaving "the server" no CPU); the calibration target it may start then runs unpinned."""
+    plan = topology.plan((0, 1), cpus="0-1", starts_server=False)
+    assert plan.pinned and (plan.load, plan.server) == ((0, 1), ())
+    assert plan.cpus("load") == {0, 1} and plan.cpus("server") is None  # None: inherits this process's CPUs
+    assert plan.describe()["server_processes"] == topology.NO_SERVER_CPUS
+    assert topology.label(plan.describe()) == "load generator on CPU 0-1 (of 0-1; --cpus)"
+    with pytest.raises(BenchError, match="leaves the server no CPU"):
+        topology.plan((0, 1), cpus="0-1")  # dbbench's own server needs one
 
 
 def test_unpinned_on_one_cpu_or_when_asked() -> None:
@@ -123,6 +136,10 @@ def test_run_config_plans_from_its_options(monkeypatch: pytest.MonkeyPatch) -> N
         validate_config(_config(server_workers=0))
     with pytest.raises(BenchError, match="with --url the server is yours"):
         validate_config(_config(server_workers=2, url="http://127.0.0.1:8000"))
+    with pytest.raises(BenchError, match="leaves the server no CPU"):
+        validate_config(_config(cpus="0-3"))
+    validate_config(_config(cpus="0-3", url="http://127.0.0.1:8000"))
+    assert _config(cpus="0-3", url="http://127.0.0.1:8000").cpu_plan().load == (0, 1, 2, 3)
 
 
 @pytest.mark.parametrize(
@@ -273,3 +290,25 @@ def test_a_run_with_server_workers_records_its_split_and_no_per_worker_statistic
         # The measured server's two workers hold a pool of 10 each; the idle server's workers' are not counted.
         assert cell.db_connections is not None and cell.db_connections <= 20
     assert "CPUs:" in proc.stdout
+
+
+@e2e
+def test_a_url_run_may_give_the_load_every_cpu(
+    run_target: Callable[[str, dict[str, str]], str], tmp_path: Path
+) -> None:
+    """``bench run --url --cpus ALL``: accepted, and the calibration target (role "server", no CPUs of its own)
+    starts unpinned beside the load instead of failing its affinity call; the cells are measured."""
+    url = run_target(calibration.APP, {})
+    out = tmp_path / "url.json"
+    every = topology.format_cpus(topology.available())
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench", "run", "--url", url, "--scenarios", "db", "--no-check", "--users", "2",
+         "--duration", "0.5", "--warmup", "0", "--cpus", every, "--no-html", "-o", str(out)],
+        capture_output=True, text=True, timeout=300, cwd=Path(__file__).resolve().parent.parent,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr
+    loaded = results.load(out)
+    cpus = loaded.metadata["cpus"]
+    assert (cpus["load"], cpus["server"], cpus["chosen_by"]) == (every, "", "--cpus")
+    assert loaded.metadata["calibration"]["rps"] > 0  # the calibration target ran (unpinned)
+    assert [c.ok and c.requests > 0 for c in loaded.cells] == [True]
