@@ -795,7 +795,7 @@ def calibrate_(
         f"load generator ceiling: {measured['rps']:,.0f} req/s with {users} users "
         f"(Locust used {measured['load_cpu_share']:.0%} of a core; target: {measured['target']})"
     )
-    typer.echo(f"CPUs: {topology.label(plan.describe())}")
+    typer.echo(f"CPUs: {topology.label(plan.describe(topology.CALIBRATION))}")  # no database here
     typer.echo(
         f"cells above {calibration.CEILING_FRACTION:.0%} of this, or with Locust above "
         f"{calibration.LOAD_CPU_LIMIT:.0%} CPU, are flagged generator-bound"

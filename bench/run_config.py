@@ -78,6 +78,14 @@ class RunConfig:
             starts_server=self.url is None,
         )
 
+    def server_side(self) -> topology.ServerSide:
+        """What this run starts on the server CPUs, and what it reaches but did not start (bench.topology)."""
+        if self.url is not None:
+            return topology.EXTERNAL
+        if self.db == "sqlite":
+            return topology.SQLITE
+        return topology.OWN_DATABASE if self.dsn is not None else topology.EMBEDDED
+
     def load_points(self) -> list[tuple[int, float | None]]:
         """(users, rate) per point of the sweep: users sweep the closed model, rates the open one."""
         if self.rates:

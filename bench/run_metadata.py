@@ -34,7 +34,7 @@ def describe(config: RunConfig, database: Database, locustfiles: dict[str, Any])
         "packages": metadata.package_versions(),
         "git": metadata.git_revision(PROJECT_ROOT),
         "database": database.describe(),
-        "cpus": config.cpu_plan().describe(),
+        "cpus": config.cpu_plan().describe(config.server_side()),
         "config": {
             "variants": [v.name for v in config.variants],
             "scenarios": {s.name: s.label for s in config.scenarios},
@@ -73,10 +73,7 @@ def describe_external(config: RunConfig, server: ExternalServer, locustfiles: di
     """The metadata of a --url run: what dbbench set (the load), and of the server only what it knows (its
     URL; its /_bench/info if it is dbbench); everything else "unknown"."""
     described = describe(config, Database(dsn="", kind=UNKNOWN), locustfiles)
-    described.update(server.describe())
-    if described["cpus"].get("pinned"):
-        # Only the load is dbbench's to place: the server at the URL runs wherever its owner started it.
-        described["cpus"]["server_processes"] = "not started by dbbench: wherever its owner put it"
+    described.update(server.describe())  # "cpus" says the server at the URL is not dbbench's (config.server_side)
     writes = (
         "allowed (--allow-writes)"
         if config.allow_writes

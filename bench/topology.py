@@ -25,6 +25,24 @@ NO_SERVER_CPUS = "none: every CPU is the load's (a calibration target, if any, r
 
 
 @dataclass(frozen=True)
+class ServerSide:
+    """What a command starts on the server CPUs, in a report label's words (``label``) and the results' list
+    (``processes``); ``elsewhere`` names what the measured requests reach that dbbench did not start, and so
+    pinned nowhere (a database at --dsn, the server at --url). Chosen by the command (RunConfig.server_side)."""
+
+    label: str  # "" when nothing measured runs there
+    processes: str
+    elsewhere: str = ""
+
+
+EMBEDDED = ServerSide("server + database", SERVER_PROCESSES)
+SQLITE = ServerSide("server + database", "uvicorn (and its workers, each opening the SQLite file), redis-server")
+OWN_DATABASE = ServerSide("server", "uvicorn (and its workers), redis-server", "the database at --dsn")
+EXTERNAL = ServerSide("", "the calibration target only, when --calibrate", "the server at --url")
+CALIBRATION = ServerSide("calibration target", "the calibration target (uvicorn serving a no-database /db)")
+
+
+@dataclass(frozen=True)
 class CpuPlan:
     """The CPU split of one command. ``load`` and ``server`` are CPU numbers (as ``taskset`` and
     ``os.sched_setaffinity`` use them); both empty when nothing is pinned, and then ``reason`` says why."""
@@ -48,10 +66,12 @@ class CpuPlan:
         chosen = self.load if role == "load" else self.server
         return frozenset(chosen) if chosen else None
 
-    def describe(self) -> dict[str, Any]:
-        """What the results record (metadata "cpus"): the split and who chose it, or why there is none."""
+    def describe(self, side: ServerSide = EMBEDDED) -> dict[str, Any]:
+        """What the results record (metadata "cpus"): the split and who chose it, or why there is none; ``side``
+        says what runs on the server CPUs and what dbbench did not start (``not_placed``, only when there is)."""
+        not_placed = {"not_placed": side.elsewhere} if side.elsewhere else {}
         if not self.pinned:
-            return {"pinned": False, "available": format_cpus(self.available), "reason": self.reason}
+            return {"pinned": False, "available": format_cpus(self.available), "reason": self.reason, **not_placed}
         return {
             "pinned": True,
             "available": format_cpus(self.available),
@@ -60,7 +80,9 @@ class CpuPlan:
             "server": format_cpus(self.server),
             "chosen_by": self.chosen_by,
             "load_processes": LOAD_PROCESSES,
-            "server_processes": SERVER_PROCESSES if self.server else NO_SERVER_CPUS,
+            "server_role": side.label if self.server else "",
+            "server_processes": side.processes if self.server else NO_SERVER_CPUS,
+            **not_placed,
         }
 
 
@@ -176,10 +198,17 @@ def label(described: dict[str, Any] | None) -> str:
     """One line for a report's environment section, from ``CpuPlan.describe()`` as a results file keeps it."""
     if not described:
         return "CPU split not recorded (a results file from before it was)"
+    # What dbbench did not start (a database at --dsn, the server at --url) it pinned nowhere: said, not implied.
+    elsewhere = f"; {described['not_placed']} runs wherever its owner put it" if described.get("not_placed") else ""
     if not described.get("pinned"):
-        return f"not pinned ({described.get('reason', '?')}): load and server share CPUs {described.get('available')}"
-    server = f", server + database on CPU {described['server']}" if described.get("server") else ""
+        return (
+            f"not pinned ({described.get('reason', '?')}): "
+            f"dbbench's processes share CPUs {described.get('available')}{elsewhere}"
+        )
+    # A file from before "server_role" was recorded: its runs started the embedded database there.
+    role = described.get("server_role", EMBEDDED.label)
+    server = f", {role} on CPU {described['server']}" if described.get("server") and role else ""
     return (
         f"load generator on CPU {described.get('load')}{server} "
-        f"(of {described.get('available')}; {described.get('chosen_by', '?')})"
+        f"(of {described.get('available')}; {described.get('chosen_by', '?')}){elsewhere}"
     )

@@ -110,6 +110,35 @@ def test_format_and_label() -> None:
     assert topology.label(topology.plan((0, 1), pin=False).describe()).startswith("not pinned (--no-pin)")
 
 
+def test_the_label_names_only_what_dbbench_pinned() -> None:
+    """A review finding of 2026-12-01: a --dsn run's reports said "server + database on CPU 0" of a database
+    dbbench did not start and never pinned."""
+    plan = topology.plan((0, 1))
+    assert topology.label(plan.describe(topology.OWN_DATABASE)) == (
+        "load generator on CPU 1, server on CPU 0 (of 0-1; default); "
+        "the database at --dsn runs wherever its owner put it"
+    )
+    assert topology.label(plan.describe(topology.EXTERNAL)) == (
+        "load generator on CPU 1 (of 0-1; default); the server at --url runs wherever its owner put it"
+    )
+    assert topology.label(plan.describe(topology.CALIBRATION)).startswith(
+        "load generator on CPU 1, calibration target on CPU 0"
+    )
+    assert "PostgreSQL" not in plan.describe(topology.OWN_DATABASE)["server_processes"]
+    unpinned = topology.plan((0, 1), pin=False).describe(topology.OWN_DATABASE)
+    assert topology.label(unpinned).endswith("; the database at --dsn runs wherever its owner put it")
+    older = plan.describe()
+    del older["server_role"]  # a results file from before the role was recorded: its runs embedded the database
+    assert topology.label(older).startswith("load generator on CPU 1, server + database on CPU 0")
+
+
+def test_a_run_config_says_what_its_server_cpus_hold() -> None:
+    assert _config().server_side() == topology.EMBEDDED
+    assert _config(dsn="postgresql://u@h/db").server_side() == topology.OWN_DATABASE
+    assert _config(db="sqlite").server_side() == topology.SQLITE
+    assert _config(url="http://127.0.0.1:8000").server_side() == topology.EXTERNAL
+
+
 def _config(**overrides: object) -> RunConfig:
     fields: dict[str, object] = dict(
         variants=[VARIANTS.get("pooled")],
@@ -312,3 +341,22 @@ def test_a_url_run_may_give_the_load_every_cpu(
     assert (cpus["load"], cpus["server"], cpus["chosen_by"]) == (every, "", "--cpus")
     assert loaded.metadata["calibration"]["rps"] > 0  # the calibration target ran (unpinned)
     assert [c.ok and c.requests > 0 for c in loaded.cells] == [True]
+
+
+@e2e
+def test_a_dsn_run_says_it_pinned_the_server_and_not_the_database(pg_dsn: str, tmp_path: Path) -> None:
+    """``bench run --dsn``: the database is the user's; the results and every report say only the server was
+    placed (the session's embedded PostgreSQL stands in for the user's server)."""
+    out = tmp_path / "dsn.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench", "run", "--dsn", pg_dsn, "--variants", "pooled", "--scenarios", "db",
+         "--users", "2", "--duration", "0.5", "--warmup", "0", "--no-calibrate", "--no-html", "-o", str(out)],
+        capture_output=True, text=True, timeout=300, cwd=Path(__file__).resolve().parent.parent,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr
+    loaded = results.load(out)
+    assert loaded.metadata["cpus"] == topology.plan(topology.available()).describe(topology.OWN_DATABASE)
+    expected = topology.label(loaded.metadata["cpus"])
+    assert "server + database" not in expected and "the database at --dsn runs wherever" in expected
+    assert f"CPUs: {expected}" in " ".join(proc.stdout.split())  # the terminal report (Rich may wrap it)
+    assert f"CPUs: {expected}" in markdown.render(loaded)
