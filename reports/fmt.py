@@ -201,6 +201,20 @@ class Noise:
         found = self.ratio(row, rows)
         return "-" if found is None else found.text()
 
+    def fields(self, row: Row, rows: list[Row]) -> dict[str, Any]:
+        """The ratio column ("x base") as data, for the JSON report: ``base`` (the label of the row the ratio divides
+        by; None when the base ran but failed), ``ratio_to_base`` (None when the table shows "-"),
+        ``ratio_to_base_ci`` ([low, high], 95 %, or None below two paired trials) and ``within_noise`` (the
+        table's NOISE_MARK; False without an interval, None without a ratio)."""
+        found = self.ratio(row, rows)
+        base_row = _base_row(rows)
+        return {
+            "base": None if base_row is None else base_row.label,
+            "ratio_to_base": None if found is None else found.value,
+            "ratio_to_base_ci": None if found is None or found.ci is None else list(found.ci),
+            "within_noise": None if found is None else found.within_noise,
+        }
+
 
 def _base_row(rows: list[Row]) -> Row | None:
     """The row ``baseline`` takes its req/s from (None when the base ran but failed)."""

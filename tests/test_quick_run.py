@@ -51,6 +51,36 @@ def test_a_steady_difference_is_a_ranking_and_a_wobbling_one_is_noise() -> None:
     assert fmt.NOISE_LEGEND in text
 
 
+def test_the_json_report_carries_the_tables_ratio_and_noise_mark() -> None:
+    """A review finding of 2026-12-01: the JSON rows had neither; they now come from the tables' own rule."""
+    import json
+
+    from reports import jsonreport
+
+    loaded = results({
+        "pooled": [1000.0, 1010.0, 990.0],
+        "sync": [500.0, 510.0, 495.0],
+        "databases": [1100.0, 900.0, 1020.0],
+    })  # fmt: skip
+    rows = {row["variant"]: row for row in json.loads(jsonreport.render(loaded))}
+    assert {v: (r["base"], r["within_noise"]) for v, r in rows.items()} == {
+        "pooled": ("pooled", False),
+        "sync": ("pooled", False),
+        "databases": ("pooled", True),  # the Markdown table's ≈ (test above)
+    }
+    assert rows["pooled"]["ratio_to_base"] == 1.0 and rows["pooled"]["ratio_to_base_ci"] is None
+    low, high = rows["databases"]["ratio_to_base_ci"]
+    assert low <= 1.0 <= high and f"{rows['databases']['ratio_to_base']:.2f}" == "1.02"
+    assert rows["sync"]["ratio_to_base_ci"][1] < 1.0 and f"{rows['sync']['ratio_to_base']:.2f}" == "0.50"
+
+    # A failed base: the tables print "-" for every ratio, the JSON null.
+    failed = results({"pooled": [1000.0], "sync": [500.0]})
+    failed.cells[0].status, failed.cells[0].reason = "failed", "boom"
+    rows = {row["variant"]: row for row in json.loads(jsonreport.render(failed))}
+    assert (rows["sync"]["base"], rows["sync"]["ratio_to_base"]) == (None, None)
+    assert rows["sync"]["within_noise"] is None and rows["pooled"]["rps"] is None
+
+
 def test_trials_pair_by_number_and_a_single_trial_is_unmarked() -> None:
     one = results({"pooled": [1000.0], "sync": [990.0]})
     rows = summary.rows(one)
