@@ -465,13 +465,14 @@ def advice(
     ),
     variants: Annotated[str | None, typer.Option(help="Only these variants (comma list).")] = None,
     scenarios: Annotated[str | None, typer.Option(help="Only these of the advice scenarios (comma list).")] = None,
+    server_workers: ServerWorkersOption = 1,
     cpus: CpusOption = None,
     pin: PinOption = True,
 ) -> None:
     """Measure the usual FastAPI advice: index on/off, cache vs no cache, background refresh, pool sizes."""
     from bench import advice as claim_plan
     from bench.errors import BenchError
-    from bench.runner import RunConfig
+    from bench.runner import RunConfig, validate_config
     from targets import VARIANTS
 
     sizes = _ints(pool_size, "--pool-size")
@@ -512,7 +513,16 @@ def advice(
             parts=parts,
             pin=pin,
             cpus=cpus,
+            server_workers=server_workers,
         )
+        validate_config(config)  # before the note: a refused --server-workers gets its one line only
+        if server_workers > 1:
+            # Each worker counts its own /_bench/* figures, so the cells read none of them (bench.runner).
+            typer.echo(
+                "note: with --server-workers above 1 the cache hit ratios and refresh counts are not measured "
+                "(each uvicorn worker keeps its own)",
+                err=True,
+            )
         _execute(config, html)
     except BenchError as exc:
         raise _fail(str(exc)) from None
@@ -761,6 +771,9 @@ def calibrate_(
     pin: PinOption = True,
 ) -> None:
     """Measure the load generator's ceiling on this machine against a target that does no work."""
+    # No --server-workers: one uvicorn worker serves the no-work /db ~3x faster than one Locust process sends
+    # (DESIGN: ~10k req/s vs 300-430 us of Locust CPU per request), and a ceiling is reported only when Locust
+    # was the limit (calibration.locust_limited), so more target workers could not change what is measured.
     import tempfile
 
     from bench import calibration, topology

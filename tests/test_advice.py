@@ -105,3 +105,29 @@ def test_advice_end_to_end(tmp_path: Path) -> None:
     markdown = bench("report", str(out), "--format", "md").stdout
     assert "## indexing: the same search with and without its index" in markdown
     assert "| pooled (index off) |" in markdown
+
+
+def test_advice_runs_its_variants_with_server_workers(tmp_path: Path) -> None:
+    """`bench advice --server-workers 2` (a review finding of 2026-12-01: run/serve/ab took it, advice did not):
+    the pooling claim's cells run two uvicorn workers, each holding its own pool of the swept size."""
+    out = tmp_path / "advice.json"
+    proc = bench("advice", "--claims", "pool", "--variants", "pooled", "--pool-size", "1,2", "--server-workers", "2",
+                 "--users", "4", "--warmup", "0", "--duration", "0.5", "--no-calibrate", "--no-html",
+                 "-o", str(out))  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "each uvicorn worker keeps its own" in proc.stderr
+    loaded = results.load(out)
+    assert loaded.metadata["config"]["server"].startswith("uvicorn, 2 worker(s) in the timed cells")
+    sized = [c for c in loaded.cells if c.settings.get("pool")]
+    assert {c.settings["pool"] for c in sized} == {"1", "2"}
+    for cell in sized:
+        assert cell.ok and cell.target["server_workers"] == 2
+        # Two workers x the pool size at most: more would be a pool per worker that was not the swept one.
+        assert cell.db_connections is not None and cell.db_connections <= 2 * int(cell.settings["pool"])
+    assert "pooling:" in proc.stdout
+
+
+def test_advice_refuses_a_bad_server_workers_in_one_line(tmp_path: Path) -> None:
+    proc = bench("advice", "--server-workers", "0", "-o", str(tmp_path / "never.json"))
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1] == "error: --server-workers must be >= 1; got 0"
