@@ -222,13 +222,29 @@ GROUP_500 = """\
 
 
 def test_last_exception_is_the_one_that_escaped_without_its_password() -> None:
-    assert last_exception(ASGI_500) == "RuntimeError: query failed for postgresql://app:***@db/app (password=***)"
+    # bench.dsn.redact's rule (one implementation): a value runs to the next space, so ")" goes with it.
+    assert last_exception(ASGI_500) == "RuntimeError: query failed for postgresql://app:***@db/app (password=***"
     assert last_exception(ASGI_500.split("\n\nThe above")[0]) == (
         'asyncpg.exceptions.InvalidSQLStatementNameError: prepared statement "__asyncpg_stmt_1__" does not exist'
     )
     assert last_exception(GROUP_500) == 'psycopg.errors.UndefinedTable: relation "world" does not exist'
     assert last_exception("INFO:     Started server process\nWARNING:  something\n") is None
     assert last_exception('Traceback (most recent call last):\n  File "x", line 1\n') is None  # still writing
+
+
+@pytest.mark.parametrize(
+    ("message", "secret"),
+    [
+        # What server_log's own regexes (before it used bench.dsn.redact) left showing: "ss" after a raw "@",
+        # "cd" after a comma or a semicolon.
+        ("OperationalError: cannot connect to postgresql://app:p@ss@db/app", "ss@db"),
+        ("OperationalError: bad conninfo password=ab,cd host=db", ",cd"),
+        ("OperationalError: bad conninfo password=ab;cd host=db", ";cd"),
+    ],
+)
+def test_last_exception_masks_a_password_as_bench_dsn_does(message: str, secret: str) -> None:
+    found = last_exception(f'Traceback (most recent call last):\n  File "x", line 1\n{message}\n')
+    assert found is not None and secret not in found and "***" in found, found
 
 
 def test_server_log_reads_only_what_came_after_the_mark(tmp_path) -> None:

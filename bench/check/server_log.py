@@ -11,6 +11,8 @@ import re
 import time
 from pathlib import Path
 
+from bench.dsn import redact
+
 # How long to wait for the traceback after a 500 has arrived; uvicorn writes it within milliseconds.
 WAIT_SECONDS = 1.0
 POLL_SECONDS = 0.02
@@ -20,9 +22,6 @@ _TRACEBACK = "Traceback (most recent call last):"
 _EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(?::.*)?$")
 # An exception group prints its members behind a "| " rail.
 _RAIL = re.compile(r"^\s*\| ?")
-# A driver's message may quote the DSN it was given: the password never reaches a problem line.
-_URL_PASSWORD = re.compile(r"(://[^:/@\s]*):[^@\s]*@")
-_KEYWORD_PASSWORD = re.compile(r"(password\s*=\s*)('[^']*'|[^\s)'\",;&]+)", re.IGNORECASE)
 
 
 class ServerLog:
@@ -74,6 +73,6 @@ def last_exception(text: str) -> str | None:
         if line[:1].isspace():
             continue  # a frame or its source line
         if _EXCEPTION_LINE.match(line):
-            line = _KEYWORD_PASSWORD.sub(r"\1***", _URL_PASSWORD.sub(r"\1:***@", line))
+            line = redact(line)  # a driver's message may quote the DSN it was given, password and all
             return line if len(line) <= MAX_CHARS else line[: MAX_CHARS - 3] + "..."
     return None
