@@ -25,6 +25,8 @@ from bench.errors import BenchError
 from bench.net import free_port
 from bench.procs import Supervisor
 from bench.seed import apply_schema, seed, world_snapshot
+from targets.common import settings
+from targets.common.settings import CacheSpec, TargetSpec
 from targets.common.worldcache import KEY_PREFIX, TTL_SECONDS, CacheSettings, RedisBackend, open_redis
 
 POOL_SIZE = 4
@@ -51,18 +53,8 @@ def seeded_dsn(pg_dsn: str) -> str:
 
 
 def start_redis_target(run_target: RunTarget, dsn: str, url: str) -> str:
-    return run_target(
-        "targets.cached:app",
-        {
-            "DBBENCH_DSN": dsn,
-            "DBBENCH_POOL_SIZE": str(POOL_SIZE),
-            "DBBENCH_VARIANT": "cached",
-            "DBBENCH_CACHE": "redis",
-            "DBBENCH_REDIS_URL": url,
-            "PYTHONWARNINGS": "error",
-            "DBBENCH_INSTRUMENT": "1",
-        },
-    )
+    spec = TargetSpec(dsn, POOL_SIZE, variant="cached", instrument=True, cache=CacheSpec("redis", url))
+    return run_target("targets.cached:app", {**spec.to_env(), "PYTHONWARNINGS": "error"})
 
 
 def get_json(url: str) -> Any:
@@ -293,11 +285,12 @@ def test_fills_that_raced_a_write_and_overlapping_writes_stay_out_of_redis(serve
 def test_cache_settings_from_env() -> None:
     assert CacheSettings.from_env({}) == CacheSettings("memory", None)
     redis_url = "redis://127.0.0.1:1/0"
-    assert CacheSettings.from_env({"DBBENCH_CACHE": "redis", "DBBENCH_REDIS_URL": redis_url}).redis_url == redis_url
-    with pytest.raises(RuntimeError, match="DBBENCH_REDIS_URL"):
-        CacheSettings.from_env({"DBBENCH_CACHE": "redis"})
-    with pytest.raises(RuntimeError, match="DBBENCH_CACHE must be one of memory, redis"):
-        CacheSettings.from_env({"DBBENCH_CACHE": "memcached"})
+    assert CacheSettings.from_env(CacheSpec("redis", redis_url).to_env()).redis_url == redis_url
+    # Values the spec cannot write (a missing URL, an unknown backend), under the spec's own names.
+    with pytest.raises(RuntimeError, match=settings.REDIS_URL):
+        CacheSettings.from_env({settings.CACHE: "redis"})
+    with pytest.raises(RuntimeError, match=f"{settings.CACHE} must be one of memory, redis"):
+        CacheSettings.from_env({settings.CACHE: "memcached"})
 
 
 def test_target_refuses_to_start_when_redis_does_not_answer(server: redis_server.RedisServer) -> None:

@@ -16,6 +16,7 @@ from bench.check.variant import check_variant
 from bench.seed import apply_schema, seed, world_snapshot
 from targets.common.contract import assign_new_values, batch_update_args, parse_queries, render_fortunes
 from targets.common.schema import FORTUNES, seeded_authors_json
+from targets.common.settings import TargetSpec
 
 
 @pytest.mark.parametrize(
@@ -65,7 +66,7 @@ def test_new_values_are_one_per_distinct_id_and_written_in_id_order() -> None:
 def test_broken_target_faults_are_each_reported_once(pg_dsn, run_target) -> None:
     apply_schema(pg_dsn)
     seed(pg_dsn)
-    base_url = run_target("tests.broken_target:app", {"DBBENCH_DSN": pg_dsn, "DBBENCH_POOL_SIZE": "4"})
+    base_url = run_target("tests.broken_target:app", TargetSpec(pg_dsn, 4).to_env())
 
     report = check_variant(base_url, pg_dsn)
 
@@ -117,7 +118,7 @@ def test_unreachable_target_is_one_problem_not_a_traceback(pg_dsn) -> None:
 def test_query_counts_are_skipped_not_failed_without_instrumentation(pg_dsn, run_target) -> None:
     apply_schema(pg_dsn)
     seed(pg_dsn)
-    env = {"DBBENCH_DSN": pg_dsn, "DBBENCH_POOL_SIZE": "4", "DBBENCH_INSTRUMENT": "0"}
+    env = TargetSpec(pg_dsn, 4, instrument=False).to_env()
     base_url = run_target("targets.pooled:app", env)
 
     report = check_variant(base_url, pg_dsn)
@@ -261,7 +262,7 @@ def test_server_log_reads_only_what_came_after_the_mark(tmp_path) -> None:
 def test_broken_target_500s_name_the_servers_exception(pg_dsn, run_target, tmp_path) -> None:
     apply_schema(pg_dsn)
     seed(pg_dsn)
-    base_url = run_target("tests.broken_target:app", {"DBBENCH_DSN": pg_dsn, "DBBENCH_POOL_SIZE": "4"})
+    base_url = run_target("tests.broken_target:app", TargetSpec(pg_dsn, 4).to_env())
     log = tmp_path / f"uvicorn-{base_url.rsplit(':', 1)[1]}.log"  # where run_target's uvicorn logs
 
     report = check_variant(base_url, pg_dsn, server_log=log)
@@ -280,7 +281,7 @@ def test_shape_only_check_finds_the_faults_it_can_and_writes_nothing(pg_dsn, run
     """--url's check of a foreign server: no seed values compared, no writes, no /_bench/*."""
     apply_schema(pg_dsn)
     seed(pg_dsn)
-    base_url = run_target("tests.broken_target:app", {"DBBENCH_DSN": pg_dsn, "DBBENCH_POOL_SIZE": "4"})
+    base_url = run_target("tests.broken_target:app", TargetSpec(pg_dsn, 4).to_env())
     before = world_snapshot(pg_dsn)
 
     report = check_variant(base_url, None, writes=False, private=False)
@@ -304,7 +305,7 @@ def test_shape_only_check_finds_the_faults_it_can_and_writes_nothing(pg_dsn, run
 def test_a_right_server_passes_the_shape_only_check_every_time(pg_dsn, run_target, writes: bool) -> None:
     apply_schema(pg_dsn)
     seed(pg_dsn)
-    env = {"DBBENCH_DSN": pg_dsn, "DBBENCH_POOL_SIZE": "4", "DBBENCH_INSTRUMENT": "1"}
+    env = TargetSpec(pg_dsn, 4, instrument=True).to_env()
     base_url = run_target("targets.pooled:app", env)
     before = world_snapshot(pg_dsn)
 

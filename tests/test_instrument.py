@@ -18,24 +18,21 @@ import pytest
 
 from bench.seed import apply_schema, seed
 from targets import VARIANTS, Variant
+from targets.common import settings
 from targets.common.asyncpg_timing import status_rows, timed_connection_class
 from targets.common.fingerprint import fingerprint
 from targets.common.instrument import current_request, enabled
+from targets.common.settings import TargetSpec
 from targets.common.stats import Collector, RequestScope, bucket_us, jsonable_params, statement_key
 
 RunTarget = Callable[[str, dict[str, str]], str]
 
 
-def target_env(dsn: str, variant: str, **extra: str) -> dict[str, str]:
-    # As tests/test_targets.py: warnings are errors inside the target too.
-    return {
-        "DBBENCH_DSN": dsn,
-        "DBBENCH_POOL_SIZE": "4",
-        "DBBENCH_VARIANT": variant,
-        "PYTHONWARNINGS": "error",
-        "DBBENCH_INSTRUMENT": "1",  # every variant's default now; said explicitly, as a variant may opt out
-        **extra,
-    }
+def target_env(dsn: str, variant: str, *, instrument: bool = True) -> dict[str, str]:
+    # As tests/test_targets.py: warnings are errors inside the target too. Instrument on is every variant's
+    # default now; said explicitly, as a variant may opt out.
+    spec = TargetSpec(dsn, 4, variant=variant, instrument=instrument)
+    return {**spec.to_env(), "PYTHONWARNINGS": "error"}
 
 
 @pytest.fixture
@@ -103,8 +100,8 @@ def test_params_become_a_positional_json_list() -> None:
 
 def test_instrumentation_switch() -> None:
     assert enabled(True, {}) and not enabled(False, {})
-    assert not enabled(True, {"DBBENCH_INSTRUMENT": "0"})
-    assert enabled(False, {"DBBENCH_INSTRUMENT": "1"})
+    assert not enabled(True, {settings.INSTRUMENT: "0"})  # the spellings a person may set by hand
+    assert enabled(False, {settings.INSTRUMENT: "1"})
 
 
 # --- aggregation (fake clock) ---------------------------------------------------------------------
@@ -325,7 +322,7 @@ def test_every_statement_is_timed_and_attributed_to_its_request(
 
 @pytest.mark.parametrize("variant", [VARIANTS.get("pooled"), VARIANTS.get("sync")], ids=lambda v: v.name)
 def test_instrumentation_off_installs_nothing(variant: Variant, seeded_dsn: str, run_target: RunTarget) -> None:
-    base_url = run_target(variant.app, target_env(seeded_dsn, variant.name, DBBENCH_INSTRUMENT="0"))
+    base_url = run_target(variant.app, target_env(seeded_dsn, variant.name, instrument=False))
     httpx.get(f"{base_url}/queries?queries=3", timeout=30).raise_for_status()
     info = httpx.get(f"{base_url}/_bench/info", timeout=30).json()
     assert (info["instrumented"], info["hook"]) == (False, "none")

@@ -19,6 +19,7 @@ from scenarios import SCENARIOS
 from targets import VARIANTS, Variant
 from targets.common.contract import parse_limit
 from targets.common.schema import AUTHOR_ROWS, MAX_BOOKS_PER_AUTHOR, author_rows, book_rows, seeded_authors_json
+from targets.common.settings import TargetSpec
 
 RunTarget = Callable[[str, dict[str, str]], str]
 
@@ -87,7 +88,7 @@ def seeded_dsn(pg_dsn: str) -> str:
 
 @pytest.mark.parametrize("variant", list(VARIANTS), ids=VARIANTS.names)
 def test_lazy_and_eager_serve_the_same_bytes(variant: Variant, seeded_dsn: str, run_target: RunTarget) -> None:
-    env = {"DBBENCH_DSN": seeded_dsn, "DBBENCH_POOL_SIZE": "4", "PYTHONWARNINGS": "error", "DBBENCH_INSTRUMENT": "1"}
+    env = {**TargetSpec(seeded_dsn, 4, instrument=True).to_env(), "PYTHONWARNINGS": "error"}
     base_url = run_target(variant.app, env)
     for query, limit in [("", 20), ("?limit=5", 5), ("?limit=100", 100)]:
         expected = compact(seeded_authors_json(limit))

@@ -24,7 +24,9 @@ from bench.procs import Supervisor
 from bench.seed import apply_schema, seed
 from bench.target import PROJECT_ROOT, uvicorn_argv
 from targets import VARIANTS
+from targets.common import settings
 from targets.common.profiling import FILENAME
+from targets.common.settings import TargetSpec
 
 pytestmark = pytest.mark.e2e  # starts real processes: the slow tier
 
@@ -68,9 +70,7 @@ def serve_profiled(supervisor: Supervisor, variant: str, dsn: str, profile_dir: 
     port = free_port()
     env = {
         **os.environ,
-        "DBBENCH_DSN": dsn,
-        "DBBENCH_POOL_SIZE": "4",
-        "DBBENCH_PROFILE_DIR": str(profile_dir),
+        **TargetSpec(dsn, 4, profile_dir=str(profile_dir)).to_env(),
         "PYTHONPATH": str(PROJECT_ROOT),
         "PYTHONWARNINGS": "error",
     }
@@ -132,7 +132,7 @@ def test_sync_profile_is_taken_in_the_worker_threads(seeded_dsn: str, supervisor
 
 
 def test_without_profile_dir_no_profiler_is_on_the_request_path(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("DBBENCH_PROFILE_DIR", raising=False)
+    monkeypatch.delenv(settings.PROFILE_DIR, raising=False)
     code = (
         "import sys, targets.async_orm as p, targets.sync as s\n"
         "db = next(r.endpoint for r in s.app.routes if getattr(r, 'path', '') == '/db')\n"

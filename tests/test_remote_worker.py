@@ -14,6 +14,7 @@ import pytest
 from bench import results, seed
 from bench.net import free_port
 from bench.target import PROJECT_ROOT
+from targets.common.settings import TargetSpec
 
 RATE = 50.0
 
@@ -24,7 +25,7 @@ def test_a_remote_worker_gets_its_pacing_from_the_master(
 ) -> None:
     seed.apply_schema(pg_dsn)
     seed.seed(pg_dsn)
-    url = run_target("targets.pooled:app", {"DBBENCH_DSN": pg_dsn, "DBBENCH_POOL_SIZE": "4"})
+    url = run_target("targets.pooled:app", TargetSpec(pg_dsn, 4).to_env())
     master = f"127.0.0.1:{free_port()}"
     worker_log = tmp_path / "worker.log"
     with worker_log.open("w") as log:

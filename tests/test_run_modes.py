@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from bench import results, seed
+from targets.common.settings import TargetSpec
 
 pytestmark = pytest.mark.e2e  # starts real processes: the slow tier
 
@@ -75,7 +76,7 @@ def test_url_mode_checks_and_loads_a_server_it_did_not_start(
 ) -> None:
     seed.apply_schema(pg_dsn)
     seed.seed(pg_dsn)
-    url = run_target("targets.pooled:app", {"DBBENCH_DSN": pg_dsn, "DBBENCH_POOL_SIZE": "4"})
+    url = run_target("targets.pooled:app", TargetSpec(pg_dsn, 4).to_env())
     out = tmp_path / "url.json"
     proc = bench("run", "--url", url, "--label", "mine", "--scenarios", "db", "--rate", "100,200", "--users", "8",
                  "--warmup", "0.5", "--duration", "1.5", "--no-calibrate", "-o", str(out))  # fmt: skip

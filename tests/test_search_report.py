@@ -39,6 +39,7 @@ from targets.common.data_rules import (
 )
 from targets.common.refresh import RefreshCoordinator
 from targets.common.schema import ITEM_CATEGORIES, ITEM_ROWS, SEARCH_INDEX, SEARCH_MAX_PRICE, items_checksum
+from targets.common.settings import TargetSpec
 
 POOL_SIZE = 4
 SEARCH_SQL = (
@@ -174,7 +175,7 @@ def test_search_index_switches_the_plan_from_seq_scan_to_a_few_index_pages(seede
 
 
 def _env(dsn: str) -> dict[str, str]:
-    return {"DBBENCH_DSN": dsn, "DBBENCH_POOL_SIZE": str(POOL_SIZE), "DBBENCH_INSTRUMENT": "1"}
+    return TargetSpec(dsn, POOL_SIZE, instrument=True).to_env()
 
 
 def test_a_refresh_that_is_never_awaited_is_caught(seeded_dsn, run_target, monkeypatch) -> None:

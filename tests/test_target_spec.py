@@ -54,14 +54,15 @@ def test_every_variable_a_target_reads_is_declared_in_the_spec() -> None:
     assert names == declared
 
 
+# Values TargetSpec.to_env cannot write, as a person could set them, under the spec's own names.
 @pytest.mark.parametrize(
     ("env", "message"),
     [
-        ({}, "DBBENCH_DSN is not set"),
-        ({"DBBENCH_DSN": "x", "DBBENCH_POOL_SIZE": "0"}, "DBBENCH_POOL_SIZE must be at least 1"),
-        ({"DBBENCH_DSN": "x", "DBBENCH_POOL_SIZE": "ten"}, "DBBENCH_POOL_SIZE must be an integer"),
-        ({"DBBENCH_DSN": "x", "DBBENCH_CACHE": "memcached"}, "DBBENCH_CACHE must be one of memory, redis"),
-        ({"DBBENCH_DSN": "x", "DBBENCH_CACHE": "redis"}, "needs DBBENCH_REDIS_URL"),
+        ({}, f"{settings.DSN} is not set"),
+        ({settings.DSN: "x", settings.POOL_SIZE: "0"}, f"{settings.POOL_SIZE} must be at least 1"),
+        ({settings.DSN: "x", settings.POOL_SIZE: "ten"}, f"{settings.POOL_SIZE} must be an integer"),
+        ({settings.DSN: "x", settings.CACHE: "memcached"}, f"{settings.CACHE} must be one of memory, redis"),
+        ({settings.DSN: "x", settings.CACHE: "redis"}, f"needs {settings.REDIS_URL}"),
     ],
 )
 def test_a_wrong_setting_is_named(env: dict[str, str], message: str) -> None:

@@ -27,8 +27,10 @@ from bench.check.variant import check_variant
 from bench.seed import apply_schema, seed, world_snapshot
 from targets import VARIANTS, UnknownVariant, Variant
 from targets.cached import WorldCache
+from targets.common import settings
 from targets.common.contract import Settings
 from targets.common.schema import FORTUNES, seeded_world
+from targets.common.settings import TargetSpec
 
 POOL_SIZE = 4
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -37,13 +39,9 @@ RunTarget = Callable[[str, dict[str, str]], str]
 
 def target_env(dsn: str, variant: str) -> dict[str, str]:
     # Warnings are errors inside the target too: a deprecation in a request path fails the request.
-    return {
-        "DBBENCH_DSN": dsn,
-        "DBBENCH_POOL_SIZE": str(POOL_SIZE),
-        "DBBENCH_VARIANT": variant,
-        "PYTHONWARNINGS": "error",
-        "DBBENCH_INSTRUMENT": "1",  # some variants are opt-in (their hooks cost more than 5 %)
-    }
+    # Instrument on: some variants are opt-in (their hooks cost more than 5 %).
+    spec = TargetSpec(dsn, POOL_SIZE, variant=variant, instrument=True)
+    return {**spec.to_env(), "PYTHONWARNINGS": "error"}
 
 
 @pytest.fixture
@@ -104,7 +102,7 @@ def test_listing_variants_imports_no_framework_or_driver() -> None:
 @pytest.mark.parametrize("variant", list(VARIANTS), ids=VARIANTS.names)
 def test_importing_a_variant_needs_no_configuration(variant: Variant, monkeypatch: pytest.MonkeyPatch) -> None:
     # Configuration is read in the lifespan, so import works without DBBENCH_DSN and connects to nothing.
-    monkeypatch.delenv("DBBENCH_DSN", raising=False)
+    monkeypatch.delenv(settings.DSN, raising=False)
     code = f"import {variant.module} as m; print(type(m.app).__name__)"
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=PROJECT_ROOT
@@ -113,12 +111,12 @@ def test_importing_a_variant_needs_no_configuration(variant: Variant, monkeypatc
 
 
 def test_settings_from_env() -> None:
-    assert Settings.from_env({"DBBENCH_DSN": "postgresql://h/db"}) == Settings("postgresql://h/db", 10)
-    assert Settings.from_env({"DBBENCH_DSN": "postgresql://h/db", "DBBENCH_POOL_SIZE": "3"}).pool_size == 3
-    with pytest.raises(RuntimeError, match="DBBENCH_DSN"):
+    assert Settings.from_env(TargetSpec("postgresql://h/db").to_env()) == Settings("postgresql://h/db", 10)
+    assert Settings.from_env(TargetSpec("postgresql://h/db", 3).to_env()).pool_size == 3
+    with pytest.raises(RuntimeError, match=settings.DSN):
         Settings.from_env({})
-    with pytest.raises(RuntimeError, match="DBBENCH_POOL_SIZE"):
-        Settings.from_env({"DBBENCH_DSN": "postgresql://h/db", "DBBENCH_POOL_SIZE": "0"})
+    with pytest.raises(RuntimeError, match=settings.POOL_SIZE):  # a value the spec cannot write
+        Settings.from_env({settings.DSN: "postgresql://h/db", settings.POOL_SIZE: "0"})
 
 
 # --- seeding ------------------------------------------------------------------------------------
