@@ -16,6 +16,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+from processes import survivors
 
 import cli
 from bench import results
@@ -212,8 +213,7 @@ def test_interrupt_keeps_measured_cells_and_leaves_no_process(
     # The file says it is unfinished, and its report says how far it got.
     assert kept.metadata["completed"] is False and kept.metadata["cells_planned"] == 40
     assert f"interrupted: {len(kept.cells)} of 40 cells measured" in bench("report", str(out)).stdout
-    time.sleep(0.5)
-    alive = [pid for pid in seen if psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE]
+    alive = survivors(seen)
     assert not alive, [_cmdline(pid) for pid in alive]
     assert sorted(path.name for path in private_tmp.iterdir()) == []
 
@@ -242,8 +242,7 @@ def test_serve_stops_on_sigint_when_started_with_sigint_ignored(private_tmp: Pat
             proc.communicate()
     assert proc.returncode == 130, stderr  # interrupted, as run
     assert "Traceback" not in stderr
-    time.sleep(0.5)
-    alive = [pid for pid in family if psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE]
+    alive = survivors(family)
     assert not alive, [_cmdline(pid) for pid in alive]
     assert sorted(path.name for path in private_tmp.iterdir()) == []
 
