@@ -952,13 +952,42 @@ def serve(
         raise typer.Exit(130) from None
 
 
-def _gate(work: Callable[[], tuple[str, int]], output: Path | None) -> None:
+def _distinct_paths(inputs: dict[str, Path], outputs: dict[str, Path | None]) -> None:
+    """Raise ``BenchError`` when an output names an input or another output (``-o b.toml`` with ``--budget
+    b.toml`` replaced the budgets; ``-o x --junit x`` kept one of the two): before anything is read or written.
+    Two paths are the same when they resolve to one file (``./b.toml``, ``../dir/b.toml``, a symlink)."""
+    from bench.errors import BenchError
+
+    def same(a: Path, b: Path) -> bool:
+        try:
+            return a.resolve() == b.resolve() or (a.exists() and b.exists() and a.samefile(b))
+        except OSError:
+            return False
+
+    named = [(option, path) for option, path in outputs.items() if path is not None]
+    for index, (option, path) in enumerate(named):
+        clash = [what for what, other in inputs.items() if same(path, other)]
+        clash += [other_option for other_option, other in named[:index] if same(path, other)]
+        if clash:
+            raise BenchError(
+                f"{option} {path} is also {clash[0]}: an output never replaces an input or another output; "
+                f"choose another {option}"
+            )
+
+
+def _gate(
+    work: Callable[[], tuple[str, int]],
+    output: Path | None,
+    inputs: dict[str, Path] | None = None,
+    junit: Path | None = None,
+) -> None:
     """Print (or write to ``output``) what a CI gate produced and exit with its code (0 pass, 1 regression or
-    breach, 2 bad input)."""
+    breach, 2 bad input). ``inputs`` (what each input option named) and the outputs must be distinct files."""
     from bench.errors import BenchError
     from reports import gate
 
     try:
+        _distinct_paths(inputs or {}, {"--junit": junit, "-o": output})
         text, code = work()
         if output is not None:
             text = gate.write(text, output)
@@ -990,7 +1019,8 @@ def compare(
         done = comparing.from_paths(files, base=base, head=head, threshold=threshold, gate_on=metrics)
         return gate.compared(done, format=format, junit=junit)
 
-    _gate(work, output)
+    roles = ["the results file"] if len(files) == 1 else [f"the {side} file" for side in ("base", "head")]
+    _gate(work, output, dict(zip(roles, files, strict=False)), junit)
 
 
 @app.command()
@@ -1010,6 +1040,8 @@ def check(
     _gate(
         lambda: gate.checked(file, budgets.check(results.load(file), budgets.load(budget)), format=format, junit=junit),
         output,
+        {"the results file": file, "the budget file": budget or Path("pyproject.toml")},
+        junit,
     )
 
 
