@@ -1037,8 +1037,13 @@ def check(
     from bench import budgets, results
     from reports import gate
 
+    def work() -> tuple[str, int]:
+        run = results.load(file)
+        budgets.require_complete(run, str(file))
+        return gate.checked(file, budgets.check(run, budgets.load(budget)), format=format, junit=junit)
+
     _gate(
-        lambda: gate.checked(file, budgets.check(results.load(file), budgets.load(budget)), format=format, junit=junit),
+        work,
         output,
         {"the results file": file, "the budget file": budget or Path("pyproject.toml")},
         junit,

@@ -105,19 +105,42 @@ def load(path: Path | None, *, pyproject: Path = Path("pyproject.toml")) -> list
 
 
 def parse(data: Mapping[str, Any], source: str) -> list[Budget]:
-    """Budgets from parsed TOML (tables per scenario, sub-tables per endpoint)."""
+    """Budgets from parsed TOML (tables per scenario, sub-tables per endpoint). Raises ``BenchError`` for a
+    table (or sub-table) without a budget: a gate that checks nothing would pass whatever the run measured."""
     budgets: list[Budget] = []
     for scenario, table in data.items():
         if not isinstance(table, dict):
             raise BenchError(
                 f'{source}: {scenario} = ... must be a table of budgets, e.g. [{scenario}] p99_ms = "< 50"'
             )
+        if not table:
+            raise BenchError(f'{source}: [{scenario}] holds no budget; add one, e.g. p99_ms = "< 50", or remove it')
         for key, value in table.items():
             if isinstance(value, dict):
+                if not value:
+                    raise BenchError(f"{source}: [{scenario} {key}] holds no budget; add one or remove the table")
                 budgets.extend(_budget(source, scenario, key, name, rule) for name, rule in value.items())
             else:
                 budgets.append(_budget(source, scenario, "", key, value))
+    if not budgets:
+        raise BenchError(f'no budgets in {source}; add a table per scenario, e.g. [db] p99_ms = "< 50"')
     return budgets
+
+
+def require_complete(results: Results, name: str) -> None:
+    """Raise ``BenchError`` when ``results`` is a run that did not finish (metadata ``completed`` false, e.g.
+    Ctrl-C) or measured no cell: a gate must not pass what was not measured, and which cells are missing is
+    not known to it (the interrupted run of a fresh-eyes review, 4 of 6 cells, passed both gates in silence).
+    A file written before the field existed is taken as complete."""
+    planned = results.metadata.get("cells_planned")
+    of = f" of {planned}" if isinstance(planned, int) else ""
+    if results.metadata.get("completed") is False:
+        raise BenchError(
+            f"{name} is an interrupted run ({len(results.cells)}{of} cells measured): a gate judges only a "
+            "finished run; run it again to the end"
+        )
+    if not results.cells:
+        raise BenchError(f"{name} holds no measured cell: nothing to judge; run the benchmark again")
 
 
 def _budget(source: str, scenario: str, endpoint: str, name: str, rule: Any) -> Budget:
@@ -135,6 +158,8 @@ def check(results: Results, budgets: list[Budget]) -> list[Outcome]:
     """Every budget on every row of its scenario. Raises ``BenchError`` for a scenario or endpoint the run
     did not measure (a budget that could only pass silently)."""
     table = rows(results)
+    if not table:
+        raise BenchError("the run holds no measured cell: nothing to check the budgets against")
     scenarios = {row.scenario for row in table}
     outcomes: list[Outcome] = []
     for budget in budgets:

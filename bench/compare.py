@@ -217,14 +217,20 @@ def from_paths(
     """``bench compare``'s arguments: two files, or one with ``base`` and ``head`` labels (those ``bench ab``
     recorded when not given). Raises ``BenchError`` for anything else, or files that cannot be compared."""
     from bench import results
+    from bench.budgets import require_complete
+
+    def load(path: Path) -> Results:
+        run = results.load(path)
+        require_complete(run, str(path))
+        return run
 
     if len(files) == 2 and base is None and head is None:
-        before, after = (results.load(path) for path in files)
+        before, after = (load(path) for path in files)
         return compare_files(
             before, after, base_name=str(files[0]), head_name=str(files[1]), threshold=threshold, gate_on=gate_on
         )
     if len(files) == 1:
-        run = results.load(files[0])
+        run = load(files[0])
         labels = (base, head) if base and head else ab_labels(run)
         if labels is None:
             raise BenchError("one file: pass --base LABEL --head LABEL (the variants or apps to compare)")
