@@ -10,7 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_compare import bench, golden, write
+from test_compare import bench, golden, results, write
+
+from bench.compare import MIX_METHOD, NO_CHANGE, SLOWER, compare_files
 
 
 @pytest.mark.parametrize(
@@ -69,3 +71,38 @@ def test_a_run_without_cells_and_a_budget_table_without_budgets_are_refused(tmp_
         rules.write_text(toml, encoding="utf-8")
         shown = bench("check", str(whole), "--budget", str(rules))
         assert shown.exit_code == 2 and message in shown.output, shown.output
+
+
+def _mixed(data: dict[str, Any], shares: tuple[float, ...], sizes: tuple[int, int]) -> dict[str, Any]:
+    """Each trial's requests split between /small and /big (trial k: shares[k] of them to /big), its response
+    bytes what those sizes give: the same responses, a different random mix per window."""
+    for cell, share in zip(data["cells"], shares, strict=True):
+        template = next(iter(cell["endpoints"].values()))
+        big = int(cell["requests"] * share)
+        small = cell["requests"] - big
+        cell["endpoints"] = {"/small": {**template, "requests": small}, "/big": {**template, "requests": big}}
+        cell["bytes_received"] = small * sizes[0] + big * sizes[1]
+        cell["target_stats"] = None
+    return data
+
+
+def test_response_bytes_of_a_mixed_scenario_move_with_the_mix_not_as_a_regression() -> None:
+    # The reviewer's fix of an N+1 (same responses) failed `bytes_per_request 420 -> 475 +13.2 % (exact)`.
+    base = _mixed(golden(), (0.10, 0.30, 0.15, 0.25, 0.12, 0.20), (400, 2000))
+    head = _mixed(golden(), (0.30, 0.18, 0.28, 0.22, 0.35, 0.25), (400, 2000))
+    done = compare_files(results(base), results(head), base_name="b", head_name="h", threshold=0.10)
+    shown = next(v for v in done.verdicts if v.metric == "bytes_per_request")
+    assert shown.change is not None and shown.change > 0.10
+    assert shown.verdict == NO_CHANGE and shown.method == MIX_METHOD
+    bigger = _mixed(golden(), (0.10, 0.30, 0.15, 0.25, 0.12, 0.20), (800, 4000))  # every response twice the size
+    done = compare_files(results(base), results(bigger), base_name="b", head_name="h", threshold=0.10)
+    assert next(v for v in done.verdicts if v.metric == "bytes_per_request").verdict == SLOWER
+
+
+def test_response_bytes_of_one_endpoint_stay_exact() -> None:
+    base, head = golden(), golden()
+    for cell in head["cells"]:
+        cell["bytes_received"] = int(cell["bytes_received"] * 1.2)
+    done = compare_files(results(base), results(head), base_name="b", head_name="h", threshold=0.10)
+    shown = next(v for v in done.verdicts if v.metric == "bytes_per_request")
+    assert (shown.verdict, shown.method) == (SLOWER, "exact")
