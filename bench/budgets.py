@@ -97,11 +97,28 @@ def load(path: Path | None, *, pyproject: Path = Path("pyproject.toml")) -> list
         raise BenchError(f"cannot read budget file {source}: {exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise BenchError(f"{source} is not valid TOML: {exc}") from None
-    if path is None:
-        data = data.get("tool", {}).get("dbbench", {}).get("budgets", {})
+    if path is None or source.name == "pyproject.toml":  # a pyproject's budgets are its [tool.dbbench.budgets]
+        data = _pyproject_budgets(data, source)
+        prefix = "tool.dbbench.budgets."
+    else:
+        prefix = ""
     if not data:
-        raise BenchError(f'no budgets in {source}; add a table per scenario, e.g. [db] p99_ms = "< 50"')
+        raise BenchError(f'no budgets in {source}; add a table per scenario, e.g. [{prefix}db] p99_ms = "< 50"')
     return parse(data, str(source))
+
+
+def _pyproject_budgets(data: dict[str, Any], source: Path) -> dict[str, Any]:
+    """``[tool.dbbench.budgets]`` of a parsed pyproject.toml ({} when absent). Raises ``BenchError`` when
+    ``tool``, ``tool.dbbench`` or ``tool.dbbench.budgets`` is there but not a table (``budgets = "x"``)."""
+    found: Any = data
+    for depth, key in enumerate(("tool", "dbbench", "budgets"), start=1):
+        found = found.get(key, {})
+        if not isinstance(found, dict):
+            name = ".".join(("tool", "dbbench", "budgets")[:depth])
+            raise BenchError(
+                f"{source}: {name} must be a table, e.g. [tool.dbbench.budgets.db], not {type(found).__name__}"
+            )
+    return dict(found)
 
 
 def parse(data: Mapping[str, Any], source: str) -> list[Budget]:

@@ -106,3 +106,34 @@ def test_response_bytes_of_one_endpoint_stay_exact() -> None:
     done = compare_files(results(base), results(head), base_name="b", head_name="h", threshold=0.10)
     shown = next(v for v in done.verdicts if v.metric == "bytes_per_request")
     assert (shown.verdict, shown.method) == (SLOWER, "exact")
+
+
+@pytest.mark.parametrize(
+    ("toml", "message"),
+    [
+        ('[tool.dbbench]\nbudgets = "x"\n', "tool.dbbench.budgets must be a table"),
+        ('[tool]\ndbbench = "x"\n', "tool.dbbench must be a table"),
+        ('tool = "x"\n', "tool must be a table"),
+        ('[project]\nname = "x"\n', "e.g. [tool.dbbench.budgets.db]"),
+    ],
+)
+def test_a_pyproject_without_a_budgets_table_is_one_line_exit_2(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, toml: str, message: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    run = write(tmp_path, "run.json", golden())
+    (tmp_path / "pyproject.toml").write_text(toml, encoding="utf-8")
+    for extra in ([], ["--budget", "pyproject.toml"]):
+        shown = bench("check", str(run), *extra)
+        assert shown.exit_code == 2, shown.output
+        assert shown.output.count("\n") == 1 and message in shown.output and "Traceback" not in shown.output
+
+
+def test_an_explicit_pyproject_is_read_for_its_tool_dbbench_budgets(tmp_path: Path) -> None:
+    run = write(tmp_path, "run.json", golden())
+    pyproject = tmp_path / "sub" / "pyproject.toml"
+    pyproject.parent.mkdir()
+    pyproject.write_text('[project]\nname = "x"\n[tool.dbbench.budgets.db]\nrps = ">= 1"\n', encoding="utf-8")
+    shown = bench("check", str(run), "--budget", str(pyproject))
+    assert shown.exit_code == 0, shown.output
+    assert "rps >= 1" in shown.output
