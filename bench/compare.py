@@ -178,11 +178,14 @@ def compare_labels(
     Raises ``BenchError`` for a label the file does not hold, or an unknown metric in ``gate_on``.
     """
     labels = list(dict.fromkeys(c.variant for c in run.cells))
+    if base == head:
+        raise BenchError("--base and --head name the same label; pass two different ones")
+    unstarted = _failed_to_start(run, base, head, labels, threshold, tuple(gate_on))
+    if unstarted is not None:
+        return unstarted
     for label in (base, head):
         if label not in labels:
             raise BenchError(f"no cells labelled {label!r} in this file (it holds {', '.join(labels) or 'none'})")
-    if base == head:
-        raise BenchError("--base and --head name the same label; pass two different ones")
 
     def only(label: str) -> Results:
         return Results(
@@ -195,6 +198,43 @@ def compare_labels(
 
     sides = (_side(base, only(base), lambda c: ""), _side(head, only(head), lambda c: ""))
     return _compare(*sides, paired=True, threshold=threshold, warnings=[], gate_on=gate_on)
+
+
+def _failed_to_start(
+    run: Results, base: str, head: str, labels: list[str], threshold: float, gate_on: tuple[str, ...]
+) -> Comparison | None:
+    """A side that has no cell because it failed its check (e.g. it exited during start-up; ``bench ab``
+    measures nothing of an app that fails it): the comparison of each of the other side's points with that
+    failure, as for a side whose cells all failed (head: a regression; base: an improvement); None when both
+    or neither have cells, or the missing side has no failed check (a label the file does not hold)."""
+    failed = {label: [c for c in run.checks if c.variant == label and not c.ok] for label in (base, head)}
+    missing = [label for label in (base, head) if label not in labels and failed[label]]
+    if len(missing) != 1:
+        return None
+    gone = missing[0]
+    ran = head if gone == base else base
+    reasons = "; ".join(problem for check in failed[gone] for problem in (check.problems or [check.skipped]))
+    evidence = [f"the {'head' if gone == head else 'base'} {gone!r} failed its check, nothing measured: {reasons}"]
+    points = dict.fromkeys((c.scenario, c.users, c.rate, c.setting) for c in run.cells if c.variant == ran)
+    verdicts = [
+        Verdict(
+            "",
+            scenario,
+            _point_label((ALL, ALL, users, rate, ALL)),
+            setting,
+            ALL,
+            "status",
+            SLOWER if gone == head else FASTER,
+            None,
+            None,
+            None,
+            None,
+            "failed",
+            evidence,
+        )
+        for scenario, users, rate, setting in points
+    ]
+    return Comparison(base, head, True, threshold, [], verdicts, gate_on)
 
 
 def gate_metrics(raw: str) -> tuple[str, ...]:

@@ -137,3 +137,19 @@ def test_an_explicit_pyproject_is_read_for_its_tool_dbbench_budgets(tmp_path: Pa
     shown = bench("check", str(run), "--budget", str(pyproject))
     assert shown.exit_code == 0, shown.output
     assert "rps >= 1" in shown.output
+
+
+def test_a_head_that_failed_to_start_is_a_regression_not_bad_input(tmp_path: Path) -> None:
+    data = golden(variant="base")
+    data["metadata"]["apps"] = {"ab": {"base": "base", "head": "head"}}
+    data["checks"] = [
+        {"variant": "base", "ok": True, "problems": []},
+        {"variant": "head", "ok": False, "problems": ["db: head exited during start-up: RuntimeError: boom"]},
+    ]
+    run = write(tmp_path, "ab.json", data)
+    shown = bench("compare", str(run))
+    assert shown.exit_code == 1, shown.output
+    assert "FAIL db · 8 users: status" in shown.output and "RuntimeError: boom" in shown.output
+    swapped = bench("compare", str(run), "--base", "head", "--head", "base")  # base failed: not a regression
+    assert swapped.exit_code == 0 and "faster" in swapped.output
+    assert bench("compare", str(run), "--base", "base", "--head", "nope").exit_code == 2  # no such label
