@@ -166,7 +166,8 @@ def compare_files(
     ``gate_on`` names an unknown metric.
     """
     sides = (_side(base_name, base, lambda c: c.variant), _side(head_name, head, lambda c: c.variant))
-    return _compare(*sides, paired=False, threshold=threshold, warnings=_machine_warnings(base, head), gate_on=gate_on)
+    found = [*_machine_warnings(base, head), *_settings_warnings(base, head)]
+    return _compare(*sides, paired=False, threshold=threshold, warnings=found, gate_on=gate_on)
 
 
 def compare_labels(
@@ -306,6 +307,73 @@ def _machine_warnings(base: Results, head: Results) -> list[str]:
             "a difference may be the machine's, not the change's"
         ]
     return []
+
+
+# Settings of two runs (metadata paths) that make them measure different things: the files are refused. Why,
+# each: a locustfile's content decides which requests are sent (another file is another test, whatever its
+# name); the server's workers and dbbench's pool decide how much of the machine and the database the app may
+# use (1 -> 4 workers moves req/s and CPU per request by design, not by the change under test); the
+# instrumentation (dbbench's statement hooks or none) costs CPU per request and decides where the counters
+# come from.
+_REFUSED_SETTINGS: tuple[tuple[str, ...], ...] = (
+    ("config", "server"),
+    ("apps", "server_workers"),
+    ("config", "instrument"),
+    ("pool", "size"),
+    ("pool", "max_overflow"),
+    ("pool", "threadpool_size"),
+)
+# Settings that weaken a comparison but do not void it: a warning. Why, each: req/s, latency and CPU per
+# request are per second or per request, so another window length (duration) or number of trials changes
+# only how wide the intervals are, which the verdict already shows; a shorter warm-up can leave one side
+# colder (caches, pools, the interpreter), a bias the warning names; another error-rate limit changes which
+# cells count as failed; another load-generator set-up or CPU split changes what the generator can send.
+_WARNED_SETTINGS: tuple[tuple[str, ...], ...] = (
+    ("config", "duration_s"),
+    ("config", "warmup_s"),
+    ("config", "trials"),
+    ("config", "max_error_rate"),
+    ("config", "load_generator"),
+    ("cpus",),
+)
+
+
+def _setting(metadata: dict[str, Any], path: tuple[str, ...]) -> Any:
+    value: Any = metadata
+    for key in path:
+        value = value.get(key) if isinstance(value, dict) else None
+    return value
+
+
+def _settings_warnings(base: Results, head: Results) -> list[str]:
+    """Raise ``BenchError`` (one line) when two runs' settings make them incomparable (_REFUSED_SETTINGS,
+    another locustfile content under the same name); the warnings for those that weaken the comparison.
+    A setting one file does not record (an older format) is not compared."""
+    before, after = base.metadata, head.metadata
+    for path in _REFUSED_SETTINGS:
+        b, h = _setting(before, path), _setting(after, path)
+        if b is not None and h is not None and b != h:
+            raise BenchError(
+                f"cannot compare: {'.'.join(path)} differs ({b!r} vs {h!r}); the two runs measured under other "
+                "settings; rerun one with the other's"
+            )
+    files = [_setting(m, ("config", "locustfiles")) or {} for m in (before, after)]
+    for name in (n for n in files[0] if n in files[1]):
+        shas = [_setting(f, (name, "sha256")) for f in files]
+        if all(isinstance(sha, str) for sha in shas) and shas[0] != shas[1]:
+            raise BenchError(
+                f"cannot compare: the locustfile {name} differs (sha256 {shas[0][:12]}… vs {shas[1][:12]}…): "
+                "the two runs sent other requests; rerun both with one locustfile"
+            )
+    found = []
+    for path in _WARNED_SETTINGS:
+        b, h = _setting(before, path), _setting(after, path)
+        if b is not None and h is not None and b != h:
+            if isinstance(b, dict) and isinstance(h, dict):  # only the keys that differ (cpus holds 8)
+                keys = [k for k in dict.fromkeys([*b, *h]) if b.get(k) != h.get(k)]
+                b, h = ({k: side.get(k) for k in keys} for side in (b, h))
+            found.append(f"{'.'.join(path)} differs ({b!r} vs {h!r}): the comparison is weaker for it")
+    return found
 
 
 def _compare(

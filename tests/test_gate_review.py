@@ -153,3 +153,35 @@ def test_a_head_that_failed_to_start_is_a_regression_not_bad_input(tmp_path: Pat
     swapped = bench("compare", str(run), "--base", "head", "--head", "base")  # base failed: not a regression
     assert swapped.exit_code == 0 and "faster" in swapped.output
     assert bench("compare", str(run), "--base", "base", "--head", "nope").exit_code == 2  # no such label
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "message"),
+    [
+        (("apps", "server_workers"), 4, "apps.server_workers differs (1 vs 4)"),
+        (("config", "server"), "uvicorn, 4 workers, 127.0.0.1", "config.server differs"),
+        (("pool", "size"), 20, "pool.size differs (10 vs 20)"),
+        (("config", "locustfiles", "db", "sha256"), "0" * 64, "the locustfile db differs (sha256 aaaaaaaaaaaa…"),
+    ],
+)
+def test_runs_under_other_settings_are_refused(tmp_path: Path, path: tuple[str, ...], value: Any, message: str) -> None:
+    base, head = golden(), golden()
+    for data in (base, head):
+        data["metadata"]["apps"] = {"server_workers": 1}
+        data["metadata"]["config"]["locustfiles"] = {"db": {"sha256": "a" * 64}}
+    target = head["metadata"]
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+    shown = bench("compare", str(write(tmp_path, "b.json", base)), str(write(tmp_path, "h.json", head)))
+    assert shown.exit_code == 2, shown.output
+    assert shown.output.count("\n") == 1 and message in shown.output
+
+
+def test_runs_of_other_durations_warm_ups_or_trials_are_compared_with_a_warning() -> None:
+    base, head = golden(), golden()
+    head["metadata"]["config"].update(duration_s=1.0, warmup_s=0.5)
+    done = compare_files(results(base), results(head), base_name="b", head_name="h", threshold=0.10)
+    assert any("config.duration_s differs (3.0 vs 1.0)" in w for w in done.warnings)
+    assert any("config.warmup_s differs (1.0 vs 0.5)" in w for w in done.warnings)
+    assert not compare_files(results(base), results(golden()), base_name="b", head_name="h", threshold=0.1).warnings
