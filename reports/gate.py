@@ -18,6 +18,7 @@ from typing import Any
 from bench.budgets import Outcome
 from bench.compare import INCONCLUSIVE, SLOWER, Comparison, Verdict
 from bench.errors import BenchError
+from reports.fmt import md_cell
 
 FAIL, PASS, SKIP = "fail", "pass", "skip"
 STEP_SUMMARY = "GITHUB_STEP_SUMMARY"
@@ -97,7 +98,7 @@ def markdown(cases: list[Case], title: str, header: list[str]) -> str:
     lines = [
         f"### {title}",
         "",
-        *(f"> {line}" for line in header),
+        *(f"> {_cell(line)}" for line in header),
         "",
         "| | case | result |",
         "|---|---|---|",
@@ -114,7 +115,7 @@ def markdown(cases: list[Case], title: str, header: list[str]) -> str:
 
 
 def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+    return md_cell(text)
 
 
 def as_json(cases: list[Case], document: dict[str, Any]) -> str:

@@ -185,3 +185,19 @@ def test_runs_of_other_durations_warm_ups_or_trials_are_compared_with_a_warning(
     assert any("config.duration_s differs (3.0 vs 1.0)" in w for w in done.warnings)
     assert any("config.warmup_s differs (1.0 vs 0.5)" in w for w in done.warnings)
     assert not compare_files(results(base), results(golden()), base_name="b", head_name="h", threshold=0.1).warnings
+
+
+def test_markdown_escapes_every_user_supplied_name(tmp_path: Path) -> None:
+    name = "/cat | `a` ]]></x> &amp; <b> **x** _y_ [l](u)"
+    base, head = golden(), golden(queries=21)
+    for data in (base, head):
+        for cell in data["cells"]:
+            cell["endpoints"] = {name: cell["endpoints"].pop(next(iter(cell["endpoints"])))}
+            cell["endpoints"][name + "2"] = dict(cell["endpoints"][name])
+            cell["target_stats"]["endpoints"] = {name: next(iter(cell["target_stats"]["endpoints"].values()))}
+    shown = bench("compare", str(write(tmp_path, "b.json", base)), str(write(tmp_path, "h.json", head)), "-f", "md")
+    assert shown.exit_code == 1, shown.output
+    text = shown.output
+    assert "/cat \\| \\`a\\` \\]\\]&gt;&lt;/x&gt; &amp;amp; &lt;b&gt; \\*\\*x\\*\\* \\_y\\_ \\[l\\](u)" in text
+    for raw in ("<b>", "**x**", "`a`", " &amp; ", "[l]"):
+        assert raw not in text.replace("- **", "").replace("**\n", "\n")
