@@ -102,6 +102,7 @@ class Verdict:
     method: str  # "paired", "unpaired", "failed", or a counter's: EXACT, PER_ENDPOINT, PER_SCENARIO
     evidence: list[str] = field(default_factory=list)  # one line each: what changed and why it may have
     gating: bool = True  # whether "slower" here fails the gate (False: a timed metric reported only)
+    reason: str = ""  # why an inconclusive verdict is one ("3 pairs: the signed-rank test needs 6 or more")
 
     @property
     def where(self) -> str:
@@ -458,14 +459,18 @@ def _point(
                 logs = [math.log(a / b) for b, a in matched if a and b]
                 estimate, ci, method = _paired_ci(logs)
                 ranks_agree = _signed_ranks_differ(logs)
+                sizes = (len(logs),)
             else:
                 estimate, ci, method = _unpaired_ci(sample_before, sample_after)
                 ranks_agree = _ranks_differ(sample_before, sample_after)
+                sizes = (len(sample_before), len(sample_after))
+            judged_as = _timed_verdict(estimate, ci, threshold, higher_is_better, ranks_agree)
             out.append(
                 verdict(
                     endpoint,
                     metric,
-                    _timed_verdict(estimate, ci, threshold, higher_is_better, ranks_agree),
+                    judged_as,
+                    reason=_inconclusive_reason(sizes, ci, threshold, ranks_agree) if judged_as == INCONCLUSIVE else "",
                     base=_typical(sample_before),
                     head=_typical(sample_after),
                     change=_share(estimate),
@@ -680,6 +685,39 @@ def _timed_verdict(
     if significant and abs(estimate) >= bound:
         return FASTER if (estimate > 0) == higher else SLOWER
     return INCONCLUSIVE
+
+
+# The fewest paired trials whose exact signed-rank test can reach p < 1 - CONFIDENCE (two-sided: 2 / 2**n).
+MIN_PAIRS = 6
+
+
+def _fewest_unpaired(before: int, after: int) -> bool:
+    """Whether the exact Mann-Whitney U test of ``before`` and ``after`` trials can reach p < 1 - CONFIDENCE
+    at all: its smallest two-sided p is 2 / C(before + after, before) (3 + 3: 0.1; 4 + 4: 0.029)."""
+    return 2 / math.comb(before + after, before) < 1 - CONFIDENCE
+
+
+def _inconclusive_reason(sizes: tuple[int, ...], ci: tuple[float, float] | None, threshold: float, ranks: bool) -> str:
+    """Why a timed verdict is inconclusive, in a few words the verdict line carries (sizes: the pairs, or each
+    side's trials)."""
+    if len(sizes) == 1 and sizes[0] < MIN_PAIRS:
+        return f"{sizes[0]} pairs: the paired signed-rank test needs {MIN_PAIRS} or more, --trials {MIN_PAIRS}"
+    if len(sizes) == 2 and (min(sizes) < 2 or not _fewest_unpaired(*sizes)):
+        return (
+            f"{sizes[0]} and {sizes[1]} trials: two runs' rank test needs 4 a side or more; "
+            f"or one interleaved run, bench ab, of {MIN_PAIRS} pairs or more"
+        )
+    if ci is None:
+        return "no interval: too few trials"
+    low, high = ci
+    bound = math.log1p(threshold)
+    if low <= 0 <= high:
+        return f"the 95 % interval spans 0 and reaches beyond ±{threshold:.0%}: too wide to say; more trials narrow it"
+    if not ranks:
+        return "the interval excludes 0 but the trials' ranks do not differ, p ≥ 0.05"
+    if max(abs(low), abs(high)) >= bound:
+        return f"a change, smaller than {threshold:.0%} at the estimate but its interval reaches beyond"
+    return ""
 
 
 @dataclass(frozen=True)

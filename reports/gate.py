@@ -65,9 +65,8 @@ def _verdict_line(v: Verdict) -> str:
     change = _percent(v.change)
     if v.ci is not None and v.ci[0] is not None and v.ci[1] is not None:
         change += f" [{_percent(v.ci[0])}, {_percent(v.ci[1])}]"
-    return f"{_figure(v.metric, v.base)} → {_figure(v.metric, v.head)} {change} ({v.method}): {v.verdict}".replace(
-        "  ", " "
-    )
+    line = f"{_figure(v.metric, v.base)} → {_figure(v.metric, v.head)} {change} ({v.method}): {v.verdict}"
+    return (line + (f" ({v.reason})" if v.reason else "")).replace("  ", " ")
 
 
 def budget_cases(outcomes: Iterable[Outcome]) -> list[Case]:

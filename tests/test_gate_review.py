@@ -6,13 +6,15 @@ in-process, no server.
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Any
 
 import pytest
 from test_compare import bench, golden, results, write
 
-from bench.compare import MIX_METHOD, NO_CHANGE, SLOWER, compare_files
+from bench.compare import INCONCLUSIVE, MIX_METHOD, NO_CHANGE, SLOWER, compare_files, compare_labels
+from reports import gate
 
 
 @pytest.mark.parametrize(
@@ -201,3 +203,24 @@ def test_markdown_escapes_every_user_supplied_name(tmp_path: Path) -> None:
     assert "/cat \\| \\`a\\` \\]\\]&gt;&lt;/x&gt; &amp;amp; &lt;b&gt; \\*\\*x\\*\\* \\_y\\_ \\[l\\](u)" in text
     for raw in ("<b>", "**x**", "`a`", " &amp; ", "[l]"):
         assert raw not in text.replace("- **", "").replace("**\n", "\n")
+
+
+def test_an_inconclusive_verdict_says_why() -> None:
+    few = golden(jitter=(1.00, 1.02, 0.98))
+    head = golden(speed=0.7, jitter=(1.00, 1.02, 0.98))
+    for data in (few, head):
+        data["metadata"]["apps"] = {"ab": {"base": "base", "head": "head"}}
+    run = copy.deepcopy(few)
+    for cell in run["cells"]:
+        cell["variant"] = "base"
+    for cell in head["cells"]:
+        cell["variant"] = "head"
+    run["cells"] += head["cells"]
+    paired = compare_labels(results(run), base="base", head="head", threshold=0.10)
+    shown = [v for v in paired.verdicts if v.verdict == INCONCLUSIVE]
+    assert shown and all(v.reason.startswith("3 pairs: the paired signed-rank test needs 6") for v in shown)
+    unpaired = compare_files(results(few), results(golden(speed=0.7, jitter=(1.00, 1.02, 0.98))), base_name="b",
+                             head_name="h", threshold=0.10)  # fmt: skip
+    shown = [v for v in unpaired.verdicts if v.verdict == INCONCLUSIVE]
+    assert shown and all("3 and 3 trials: two runs' rank test needs 4 a side" in v.reason for v in shown)
+    assert "inconclusive (3 and 3 trials" in gate.verdict_cases(unpaired)[0].summary
