@@ -459,7 +459,7 @@ def _point(
                 logs = [math.log(a / b) for b, a in matched if a and b]
                 estimate, ci, method = _paired_ci(logs)
                 ranks_agree = _signed_ranks_differ(logs)
-                sizes = (len(logs),)
+                sizes: tuple[int, ...] = (len(logs),)
             else:
                 estimate, ci, method = _unpaired_ci(sample_before, sample_after)
                 ranks_agree = _ranks_differ(sample_before, sample_after)
