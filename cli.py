@@ -668,7 +668,8 @@ def _print_ab(results: Results, console: Console) -> None:
     table = Table(
         "scenario",
         "endpoint",
-        title="base vs head (median over trials; head/base: median of the paired trials' ratios)",
+        title="base vs head: geometric means over trials (p99: each trial's own), head/base: geometric mean of "
+        "the paired trials' req/s ratios; the figures bench compare judges below (the run table above: medians)",
         title_justify="left",
     )
     for heading in ("base req/s", "head req/s", "head/base", "base p99 ms", "head p99 ms", "pairs"):

@@ -205,8 +205,16 @@ def compared(done: Comparison, *, format: str, junit: Path | None) -> tuple[str,
     method = "paired trials (interleaved)" if done.paired else "unpaired trials (two runs)"
     header = [
         f"base {done.base_name} → head {done.head_name}: {method}, threshold {done.threshold:.0%}, "
-        f"gating on {', '.join(done.gate_on)} and the counters; timed figures are the trials' geometric means "
-        "and a change is their ratio (the run table's × base is a ratio of medians)",
+        f"gating on {', '.join(done.gate_on)} and the counters",
+        "timed figures: each side's geometric mean over its trials of each trial's own figure (p99: of that "
+        "trial's requests); a change: "
+        + (
+            "the geometric mean of the paired trials' head/base ratios"
+            if done.paired
+            else "the ratio of the two geometric means"
+        )
+        + " (bench run's table shows medians over trials, p99 over all trials' requests, × base as a ratio "
+        "of medians: other statistics of the same trials)",
         *(f"warning: {w}" for w in done.warnings),
     ]
     return emit(

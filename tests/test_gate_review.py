@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from test_compare import bench, golden, results, write
 
+from bench.apps import ab as ab_table
 from bench.compare import INCONCLUSIVE, MIX_METHOD, NO_CHANGE, SLOWER, compare_files, compare_labels
 from reports import gate
 
@@ -224,3 +225,20 @@ def test_an_inconclusive_verdict_says_why() -> None:
     shown = [v for v in unpaired.verdicts if v.verdict == INCONCLUSIVE]
     assert shown and all("3 and 3 trials: two runs' rank test needs 4 a side" in v.reason for v in shown)
     assert "inconclusive (3 and 3 trials" in gate.verdict_cases(unpaired)[0].summary
+
+
+def test_bench_abs_table_prints_the_figures_bench_compare_judges() -> None:
+    base, head = golden(variant="base"), golden(speed=0.8, variant="head", jitter=(1.0, 0.9, 1.1, 1.05, 0.97, 1.2))
+    base["cells"] += head["cells"]
+    run = results(base)
+    table = ab_table.rows(run, "base", "head")[0]
+    done = compare_labels(run, base="base", head="head", threshold=0.10)
+    judged = {v.metric: v for v in done.verdicts if v.endpoint == ""}
+    assert table.ratio == pytest.approx(1 + (judged["rps"].change or 0))
+    assert (table.base_rps, table.head_rps) == (pytest.approx(judged["rps"].base), pytest.approx(judged["rps"].head))
+    assert (table.base_p99_ms, table.head_p99_ms) == (
+        pytest.approx(judged["p99_ms"].base),
+        pytest.approx(judged["p99_ms"].head),
+    )
+    header = gate.compared(done, format="terminal", junit=None)[0]
+    assert "the geometric mean of the paired trials' head/base ratios" in header
