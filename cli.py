@@ -1028,7 +1028,9 @@ def compare(
 def check(
     file: Annotated[Path, typer.Argument(help="A results file from bench run or bench ab.")],
     budget: Annotated[
-        Path | None, typer.Option(help="Budget TOML file (default: [tool.dbbench.budgets] in ./pyproject.toml).")
+        Path | None,
+        # The help is Rich markup: without the backslash "[tool.dbbench.budgets]" is read as a style and vanishes.
+        typer.Option(help="Budget TOML file (default: \\[tool.dbbench.budgets] in ./pyproject.toml)."),
     ] = None,
     format: Annotated[str, typer.Option("--format", "-f", help="terminal, md, json or html.")] = "terminal",
     output: Annotated[Path | None, typer.Option("-o", "--output", help="Write to this file, not stdout.")] = None,

@@ -242,3 +242,8 @@ def test_bench_abs_table_prints_the_figures_bench_compare_judges() -> None:
     )
     header = gate.compared(done, format="terminal", junit=None)[0]
     assert "the geometric mean of the paired trials' head/base ratios" in header
+
+
+def test_check_help_shows_the_pyproject_table_it_reads() -> None:
+    shown = bench("check", "--help", env={"COLUMNS": "200"})
+    assert shown.exit_code == 0 and "[tool.dbbench.budgets] in ./pyproject.toml" in shown.output
