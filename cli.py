@@ -727,7 +727,10 @@ def _execute(config: RunConfig, html: bool = True, closing: Callable[[Results, C
             run_.execute()
     except KeyboardInterrupt:
         saved = len(run_.results.cells)
-        console.print(f"[yellow]interrupted: {saved} measured cell(s) kept in {config.output}[/yellow]")
+        if config.output.is_file():
+            console.print(f"[yellow]interrupted: {saved} measured cell(s) kept in {config.output}[/yellow]")
+        else:  # stopped during set-up, before the runner first wrote the file: say so, do not point at nothing
+            console.print(f"[yellow]interrupted before any cell was measured: {config.output} was not written[/yellow]")
         raise typer.Exit(130) from None
     print_report(run_.results, console)
     if closing is not None:

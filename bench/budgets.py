@@ -21,6 +21,7 @@ scenario, endpoint or field, or a comparison that does not parse, is bad input (
 from __future__ import annotations
 
 import dataclasses
+import json
 import operator
 import re
 import tomllib
@@ -104,7 +105,7 @@ def load(path: Path | None, *, pyproject: Path = Path("pyproject.toml")) -> list
         prefix = ""
     if not data:
         raise BenchError(f'no budgets in {source}; add a table per scenario, e.g. [{prefix}db] p99_ms = "< 50"')
-    return parse(data, str(source))
+    return parse(data, str(source), prefix=prefix)
 
 
 def _pyproject_budgets(data: dict[str, Any], source: Path) -> dict[str, Any]:
@@ -121,24 +122,48 @@ def _pyproject_budgets(data: dict[str, Any], source: Path) -> dict[str, Any]:
     return dict(found)
 
 
-def parse(data: Mapping[str, Any], source: str) -> list[Budget]:
-    """Budgets from parsed TOML (tables per scenario, sub-tables per endpoint). Raises ``BenchError`` for a
-    table (or sub-table) without a budget: a gate that checks nothing would pass whatever the run measured."""
+def _toml_key(name: str) -> str:
+    """``name`` as a TOML table key: bare when TOML allows it (db), quoted otherwise ("*", "/db")."""
+    return name if re.fullmatch(r"[A-Za-z0-9_-]+", name) else json.dumps(name)
+
+
+def parse(data: Mapping[str, Any], source: str, *, prefix: str = "") -> list[Budget]:
+    """Budgets from parsed TOML (tables per scenario, sub-tables per endpoint); ``prefix`` is the tables' path
+    in the file ("tool.dbbench.budgets." in a pyproject), for the hints. Raises ``BenchError`` for a budget
+    outside a table or a table (or sub-table) without a budget: a gate that checks nothing would pass whatever
+    the run measured."""
     budgets: list[Budget] = []
     for scenario, table in data.items():
         if not isinstance(table, dict):
+            if scenario in ROW_FIELDS:  # a budget written above any table: a field, not a scenario
+                raise BenchError(
+                    f"{source}: {scenario} = {table!r} is outside a scenario's table; put it under one, "
+                    f'e.g. [{prefix}db] {scenario} = "< 50", or [{prefix}"*"] for every scenario'
+                )
             raise BenchError(
-                f'{source}: {scenario} = ... must be a table of budgets, e.g. [{scenario}] p99_ms = "< 50"'
+                f"{source}: {_toml_key(scenario)} = ... must be a table of budgets, "
+                f'e.g. [{prefix}{_toml_key(scenario)}] p99_ms = "< 50"'
             )
         if not table:
-            raise BenchError(f'{source}: [{scenario}] holds no budget; add one, e.g. p99_ms = "< 50", or remove it')
+            raise BenchError(
+                f'{source}: [{prefix}{_toml_key(scenario)}] holds no budget; add one, e.g. p99_ms = "< 50", '
+                "or remove it"
+            )
+        if scenario == "tool" and not prefix and isinstance(table.get("dbbench"), dict):
+            raise BenchError(
+                f"{source}: [tool.dbbench...] is a pyproject.toml's table; name the file pyproject.toml, or write "
+                "the scenarios' tables at the top level ([db], not [tool.dbbench.budgets.db])"
+            )
         for key, value in table.items():
             if isinstance(value, dict):
                 if not value:
-                    raise BenchError(f"{source}: [{scenario} {key}] holds no budget; add one or remove the table")
-                budgets.extend(_budget(source, scenario, key, name, rule) for name, rule in value.items())
+                    raise BenchError(
+                        f"{source}: [{prefix}{_toml_key(scenario)}.{_toml_key(key)}] holds no budget; "
+                        "add one or remove the table"
+                    )
+                budgets.extend(_budget(source, scenario, key, name, rule, prefix) for name, rule in value.items())
             else:
-                budgets.append(_budget(source, scenario, "", key, value))
+                budgets.append(_budget(source, scenario, "", key, value, prefix))
     if not budgets:
         raise BenchError(f'no budgets in {source}; add a table per scenario, e.g. [db] p99_ms = "< 50"')
     return budgets
@@ -160,8 +185,8 @@ def require_complete(results: Results, name: str) -> None:
         raise BenchError(f"{name} holds no measured cell: nothing to judge; run the benchmark again")
 
 
-def _budget(source: str, scenario: str, endpoint: str, name: str, rule: Any) -> Budget:
-    where = f"[{scenario}{' ' + endpoint if endpoint else ''}] {name}"
+def _budget(source: str, scenario: str, endpoint: str, name: str, rule: Any, prefix: str = "") -> Budget:
+    where = f"[{prefix}{_toml_key(scenario)}{'.' + _toml_key(endpoint) if endpoint else ''}] {name}"
     known = ENDPOINT_FIELDS if endpoint else ROW_FIELDS
     if name not in known:
         raise BenchError(f"{source}: {where}: unknown field; use one of {', '.join(known)}")

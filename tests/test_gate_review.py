@@ -247,3 +247,52 @@ def test_bench_abs_table_prints_the_figures_bench_compare_judges() -> None:
 def test_check_help_shows_the_pyproject_table_it_reads() -> None:
     shown = bench("check", "--help", env={"COLUMNS": "200"})
     assert shown.exit_code == 0 and "[tool.dbbench.budgets] in ./pyproject.toml" in shown.output
+
+
+@pytest.mark.parametrize(
+    ("toml", "message"),
+    [
+        ('p99_ms = "<5"\n', "p99_ms = '<5' is outside a scenario's table; put it under one, e.g. [db] p99_ms"),
+        ('"*" = "x"\n', '"*" = ... must be a table of budgets, e.g. ["*"] p99_ms'),
+        ('[db."/db"]\nqueries_per_request = "< 5"\n', '[db."/db"] queries_per_request: unknown field'),
+        ('[tool.dbbench.budgets.db]\np99_ms = "< 5"\n', "name the file pyproject.toml"),
+    ],
+)
+def test_budget_hints_are_valid_toml_for_what_was_written(tmp_path: Path, toml: str, message: str) -> None:
+    run = write(tmp_path, "run.json", golden())
+    (tmp_path / "b.toml").write_text(toml, encoding="utf-8")
+    shown = bench("check", str(run), "--budget", str(tmp_path / "b.toml"))
+    assert shown.exit_code == 2 and shown.output.count("\n") == 1
+    assert message in shown.output, shown.output
+
+
+@pytest.mark.e2e
+def test_an_interrupt_before_any_cell_says_no_file_was_written(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import time
+
+    import psutil
+    from test_cli import BENCH, ROOT
+
+    out = tmp_path / "int3.json"
+    proc = subprocess.Popen(
+        [*BENCH, "run", "--variants", "pooled", "--scenarios", "db", "--no-calibrate", "-o", str(out)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not psutil.Process(proc.pid).children() and time.monotonic() < deadline:  # set-up has begun
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 130, stderr
+    assert not out.exists()
+    assert f"interrupted before any cell was measured: {out} was not written" in " ".join(stdout.split())
