@@ -572,11 +572,10 @@ def ab(
 
     duration_s, warmup_s = _timing(quick, duration, warmup)
     try:
-        from bench.compare import gate_metrics
+        from bench.compare import check_threshold, gate_metrics
 
         metrics = gate_metrics(gate_on)  # refused before any server starts, not after the run
-        if not threshold > 0:
-            raise BenchError(f"--threshold must be above 0 (a share, 0.1 = 10 %), got {threshold:g}")
+        check_threshold(threshold)
         if len(app_) != 1:
             raise BenchError(f"bench ab takes one --app (both checkouts run the same one); got {len(app_)}")
         module = app_[0]

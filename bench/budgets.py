@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import operator
 import re
 import tomllib
@@ -183,6 +184,31 @@ def require_complete(results: Results, name: str) -> None:
         )
     if not results.cells:
         raise BenchError(f"{name} holds no measured cell: nothing to judge; run the benchmark again")
+    for cell in results.cells:
+        where = _non_finite(dataclasses.asdict(cell))
+        if where is not None:
+            raise BenchError(
+                f"{name}: a cell ({cell.variant} · {cell.scenario} · trial {cell.trial}) holds {where}: not a "
+                "measurement (a damaged or hand-edited file); rerun it"
+            )
+
+
+def _non_finite(value: Any, path: str = "") -> str | None:
+    """The first "field = nan" (or inf) in ``value`` (a cell as a dict), None when every number is finite.
+    JSON readers accept NaN and Infinity; a gate fed one prints "+nan%" and compares nothing."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"{path} = {value}"
+    if isinstance(value, dict):
+        items: Any = value.items()
+    elif isinstance(value, list | tuple):
+        items = enumerate(value)
+    else:
+        return None
+    for key, item in items:
+        found = _non_finite(item, f"{path}.{key}" if path else str(key))
+        if found is not None:
+            return found
+    return None
 
 
 def _budget(source: str, scenario: str, endpoint: str, name: str, rule: Any, prefix: str = "") -> Budget:
@@ -193,7 +219,10 @@ def _budget(source: str, scenario: str, endpoint: str, name: str, rule: Any, pre
     match = _RULE.match(rule) if isinstance(rule, str) else None
     if match is None:
         raise BenchError(f'{source}: {where} = {rule!r}: write a comparison and a number, e.g. "< 50" or ">= 800"')
-    return Budget(scenario, endpoint, name, rule.strip(), match.group(1), float(match.group(2)))
+    limit = float(match.group(2))
+    if not math.isfinite(limit):  # "< 1e400" is float("inf"): refused as "< inf" is
+        raise BenchError(f"{source}: {where} = {rule!r}: the number is beyond a float's range; write a finite one")
+    return Budget(scenario, endpoint, name, rule.strip(), match.group(1), limit)
 
 
 def check(results: Results, budgets: list[Budget]) -> list[Outcome]:

@@ -239,6 +239,13 @@ def _failed_to_start(
     return Comparison(base, head, True, threshold, [], verdicts, gate_on)
 
 
+def check_threshold(threshold: float) -> None:
+    """Raise ``BenchError`` unless 0 < ``threshold`` < 1: a share (0.1 = 10 %); 5 would be 500 %, a gate that
+    could never fail on a slowdown (a share of 1 or more is a change no halving of throughput reaches)."""
+    if not (math.isfinite(threshold) and 0 < threshold < 1):
+        raise BenchError(f"--threshold is a share between 0 and 1 (0.1 = 10 %), got {threshold:g}")
+
+
 def gate_metrics(raw: str) -> tuple[str, ...]:
     """``--gate-on``'s value: a comma list of timed metrics, or "all"; BenchError for an unknown one."""
     if raw.strip() == "all":
@@ -380,8 +387,7 @@ def _settings_warnings(base: Results, head: Results) -> list[str]:
 def _compare(
     base: _Side, head: _Side, *, paired: bool, threshold: float, warnings: list[str], gate_on: Sequence[str]
 ) -> Comparison:
-    if not threshold > 0:
-        raise BenchError(f"--threshold must be above 0 (a share, 0.1 = 10 %), got {threshold:g}")
+    check_threshold(threshold)
     gate_on = gate_metrics(",".join(gate_on))
     for what, index in (("scenarios", 1), ("settings", 4)):
         before, after = ({str(p[index]) for p in side.cells} for side in (base, head))

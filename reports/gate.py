@@ -144,8 +144,13 @@ def write_junit(cases: list[Case], path: Path, suite_name: str) -> Path:
     refuse_results(path, "--junit")
 
     suite = TestSuite(suite_name)
+    seen: dict[str, int] = {}
     for case in cases:
-        test = TestCase(case.name, classname=f"dbbench.{case.suite}")
+        # Names must be unique for a CI to show each case: two statements whose first 60 characters agree
+        # give the same "calls_per_request SELECT …" name, and a CI keeps one of them.
+        seen[case.name] = seen.get(case.name, 0) + 1
+        name = case.name if seen[case.name] == 1 else f"{case.name} ({seen[case.name]})"
+        test = TestCase(name, classname=f"dbbench.{case.suite}")
         if case.status == FAIL:
             failure = Failure(case.summary)
             failure.text = "\n".join([case.summary, *case.evidence])

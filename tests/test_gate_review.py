@@ -296,3 +296,39 @@ def test_an_interrupt_before_any_cell_says_no_file_was_written(tmp_path: Path) -
     assert proc.returncode == 130, stderr
     assert not out.exists()
     assert f"interrupted before any cell was measured: {out} was not written" in " ".join(stdout.split())
+
+
+def test_a_non_finite_figure_in_a_results_file_is_refused(tmp_path: Path) -> None:
+    data = golden()
+    data["cells"][2]["target_cpu_s"] = float("nan")
+    run, other = write(tmp_path, "nan.json", data), write(tmp_path, "ok.json", golden())  # json writes NaN
+    rules = tmp_path / "b.toml"
+    rules.write_text('[db]\nrps = ">= 1"\n', encoding="utf-8")
+    for args in (["compare", str(other), str(run)], ["check", str(run), "--budget", str(rules)]):
+        shown = bench(*args)
+        assert shown.exit_code == 2, shown.output
+        assert "holds target_cpu_s = nan" in shown.output and "nan%" not in shown.output
+
+
+@pytest.mark.parametrize("rule", ["< 1e400", "> -1e999", "< inf"])
+def test_a_budget_limit_beyond_a_float_is_refused(tmp_path: Path, rule: str) -> None:
+    run = write(tmp_path, "run.json", golden())
+    (tmp_path / "b.toml").write_text(f'[db]\np99_ms = "{rule}"\n', encoding="utf-8")
+    shown = bench("check", str(run), "--budget", str(tmp_path / "b.toml"))
+    assert shown.exit_code == 2 and shown.output.count("\n") == 1, shown.output
+
+
+@pytest.mark.parametrize("threshold", ["5", "1", "0", "-0.1", "nan"])
+def test_a_threshold_outside_0_to_1_is_refused(tmp_path: Path, threshold: str) -> None:
+    run = write(tmp_path, "run.json", golden())
+    shown = bench("compare", str(run), str(run), "--threshold", threshold)
+    assert shown.exit_code == 2 and "--threshold is a share between 0 and 1" in shown.output, shown.output
+
+
+def test_junit_case_names_are_unique_when_truncated_statements_collide(tmp_path: Path) -> None:
+    from junitparser import JUnitXml
+
+    cases = [gate.Case("compare", "db: calls_per_request SELECT …", gate.PASS, "x") for _ in range(3)]
+    path = gate.write_junit(cases, tmp_path / "j.xml", "dbbench compare")
+    names = [case.name for case in next(iter(JUnitXml.fromfile(str(path))))]
+    assert len(set(names)) == 3 and names[0] == "db: calls_per_request SELECT …"
