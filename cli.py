@@ -572,11 +572,10 @@ def ab(
 
     duration_s, warmup_s = _timing(quick, duration, warmup)
     try:
-        from bench.compare import gate_metrics
+        from bench.compare import check_threshold, gate_metrics
 
         metrics = gate_metrics(gate_on)  # refused before any server starts, not after the run
-        if not threshold > 0:
-            raise BenchError(f"--threshold must be above 0 (a share, 0.1 = 10 %), got {threshold:g}")
+        check_threshold(threshold)
         if len(app_) != 1:
             raise BenchError(f"bench ab takes one --app (both checkouts run the same one); got {len(app_)}")
         module = app_[0]
@@ -668,7 +667,8 @@ def _print_ab(results: Results, console: Console) -> None:
     table = Table(
         "scenario",
         "endpoint",
-        title="base vs head (median over trials; head/base: median of the paired trials' ratios)",
+        title="base vs head: geometric means over trials (p99: each trial's own), head/base: geometric mean of "
+        "the paired trials' req/s ratios; the figures bench compare judges below (the run table above: medians)",
         title_justify="left",
     )
     for heading in ("base req/s", "head req/s", "head/base", "base p99 ms", "head p99 ms", "pairs"):
@@ -726,7 +726,10 @@ def _execute(config: RunConfig, html: bool = True, closing: Callable[[Results, C
             run_.execute()
     except KeyboardInterrupt:
         saved = len(run_.results.cells)
-        console.print(f"[yellow]interrupted: {saved} measured cell(s) kept in {config.output}[/yellow]")
+        if config.output.is_file():
+            console.print(f"[yellow]interrupted: {saved} measured cell(s) kept in {config.output}[/yellow]")
+        else:  # stopped during set-up, before the runner first wrote the file: say so, do not point at nothing
+            console.print(f"[yellow]interrupted before any cell was measured: {config.output} was not written[/yellow]")
         raise typer.Exit(130) from None
     print_report(run_.results, console)
     if closing is not None:
@@ -952,13 +955,42 @@ def serve(
         raise typer.Exit(130) from None
 
 
-def _gate(work: Callable[[], tuple[str, int]], output: Path | None) -> None:
+def _distinct_paths(inputs: dict[str, Path], outputs: dict[str, Path | None]) -> None:
+    """Raise ``BenchError`` when an output names an input or another output (``-o b.toml`` with ``--budget
+    b.toml`` replaced the budgets; ``-o x --junit x`` kept one of the two): before anything is read or written.
+    Two paths are the same when they resolve to one file (``./b.toml``, ``../dir/b.toml``, a symlink)."""
+    from bench.errors import BenchError
+
+    def same(a: Path, b: Path) -> bool:
+        try:
+            return a.resolve() == b.resolve() or (a.exists() and b.exists() and a.samefile(b))
+        except OSError:
+            return False
+
+    named = [(option, path) for option, path in outputs.items() if path is not None]
+    for index, (option, path) in enumerate(named):
+        clash = [what for what, other in inputs.items() if same(path, other)]
+        clash += [other_option for other_option, other in named[:index] if same(path, other)]
+        if clash:
+            raise BenchError(
+                f"{option} {path} is also {clash[0]}: an output never replaces an input or another output; "
+                f"choose another {option}"
+            )
+
+
+def _gate(
+    work: Callable[[], tuple[str, int]],
+    output: Path | None,
+    inputs: dict[str, Path] | None = None,
+    junit: Path | None = None,
+) -> None:
     """Print (or write to ``output``) what a CI gate produced and exit with its code (0 pass, 1 regression or
-    breach, 2 bad input)."""
+    breach, 2 bad input). ``inputs`` (what each input option named) and the outputs must be distinct files."""
     from bench.errors import BenchError
     from reports import gate
 
     try:
+        _distinct_paths(inputs or {}, {"--junit": junit, "-o": output})
         text, code = work()
         if output is not None:
             text = gate.write(text, output)
@@ -990,14 +1022,17 @@ def compare(
         done = comparing.from_paths(files, base=base, head=head, threshold=threshold, gate_on=metrics)
         return gate.compared(done, format=format, junit=junit)
 
-    _gate(work, output)
+    roles = ["the results file"] if len(files) == 1 else [f"the {side} file" for side in ("base", "head")]
+    _gate(work, output, dict(zip(roles, files, strict=False)), junit)
 
 
 @app.command()
 def check(
     file: Annotated[Path, typer.Argument(help="A results file from bench run or bench ab.")],
     budget: Annotated[
-        Path | None, typer.Option(help="Budget TOML file (default: [tool.dbbench.budgets] in ./pyproject.toml).")
+        Path | None,
+        # The help is Rich markup: without the backslash "[tool.dbbench.budgets]" is read as a style and vanishes.
+        typer.Option(help="Budget TOML file (default: \\[tool.dbbench.budgets] in ./pyproject.toml)."),
     ] = None,
     format: Annotated[str, typer.Option("--format", "-f", help="terminal, md, json or html.")] = "terminal",
     output: Annotated[Path | None, typer.Option("-o", "--output", help="Write to this file, not stdout.")] = None,
@@ -1007,9 +1042,16 @@ def check(
     from bench import budgets, results
     from reports import gate
 
+    def work() -> tuple[str, int]:
+        run = results.load(file)
+        budgets.require_complete(run, str(file))
+        return gate.checked(file, budgets.check(run, budgets.load(budget)), format=format, junit=junit)
+
     _gate(
-        lambda: gate.checked(file, budgets.check(results.load(file), budgets.load(budget)), format=format, junit=junit),
+        work,
         output,
+        {"the results file": file, "the budget file": budget or Path("pyproject.toml")},
+        junit,
     )
 
 

@@ -70,6 +70,8 @@ EXACT, PER_ENDPOINT, PER_SCENARIO = (
     "exact, pg_stat_statements per endpoint",
     "exact, pg_stat_statements per scenario",
 )
+# Response bytes per request of a scenario mixing endpoints: a mean over the mix (see _bytes_counter).
+MIX_METHOD = "per scenario, beyond the endpoint mix's wobble"
 ERROR_RATE_TOLERANCE = 0.001  # 0.1 percentage point: one failure in a thousand requests
 STATEMENTS_SHOWN = 3
 
@@ -100,6 +102,7 @@ class Verdict:
     method: str  # "paired", "unpaired", "failed", or a counter's: EXACT, PER_ENDPOINT, PER_SCENARIO
     evidence: list[str] = field(default_factory=list)  # one line each: what changed and why it may have
     gating: bool = True  # whether "slower" here fails the gate (False: a timed metric reported only)
+    reason: str = ""  # why an inconclusive verdict is one ("3 pairs: the signed-rank test needs 6 or more")
 
     @property
     def where(self) -> str:
@@ -164,7 +167,8 @@ def compare_files(
     ``gate_on`` names an unknown metric.
     """
     sides = (_side(base_name, base, lambda c: c.variant), _side(head_name, head, lambda c: c.variant))
-    return _compare(*sides, paired=False, threshold=threshold, warnings=_machine_warnings(base, head), gate_on=gate_on)
+    found = [*_machine_warnings(base, head), *_settings_warnings(base, head)]
+    return _compare(*sides, paired=False, threshold=threshold, warnings=found, gate_on=gate_on)
 
 
 def compare_labels(
@@ -176,11 +180,14 @@ def compare_labels(
     Raises ``BenchError`` for a label the file does not hold, or an unknown metric in ``gate_on``.
     """
     labels = list(dict.fromkeys(c.variant for c in run.cells))
+    if base == head:
+        raise BenchError("--base and --head name the same label; pass two different ones")
+    unstarted = _failed_to_start(run, base, head, labels, threshold, tuple(gate_on))
+    if unstarted is not None:
+        return unstarted
     for label in (base, head):
         if label not in labels:
             raise BenchError(f"no cells labelled {label!r} in this file (it holds {', '.join(labels) or 'none'})")
-    if base == head:
-        raise BenchError("--base and --head name the same label; pass two different ones")
 
     def only(label: str) -> Results:
         return Results(
@@ -193,6 +200,50 @@ def compare_labels(
 
     sides = (_side(base, only(base), lambda c: ""), _side(head, only(head), lambda c: ""))
     return _compare(*sides, paired=True, threshold=threshold, warnings=[], gate_on=gate_on)
+
+
+def _failed_to_start(
+    run: Results, base: str, head: str, labels: list[str], threshold: float, gate_on: tuple[str, ...]
+) -> Comparison | None:
+    """A side that has no cell because it failed its check (e.g. it exited during start-up; ``bench ab``
+    measures nothing of an app that fails it): the comparison of each of the other side's points with that
+    failure, as for a side whose cells all failed (head: a regression; base: an improvement); None when both
+    or neither have cells, or the missing side has no failed check (a label the file does not hold)."""
+    failed = {label: [c for c in run.checks if c.variant == label and not c.ok] for label in (base, head)}
+    missing = [label for label in (base, head) if label not in labels and failed[label]]
+    if len(missing) != 1:
+        return None
+    gone = missing[0]
+    ran = head if gone == base else base
+    reasons = "; ".join(problem for check in failed[gone] for problem in (check.problems or [check.skipped]))
+    evidence = [f"the {'head' if gone == head else 'base'} {gone!r} failed its check, nothing measured: {reasons}"]
+    points = dict.fromkeys((c.scenario, c.users, c.rate, c.setting) for c in run.cells if c.variant == ran)
+    verdicts = [
+        Verdict(
+            "",
+            scenario,
+            _point_label((ALL, ALL, users, rate, ALL)),
+            setting,
+            ALL,
+            "status",
+            SLOWER if gone == head else FASTER,
+            None,
+            None,
+            None,
+            None,
+            "failed",
+            evidence,
+        )
+        for scenario, users, rate, setting in points
+    ]
+    return Comparison(base, head, True, threshold, [], verdicts, gate_on)
+
+
+def check_threshold(threshold: float) -> None:
+    """Raise ``BenchError`` unless 0 < ``threshold`` < 1: a share (0.1 = 10 %); 5 would be 500 %, a gate that
+    could never fail on a slowdown (a share of 1 or more is a change no halving of throughput reaches)."""
+    if not (math.isfinite(threshold) and 0 < threshold < 1):
+        raise BenchError(f"--threshold is a share between 0 and 1 (0.1 = 10 %), got {threshold:g}")
 
 
 def gate_metrics(raw: str) -> tuple[str, ...]:
@@ -217,14 +268,20 @@ def from_paths(
     """``bench compare``'s arguments: two files, or one with ``base`` and ``head`` labels (those ``bench ab``
     recorded when not given). Raises ``BenchError`` for anything else, or files that cannot be compared."""
     from bench import results
+    from bench.budgets import require_complete
+
+    def load(path: Path) -> Results:
+        run = results.load(path)
+        require_complete(run, str(path))
+        return run
 
     if len(files) == 2 and base is None and head is None:
-        before, after = (results.load(path) for path in files)
+        before, after = (load(path) for path in files)
         return compare_files(
             before, after, base_name=str(files[0]), head_name=str(files[1]), threshold=threshold, gate_on=gate_on
         )
     if len(files) == 1:
-        run = results.load(files[0])
+        run = load(files[0])
         labels = (base, head) if base and head else ab_labels(run)
         if labels is None:
             raise BenchError("one file: pass --base LABEL --head LABEL (the variants or apps to compare)")
@@ -260,11 +317,77 @@ def _machine_warnings(base: Results, head: Results) -> list[str]:
     return []
 
 
+# Settings of two runs (metadata paths) that make them measure different things: the files are refused. Why,
+# each: a locustfile's content decides which requests are sent (another file is another test, whatever its
+# name); the server's workers and dbbench's pool decide how much of the machine and the database the app may
+# use (1 -> 4 workers moves req/s and CPU per request by design, not by the change under test); the
+# instrumentation (dbbench's statement hooks or none) costs CPU per request and decides where the counters
+# come from.
+_REFUSED_SETTINGS: tuple[tuple[str, ...], ...] = (
+    ("config", "server"),
+    ("apps", "server_workers"),
+    ("config", "instrument"),
+    ("pool", "size"),
+    ("pool", "max_overflow"),
+    ("pool", "threadpool_size"),
+)
+# Settings that weaken a comparison but do not void it: a warning. Why, each: req/s, latency and CPU per
+# request are per second or per request, so another window length (duration) or number of trials changes
+# only how wide the intervals are, which the verdict already shows; a shorter warm-up can leave one side
+# colder (caches, pools, the interpreter), a bias the warning names; another error-rate limit changes which
+# cells count as failed; another load-generator set-up or CPU split changes what the generator can send.
+_WARNED_SETTINGS: tuple[tuple[str, ...], ...] = (
+    ("config", "duration_s"),
+    ("config", "warmup_s"),
+    ("config", "trials"),
+    ("config", "max_error_rate"),
+    ("config", "load_generator"),
+    ("cpus",),
+)
+
+
+def _setting(metadata: dict[str, Any], path: tuple[str, ...]) -> Any:
+    value: Any = metadata
+    for key in path:
+        value = value.get(key) if isinstance(value, dict) else None
+    return value
+
+
+def _settings_warnings(base: Results, head: Results) -> list[str]:
+    """Raise ``BenchError`` (one line) when two runs' settings make them incomparable (_REFUSED_SETTINGS,
+    another locustfile content under the same name); the warnings for those that weaken the comparison.
+    A setting one file does not record (an older format) is not compared."""
+    before, after = base.metadata, head.metadata
+    for path in _REFUSED_SETTINGS:
+        b, h = _setting(before, path), _setting(after, path)
+        if b is not None and h is not None and b != h:
+            raise BenchError(
+                f"cannot compare: {'.'.join(path)} differs ({b!r} vs {h!r}); the two runs measured under other "
+                "settings; rerun one with the other's"
+            )
+    files = [_setting(m, ("config", "locustfiles")) or {} for m in (before, after)]
+    for name in (n for n in files[0] if n in files[1]):
+        shas = [_setting(f, (name, "sha256")) for f in files]
+        if all(isinstance(sha, str) for sha in shas) and shas[0] != shas[1]:
+            raise BenchError(
+                f"cannot compare: the locustfile {name} differs (sha256 {shas[0][:12]}… vs {shas[1][:12]}…): "
+                "the two runs sent other requests; rerun both with one locustfile"
+            )
+    found = []
+    for path in _WARNED_SETTINGS:
+        b, h = _setting(before, path), _setting(after, path)
+        if b is not None and h is not None and b != h:
+            if isinstance(b, dict) and isinstance(h, dict):  # only the keys that differ (cpus holds 8)
+                keys = [k for k in dict.fromkeys([*b, *h]) if b.get(k) != h.get(k)]
+                b, h = ({k: side.get(k) for k in keys} for side in (b, h))
+            found.append(f"{'.'.join(path)} differs ({b!r} vs {h!r}): the comparison is weaker for it")
+    return found
+
+
 def _compare(
     base: _Side, head: _Side, *, paired: bool, threshold: float, warnings: list[str], gate_on: Sequence[str]
 ) -> Comparison:
-    if not threshold > 0:
-        raise BenchError(f"--threshold must be above 0 (a share, 0.1 = 10 %), got {threshold:g}")
+    check_threshold(threshold)
     gate_on = gate_metrics(",".join(gate_on))
     for what, index in (("scenarios", 1), ("settings", 4)):
         before, after = ({str(p[index]) for p in side.cells} for side in (base, head))
@@ -342,14 +465,18 @@ def _point(
                 logs = [math.log(a / b) for b, a in matched if a and b]
                 estimate, ci, method = _paired_ci(logs)
                 ranks_agree = _signed_ranks_differ(logs)
+                sizes: tuple[int, ...] = (len(logs),)
             else:
                 estimate, ci, method = _unpaired_ci(sample_before, sample_after)
                 ranks_agree = _ranks_differ(sample_before, sample_after)
+                sizes = (len(sample_before), len(sample_after))
+            judged_as = _timed_verdict(estimate, ci, threshold, higher_is_better, ranks_agree)
             out.append(
                 verdict(
                     endpoint,
                     metric,
-                    _timed_verdict(estimate, ci, threshold, higher_is_better, ranks_agree),
+                    judged_as,
+                    reason=_inconclusive_reason(sizes, ci, threshold, ranks_agree) if judged_as == INCONCLUSIVE else "",
                     base=_typical(sample_before),
                     head=_typical(sample_after),
                     change=_share(estimate),
@@ -566,6 +693,39 @@ def _timed_verdict(
     return INCONCLUSIVE
 
 
+# The fewest paired trials whose exact signed-rank test can reach p < 1 - CONFIDENCE (two-sided: 2 / 2**n).
+MIN_PAIRS = 6
+
+
+def _fewest_unpaired(before: int, after: int) -> bool:
+    """Whether the exact Mann-Whitney U test of ``before`` and ``after`` trials can reach p < 1 - CONFIDENCE
+    at all: its smallest two-sided p is 2 / C(before + after, before) (3 + 3: 0.1; 4 + 4: 0.029)."""
+    return 2 / math.comb(before + after, before) < 1 - CONFIDENCE
+
+
+def _inconclusive_reason(sizes: tuple[int, ...], ci: tuple[float, float] | None, threshold: float, ranks: bool) -> str:
+    """Why a timed verdict is inconclusive, in a few words the verdict line carries (sizes: the pairs, or each
+    side's trials)."""
+    if len(sizes) == 1 and sizes[0] < MIN_PAIRS:
+        return f"{sizes[0]} pairs: the paired signed-rank test needs {MIN_PAIRS} or more, --trials {MIN_PAIRS}"
+    if len(sizes) == 2 and (min(sizes) < 2 or not _fewest_unpaired(*sizes)):
+        return (
+            f"{sizes[0]} and {sizes[1]} trials: two runs' rank test needs 4 a side or more; "
+            f"or one interleaved run, bench ab, of {MIN_PAIRS} pairs or more"
+        )
+    if ci is None:
+        return "no interval: too few trials"
+    low, high = ci
+    bound = math.log1p(threshold)
+    if low <= 0 <= high:
+        return f"the 95 % interval spans 0 and reaches beyond ±{threshold:.0%}: too wide to say; more trials narrow it"
+    if not ranks:
+        return "the interval excludes 0 but the trials' ranks do not differ, p ≥ 0.05"
+    if max(abs(low), abs(high)) >= bound:
+        return f"a change, smaller than {threshold:.0%} at the estimate but its interval reaches beyond"
+    return ""
+
+
 @dataclass(frozen=True)
 class _Counted:
     """One side's statement counters, pooled over its windows (each window's figures kept for their wobble)."""
@@ -718,16 +878,38 @@ def _counters(before: list[Cell], after: list[Cell], threshold: float) -> list[_
             out.append((ALL, f"calls_per_request {_short(text, 60)}", verdict, b, h, evidence, method))
     requests = [sum(c.requests for c in side) for side in (before, after)]
     if all(requests):
-        b, h = (sum(c.bytes_received for c in side) / n for side, n in zip((before, after), requests, strict=True))
-        change = _ratio(b, h)
-        verdict = NO_CHANGE if change is None or abs(change) < threshold else SLOWER if change > 0 else FASTER
-        evidence = [f"response bytes per request: {b:.0f} → {h:.0f}"] if verdict != NO_CHANGE else []
-        out.append((ALL, "bytes_per_request", verdict, b, h, evidence, EXACT))
+        out.append(_bytes_counter(before, after, requests, threshold))
         b, h = (sum(c.error_count for c in side) / n for side, n in zip((before, after), requests, strict=True))
         verdict = _exact(b, h, ERROR_RATE_TOLERANCE)
         evidence = [f"error rate: {b:.2%} → {h:.2%}"] if verdict != NO_CHANGE else []
         out.append((ALL, "error_rate", verdict, b, h, evidence, EXACT))
     return out
+
+
+def _bytes_counter(before: list[Cell], after: list[Cell], requests: list[int], threshold: float) -> _Counter:
+    """Response bytes per request, scenario-wide (the results hold no bytes per endpoint: bench.results).
+
+    One endpoint in every window: its responses' size, gated beyond ``threshold`` (EXACT). Several: the figure
+    is a mean over the endpoints' random mix, which moves it from window to window (a fresh-eyes A/A moved it
+    -4.8..+3 %, and head vs base of the same responses +13.2 %: 420 -> 475 bytes, the windows of one side
+    ranging 418-543), so a change must also exceed WOBBLE_SIGMAS standard errors of the windows' figures
+    (MIX_METHOD); with fewer than two windows a side that wobble is unknown and the verdict inconclusive.
+    """
+    b, h = (sum(c.bytes_received for c in side) / n for side, n in zip((before, after), requests, strict=True))
+    names = {name for c in before + after for name in c.endpoints}
+    one_endpoint = len(names) <= 1
+    allowance = threshold * b
+    if one_endpoint:
+        method = EXACT
+    else:
+        method = MIX_METHOD
+        windows = [[c.bytes_received / c.requests for c in side if c.requests] for side in (before, after)]
+        if min(len(w) for w in windows) < 2:
+            return (ALL, "bytes_per_request", INCONCLUSIVE, b, h, [], method)
+        allowance = max(allowance, _tolerance(*windows))
+    verdict = _exact(b, h, allowance)
+    evidence = [f"response bytes per request: {b:.0f} → {h:.0f}"] if verdict != NO_CHANGE else []
+    return (ALL, "bytes_per_request", verdict, b, h, evidence, method)
 
 
 def _statement_changes(before: dict[str, dict[str, float]], after: dict[str, dict[str, float]]) -> list[str]:

@@ -18,8 +18,20 @@ MASK = "***"
 _URL = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://(?P<rest>.*)$", re.DOTALL)
 # userinfo with a password: everything up to the last "@" of the token (a raw "@" in a password included).
 _USERINFO_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^:/?#@\s]*):\S*@")
-# password=VALUE in a URL query or a key=value string (also sslpassword), quoted or not.
-_PASSWORD_PARAM = re.compile(r"(?P<head>password\s*=\s*)(?:'(?:[^'\\]|\\.)*'|[^\s&'\"]*)", re.IGNORECASE)
+# password=VALUE in a URL query or a key=value string (also sslpassword), quoted or not. libpq's key=value
+# values may be single-quoted with \' and \\ escapes inside, and an unquoted value may hold a backslash-escaped
+# character too ("password=Wr0ng\'PwQQ" is Wr0ng'PwQQ): both forms are matched whole, escapes included, an
+# unterminated quote to the end (masking too much is safe, a fragment shown is not).
+_PASSWORD_PARAM = re.compile(
+    r"(?P<head>password\s*=\s*)(?:'(?:[^'\\]|\\.)*(?:'|$)|(?:\\.|[^\s&\\])*)", re.IGNORECASE | re.DOTALL
+)
+# A URL's authority ends at the first "/", "?" or "#": a password holding one raw ("user:ab/cd@host", as base64
+# passwords do) makes libpq read "user" as the host and "ab" as the port, and echo it back in its error. Matched:
+# user ":" then a password that holds such a character before the "@" (a port, all digits, is not a password).
+_RAW_DELIMITER = re.compile(r"^[^/?#@:]*:(?![0-9]*[/?#])[^@]*?(?P<char>[/?#])[^@]*@")
+# The characters around which a password's pieces can show up alone in an error (a URL's delimiters, a quote,
+# an escape): each piece of _MIN_FRAGMENT characters or more is masked too.
+_FRAGMENT_SEPARATORS = re.compile(r"[/?#@:'\"\\\s&=]")
 # Shorter fragments would mask ordinary words in an error message; a 1-2 character password is no secret.
 _MIN_FRAGMENT = 3
 _USAGE = "postgresql://user[:password]@host[:port]/dbname, or libpq key=value (host=... dbname=...)"
@@ -41,6 +53,13 @@ def normalise(dsn: str) -> str:
             raise BenchError(
                 f"--dsn {redact(text)}: the user name or password contains a raw '@'; "
                 "percent-encode it as %40 (e.g. postgresql://user:p%40ss@host/db)"
+            )
+        raw = _RAW_DELIMITER.match(url["rest"])
+        if raw is not None:
+            encoded = quote(raw["char"], safe="")
+            raise BenchError(
+                f"--dsn {redact(scrub(text, text))}: the password contains a raw {raw['char']!r}, which ends a URL's "
+                f"host part; percent-encode it as {encoded} (e.g. postgresql://user:ab{encoded}cd@host/db)"
             )
         text = connargs.normalise_scheme(text)
     elif "=" not in text:
@@ -85,7 +104,7 @@ def _secrets(dsn: str) -> set[str]:
                 found |= {value, quote(value, safe=""), quote(value)}
     for match in _PASSWORD_PARAM.finditer(dsn):
         value = match.group(0)[len(match["head"]) :]
-        found |= {value, value.strip("'")}
+        found |= {value, value.strip("'"), re.sub(r"\\(.)", r"\1", value.strip("'"))}
     try:
         parsed = connargs.parse(dsn)
     except connargs.UnsupportedDsn:
@@ -93,6 +112,7 @@ def _secrets(dsn: str) -> set[str]:
     for key in ("password", "sslpassword"):
         if parsed.get(key):
             found |= {parsed[key], quote(parsed[key], safe="")}
+    found |= {piece for secret in found for piece in _FRAGMENT_SEPARATORS.split(secret)}
     return {s for s in found if len(s) >= _MIN_FRAGMENT}
 
 

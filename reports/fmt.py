@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import html
 import math
+import re
 import statistics
 from dataclasses import dataclass
 from typing import Any
@@ -126,11 +127,19 @@ _T95 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2
         2.042)  # fmt: skip
 
 
+# Markdown's inline metacharacters (CommonMark backslash-escapes any ASCII punctuation): code spans, emphasis,
+# links and images, strikethrough (GFM), and the backslash itself. "_" only at a word's edge: GFM never reads
+# an intraword underscore as emphasis (async_orm, p99_ms stay as written). "<" and "&" are HTML's (below).
+_MD_SPECIAL = re.compile(r"[\\`*\[\]~|!]|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])")
+
+
 def md_cell(text: str) -> str:
-    """``text`` safe inside a Markdown table cell: HTML escaped (GitHub renders raw HTML in Markdown, and a
-    scenario, endpoint or statement name is whatever a user's locustfile or app said), a pipe escaped (it
-    would end the cell) and newlines folded (they would end the table)."""
-    return html.escape(text, quote=False).replace("|", "\\|").replace("\n", " ")
+    """``text`` safe inside a Markdown table cell, shown as written: Markdown's metacharacters backslash-escaped
+    (a name "**x**" or "`a`" would render bold or as code), HTML escaped (GitHub renders raw HTML in Markdown;
+    "&amp;" is shown as typed, not as "&"), the pipe escaped (it would end the cell) and newlines folded (they
+    would end the table). A scenario, endpoint or statement name is whatever a user's locustfile or app said."""
+    escaped = _MD_SPECIAL.sub(lambda m: "\\" + m.group(0), text.replace("\r", " ").replace("\n", " "))
+    return html.escape(escaped, quote=False)
 
 
 NOISE_MARK = "≈"

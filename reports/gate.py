@@ -18,6 +18,7 @@ from typing import Any
 from bench.budgets import Outcome
 from bench.compare import INCONCLUSIVE, SLOWER, Comparison, Verdict
 from bench.errors import BenchError
+from reports.fmt import md_cell
 
 FAIL, PASS, SKIP = "fail", "pass", "skip"
 STEP_SUMMARY = "GITHUB_STEP_SUMMARY"
@@ -64,9 +65,8 @@ def _verdict_line(v: Verdict) -> str:
     change = _percent(v.change)
     if v.ci is not None and v.ci[0] is not None and v.ci[1] is not None:
         change += f" [{_percent(v.ci[0])}, {_percent(v.ci[1])}]"
-    return f"{_figure(v.metric, v.base)} → {_figure(v.metric, v.head)} {change} ({v.method}): {v.verdict}".replace(
-        "  ", " "
-    )
+    line = f"{_figure(v.metric, v.base)} → {_figure(v.metric, v.head)} {change} ({v.method}): {v.verdict}"
+    return (line + (f" ({v.reason})" if v.reason else "")).replace("  ", " ")
 
 
 def budget_cases(outcomes: Iterable[Outcome]) -> list[Case]:
@@ -97,7 +97,7 @@ def markdown(cases: list[Case], title: str, header: list[str]) -> str:
     lines = [
         f"### {title}",
         "",
-        *(f"> {line}" for line in header),
+        *(f"> {_cell(line)}" for line in header),
         "",
         "| | case | result |",
         "|---|---|---|",
@@ -114,7 +114,7 @@ def markdown(cases: list[Case], title: str, header: list[str]) -> str:
 
 
 def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+    return md_cell(text)
 
 
 def as_json(cases: list[Case], document: dict[str, Any]) -> str:
@@ -144,8 +144,13 @@ def write_junit(cases: list[Case], path: Path, suite_name: str) -> Path:
     refuse_results(path, "--junit")
 
     suite = TestSuite(suite_name)
+    seen: dict[str, int] = {}
     for case in cases:
-        test = TestCase(case.name, classname=f"dbbench.{case.suite}")
+        # Names must be unique for a CI to show each case: two statements whose first 60 characters agree
+        # give the same "calls_per_request SELECT …" name, and a CI keeps one of them.
+        seen[case.name] = seen.get(case.name, 0) + 1
+        name = case.name if seen[case.name] == 1 else f"{case.name} ({seen[case.name]})"
+        test = TestCase(name, classname=f"dbbench.{case.suite}")
         if case.status == FAIL:
             failure = Failure(case.summary)
             failure.text = "\n".join([case.summary, *case.evidence])
@@ -205,8 +210,16 @@ def compared(done: Comparison, *, format: str, junit: Path | None) -> tuple[str,
     method = "paired trials (interleaved)" if done.paired else "unpaired trials (two runs)"
     header = [
         f"base {done.base_name} → head {done.head_name}: {method}, threshold {done.threshold:.0%}, "
-        f"gating on {', '.join(done.gate_on)} and the counters; timed figures are the trials' geometric means "
-        "and a change is their ratio (the run table's × base is a ratio of medians)",
+        f"gating on {', '.join(done.gate_on)} and the counters",
+        "timed figures: each side's geometric mean over its trials of each trial's own figure (p99: of that "
+        "trial's requests); a change: "
+        + (
+            "the geometric mean of the paired trials' head/base ratios"
+            if done.paired
+            else "the ratio of the two geometric means"
+        )
+        + " (bench run's table shows medians over trials, p99 over all trials' requests, × base as a ratio "
+        "of medians: other statistics of the same trials)",
         *(f"warning: {w}" for w in done.warnings),
     ]
     return emit(

@@ -284,7 +284,7 @@ def test_cells_on_one_side_only_are_named_and_a_threshold_must_be_positive() -> 
     both["cells"] += golden(variant="nopool")["cells"]
     done = compare_files(results(both), results(golden()), base_name="b", head_name="h", threshold=0.1)
     assert done.warnings == ["1 cell(s) only in base, not compared: db · 8 users · nopool"]
-    with pytest.raises(BenchError, match="--threshold must be above 0"):
+    with pytest.raises(BenchError, match="--threshold is a share between 0 and 1"):
         compare_files(results(both), results(both), base_name="b", head_name="h", threshold=0)
 
 

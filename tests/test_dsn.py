@@ -171,3 +171,37 @@ def test_the_async_orm_engine_gets_no_libpq_keyword_and_no_password_in_its_url()
     assert not cargs and not cparams  # everything comes from connect_args
     psycopg_choice = engine_choice("postgresql:///app?host=/run/pg&sslmode=disable", "psycopg", "pysqlite")
     assert psycopg_choice.connect_args == {"dbname": "app", "host": "/run/pg", "sslmode": "disable"}
+
+
+@pytest.mark.parametrize(
+    ("given", "char"),
+    [
+        ("postgresql://benchu:Wr0ngPwQQ/x@127.0.0.1/postgres", "%2F"),
+        ("postgresql://benchu:Wr0ng?PwQQ@127.0.0.1/postgres", "%3F"),
+        ("postgresql://benchu:Wr0ng#PwQQ@127.0.0.1/postgres", "%23"),
+    ],
+)
+def test_a_raw_url_delimiter_in_the_password_is_refused_without_a_fragment(given: str, char: str) -> None:
+    # libpq reads "benchu:Wr0ngPwQQ" as host:port and said "port must be a number, got 'Wr0ngPwQQ'".
+    with pytest.raises(BenchError) as caught:
+        dsn.normalise(given)
+    message = str(caught.value)
+    assert char in message and "postgresql://benchu:***@127.0.0.1/postgres" in message
+    assert "Wr0ng" not in message and "PwQQ" not in message and "\n" not in message
+
+
+def test_a_port_then_a_path_is_not_a_password_with_a_delimiter() -> None:
+    assert dsn.normalise("postgresql://u:pw@h:5432/app") == "postgresql://u:pw@h:5432/app"
+
+
+@pytest.mark.parametrize(
+    "given",
+    [
+        "host=127.0.0.1 port=54329 user=benchu password=Wr0ng\\'PwQQ",
+        "host=127.0.0.1 user=benchu password='Wr0ng \\'PwQQ' port=54329",
+    ],
+)
+def test_escaped_and_quoted_key_value_passwords_are_masked_whole(given: str) -> None:
+    for shown in (dsn.redact(given), dsn.scrub(f"error near 'PwQQ' and Wr0ng in {given}", given)):
+        assert "Wr0ng" not in shown and "PwQQ" not in shown, shown
+        assert "port=54329" in shown
