@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from bench.failures import DEFAULT_MAX_ERROR_RATE  # pure and tiny: the option's default, declared once
+from bench.gate_defaults import DEFAULT_GATE_ON, DEFAULT_THRESHOLD  # likewise
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -191,7 +192,10 @@ PinOption = Annotated[
 ]
 
 
-_THRESHOLD_HELP = "Smallest change that counts as a regression, as a share (0.1 = 10 %; asv's rule)."
+_GATE_ON_DEFAULT = ",".join(DEFAULT_GATE_ON)
+_THRESHOLD_HELP = (
+    "Smallest change that counts as a regression, as a share (0.05 = 5 %; asv's rule: significant and beyond it)."
+)
 GateOnOption = Annotated[
     str,
     typer.Option(
@@ -562,8 +566,8 @@ def ab(
     html: HtmlOption = True,
     cpus: CpusOption = None,
     pin: PinOption = True,
-    threshold: Annotated[float, typer.Option(help=_THRESHOLD_HELP)] = 0.10,
-    gate_on: GateOnOption = "cpu_ms_per_request_net",
+    threshold: Annotated[float, typer.Option(help=_THRESHOLD_HELP)] = DEFAULT_THRESHOLD,
+    gate_on: GateOnOption = _GATE_ON_DEFAULT,
 ) -> None:
     """Two versions of your app in one run: cells interleaved, order alternated trial by trial; ends with the
     side-by-side table and bench compare's verdicts (exit 1 on a regression)."""
@@ -1007,11 +1011,11 @@ def compare(
     ],
     base: Annotated[str | None, typer.Option(help="One file: the label of the base cells (bench ab: base).")] = None,
     head: Annotated[str | None, typer.Option(help="One file: the label of the head cells (bench ab: head).")] = None,
-    threshold: Annotated[float, typer.Option(help=_THRESHOLD_HELP)] = 0.10,
+    threshold: Annotated[float, typer.Option(help=_THRESHOLD_HELP)] = DEFAULT_THRESHOLD,
     format: Annotated[str, typer.Option("--format", "-f", help="terminal, md, json or html.")] = "terminal",
     output: Annotated[Path | None, typer.Option("-o", "--output", help="Write to this file, not stdout.")] = None,
     junit: Annotated[Path | None, typer.Option(help="Also write a JUnit XML file: one test case per verdict.")] = None,
-    gate_on: GateOnOption = "cpu_ms_per_request_net",
+    gate_on: GateOnOption = _GATE_ON_DEFAULT,
 ) -> None:
     """Did head get slower than base? Exit 0 no regression, 1 a regression, 2 files that cannot be compared."""
     from bench import compare as comparing

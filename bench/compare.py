@@ -51,10 +51,10 @@ from scipy import stats
 
 from bench import hist, pgstats
 from bench.errors import BenchError
+from bench.gate_defaults import DEFAULT_GATE_ON, DEFAULT_THRESHOLD
 from bench.results import Cell, Results
 from reports.summary import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, judged, max_error_rate
 
-DEFAULT_THRESHOLD = 0.10  # asv compare's default factor is 1.1; a CI gate flagging 10 % is the field's norm
 CONFIDENCE = 0.95
 # A counter is an average over a window's requests: a statement run by one request in 20 moves it by 0.05.
 QUERY_TOLERANCE = 0.05
@@ -77,8 +77,6 @@ STATEMENTS_SHOWN = 3
 
 SLOWER, FASTER, NO_CHANGE, INCONCLUSIVE = "slower", "faster", "no change", "inconclusive"
 TIMED_METRICS = ("rps", "p50_ms", "p99_ms", "cpu_ms_per_request", "cpu_ms_per_request_net")
-# The timed metrics whose "slower" fails the gate by default; the others are reported beside them. See GATING_WHY.
-DEFAULT_GATE_ON: tuple[str, ...] = ("cpu_ms_per_request_net",)
 ALL = ""  # the endpoint of a scenario-wide comparison
 
 Point = tuple[str, str, int, float | None, str]  # variant ("" for labelled sides), scenario, users, rate, setting

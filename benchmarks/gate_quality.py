@@ -7,8 +7,8 @@
 
 Each comparison is one `bench ab` run exactly as the example CI workflow (examples/github-actions/bench-ab.yml)
 runs it on examples/shop: `--trials 10 --users 8 --warmup 1 --duration 4 --no-calibrate --no-html` by default,
-every other option at its default (the check; the verdict gating on CPU per request and the counters at a
-10 % threshold), its exit code read as a CI job reads it (1: a regression, the job fails). Three kinds of
+every other option at its default (the check; the verdict gating on net CPU per request and the counters at
+the default threshold, bench.gate_defaults), its exit code read as a CI job reads it (1: a regression, the job fails). Three kinds of
 comparison, each between two temporary copies of examples/shop (base: the copy as shipped; head: an edited
 copy; nothing shipped is switched):
 
