@@ -293,7 +293,7 @@ class Run:
         workers = self.config.server_workers
         try:
             with pool.use(key.variant, config, workers) as target:
-                with ConnectionSampler(database.dsn, idle_pids=pool.pids(but=target)) as connections:
+                with ConnectionSampler(database.dsn, idle_ports=pool.idle_ports(but=target)) as connections:
                     spec = load_spec(
                         self.config,
                         key,
