@@ -31,7 +31,7 @@ def calibrate(supervisor: Supervisor, workdir: Path, users: int, warmup_s: float
 
     config = TargetConfig(dsn="", pool_size=0)
     with serve(supervisor, "calibration", APP, config, workdir / "calibration.log") as target:
-        spec = load.LoadSpec(SCENARIOS.get("db").path, target.url, users, warmup_s, duration_s)
+        spec = load.with_evidence(load.LoadSpec(SCENARIOS.get("db").path, target.url, users, warmup_s, duration_s))
         sample = load.run_load(supervisor, spec, workdir)
     duration = float(sample["duration_s"]) or 1.0
     successes = int(sample["requests"]) - sum(int(n) for n in sample.get("errors", {}).values())

@@ -106,6 +106,13 @@ class Run:
                     )
                 self.results.metadata = run_metadata.describe(config, database, self.locustfiles)
                 self.results.metadata["cache"] = self.cache_description
+                if config.warmup_s <= load.EVIDENCE_MAX_WARMUP_S:
+                    # Each cell's warm-up ends on evidence (bench.load.with_evidence); the cell records its own.
+                    self.results.metadata["warmup_evidence"] = {
+                        "responses_per_user": load.EVIDENCE_RESPONSES,
+                        "floor_s": load.EVIDENCE_FLOOR_S,
+                        "cap_s": config.warmup_s,
+                    }
                 self.recorder.save()
                 if config.calibrate:
                     calibration.calibrate_run(

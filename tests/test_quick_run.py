@@ -95,6 +95,17 @@ def test_only_dbbench_s_own_closed_model_scenarios_share_a_load_process(tmp_path
     assert "--run-time" not in session.locust_args() and "--run-time" in own.locust_args()
 
 
+def test_only_a_short_warm_up_ends_on_evidence() -> None:
+    from bench import load
+    from scenarios import SCENARIOS
+
+    quick = load.with_evidence(load.LoadSpec(SCENARIOS.get("db").path, "http://127.0.0.1:1", 4, 0.5, 0.5))
+    assert (quick.warmup_responses, quick.warmup_floor_s) == (load.EVIDENCE_RESPONSES, load.EVIDENCE_FLOOR_S)
+    assert load.LoadSpec.from_json(quick.to_json()) == quick  # the load process reads what was sent
+    full = load.LoadSpec(quick.locustfile, quick.host, 4, 3.0, 10.0)
+    assert load.with_evidence(full) == full  # a full run's 3 s also covers the server's own warm state
+
+
 def test_an_idle_server_s_ports_are_read_once_until_it_serves_again(monkeypatch: pytest.MonkeyPatch) -> None:
     # Reading a server's ports parses the system's whole TCP table: 0.23 s a cell for five idle servers.
     from contextlib import ExitStack
