@@ -115,7 +115,8 @@ WarmupOption = Annotated[
     float | None,
     typer.Option(
         help=f"Warm-up seconds per cell, excluded from every figure "
-        f"(default: {WARMUP_S:g}; {QUICK_WARMUP_S:g} with --quick)."
+        f"(default: {WARMUP_S:g}; {QUICK_WARMUP_S:g} with --quick). Up to 1 s it is a cap: the warm-up ends once "
+        "every user has had 2 responses."
     ),
 ]
 DsnOption = Annotated[
@@ -130,8 +131,8 @@ HtmlOption = Annotated[
 QuickOption = Annotated[
     bool,
     typer.Option(
-        help=f"Quick run: {QUICK_TRIALS} interleaved trials of {QUICK_WARMUP_S:g} s warm-up + {QUICK_DURATION_S:g} s "
-        "per cell; an explicit --trials, --warmup or --duration wins."
+        help=f"Quick run: {QUICK_TRIALS} interleaved trials of up to {QUICK_WARMUP_S:g} s warm-up (until every user "
+        f"has had 2 responses) + {QUICK_DURATION_S:g} s per cell; an explicit --trials, --warmup or --duration wins."
     ),
 ]
 TrialsOption = Annotated[

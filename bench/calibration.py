@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from bench.load import LoadSession
     from bench.procs import Supervisor
     from bench.recorder import Recorder
 
@@ -24,15 +25,24 @@ LOAD_CPU_LIMIT = 0.90
 RUN_CALIBRATION_MAX_S = 5.0  # a run's calibration window: enough for a steady rate, short beside its cells
 
 
-def calibrate(supervisor: Supervisor, workdir: Path, users: int, warmup_s: float, duration_s: float) -> dict[str, Any]:
+def calibrate(
+    supervisor: Supervisor,
+    workdir: Path,
+    users: int,
+    warmup_s: float,
+    duration_s: float,
+    session: LoadSession | None = None,
+) -> dict[str, Any]:
+    """``session``: a load session of the db scenario to measure in (bench.load.LoadSession), as a run's cells are;
+    None starts a load process for this calibration alone."""
     from bench import load
     from bench.target import TargetConfig, serve
     from scenarios import SCENARIOS
 
     config = TargetConfig(dsn="", pool_size=0)
     with serve(supervisor, "calibration", APP, config, workdir / "calibration.log") as target:
-        spec = load.LoadSpec(SCENARIOS.get("db").path, target.url, users, warmup_s, duration_s)
-        sample = load.run_load(supervisor, spec, workdir)
+        spec = load.with_evidence(load.LoadSpec(SCENARIOS.get("db").path, target.url, users, warmup_s, duration_s))
+        sample = load.run_load(supervisor, spec, workdir) if session is None else session.run(spec)
     duration = float(sample["duration_s"]) or 1.0
     successes = int(sample["requests"]) - sum(int(n) for n in sample.get("errors", {}).values())
     share = float(sample["load_cpu_s"]) / duration
@@ -49,16 +59,25 @@ def calibrate(supervisor: Supervisor, workdir: Path, users: int, warmup_s: float
 
 
 def calibrate_run(
-    recorder: Recorder, supervisor: Supervisor, workdir: Path, users: int, warmup_s: float, duration_s: float
+    recorder: Recorder,
+    supervisor: Supervisor,
+    workdir: Path,
+    users: int,
+    warmup_s: float,
+    duration_s: float,
+    session: LoadSession | None = None,
 ) -> None:
     """The start of a run: its ceiling at its heaviest user count, in its metadata ("error" when the calibration
-    target or the load failed: the run goes on, its cells are then never flagged generator-bound)."""
+    target or the load failed: the run goes on, its cells are then never flagged generator-bound). ``session``:
+    see ``calibrate``."""
     from bench.load import LoadFailed
     from bench.target import TargetFailed
 
     recorder.observer.phase("calibrating the load generator")
     try:
-        measured = calibrate(supervisor, workdir, users, min(warmup_s, 1.0), min(duration_s, RUN_CALIBRATION_MAX_S))
+        measured = calibrate(
+            supervisor, workdir, users, min(warmup_s, 1.0), min(duration_s, RUN_CALIBRATION_MAX_S), session
+        )
     except (TargetFailed, LoadFailed) as exc:
         measured = {"error": str(exc)}
     recorder.results.metadata["calibration"] = measured

@@ -57,8 +57,9 @@ def load_spec(
     target_pid: int | None = None,
     db_pid: int | None = None,
 ) -> load.LoadSpec:
-    """The load process's spec for one cell against ``url``."""
-    return load.LoadSpec(
+    """The load process's spec for one cell against ``url`` (with the evidence-based warm-up when it is short,
+    bench.load.with_evidence)."""
+    spec = load.LoadSpec(
         key.scenario.path,
         url,
         key.users,
@@ -74,11 +75,13 @@ def load_spec(
         master_port=config.master_port,
         pg_dsn=pg_dsn,
     )
+    return load.with_evidence(spec)
 
 
 def fill(cell: Cell, sample: dict[str, Any]) -> None:
     """Copy what the load process measured (see bench.sampling.Window.to_dict) into the cell."""
     cell.duration_s = float(sample["duration_s"])
+    cell.warmup_s = float(sample.get("warmup_s", cell.warmup_s))  # an evidence-based warm-up's own length
     cell.requests = int(sample["requests"])
     cell.errors = {str(k): int(v) for k, v in sample["errors"].items()}
     cell.error_samples = {str(k): str(v) for k, v in sample.get("error_samples", {}).items()}

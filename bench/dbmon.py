@@ -29,10 +29,11 @@ _COUNT = (
 _NOT_PORTS = " AND client_port <> ALL(%s)"
 
 
-def _local_ports(pids: set[int]) -> list[int]:
+def local_ports(pids: set[int]) -> list[int]:
     """The local TCP ports of the sockets ``pids`` hold open. Asked per process: the system-wide listing maps
     every process's sockets (74 ms on this machine under load, 224 processes) where the run needs a few
-    servers' (29 ms for three); once per cell."""
+    servers' (29 ms for three). Each call still parses the whole system's TCP table once per process (0.23 s per
+    cell for five idle servers under load, 2,100 sockets): bench.target_pool keeps what it found per server."""
     ports = []
     for pid in pids:
         try:
@@ -51,13 +52,14 @@ def _local_ports(pids: set[int]) -> list[int]:
 
 
 class ConnectionSampler:
-    def __init__(self, dsn: str, idle_pids: Sequence[int] = ()) -> None:
+    def __init__(self, dsn: str, idle_pids: Sequence[int] = (), idle_ports: Sequence[int] | None = None) -> None:
         """``idle_pids``: servers kept up beside the measured one; their connections, open now, are not counted.
         They are read once, here (reading the system's sockets takes ~0.1 s of CPU on a busy machine: never
-        while a window runs); an idle server opens no new connection."""
+        while a window runs); an idle server opens no new connection. ``idle_ports``, when given, are those
+        servers' ports already read (bench.target_pool.TargetPool.idle_ports), and ``idle_pids`` is ignored."""
         self.conn: psycopg.Connection[tuple[int]] | None = None
         self.peak: int | None = None
-        self.idle_ports = _local_ports(set(idle_pids))
+        self.idle_ports = list(idle_ports) if idle_ports is not None else local_ports(set(idle_pids))
         if is_sqlite(dsn):  # no server to ask: a SQLite file's connections are the variant's own business
             return
         with contextlib.suppress(psycopg.Error):

@@ -21,15 +21,41 @@ from bench.loadspec import ENV, GRACE_S, LoadSpec, worker_args
 from bench.net import LOOPBACK, free_port
 from bench.procs import Child, Supervisor
 
-__all__ = ["ENTRY", "LoadFailed", "LoadSession", "LoadSpec", "entry_argv", "run_load", "sessions_serve"]
+__all__ = [
+    "ENTRY",
+    "LoadFailed",
+    "LoadSession",
+    "LoadSpec",
+    "entry_argv",
+    "run_load",
+    "sessions_serve",
+    "with_evidence",
+]
 
 ENTRY = "bench.locust_entry"
 _TICK_S = 0.2  # how often the caller's on_tick runs while a window is measured
-_POLL_S = 0.02  # how often a session looks for its cell's result
+_POLL_S = 0.02  # how often a session looks for its cell's result while its window may still be open
+_END_POLL_S = 0.005  # and once it may have closed (no window closes before its duration_s has passed)
 
 
 class LoadFailed(Exception):
     """The load process died, stopped early, or the locustfile's own check failed; the cell is failed."""
+
+
+# Evidence-based warm-up (bench.sampling.WarmupEvidence), for short warm-ups only: a warm-up ends once every user
+# has completed EVIDENCE_RESPONSES requests and EVIDENCE_FLOOR_S has passed, at most its --warmup. Checked with
+# benchmarks/warmup_probe.py against a fixed 0.5 s (see its docstring). A long warm-up (a full run's 3 s) is
+# also there for what the users cannot see (the server's own warm state, its caches filling), so it is kept.
+EVIDENCE_RESPONSES = 2
+EVIDENCE_FLOOR_S = 0.05
+EVIDENCE_MAX_WARMUP_S = 1.0
+
+
+def with_evidence(spec: LoadSpec) -> LoadSpec:
+    """``spec`` with the evidence-based warm-up when its warm-up is short (<= EVIDENCE_MAX_WARMUP_S)."""
+    if spec.warmup_s > EVIDENCE_MAX_WARMUP_S:
+        return spec
+    return dataclasses.replace(spec, warmup_responses=EVIDENCE_RESPONSES, warmup_floor_s=EVIDENCE_FLOOR_S)
 
 
 def entry_argv(*args: str) -> list[str]:
@@ -165,7 +191,9 @@ class LoadSession:
                 if on_tick is not None and now - ticked >= _TICK_S:
                     ticked = now
                     on_tick(now - started)
-                time.sleep(_POLL_S)
+                # A result is only due after the window's own length: poll faster from then on, so that each cell
+                # wastes ~3 ms instead of ~10 waiting to be noticed, without polling faster during the window.
+                time.sleep(_POLL_S if now - started < spec.duration_s else _END_POLL_S)
             return _window(out, child)
         except LoadFailed:
             self.close()

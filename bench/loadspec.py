@@ -57,6 +57,10 @@ class LoadSpec:
     db_pid: int | None = None  # PostgreSQL postmaster, for database CPU over the window
     target_stats: bool = False  # reset and collect the target's /_bench/stats at the window's edges
     max_requests: int = 0  # close the window early after this many requests (0: no limit)
+    # Evidence-based warm-up (bench.sampling.WarmupEvidence): end the warm-up once every user has completed this
+    # many responses and warmup_floor_s has passed, warmup_s at most; 0: always the whole warmup_s.
+    warmup_responses: int = 0
+    warmup_floor_s: float = 0.0
     workers: int = 1  # local Locust processes; above 1, Locust's own master/worker mode
     remote_workers: int = 0  # more workers that join from other machines (``bench worker``)
     master_bind: str = LOOPBACK  # where the master listens; only non-loopback for remote workers

@@ -46,11 +46,12 @@ from locust.runners import STATE_CLEANUP, STATE_RUNNING, STATE_STOPPED, STATE_ST
 from bench import pgstats
 from bench.loadspec import SESSION_IDLE_S, WORKER_OPTION, LoadSpec, file_sha256
 from bench.resources import CpuSetMeter, Meter
-from bench.sampling import BEHIND_KEY, INTENDED_KEY, Pacer, Window, merge_windows
+from bench.sampling import BEHIND_KEY, INTENDED_KEY, Pacer, WarmupEvidence, Window, merge_windows
 
 _RSS_SAMPLE_S = 0.25
 _POLL_S = 0.1
 _SESSION_POLL_S = 0.02  # how soon a waiting session sees the next cell's spec file
+_WARMUP_POLL_S = 0.01  # how soon an evidence-based warm-up sees that every user is warm
 _REPORT_TIMEOUT_S = 30.0
 _TEXT_LIMIT = 120
 OPEN, CLOSE, REPORT = "dbbench_open", "dbbench_close", "dbbench_window"
@@ -232,6 +233,29 @@ class LoadProcess:
         seen = ", ".join(f"{count} × {kind}" for kind, count in errors) or "no request had failed"
         return f"the load stopped in the measured window: {seen}, then {how}"
 
+    def _warm_up(self, runner: Any, spec: LoadSpec) -> float | None:
+        """Wait out the cell's warm-up; the seconds it took, or None when the load stopped (reason recorded).
+
+        With ``spec.warmup_responses``, it ends as soon as every user has completed that many requests and
+        ``spec.warmup_floor_s`` has passed (bench.sampling.WarmupEvidence), ``spec.warmup_s`` at most. Not for a
+        master: its users are in its workers, whose requests it does not see."""
+        started = time.monotonic()
+        if not spec.warmup_responses or spec.users < 1 or isinstance(runner, MasterRunner):
+            return time.monotonic() - started if self._wait(runner, spec.warmup_s) else None
+        evidence = WarmupEvidence(spec.users, spec.warmup_responses, spec.warmup_floor_s, gevent.getcurrent)
+        events.request.add_listener(evidence.on_request)
+        try:
+            deadline = started + spec.warmup_s
+            while not evidence.done():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                if not self._wait(runner, min(_WARMUP_POLL_S, left)):
+                    return None
+        finally:
+            events.request.remove_listener(evidence.on_request)
+        return time.monotonic() - started
+
     def drive(self, environment: Environment) -> None:
         """One cell, then quit: the window (or why there is none) is written by ``on_quitting``."""
         assert environment.runner is not None
@@ -296,15 +320,20 @@ class LoadProcess:
         target, database = Meter(spec.target_pid), Meter(spec.db_pid)
         # This process's own CPUs: under a CPU split (bench.topology), the load generator's set.
         load_cpus = CpuSetMeter(os.sched_getaffinity(0))
-        if not self._wait(runner, spec.warmup_s):
+        warmed = self._warm_up(runner, spec)
+        if warmed is None:
             return
-        info_open = None
+        # The window's opening edge: three round trips sent at once (gevent), not one after the other: each of the
+        # target's waits behind the warm-up's requests in flight (~56 ms a cell together, measured under load).
+        edge = []
         if spec.target_stats:
-            _target_call(host, "POST", "/_bench/stats/reset")
+            edge.append(gevent.spawn(_target_call, host, "POST", "/_bench/stats/reset"))
             # Cumulative counters (cache hits and misses, background refreshes) are diffed between the edges.
-            info_open = _target_call(host, "GET", "/_bench/info")
+            edge.append(gevent.spawn(_target_call, host, "GET", "/_bench/info"))
         if spec.pg_dsn:
-            pgstats.reset(spec.pg_dsn)
+            edge.append(gevent.spawn(pgstats.reset, spec.pg_dsn))
+        gevent.joinall(edge, raise_error=True)
+        info_open = edge[1].value if spec.target_stats else None
         target.start()
         database.start()
         load_cpus.start()
@@ -336,17 +365,22 @@ class LoadProcess:
             # the target is asked for its own account, so those requests do not queue behind the load (~60 ms
             # per cell under load), and the target's counters take in fewer requests sent after the window.
             runner.stop()
+        stats = info_close = None
+        if spec.target_stats:  # both at once, as at the opening edge
+            asked = [gevent.spawn(_target_call, host, "GET", path) for path in ("/_bench/stats", "/_bench/info")]
+            gevent.joinall(asked, raise_error=True)
+            stats, info_close = (call.value for call in asked)
         window.extra.update(
             load_cpus_busy=load_cpus.busy,
             target_cpu_s=target.cpu_s,
             target_rss_mb=target.peak_rss_mb,
             db_cpu_s=database.cpu_s,
-            target_stats=_target_call(host, "GET", "/_bench/stats") if spec.target_stats else None,
-            target_window={"open": info_open, "close": _target_call(host, "GET", "/_bench/info")}
-            if spec.target_stats
-            else None,
+            target_stats=stats,
+            target_window={"open": info_open, "close": info_close} if spec.target_stats else None,
             pg_statements=pg_statements,
         )
+        if spec.warmup_responses:
+            window.extra["warmup_s"] = warmed  # what the evidence let the warm-up be, not its cap
         own = window.to_dict()
         if workers:
             # The master sends no requests of its own: only the workers count as load processes.

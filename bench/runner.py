@@ -44,7 +44,7 @@ from bench.results import Cell, Results, VariantCheck
 from bench.run_config import RunConfig, validate_config
 from bench.target import TargetConfig, TargetFailed
 from bench.target_pool import TargetPool
-from scenarios import WRITING, is_builtin
+from scenarios import SCENARIOS, WRITING, is_builtin
 from targets import Variant
 from targets.common.settings import CacheSpec
 
@@ -60,6 +60,8 @@ class Run:
     cache_description: dict[str, Any] = field(default_factory=lambda: {"backend": "memory"})
     locustfiles: dict[str, Any] = field(default_factory=dict)  # what each scenario's file runs (bench.locustfiles)
     _dirty: bool = True  # the database may differ from the seed (a check or a cell wrote since it was restored)
+    # The load sessions the calibration and the cells share, by locustfile (closed when the cells are done).
+    _sessions: dict[Path, LoadSession] = field(default_factory=dict)
     _workdir: Path = field(default_factory=Path)
 
     def __post_init__(self) -> None:
@@ -95,6 +97,7 @@ class Run:
             if config.apps is not None:
                 run_apps(config, self.recorder, supervisor, workdir, self.locustfiles)
                 return self.results
+            calibration_session = self._calibration_session(supervisor) if config.calibrate else None
             self.observer.phase("creating the SQLite file" if config.db == "sqlite" else "provisioning PostgreSQL")
             with self._database(supervisor, workdir) as database, self._cache(supervisor) as cache:
                 if config.db != "sqlite":  # before the results file is written: a refusal overwrites nothing
@@ -106,10 +109,23 @@ class Run:
                     )
                 self.results.metadata = run_metadata.describe(config, database, self.locustfiles)
                 self.results.metadata["cache"] = self.cache_description
+                if config.warmup_s <= load.EVIDENCE_MAX_WARMUP_S:
+                    # Each cell's warm-up ends on evidence (bench.load.with_evidence); the cell records its own.
+                    self.results.metadata["warmup_evidence"] = {
+                        "responses_per_user": load.EVIDENCE_RESPONSES,
+                        "floor_s": load.EVIDENCE_FLOOR_S,
+                        "cap_s": config.warmup_s,
+                    }
                 self.recorder.save()
                 if config.calibrate:
                     calibration.calibrate_run(
-                        self.recorder, supervisor, workdir, max(config.users), config.warmup_s, config.duration_s
+                        self.recorder,
+                        supervisor,
+                        workdir,
+                        max(config.users),
+                        config.warmup_s,
+                        config.duration_s,
+                        calibration_session,
                     )
                 self.observer.phase("seeding")
                 seed.apply_schema(database.dsn)
@@ -150,13 +166,23 @@ class Run:
     def _cells(self, supervisor: Supervisor, workdir: Path) -> Iterator[tuple[TargetPool, dict[Path, LoadSession]]]:
         """The targets and load sessions the cells share, all stopped when the cells are done."""
         pool = TargetPool(supervisor, lambda variant, n: workdir / f"{variant.name}-{n}.log")
-        sessions: dict[Path, LoadSession] = {}
+        sessions = self._sessions
         try:
             yield pool, sessions
         finally:
             for session in sessions.values():
                 session.close()
             pool.close()
+
+    def _calibration_session(self, supervisor: Supervisor) -> LoadSession:
+        """The db scenario's load session, started before the database is provisioned: the calibration measures
+        in it (as the cells do in theirs), and its start-up (importing Locust, ~1 s of CPU on the load's CPU)
+        overlaps the provisioning instead of following it. The db cells use it afterwards."""
+        db = SCENARIOS.get("db")
+        session = self._sessions.setdefault(db.path, LoadSession(supervisor, self._workdir, db.name))
+        # Users, times and host are the calibration's own (its spec); this one only starts the process.
+        session.start(load.LoadSpec(db.path, f"http://{LOOPBACK}", 1, 0.0, 0.0))
+        return session
 
     def _start_sessions(self, sessions: dict[Path, LoadSession], supervisor: Supervisor) -> None:
         """Start the load session of every scenario whose cells can share one (bench.load.sessions_serve),
@@ -293,7 +319,7 @@ class Run:
         workers = self.config.server_workers
         try:
             with pool.use(key.variant, config, workers) as target:
-                with ConnectionSampler(database.dsn, idle_pids=pool.pids(but=target)) as connections:
+                with ConnectionSampler(database.dsn, idle_ports=pool.idle_ports(but=target)) as connections:
                     spec = load_spec(
                         self.config,
                         key,

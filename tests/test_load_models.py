@@ -65,3 +65,17 @@ def test_two_local_workers_merge_into_one_result(
     assert len(per_worker) == 2 and all(n > 0 for n in per_worker)
     assert sample["requests"] == sum(per_worker)
     assert hist.count(hist.decode(sample["histogram"])) == sample["requests"] - sum(sample["errors"].values())
+
+
+def test_a_short_warm_up_ends_once_every_user_is_warm(
+    run_target: Callable[[str, dict[str, str]], str], tmp_path: Path
+) -> None:
+    from bench.load import EVIDENCE_FLOOR_S, with_evidence
+
+    url = run_target("bench.calibration_app:app", {})
+    with Supervisor() as supervisor:
+        spec = with_evidence(LoadSpec(SCENARIOS.get("db").path, url, 8, 1.0, 0.5))
+        sample = run_load(supervisor, spec, tmp_path)
+    # A no-op app: every user has its two responses within milliseconds, so the floor, not the 1 s cap, ends it.
+    assert EVIDENCE_FLOOR_S <= sample["warmup_s"] < 0.9, sample["warmup_s"]
+    assert sample["requests"] > 0

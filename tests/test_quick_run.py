@@ -125,6 +125,38 @@ def test_only_dbbench_s_own_closed_model_scenarios_share_a_load_process(tmp_path
     assert "--run-time" not in session.locust_args() and "--run-time" in own.locust_args()
 
 
+def test_only_a_short_warm_up_ends_on_evidence() -> None:
+    from bench import load
+    from scenarios import SCENARIOS
+
+    quick = load.with_evidence(load.LoadSpec(SCENARIOS.get("db").path, "http://127.0.0.1:1", 4, 0.5, 0.5))
+    assert (quick.warmup_responses, quick.warmup_floor_s) == (load.EVIDENCE_RESPONSES, load.EVIDENCE_FLOOR_S)
+    assert load.LoadSpec.from_json(quick.to_json()) == quick  # the load process reads what was sent
+    full = load.LoadSpec(quick.locustfile, quick.host, 4, 3.0, 10.0)
+    assert load.with_evidence(full) == full  # a full run's 3 s also covers the server's own warm state
+
+
+def test_an_idle_server_s_ports_are_read_once_until_it_serves_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Reading a server's ports parses the system's whole TCP table: 0.23 s a cell for five idle servers.
+    from contextlib import ExitStack
+    from types import SimpleNamespace
+
+    from bench import target_pool
+    from targets import VARIANTS
+
+    reads: list[int] = []
+    monkeypatch.setattr(target_pool, "local_ports", lambda pids: reads.extend(pids) or [1000 + p for p in pids])
+    pool = target_pool.TargetPool(supervisor=None, log_path=lambda variant, n: Path("/dev/null"))  # type: ignore[arg-type]
+    targets = {}
+    for pid, name in ((1, "sync"), (2, "pooled"), (3, "nopool")):
+        targets[name] = target = SimpleNamespace(child=SimpleNamespace(pid=pid, alive=lambda: True))
+        pool.running[(name, None, 1)] = target_pool._Running(target, ExitStack(), Path("/dev/null"))  # type: ignore[arg-type]
+    assert sorted(pool.idle_ports(but=targets["sync"])) == [1002, 1003] and reads == [2, 3]
+    with pool.use(VARIANTS.get("pooled"), None) as measured:  # type: ignore[arg-type]
+        assert sorted(pool.idle_ports(but=measured)) == [1001, 1003] and reads == [2, 3, 1]
+    assert sorted(pool.idle_ports(but=targets["sync"])) == [1002, 1003] and reads == [2, 3, 1, 2]  # it served
+
+
 def test_a_tainted_cached_server_gets_an_empty_cache_not_a_new_process(pg_dsn: str, tmp_path: Path) -> None:
     # The quick run used to replace the cached variant's server after every cell that used its cache (~0.9 s
     # each, 15 times); the pool now empties the cache in place, and the next cell still starts from empty.

@@ -232,3 +232,13 @@ def test_a_damaged_file_is_one_line_naming_the_file_the_cell_and_the_field(tmp_p
     assert expected in message, message
     assert "\n" not in message
     assert path.read_bytes() == before
+
+
+def test_the_file_is_what_to_dict_says_unknown_fields_and_all() -> None:
+    # results.encode writes with orjson, one dataclass level at a time (a run saves after every cell).
+    cell = Cell("pooled", "db", 32, 1, status="ok", duration_s=0.5, requests=10, errors={})
+    cell.endpoints = {"/db": EndpointStats(10, 0, "HISTFAKE")}
+    cell.unknown_fields = {"written_by_a_newer_dbbench": [1, 2]}
+    loaded = Results(metadata={"config": {"trials": 3}, "by_number": {1: "one"}}, cells=[cell])
+    loaded.unknown_fields = {"newer": {"kept": True}}
+    assert json.loads(results.encode(loaded)) == json.loads(json.dumps(loaded.to_dict()))

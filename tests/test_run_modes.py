@@ -55,6 +55,9 @@ def test_sweep_with_resources_statements_and_profiles(tmp_path: Path) -> None:
     assert loaded.metadata["calibration"]["rps"] > 0
     assert loaded.explains and all(e["plan"] for e in loaded.explains if not e["error"])
     assert any(c.pg_statements for c in loaded.cells)
+    # A 0.5 s warm-up ends on evidence (bench.load.with_evidence), and each cell records the warm-up it had.
+    assert loaded.metadata["warmup_evidence"]["cap_s"] == 0.5
+    assert all(0 < c.warmup_s <= 0.6 for c in loaded.cells) and len({c.warmup_s for c in loaded.cells}) > 1
     # Profiles: one per variant x scenario, saved, rendered, and summarised.
     assert {(p["variant"], p["scenario"]) for p in loaded.profiles} == {
         (v, s) for v in ("pooled", "async_orm") for s in ("db", "queries")

@@ -81,3 +81,24 @@ def test_max_requests_closes_the_window_on_the_last_one() -> None:
     assert window.closed
     window.on_request("GET", "/db", 1.0, 1)
     assert window.to_dict()["requests"] == 2
+
+
+def test_the_evidence_based_warm_up_ends_once_every_user_has_its_responses_and_the_floor_has_passed() -> None:
+    from bench.sampling import WarmupEvidence
+
+    clock, user = FakeClock(), ["a"]
+    evidence = WarmupEvidence(users=2, responses=2, floor_s=0.05, who=lambda: user[0], clock=clock)
+    evidence.on_request()
+    evidence.on_request()  # user a: two responses
+    user[0] = "b"
+    evidence.on_request()
+    clock.now = 1.0
+    assert not evidence.done()  # b has one: its first requests would land in the window
+    evidence.on_request()
+    evidence.on_request()  # a third response does not count b twice
+    assert evidence.ready == 2 and evidence.done()
+    fast = WarmupEvidence(users=1, responses=1, floor_s=0.05, who=lambda: "a", clock=clock)
+    fast.on_request()
+    assert not fast.done()  # warm by its responses, but not before the floor
+    clock.now = 1.05
+    assert fast.done()
