@@ -8,9 +8,9 @@
 Each comparison is one `bench ab` run exactly as the example CI workflow (examples/github-actions/bench-ab.yml)
 runs it on examples/shop: `--trials 10 --users 8 --warmup 1 --duration 4 --no-calibrate --no-html` by default,
 every other option at its default (the check; the verdict gating on net CPU per request and the counters at
-the default threshold, bench.gate_defaults), its exit code read as a CI job reads it (1: a regression, the job fails). Three kinds of
-comparison, each between two temporary copies of examples/shop (base: the copy as shipped; head: an edited
-copy; nothing shipped is switched):
+the default threshold, bench.gate_defaults), its exit code read as a CI job reads it (1: a regression, the job
+fails). Three kinds of comparison, each between two temporary copies of examples/shop (base: the copy as
+shipped; head: an edited copy; nothing shipped is switched):
 
 - aa:     head is an unedited copy too. A regression verdict here is a false alarm.
 - slow:   head burns --slowdown (default 10 %) of its own CPU per request in every request (in the `session`
