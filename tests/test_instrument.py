@@ -135,10 +135,11 @@ def test_collector_aggregates_by_fingerprint_and_endpoint() -> None:
     collector.record_statement(updates, "ROLLBACK", 0.5, None, None)
     collector.record_request(queries, 0.2)
     collector.record_request(db, 0.01)
-    # /updates is still in flight: its statements are in the statement stats, not yet in the endpoint's.
+    # /updates is still in flight: neither it nor its statements are counted yet.
     clock.now = 102.5
 
     snapshot = collector.snapshot()
+    assert [s["calls"] for s in snapshot["statements"]] == [6]
 
     assert snapshot["instrumented"] is True and snapshot["hook"] == "test hook"
     assert snapshot["window_s"] == pytest.approx(2.5)
@@ -147,7 +148,8 @@ def test_collector_aggregates_by_fingerprint_and_endpoint() -> None:
     )
     assert "/updates" not in snapshot["endpoints"]
     collector.record_request(updates, 0.02)
-    assert collector.snapshot()["endpoints"]["/updates"] == pytest.approx(
+    snapshot = collector.snapshot()
+    assert snapshot["endpoints"]["/updates"] == pytest.approx(
         {"requests": 1, "queries": 4, "request_time_s": 0.02, "db_time_s": 0.008}
     )
     first, second = snapshot["statements"]  # ROLLBACK dropped; sorted by total time
@@ -231,6 +233,8 @@ def test_timed_connection_class_times_every_query_method_inside_a_request(pg_dsn
             await pool.close()
 
     asyncio.run(probe())
+    assert collector.snapshot()["statements"] == []  # counted when the request ends, not before
+    collector.record_request(request, 1.0)
     assert collector.hook == "asyncpg connection methods (pool)"
     by_sql = {s["fingerprint"]: s for s in collector.snapshot()["statements"]}
     assert {k: (s["calls"], s["rows"]) for k, s in by_sql.items()} == {
@@ -242,7 +246,8 @@ def test_timed_connection_class_times_every_query_method_inside_a_request(pg_dsn
         "UPDATE t SET v = v + ?": (1, 3),
         "SELECT ?::int": (2, 2),
     }
-    assert request.queries == 11 and request.db_time_s > 0
+    assert collector.snapshot()["endpoints"]["/probe"]["queries"] == 11
+    assert collector.snapshot()["endpoints"]["/probe"]["db_time_s"] > 0
     assert by_sql["SELECT v FROM t WHERE v = ?"]["sample_params"] == [1]
 
 
@@ -354,3 +359,84 @@ def test_a_background_refresh_is_not_its_requests_time_or_statements(
     assert endpoint["requests"] == 1 and endpoint["queries"] == 0, endpoint
     assert endpoint["request_time_s"] * 1000 < refresh["last_ms"], (endpoint, refresh)
     assert not any("REFRESH" in s["fingerprint"].upper() for s in payload["statements"]), payload["statements"]
+
+
+def test_the_fold_buckets_latencies_as_bucket_us_does() -> None:
+    # record_request inlines bucket_us (a call per statement cost a third of the fold): the same buckets.
+    collector = Collector()
+    request = RequestScope("/db")
+    seconds = [0, 1e-7, 1e-6, 127e-6, 128e-6, 129e-6, 255e-6, 1e-3, 0.0123456, 0.999999, 59.0, 3600.0]
+    for value in seconds:
+        collector.record_statement(request, "SELECT 1", value, 1, None)
+    collector.record_statement(request, "INSERT INTO t VALUES ($1)", 0.008, None, [(1,), (2,)], calls=4)  # 2 ms each
+    collector.record_request(request, 4000.0)
+    (one,) = (s for key, s in collector._statements.items() if key == "SELECT ?")
+    expected: dict[int, int] = {}
+    for value in seconds:
+        expected[bucket_us(value)] = expected.get(bucket_us(value), 0) + 1
+    assert one.buckets == expected
+    (two,) = (s for key, s in collector._statements.items() if key != "SELECT ?")
+    assert two.buckets == {bucket_us(0.002): 4}
+
+
+def test_a_request_counts_only_when_it_ends_and_noise_is_dropped() -> None:
+    collector = Collector()
+    request = RequestScope("/updates")
+    select = "SELECT id FROM world WHERE id = $1"
+    for sql in ("BEGIN", select, select, "COMMIT", "SELECT pg_advisory_unlock_all(); CLOSE ALL;"):
+        collector.record_statement(request, sql, 0.001, 1, (7,))
+    assert collector.snapshot()["statements"] == [] and collector.snapshot()["endpoints"] == {}
+    collector.record_request(request, 0.01)
+    snapshot = collector.snapshot()
+    assert snapshot["endpoints"]["/updates"] == pytest.approx(
+        {"requests": 1, "queries": 2, "request_time_s": 0.01, "db_time_s": 0.002}
+    )
+    assert [(s["fingerprint"], s["calls"], s["sample_params"]) for s in snapshot["statements"]] == [
+        ("SELECT id FROM world WHERE id = ?", 2, [7])
+    ]
+
+
+@pytest.mark.parametrize("method", ["fetch", "fetchrow", "fetchval", "execute"])
+def test_timed_connection_restates_asyncpgs_own_signatures(method: str) -> None:
+    # fetch/fetchrow/fetchval/execute do what asyncpg's own bodies do (targets.common.asyncpg_timing): a new
+    # asyncpg whose methods take other arguments must fail here, not silently drop them.
+    import inspect
+
+    from targets.common.asyncpg_timing import TimedConnection
+
+    ours, theirs = (
+        inspect.signature(getattr(TimedConnection, method)),
+        inspect.signature(getattr(asyncpg.Connection, method)),
+    )
+    assert [(p.name, p.kind, p.default) for p in ours.parameters.values()] == [
+        (p.name, p.kind, p.default) for p in theirs.parameters.values()
+    ]
+
+
+def test_timed_connection_answers_as_asyncpg_does(pg_dsn: str) -> None:
+    collector = Collector()
+    request = RequestScope("/probe")
+
+    async def answers(connection_class: type[asyncpg.Connection]) -> list[Any]:
+        conn = await asyncpg.connect(pg_dsn, connection_class=connection_class)
+        token = current_request.set(request)
+        try:
+            await conn.execute("CREATE TEMP TABLE t (v int, w text)")
+            return [
+                await conn.execute("INSERT INTO t SELECT g, g::text FROM generate_series(1, $1) g", 3),
+                await conn.execute("UPDATE t SET w = 'x' WHERE v > $1", 1),
+                [tuple(r) for r in await conn.fetch("SELECT v, w FROM t WHERE v >= $1 ORDER BY v", 2)],
+                tuple(await conn.fetchrow("SELECT v, w FROM t WHERE v = $1", 3)),
+                await conn.fetchrow("SELECT v FROM t WHERE v = $1", 99),
+                await conn.fetchval("SELECT v, w FROM t WHERE v = $1", 2, column=1),
+                await conn.fetchval("SELECT v FROM t WHERE v = $1", 99),
+                await conn.execute("SELECT 1"),
+            ]
+        finally:
+            current_request.reset(token)
+            await conn.close()
+
+    plain = asyncio.run(answers(asyncpg.Connection))
+    assert asyncio.run(answers(timed_connection_class(collector, "connect"))) == plain
+    collector.record_request(request, 1.0)
+    assert collector.snapshot()["endpoints"]["/probe"]["queries"] == 9  # the plain run's were not timed

@@ -3,32 +3,43 @@
 asyncpg's own hook, ``Connection.add_query_logger``, cost these variants 6-20 % of their target CPU per
 request (benchmarks/overhead.py, 2026-11): for every query it builds a ``LoggedQuery`` record, reads the
 clock in asyncpg's own code and schedules each logger with ``loop.call_soon`` (a handle plus a copy of the
-context). Timing at the connection's public query methods instead does the work inline: two
-``perf_counter_ns`` reads, one contextvar read and the collector's bucketing, whose fingerprint is looked
-up once per distinct SQL string (``targets.common.stats.statement_key`` is cached).
+context). Timing at the connection's query methods instead does the work inline.
 
 How it is installed: ``connection_class=`` of ``asyncpg.create_pool`` / ``asyncpg.connect`` (databases
 forwards it to its pool). A pool hands out ``PoolConnectionProxy`` objects whose methods call the method of
 ``type(connection)`` (asyncpg 0.32 pool.py), so the overrides below see every call our code and databases
 make: ``fetch``, ``fetchrow``, ``fetchval``, ``execute``, ``executemany``, ``fetchmany``. Like the query
-logger, it does not see ``PreparedStatement`` objects (none of our code paths uses ``prepare()``), and it
-sees asyncpg's pool reset, which ``statement_key`` classes as noise and is then not even timed. Type
-introspection runs on internal methods and is not seen at all.
+logger, it does not see ``PreparedStatement`` objects (none of our code paths uses ``prepare()``). asyncpg's
+pool reset and transaction control are timed but dropped when the request is folded into the collector
+(``targets.common.stats.statement_key``); type introspection runs on internal methods and is not seen at all.
+
+Why the four hot methods are re-stated rather than wrapped: a wrapper ``async def`` awaiting asyncpg's method
+is one more coroutine per statement, created, and passed through on every resume: 0.5-0.9 µs per statement
+(timeit, best of 7, of a wrapper around a coroutine that suspends once; loaded 2-vCPU EPYC, 2026-12), more
+than the timing itself. So ``fetch``, ``fetchrow``, ``fetchval`` and ``execute`` with arguments do what
+asyncpg 0.32's own bodies do (check the connection is open, one ``Connection._execute``) with the clock read
+around that await: no coroutine is added. tests/test_instrument.py checks their signatures and answers
+against asyncpg's. The rare paths (``execute`` without arguments, ``executemany``, ``fetchmany``) wrap
+asyncpg's methods.
+
+Per statement the hook reads the clock twice and appends one tuple to the request's list (``RequestScope``);
+fingerprints, buckets and totals are done once per request when the middleware folds it into the collector.
 
 Rows: ``fetch``/``fetchmany`` give their length, ``fetchrow`` 0 or 1, ``execute`` the count in its status
-("UPDATE 20"); ``fetchval`` and ``executemany`` give nothing to count, so those statements' rows are null.
+("UPDATE 20"); ``fetchval`` (databases runs its ``execute`` of an UPDATE through it) and ``executemany`` give
+nothing to count, so those statements' rows are null.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
+from time import perf_counter
 from typing import Any
 
 import asyncpg
 
 from targets.common.instrument import current_request
-from targets.common.stats import Collector, statement_key
+from targets.common.stats import Collector
 
 HOOK = "asyncpg connection methods"
 
@@ -36,78 +47,81 @@ HOOK = "asyncpg connection methods"
 class TimedConnection(asyncpg.Connection):  # type: ignore[misc]  # asyncpg is untyped
     """An asyncpg connection timing its query methods for the request being served (see the module)."""
 
-    # Set on the subclass ``timed_connection_class`` makes: asyncpg instantiates the class itself.
-    _collector: Collector
-
-    async def fetch(self, query: str, *args: Any, **kwargs: Any) -> list[Any]:
+    # The hot path: asyncpg's own body with the clock read around its one await (see the module).
+    async def fetch(self, query: str, *args: Any, timeout: float | None = None, record_class: Any = None) -> Any:
+        self._check_open()
         request = current_request.get()
-        if request is None or (key := statement_key(query)) is None:
-            return await super().fetch(query, *args, **kwargs)  # type: ignore[no-any-return]
-        started = time.perf_counter_ns()
-        rows: list[Any] = await super().fetch(query, *args, **kwargs)
-        elapsed = (time.perf_counter_ns() - started) / 1e9
-        self._collector.record_statement(request, query, elapsed, len(rows), args, 1, key)
+        started = perf_counter()
+        rows = await self._execute(query, args, 0, timeout, record_class=record_class)
+        if request is not None:
+            request.append((query, perf_counter() - started, len(rows), args, 1))
         return rows
 
-    async def fetchrow(self, query: str, *args: Any, **kwargs: Any) -> Any:
+    async def fetchrow(self, query: str, *args: Any, timeout: float | None = None, record_class: Any = None) -> Any:
+        self._check_open()
         request = current_request.get()
-        if request is None or (key := statement_key(query)) is None:
-            return await super().fetchrow(query, *args, **kwargs)
-        started = time.perf_counter_ns()
-        row = await super().fetchrow(query, *args, **kwargs)
-        elapsed = (time.perf_counter_ns() - started) / 1e9
-        self._collector.record_statement(request, query, elapsed, 0 if row is None else 1, args, 1, key)
-        return row
+        started = perf_counter()
+        data = await self._execute(query, args, 1, timeout, record_class=record_class)
+        if request is not None:
+            request.append((query, perf_counter() - started, len(data), args, 1))
+        return data[0] if data else None
 
-    async def fetchval(self, query: str, *args: Any, **kwargs: Any) -> Any:
+    async def fetchval(self, query: str, *args: Any, column: int = 0, timeout: float | None = None) -> Any:
+        self._check_open()
         request = current_request.get()
-        if request is None or (key := statement_key(query)) is None:
-            return await super().fetchval(query, *args, **kwargs)
-        started = time.perf_counter_ns()
-        value = await super().fetchval(query, *args, **kwargs)
-        self._collector.record_statement(request, query, (time.perf_counter_ns() - started) / 1e9, None, args, 1, key)
-        return value
+        started = perf_counter()
+        data = await self._execute(query, args, 1, timeout)
+        if request is not None:
+            request.append((query, perf_counter() - started, None, args, 1))
+        return data[0][column] if data else None
 
-    async def execute(self, query: str, *args: Any, **kwargs: Any) -> str:
+    async def execute(self, query: str, *args: Any, timeout: float | None = None) -> str:
         request = current_request.get()
-        if request is None or (key := statement_key(query)) is None:
-            return await super().execute(query, *args, **kwargs)  # type: ignore[no-any-return]
-        started = time.perf_counter_ns()
-        status: str = await super().execute(query, *args, **kwargs)
-        elapsed = (time.perf_counter_ns() - started) / 1e9
-        self._collector.record_statement(request, query, elapsed, status_rows(status), args, 1, key)
-        return status
+        if not args:  # the simple query protocol (REFRESH ..., asyncpg's BEGIN/COMMIT): rare, wrapped
+            started = perf_counter()
+            result: str = await super().execute(query, timeout=timeout)
+            if request is not None:
+                request.append((query, perf_counter() - started, status_rows(result), args, 1))
+            return result
+        self._check_open()
+        started = perf_counter()
+        _, status, _ = await self._execute(query, args, 0, timeout, return_status=True)
+        text: str = status.decode()
+        if request is not None:
+            request.append((query, perf_counter() - started, status_rows(text), args, 1))
+        return text
 
-    async def executemany(self, command: str, args: Any, **kwargs: Any) -> None:
+    async def executemany(self, command: str, args: Any, *, timeout: float | None = None) -> None:
         request = current_request.get()
-        if request is None or (key := statement_key(command)) is None:
-            await super().executemany(command, args, **kwargs)
+        if request is None:
+            await super().executemany(command, args, timeout=timeout)
             return
         if not isinstance(args, Sequence):
             args = list(args)  # an iterator: counted and passed on as a list
-        started = time.perf_counter_ns()
-        await super().executemany(command, args, **kwargs)
-        elapsed = (time.perf_counter_ns() - started) / 1e9
-        self._collector.record_statement(request, command, elapsed, None, args, max(len(args), 1), key)
+        started = perf_counter()
+        await super().executemany(command, args, timeout=timeout)
+        request.append((command, perf_counter() - started, None, args, max(len(args), 1)))
 
-    async def fetchmany(self, query: str, args: Any, **kwargs: Any) -> list[Any]:
+    async def fetchmany(
+        self, query: str, args: Any, *, timeout: float | None = None, record_class: Any = None
+    ) -> list[Any]:
         request = current_request.get()
-        if request is None or (key := statement_key(query)) is None:
-            return await super().fetchmany(query, args, **kwargs)  # type: ignore[no-any-return]
+        if request is None:
+            return await super().fetchmany(query, args, timeout=timeout, record_class=record_class)  # type: ignore[no-any-return]
         if not isinstance(args, Sequence):
             args = list(args)
-        started = time.perf_counter_ns()
-        rows: list[Any] = await super().fetchmany(query, args, **kwargs)
-        elapsed = (time.perf_counter_ns() - started) / 1e9
-        self._collector.record_statement(request, query, elapsed, len(rows), args, max(len(args), 1), key)
+        started = perf_counter()
+        rows: list[Any] = await super().fetchmany(query, args, timeout=timeout, record_class=record_class)
+        request.append((query, perf_counter() - started, len(rows), args, max(len(args), 1)))
         return rows
 
 
 def timed_connection_class(collector: Collector, how: str) -> type[asyncpg.Connection]:
-    """A ``TimedConnection`` subclass recording into ``collector``, for ``connection_class=``; sets the
-    collector's hook label to say so (``how``: where it was installed, e.g. "pool connection_class=")."""
+    """The ``TimedConnection`` class, for ``connection_class=``; sets the collector's hook label to say so
+    (``how``: where it was installed, e.g. "pool"). The statements go to the request being served, which the
+    collector's middleware folds into ``collector`` when the request ends."""
     collector.hook = f"{HOOK} ({how})"
-    return type("TimedConnection", (TimedConnection,), {"_collector": collector})
+    return TimedConnection
 
 
 def status_rows(status: str) -> int | None:

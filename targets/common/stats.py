@@ -3,19 +3,23 @@
 Latency percentiles come from an HDR histogram per statement fingerprint (microseconds, 1 µs..60 s,
 2 significant digits): constant memory however long the window, ~1 % value precision at every percentile
 including the tail, nothing to sort. A bounded reservoir would trade that for sampling error in exactly the
-tail (p95) we report. hdrh's ``record_value`` is pure Python, though (~2 µs, measured here), and several
-calls per request cost up to ~5 % of the raw pool's /db request, the overhead budget. So the hot path
+tail (p95) we report. hdrh's ``record_value`` is pure Python, though (~2 µs, measured here), so the hot path
 only rounds the value to 7 significant bits (the same log-linear bucketing HDR uses, 0.8 % precision) and
-counts it in a dict (~0.2 µs); the HdrHistogram is filled from those few hundred buckets when asked.
+counts it in a dict; the HdrHistogram is filled from those few hundred buckets when asked.
 
-Hooks call ``record_statement`` from the event loop (asyncpg, async ORM) or from anyio's worker threads
-(sync ORM), so every update happens under one lock; uncontended it costs ~0.1 µs.
+Hooks do as little as they can per statement: they append ``(sql, seconds, rows, params, calls)`` to the
+request's ``RequestScope`` (from the event loop, or from the anyio worker thread running a sync route: each
+request's list has one writer at a time). The middleware folds the request into the collector once, when it
+ends (``Collector.record_request``): one walk over its statements, no lock, each looked up by its SQL string
+(a dict keyed by the string the driver was given, whose hash Python caches), not fingerprinted again. So a
+request counts whole, its statements with it, or not at all: the statement totals and the endpoints' queries
+agree in every window, and a statement still running when its request was ended (``end_request``) or outside
+any request is not counted.
 """
 
 from __future__ import annotations
 
 import re
-import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -30,6 +34,7 @@ _LOWEST_US = 1
 _HIGHEST_US = 60_000_000
 _DIGITS = 2
 _SIGNIFICANT_BITS = 7  # 1/128 relative bucket width, finer than the histogram's 2 decimal digits
+_EXACT_UP_TO = (1 << _SIGNIFICANT_BITS) - 1  # 0..127 µs: each value its own bucket
 
 # Not application statements: transaction control (asyncpg's driver-level BEGIN/COMMIT/ROLLBACK around a
 # transaction() block), the query asyncpg's pool runs on every release to reset the session, and
@@ -102,16 +107,25 @@ class _Statement:
         return histogram
 
 
-@dataclass(slots=True)
-class RequestScope:
-    """One request in flight: its statements accumulate here and join the endpoint's totals when the
-    request ends, so a request that straddles a reset counts whole (its queries with it) or not at
-    all, and queries per request stay exact however short the window."""
+# One statement as a hook saw it: (SQL as given to the driver, seconds, rows or None, parameters, calls).
+StatementSeen = tuple[str, float, int | None, object, int]
 
+
+class RequestScope(list[StatementSeen]):
+    """One request in flight: the statements it ran so far, in order (hooks append ``StatementSeen`` tuples),
+    and its endpoint. They join the collector when the request ends, so a request that straddles a reset
+    counts whole (its queries with it) or not at all, and queries per request stay exact however short the
+    window. A list itself rather than an object holding one: the middleware makes one per request of every
+    variant, and a hook appends to it per statement (one attribute look-up fewer on either path)."""
+
+    __slots__ = ("ended", "endpoint")
     endpoint: str
-    queries: int = 0
-    db_time_s: float = 0.0
-    ended: float | None = None  # perf_counter() when ended early (targets.common.instrument.end_request)
+    ended: float | None  # perf_counter() when ended early (targets.common.instrument.end_request)
+
+    def __init__(self, endpoint: str) -> None:
+        # No list.__init__: list.__new__ made it empty, and a super() call would cost every request.
+        self.endpoint = endpoint
+        self.ended = None
 
 
 @dataclass(slots=True)
@@ -122,98 +136,128 @@ class _Endpoint:
     db_time_s: float = 0.0
 
 
+_NOISE = _Statement()  # what ``Collector._by_sql`` maps a not-counted SQL string to
+_MAX_SQL_STRINGS = 4096  # as statement_key's cache: dynamic SQL must not grow the map without bound
+
+
 class Collector:
-    """Aggregates statements by fingerprint and requests by endpoint; ``snapshot`` is the JSON payload."""
+    """Aggregates statements by fingerprint and requests by endpoint; ``snapshot`` is the JSON payload.
+
+    Not locked: ``record_request``, ``reset`` and ``snapshot`` run on the event loop's thread only (the
+    middleware, and the async /_bench/stats routes) and never await, so none runs inside another; the hooks
+    in worker threads (sync routes) only append to their request's ``RequestScope``. (A lock cost ~2,000 CPU
+    instructions per request, valgrind, of ~500,000 for pooled /db in-process: benchmarks/hook_cost.py.)
+    """
 
     def __init__(self, hook: str = "none", clock: Callable[[], float] = time.monotonic) -> None:
         self.hook = hook
         self._clock = clock
-        self._lock = threading.Lock()
         self._statements: dict[str, _Statement] = {}
+        # The SQL strings seen this window, each to its fingerprint's _Statement (or _NOISE): the fold's
+        # look-up, one dict get per statement instead of statement_key's cache plus the fingerprint's dict.
+        self._by_sql: dict[str, _Statement] = {}
         self._endpoints: dict[str, _Endpoint] = {}
         self._since = clock()
 
     def reset(self) -> None:
-        with self._lock:
-            self._statements = {}
-            self._endpoints = {}
-            self._since = self._clock()
+        self._statements = {}
+        self._by_sql = {}
+        self._endpoints = {}
+        self._since = self._clock()
+
+    @staticmethod
+    def record_statement(
+        request: RequestScope, sql: str, seconds: float, rows: int | None, params: object, calls: int = 1
+    ) -> None:
+        """One execution in ``request`` (``calls`` > 1: an executemany of that many parameter sets, timed as a
+        whole; ``rows`` None or < 0: unknown), counted when the request is (``record_request``). Safe from
+        any thread; a hook on a hot path may append the same tuple to ``request`` itself."""
+        request.append((sql, seconds, rows, params, calls))
 
     def record_request(self, request: RequestScope, seconds: float) -> None:
-        with self._lock:
-            stats = self._endpoints.get(request.endpoint)
-            if stats is None:
-                stats = self._endpoints[request.endpoint] = _Endpoint()
-            stats.requests += 1
-            stats.request_time_s += seconds
-            stats.queries += request.queries
-            stats.db_time_s += request.db_time_s
-
-    def record_statement(
-        self,
-        request: RequestScope,
-        sql: str,
-        seconds: float,
-        rows: int | None,
-        params: object,
-        calls: int = 1,
-        key: str | None = None,
-    ) -> None:
-        """One execution (``calls`` > 1: an executemany of that many parameter sets, timed as a whole).
-        ``key``: ``statement_key(sql)`` when the caller already has it (a hook that skipped noise with it)."""
-        if key is None:
-            key = statement_key(sql)
-            if key is None:
-                return
+        """The request ended after ``seconds``: it and the statements it ran join the totals."""
         endpoint = request.endpoint
-        # An executemany is one timing for ``calls`` executions: each is recorded at the average.
-        bucket = bucket_us(seconds / calls if calls > 1 else seconds)
-        with self._lock:
-            statement = self._statements.get(key)
+        stats = self._endpoints.get(endpoint)
+        if stats is None:
+            stats = self._endpoints[endpoint] = _Endpoint()
+        stats.requests += 1
+        stats.request_time_s += seconds
+        if not request:
+            return
+        by_sql = self._by_sql
+        queries = 0
+        db_time_s = 0.0
+        for sql, elapsed, rows, params, calls in request:
+            statement = by_sql.get(sql)
             if statement is None:
-                statement = self._statements[key] = _Statement()
-            if statement.sample_params is None:
-                first = params[0] if calls > 1 and isinstance(params, Sequence) and params else params
-                statement.sample_params = jsonable_params(sql, first)
+                statement = self._statement_of(sql, params, calls)
+            if statement is _NOISE:
+                continue
             statement.calls += calls
-            statement.total_s += seconds
+            statement.total_s += elapsed
             if statement.rows is not None:
                 statement.rows = None if rows is None or rows < 0 else statement.rows + rows
             endpoints = statement.endpoints
             endpoints[endpoint] = endpoints.get(endpoint, 0) + calls
+            # bucket_us inline (a call is a third of the per-statement cost); an executemany is one timing
+            # for ``calls`` executions, each recorded at the average.
+            us = int((elapsed if calls == 1 else elapsed / calls) * 1e6)
+            if us > _EXACT_UP_TO:
+                if us > _HIGHEST_US:
+                    us = _HIGHEST_US
+                shift = us.bit_length() - _SIGNIFICANT_BITS
+                us = (us >> shift) << shift
+            elif us < _LOWEST_US:
+                us = _LOWEST_US
             buckets = statement.buckets
-            buckets[bucket] = buckets.get(bucket, 0) + calls
-            request.queries += calls
-            request.db_time_s += seconds
+            buckets[us] = buckets.get(us, 0) + calls
+            queries += calls
+            db_time_s += elapsed
+        stats.queries += queries
+        stats.db_time_s += db_time_s
+
+    def _statement_of(self, sql: str, params: object, calls: int) -> _Statement:
+        """The _Statement ``sql`` counts into (created with ``params`` as its sample), or _NOISE; remembered."""
+        key = statement_key(sql)
+        if key is None:
+            statement = _NOISE
+        else:
+            statement = self._statements.get(key) or self._statements.setdefault(key, _Statement())
+            if statement.sample_params is None:
+                first = params[0] if calls > 1 and isinstance(params, Sequence) and params else params
+                statement.sample_params = jsonable_params(sql, first)
+        if len(self._by_sql) >= _MAX_SQL_STRINGS:
+            self._by_sql.clear()
+        self._by_sql[sql] = statement
+        return statement
 
     def snapshot(self, instrumented: bool = True) -> dict[str, Any]:
-        with self._lock:
-            statements = sorted(self._statements.items(), key=lambda item: item[1].total_s, reverse=True)
-            histograms = {key: s.histogram() for key, s in statements}
-            return {
-                "instrumented": instrumented,
-                "hook": self.hook,
-                "window_s": self._clock() - self._since,
-                "endpoints": {
-                    path: {
-                        "requests": e.requests,
-                        "queries": e.queries,
-                        "request_time_s": e.request_time_s,
-                        "db_time_s": e.db_time_s,
-                    }
-                    for path, e in self._endpoints.items()
-                },
-                "statements": [
-                    {
-                        "fingerprint": key,
-                        "calls": s.calls,
-                        "total_ms": s.total_s * 1e3,
-                        "p50_ms": histograms[key].get_value_at_percentile(50) / 1e3,
-                        "p95_ms": histograms[key].get_value_at_percentile(95) / 1e3,
-                        "rows": s.rows,
-                        "endpoints": dict(s.endpoints),
-                        "sample_params": s.sample_params,
-                    }
-                    for key, s in statements
-                ],
-            }
+        statements = sorted(self._statements.items(), key=lambda item: item[1].total_s, reverse=True)
+        histograms = {key: s.histogram() for key, s in statements}
+        return {
+            "instrumented": instrumented,
+            "hook": self.hook,
+            "window_s": self._clock() - self._since,
+            "endpoints": {
+                path: {
+                    "requests": e.requests,
+                    "queries": e.queries,
+                    "request_time_s": e.request_time_s,
+                    "db_time_s": e.db_time_s,
+                }
+                for path, e in self._endpoints.items()
+            },
+            "statements": [
+                {
+                    "fingerprint": key,
+                    "calls": s.calls,
+                    "total_ms": s.total_s * 1e3,
+                    "p50_ms": histograms[key].get_value_at_percentile(50) / 1e3,
+                    "p95_ms": histograms[key].get_value_at_percentile(95) / 1e3,
+                    "rows": s.rows,
+                    "endpoints": dict(s.endpoints),
+                    "sample_params": s.sample_params,
+                }
+                for key, s in statements
+            ],
+        }
