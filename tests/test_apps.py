@@ -278,3 +278,84 @@ def test_an_apps_n_plus_one_is_gated_exactly_from_pg_stat_statements(tmp_path: P
     assert any("from category where category.id = ?" in line for line in mixed["evidence"]), mixed["evidence"]
     new = next(v for v in verdicts if v["scenario"] == "locustfile.py" and "from category" in v["metric"])
     assert (new["verdict"], new["base"]) == ("slower", 0)  # a statement base never ran
+
+
+# Writes, and records at each cell's start what a cell must find: no order, item 7's stock as seeded, and (from
+# the cell's first order) the order id sequence where the set-up left it.
+RECORDS_EACH_START = '''
+"""Orders of item 7; each cell's starting data recorded in starts.log beside this file."""
+
+import json
+import urllib.request
+from pathlib import Path
+
+from locust import FastHttpUser, events, task
+
+LOG = Path(__file__).with_name("starts.log")
+
+
+def get(host, path):
+    with urllib.request.urlopen(host + path, timeout=5) as response:
+        return json.load(response)
+
+
+def post(host, path, body):
+    request = urllib.request.Request(
+        host + path, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}, method="POST"
+    )
+    with urllib.request.urlopen(request, timeout=5) as response:
+        return json.load(response)
+
+
+@events.test_start.add_listener
+def record_start(environment, **_):
+    start = {"orders": get(environment.host, "/stats")["orders"], "stock": get(environment.host, "/items/7")["stock"]}
+    start["first_order_id"] = post(environment.host, "/orders", {"item_id": 7, "quantity": 1})["id"]
+    with LOG.open("a") as log:
+        log.write(json.dumps(start) + "\\n")
+
+
+class Buyer(FastHttpUser):
+    @task
+    def order(self):
+        self.client.post("/orders", json={"item_id": 7, "quantity": 1}, name="/orders")
+'''
+
+
+def test_a_writing_scenario_gets_the_setup_data_back_before_each_next_cell(tmp_path: Path) -> None:
+    """Each cell wrote (orders, stock): the next finds the set-up's rows and sequence again, on the same server,
+    the rows put back in place (no new clone, no restarted app)."""
+    shop = shop_copy(tmp_path)
+    (shop / "perf" / "buys.py").write_text(RECORDS_EACH_START)
+    args = ["run", "--app", "shop.main:app", "--scenarios", "perf/buys.py", "--trials", "3", "-o", "w.json"]
+    done = bench([*args, "--setup", "python migrate.py", "--setup", "python seed.py", *SHORT, "--no-check"], shop)
+    assert done.returncode == 0, done.stdout + done.stderr
+    starts = [json.loads(line) for line in (shop / "perf" / "starts.log").read_text().splitlines()]
+    assert starts == [{"orders": 0, "stock": 1_000_000, "first_order_id": 1}] * 3
+    cells = results(shop / "w.json")["cells"]
+    assert [c["status"] for c in cells] == ["ok"] * 3
+    assert all(c["endpoints"]["/orders"]["requests"] > 0 for c in cells)  # every cell wrote
+    assert [c["target"]["restore"] for c in cells] == ["clone", "in place", "in place"]
+    assert [c["target"]["server"] for c in cells] == [1, 1, 1]
+    assert all(0 < c["target"]["restore_s"] < 30 for c in cells)
+
+
+def test_cells_that_write_nothing_share_one_server_per_app(tmp_path: Path) -> None:
+    """bench ab with a read-only scenario: each app's server is started once and serves all its cells, whose
+    figures are still each cell's own (its requests, its target CPU, its statements)."""
+    shop = shop_copy(tmp_path)
+    (shop / "perf" / "listing.py").write_text(LISTING_ONLY)
+    args = ["ab", "--app", "shop.main:app", "--base", ".", "--head", ".", "--scenarios", "perf/listing.py"]
+    setup = ["--setup", "python migrate.py", "--setup", "python seed.py"]
+    done = bench([*args, *setup, "--trials", "3", "--no-html", "-o", "ro.json", *SHORT], shop)
+    assert done.returncode == 0, done.stdout + done.stderr
+    cells = results(shop / "ro.json")["cells"]
+    assert len(cells) == 6 and all(c["status"] == "ok" for c in cells)
+    for side in ("base", "head"):
+        mine = sorted((c for c in cells if c["variant"] == side), key=lambda c: c["trial"])
+        assert [c["target"]["server"] for c in mine] == [1, 1, 1]
+        assert [c["target"]["restore"] for c in mine] == ["clone", "none", "none"]
+        # Per-cell figures, not totals since the server started: each window's own statement calls.
+        calls = [sum(s["calls"] for s in c["pg_statements"]) for c in mine]
+        assert all(0 < n <= 3 * c["requests"] for n, c in zip(calls, mine, strict=True)), calls
+        assert all(0 < c["target_cpu_s"] < 2 * c["duration_s"] for c in mine)

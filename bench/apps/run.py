@@ -1,5 +1,12 @@
 """Measuring users' apps: set each up once, check it with its scenarios' warm-up, then measure cells, each on
-a fresh copy of the app's set-up database and a freshly started app.
+the app's set-up data.
+
+Each app's server stays up from cell to cell, as the variants' do (bench.target_pool): starting a user's app
+costs seconds of CPU under load, and that was most of a short cell's wall time. What a cell must not inherit
+is the data an earlier cell wrote, so every cell's writes are detected (bench.apps.databases.marks: the
+server's transaction counter and the sequences, read before and after it) and undone before the next cell of
+that app: in place while the server stays connected (databases.reload), or, when that cannot be done, on a
+new clone of the set-up database with a new server. A cell that wrote nothing leaves nothing to undo.
 
 The runner (bench.runner) owns the run (results file, plan, observer); this module does what is particular to
 a user's app and hands back checks and cells.
@@ -10,12 +17,14 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable
+from contextlib import ExitStack, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from bench import load, pgstats
 from bench.apps import check as app_check
+from bench.apps import databases
 from bench.apps.databases import AppDatabases, app_url
 from bench.apps.serve import app_environment, serve_app
 from bench.apps.spec import App, AppsConfig
@@ -38,6 +47,18 @@ class SetupFailed(Exception):
 
 
 @dataclass
+class _Served:
+    """One app's server between cells, on its cell database ``dsn``."""
+
+    target: Target
+    stack: ExitStack  # holds serve_app(): closing it stops the server (TargetFailed if it had died)
+    dsn: str
+    number: int  # the app's n-th server of the run
+    snapshot: databases.Snapshot | None  # the set-up's data, to put back in place; None: clone instead
+    dirty: bool = False  # the last cell wrote (or could not be shown not to have): restore before the next
+
+
+@dataclass
 class AppCells:
     """One run's apps on one database server. ``databases`` makes and drops their databases."""
 
@@ -49,6 +70,11 @@ class AppCells:
     templates: dict[str, str] = field(default_factory=dict)  # label -> its set-up database
     setup_s: dict[str, float] = field(default_factory=dict)  # label -> seconds its --setup commands took
     statements: dict[str, pgstats.Availability] = field(default_factory=dict)  # label -> pg_stat_statements
+    in_place: bool = True  # put a cell's writes back in place (bench.apps.databases.reload) rather than re-clone
+    servers: dict[str, _Served] = field(default_factory=dict)  # label -> its server, kept up between cells
+    started: dict[str, int] = field(default_factory=dict)  # label -> servers started for its cells so far
+    sessions: dict[Path, load.LoadSession] = field(default_factory=dict)  # scenario file -> its load process
+    _last_restore_s: float = 0.0
 
     def env(self, app: App, dsn: str) -> dict[str, str]:
         return {**self.config.env, self.config.db_env: app_url(dsn, app.url_style)}
@@ -144,26 +170,84 @@ class AppCells:
         fill: Callable[[Cell, dict[str, Any]], None],
         on_tick: Callable[[float], None] | None = None,
     ) -> Cell:
-        """One cell: restore the data, start the app, load it; the restore time is kept in ``cell.target``."""
+        """One cell on the set-up's data: the app's server of the previous cell when that cell wrote nothing,
+        or when what it wrote could be put back in place; else a fresh clone and a new server. How the data
+        was restored and how long it took are kept in ``cell.target``."""
         app = self.config.get(key.variant.name)
-        dsn, restore_s = self.restore(app, "cell")
-        log = self.workdir / f"{key.slug}.log"
         try:
-            with (
-                serve_app(
-                    self.supervisor, app, self.env(app, dsn), log, self.config.server_workers, self.secrets
-                ) as target,
-                ConnectionSampler(dsn) as connections,
-            ):
-                sample = self._load(key, target, spec_for, connections, on_tick, dsn)
-                cell.db_connections = connections.peak
-        except (TargetFailed, load.LoadFailed) as exc:
+            served, restore, restore_s = self._ready(app)
+        except TargetFailed as exc:
             cell.status, cell.reason = "failed", str(exc)
-            cell.target = {"app": app.target, "restore_s": restore_s}
+            cell.target = {"app": app.target, "restore": "clone", "restore_s": self._last_restore_s}
             return cell
+        about: dict[str, Any] = {
+            "app": app.target,
+            "restore": restore,  # "clone" (new server), "in place" (after a write) or "none" (nothing written)
+            "server": served.number,  # the app's n-th server of the run: equal numbers, one process
+            "server_workers": self.config.server_workers,
+        }
+        if restore != "none":
+            about["restore_s"] = restore_s
+        try:
+            before = databases.marks(served.dsn)
+            with ConnectionSampler(served.dsn) as connections:
+                sample = self._load(key, served.target, spec_for, connections, on_tick, served.dsn)
+                cell.db_connections = connections.peak
+            if not served.target.child.alive():
+                self._stop(app.label)  # supervised() says how: "died under load", with its log's reason
+        except (TargetFailed, load.LoadFailed) as exc:
+            # Whatever the load or a dying server left behind is not looked into: the next cell starts afresh.
+            self._discard(app.label)
+            cell.status, cell.reason = "failed", str(exc)
+            cell.target = about
+            return cell
+        settled = databases.settle(served.dsn)
+        served.dirty = not settled or databases.marks(served.dsn) != before
         fill(cell, sample)
-        cell.target = {"app": app.target, "restore_s": restore_s, "server_workers": self.config.server_workers}
+        cell.target = about
         return cell
+
+    def _ready(self, app: App) -> tuple[_Served, str, float]:
+        """``app``'s server on the set-up's data: (it, how the data was restored, seconds that took)."""
+        served = self.servers.get(app.label)
+        if served is not None and not served.target.child.alive():
+            self._discard(app.label)  # died between cells; its cell already said so, or it died idle
+            served = None
+        if served is not None and not served.dirty:
+            return served, "none", 0.0
+        if served is not None and served.snapshot is not None:
+            started = time.perf_counter()
+            if databases.reload(served.dsn, served.snapshot):
+                served.dirty = False
+                return served, "in place", time.perf_counter() - started
+        if served is not None:
+            self._discard(app.label)
+        dsn, restore_s = self.restore(app, "cell")
+        self._last_restore_s = restore_s
+        self.started[app.label] = number = self.started.get(app.label, 0) + 1
+        log = self.workdir / f"server-{app.label}-{number}.log"
+        stack = ExitStack()
+        try:
+            target = stack.enter_context(
+                serve_app(self.supervisor, app, self.env(app, dsn), log, self.config.server_workers, self.secrets)
+            )
+        except TargetFailed:
+            stack.close()
+            raise
+        # Read once the app is up: what its start-up wrote (if anything) is part of what every cell starts from.
+        snap = databases.snapshot(dsn) if self.in_place and databases.settle(dsn) else None
+        served = self.servers[app.label] = _Served(target, stack, dsn, number, snap)
+        return served, "clone", restore_s
+
+    def _stop(self, label: str) -> None:
+        """Stop ``label``'s server; TargetFailed when it had died (supervised()'s reason, from its log)."""
+        served = self.servers.pop(label, None)
+        if served is not None:
+            served.stack.close()
+
+    def _discard(self, label: str) -> None:
+        with suppress(TargetFailed):  # already reported by the cell it failed
+            self._stop(label)
 
     def _load(
         self,
@@ -185,9 +269,18 @@ class AppCells:
             target_stats=False,
             pg_dsn=dsn if found is not None and found.ok else None,  # pg_stat_statements of this copy
         )
+        if load.sessions_serve(spec):  # one Locust process per scenario, as in the variants' runs
+            path = key.scenario.path
+            session = self.sessions.setdefault(path, load.LoadSession(self.supervisor, self.workdir, key.scenario.name))
+            return session.run(spec, on_tick=tick)
         return load.run_load(self.supervisor, spec, self.workdir, on_tick=tick)
 
     def close(self) -> None:
+        """Stop the load sessions and every app's server, then drop every database made for them."""
+        for session in self.sessions.values():
+            session.close()
+        for label in list(self.servers):
+            self._discard(label)  # died idle after its last cell: no cell is left to report it on
         self.databases.close()
 
 

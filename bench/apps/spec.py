@@ -80,7 +80,12 @@ class AppsConfig:
             "app_env": sorted(self.env),  # names only: a value may be a secret
             "setup": [shlex.join(argv) for argv in self.setup],
             "server_workers": self.server_workers,
-            "restore": "each cell starts from a clone of the app's set-up database (CREATE DATABASE ... TEMPLATE)",
+            "restore": (
+                "each cell starts from the app's set-up data: its first on a clone of the set-up database (CREATE "
+                "DATABASE ... TEMPLATE) and a new server; after a cell that wrote, the set-up's rows put back in place "
+                "while the server stays up (or, when that cannot be done, a new clone and server); see each cell's "
+                "target.restore"
+            ),
             **({"ab": dict(self.roles)} if self.roles else {}),
         }
 
