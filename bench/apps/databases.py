@@ -147,13 +147,15 @@ class AppDatabases:
 
 SNAPSHOT_MAX_BYTES = 64 * 1024 * 1024  # the set-up's tables, held in memory as COPY data; larger ones are cloned
 SETTLE_TIMEOUT_S = 2.0  # how long the app's sessions may take to finish what a cell's last requests started
-_LOCK_TIMEOUT = "5s"  # an app session holding a lock (idle in transaction) makes the reload give up, not wait
+_LOCK_TIMEOUT = "2s"  # an app session holding a lock (idle in transaction) makes the reload give up, not wait
 # The user's relations: not PostgreSQL's own schemas, not another session's temporary ones.
 _USER_NS = sql.SQL(
     "SELECT oid FROM pg_namespace WHERE nspname NOT IN ('pg_catalog', 'information_schema') "
     "AND nspname NOT LIKE 'pg\\_toast%%' AND nspname NOT LIKE 'pg\\_temp\\_%%'"
 )
-# What a cell's DDL would change: relations, columns, constraints, triggers, functions, types (md5 of them all).
+# What a cell's DDL would change: relations, columns, constraints, triggers, functions, types (md5 of them all),
+# and the planner's column statistics (an ANALYZE, e.g. autovacuum's, in a cell): TRUNCATE keeps pg_statistic,
+# so a reload after a new ANALYZE would plan on the cell's statistics, not the set-up's; a clone is taken then.
 _SCHEMA = sql.SQL("""
 SELECT md5(coalesce(string_agg(x, ';' ORDER BY x), '')) FROM (
   SELECT concat_ws('|', 'c', oid, relname, relkind, relnatts, relpersistence, relacl) AS x
@@ -167,6 +169,8 @@ SELECT md5(coalesce(string_agg(x, ';' ORDER BY x), '')) FROM (
   UNION ALL SELECT concat_ws('|', 'f', oid, proname, md5(prosrc)) FROM pg_proc WHERE pronamespace IN ({ns})
   UNION ALL SELECT concat_ws('|', 'y', oid, typname) FROM pg_type WHERE typnamespace IN ({ns})
   UNION ALL SELECT concat_ws('|', 'n', oid, nspname) FROM pg_namespace WHERE oid IN ({ns})
+  UNION ALL SELECT 's' || s::text FROM pg_statistic s
+    WHERE starelid IN (SELECT oid FROM pg_class WHERE relnamespace IN ({ns}))
 ) AS parts
 """).format(ns=_USER_NS)
 _RELATIONS = sql.SQL(
@@ -325,6 +329,6 @@ def reload(dsn: str, snap: Snapshot) -> bool:
             # A fresh clone's tables have no activity counts (so autovacuum leaves them alone); nor do these now.
             conn.execute(_RESET_COUNTERS)
             conn.commit()
-    except (psycopg.errors.LockNotAvailable, psycopg.errors.InsufficientPrivilege):
+    except psycopg.Error:  # e.g. LockNotAvailable: whatever went wrong was rolled back; a clone is always right
         return False
     return True
