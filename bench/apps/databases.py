@@ -154,8 +154,9 @@ _USER_NS = sql.SQL(
     "AND nspname NOT LIKE 'pg\\_toast%%' AND nspname NOT LIKE 'pg\\_temp\\_%%'"
 )
 # What a cell's DDL would change: relations, columns, constraints, triggers, functions, types (md5 of them all),
-# and the planner's column statistics (an ANALYZE, e.g. autovacuum's, in a cell): TRUNCATE keeps pg_statistic,
-# so a reload after a new ANALYZE would plan on the cell's statistics, not the set-up's; a clone is taken then.
+# and extended statistics an ANALYZE filled. TRUNCATE keeps the planner's statistics, so an ANALYZE in a cell
+# (autovacuum's, after the cell's writes) must be undone too: statistics of a relation the set-up had not
+# analyzed are deleted (it had none); new statistics of one it had cannot be put back (_STATS moved): a clone.
 _SCHEMA = sql.SQL("""
 SELECT md5(coalesce(string_agg(x, ';' ORDER BY x), '')) FROM (
   SELECT concat_ws('|', 'c', oid, relname, relkind, relnatts, relpersistence, relacl) AS x
@@ -169,10 +170,22 @@ SELECT md5(coalesce(string_agg(x, ';' ORDER BY x), '')) FROM (
   UNION ALL SELECT concat_ws('|', 'f', oid, proname, md5(prosrc)) FROM pg_proc WHERE pronamespace IN ({ns})
   UNION ALL SELECT concat_ws('|', 'y', oid, typname) FROM pg_type WHERE typnamespace IN ({ns})
   UNION ALL SELECT concat_ws('|', 'n', oid, nspname) FROM pg_namespace WHERE oid IN ({ns})
-  UNION ALL SELECT 's' || s::text FROM pg_statistic s
-    WHERE starelid IN (SELECT oid FROM pg_class WHERE relnamespace IN ({ns}))
+  UNION ALL SELECT 'e' || d::text FROM pg_statistic_ext_data d
+    WHERE stxoid IN (SELECT oid FROM pg_statistic_ext WHERE stxnamespace IN ({ns}))
 ) AS parts
 """).format(ns=_USER_NS)
+_STATS = sql.SQL(
+    "SELECT md5(coalesce(string_agg('s' || s::text, ';' ORDER BY starelid, staattnum, stainherit), '')) "
+    "FROM pg_statistic s WHERE starelid = ANY(%s)"
+)
+_ANALYZED = sql.SQL(
+    "SELECT DISTINCT starelid FROM pg_statistic WHERE starelid IN "
+    "(SELECT oid FROM pg_class WHERE relnamespace IN ({ns})) ORDER BY 1"
+).format(ns=_USER_NS)
+_UNANALYZE = sql.SQL(
+    "DELETE FROM pg_statistic WHERE starelid IN (SELECT oid FROM pg_class WHERE relnamespace IN ({ns})) "
+    "AND starelid <> ALL(%s)"
+).format(ns=_USER_NS)
 _RELATIONS = sql.SQL(
     "SELECT c.oid, n.nspname, c.relname, pg_total_relation_size(c.oid) FROM pg_class c "
     "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = %s AND c.relnamespace IN ({ns}) "
@@ -213,6 +226,8 @@ class Snapshot:
     tables: list[tuple[sql.Identifier, list[str], bytes]]  # (schema.table, columns, binary COPY data)
     sequences: tuple[tuple[str, str, int, bool], ...]
     relstats: list[tuple[int, int, float, int]]  # (oid, relpages, reltuples, relallvisible): tables, indexes
+    analyzed: list[int]  # the relations with planner statistics (pg_statistic)
+    stats: str  # md5 of their statistics
 
 
 def _connect(dsn: str, autocommit: bool = True) -> psycopg.Connection[tuple[Any, ...]]:
@@ -287,11 +302,16 @@ def snapshot(dsn: str) -> Snapshot | None:
         ).fetchall()
         schema = conn.execute(_SCHEMA).fetchone()
         assert schema is not None
+        analyzed = [int(r[0]) for r in conn.execute(_ANALYZED)]
+        stats = conn.execute(_STATS, (analyzed,)).fetchone()
+        assert stats is not None
         return Snapshot(
             str(schema[0]),
             tables,
             _sequences(conn),
             [(int(o), int(p), float(t), int(v)) for o, p, t, v in relstats],
+            analyzed,
+            str(stats[0]),
         )
 
 
@@ -301,7 +321,8 @@ def reload(dsn: str, snap: Snapshot) -> bool:
     try:
         with _connect(dsn, autocommit=False) as conn:
             row = conn.execute(_SCHEMA).fetchone()
-            if row is None or row[0] != snap.schema:
+            stats = conn.execute(_STATS, (snap.analyzed,)).fetchone()
+            if row is None or row[0] != snap.schema or stats is None or stats[0] != snap.stats:
                 conn.rollback()
                 return False
             conn.execute(f"SET LOCAL lock_timeout = '{_LOCK_TIMEOUT}'")
@@ -324,6 +345,7 @@ def reload(dsn: str, snap: Snapshot) -> bool:
                     "UPDATE pg_class SET relpages = %s, reltuples = %s, relallvisible = %s WHERE oid = %s",
                     (pages, tuples, visible, oid),
                 )
+            conn.execute(_UNANALYZE, (snap.analyzed,))
             conn.execute("SELECT pg_stat_force_next_flush()")  # this session's counts land before the reset
             conn.commit()
             # A fresh clone's tables have no activity counts (so autovacuum leaves them alone); nor do these now.
