@@ -14,16 +14,16 @@ excludes 0 and the ranks differ) **and** larger than ``threshold``. A
 metric is "no change" when its whole interval lies within the threshold, "inconclusive" otherwise (too few
 trials for an interval, or an interval too wide to say).
 
-Which timed metric fails the gate (``gate_on``; default: CPU per request net of the app's fixed CPU per
-second, see fixed_cpu_per_s; ``--gate-on all`` for every one): throughput and latency measure the app *and*
-how much of the cores other processes leave it, and on a shared machine that swings within one comparison
-faster than interleaving can cancel; the target's CPU seconds per successful request (its process tree's,
-read around each measured window) is what a code change moves. Measured with benchmarks/gate_quality.py on
-the 2-core machine (`bench ab` of examples/shop, 10 pairs of 1 + 4 s, other engineers' suites running, load
-average 3-16), median width of the paired 95 % interval over 6 A/A and 5 slowdown comparisons: req/s 54 and
-35 points, p99 74 and 67, plain CPU per request 11 and 18, net CPU per request 9 and 9; at a 10 % threshold
-net CPU per request said slower in 5/5 slowdowns and 0/6 A/A, plain CPU 4/5 and 0/6, req/s 1/5 and 0/6. The
-others are still compared and printed ("slower (reported, not gating)").
+Which timed metrics fail the gate (``gate_on``; default bench.gate_defaults: CPU per request, plain and net of the
+app's fixed CPU per second, see fixed_cpu_per_s; ``--gate-on all`` for every one): throughput and latency measure
+the app *and* how much of the cores other processes leave it, and on a shared machine that swings within one
+comparison faster than interleaving can cancel; the target's CPU seconds per successful request (its process
+tree's, read around each measured window) is what a code change moves. Measured with benchmarks/gate_quality.py on
+the 2-core machine (`bench ab` of examples/shop, 10 pairs of 1 + 4 s, other engineers' suites running, load average
+3-16), median width of the paired 95 % interval over 6 A/A and 5 slowdown comparisons: req/s 54 and 35 points, p99
+74 and 67, plain CPU per request 11 and 18, net CPU per request 9 and 9; at a 10 % threshold net CPU per request
+said slower in 5/5 slowdowns and 0/6 A/A, plain CPU 4/5 and 0/6, req/s 1/5 and 0/6. The others are still compared
+and printed ("slower (reported, not gating)").
 
 Deterministic counters (queries per request per endpoint, statement calls per request by fingerprint,
 response bytes per request, error rate) are compared as they are, noise or not: 2 -> 21 queries per request
