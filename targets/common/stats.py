@@ -46,7 +46,12 @@ _NOISE_MARKERS = ("pg_advisory_unlock_all()", "typeinfo_tree", "set_config('jit'
 _NAMED = re.compile(r"%\((\w+)\)s|(?<![\w:]):([A-Za-z_]\w*)")
 
 
-@lru_cache(maxsize=4096)
+# Distinct SQL strings remembered per process (statement_key's cache, Collector's map): dynamic SQL must not grow
+# either without bound.
+_MAX_SQL_STRINGS = 4096
+
+
+@lru_cache(maxsize=_MAX_SQL_STRINGS)
 def statement_key(sql: str) -> str | None:
     """The statement's fingerprint, or None for driver and transaction noise that is not counted."""
     head = sql.lstrip().split(None, 1)
@@ -137,7 +142,6 @@ class _Endpoint:
 
 
 _NOISE = _Statement()  # what ``Collector._by_sql`` maps a not-counted SQL string to
-_MAX_SQL_STRINGS = 4096  # as statement_key's cache: dynamic SQL must not grow the map without bound
 
 
 class Collector:
