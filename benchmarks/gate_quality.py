@@ -29,6 +29,13 @@ the load average before and after) with bench ab's own output and results file i
 same settings resumes from it, and --summary prints the rates from what is there without running anything,
 with, from the kept results files, how often each timed metric alone says slower per kind (which metric
 separates A/A from A/B) and, with --rejudge, what `bench compare --threshold T` says on the same files.
+--summary reads every --log given (campaigns of several sessions, e.g. the ones kept in
+benchmarks/results/gate_quality/); each comparison records the commit it ran.
+
+Counts alone prove the goal slowly (below), so the summary also prints each comparison's *margin*: how far
+the gate's timed rule was from flagging it (see margin()), and, from a normal fit of the margins of a kind,
+the model's rate of the rare event (an A/A flagged, a slowdown missed) with a bootstrap upper bound. A model,
+printed beside the counts, never instead of them: it says how close the comparisons came, which 0 of 40 cannot.
 
 Printed: per comparison its exit code, wall time, load average, the injected share and the metrics found
 slower; then the false-alarm rate (aa) and the detection rates (slow, nplus1), each with its 95 % Wilson
@@ -45,8 +52,10 @@ without a miss before the Wilson interval's far end passes 5 % (0 of 20: up to 1
 from __future__ import annotations
 
 import argparse
+import collections
 import dataclasses
 import json
+import math
 import os
 import shlex
 import shutil
@@ -211,6 +220,104 @@ def wilson(hits: int, completed: int) -> tuple[float, float] | None:
     return float(interval.low), float(interval.high)
 
 
+def _metric_figures(outcome: Outcome, metric: str) -> tuple[float | None, tuple[float, float] | None]:
+    """(change, 95 % interval) of one gated timed metric, as head / base - 1 of the paired trials."""
+    if metric == "cpu_ms_per_request":
+        return outcome.cpu_change, outcome.cpu_ci
+    if metric == "cpu_ms_per_request_net":
+        return outcome.net_change, outcome.net_ci
+    return None, None
+
+
+def margin(outcome: Outcome, threshold: float, gate_on: tuple[str, ...] = compare.DEFAULT_GATE_ON) -> float | None:
+    """How far the gate's timed rule was from saying "slower", in log-ratio units (0.01 is about 1 point).
+
+    bench.compare says slower when the interval excludes 0 **and** the estimate reaches ``threshold`` (and the
+    ranks agree, which this leaves out); per gated metric the margin is min(log(1 + change) - log(1 +
+    threshold), log(1 + interval's low end)), and the comparison's is the largest over ``gate_on`` (any one
+    fails the gate): positive means flagged by the timed rule, negative how far from it. Counters (queries,
+    bytes, errors) are not in it. Only the CPU metrics the log records count; None when it holds none of them.
+    """
+    found = []
+    for metric in gate_on:
+        change, ci = _metric_figures(outcome, metric)
+        if change is not None and ci is not None and change > -1 and ci[0] > -1:
+            found.append(min(math.log1p(change) - math.log1p(threshold), math.log1p(ci[0])))
+    return max(found) if found else None
+
+
+@dataclass(frozen=True)
+class TailModel:
+    """A normal fit of one kind's margins: ``rate`` the modelled chance of the rare event (A/A: margin > 0, a
+    false alarm; a slowdown: margin <= 0, a miss), ``upper`` its 95 % one-sided upper bound (scipy.stats.bootstrap,
+    percentile, over the comparisons), ``normality_p`` Shapiro-Wilk's p of the margins (small: the normal
+    tail is a poor guide, trust the counts)."""
+
+    n: int
+    mean: float
+    sd: float
+    rate: float
+    upper: float
+    normality_p: float
+
+
+# Fewer margins than this fit no tail worth printing.
+MIN_MODEL = 8
+
+
+def tail_model(margins: list[float], kind: str) -> TailModel | None:
+    """The normal fit of ``margins`` (see TailModel); None with fewer than MIN_MODEL or no spread."""
+    if len(margins) < MIN_MODEL or statistics.pstdev(margins) == 0:
+        return None
+    import numpy as np  # lazy, as scipy: --help needs neither
+    from scipy import stats
+
+    def event(sample: Any, axis: int = -1) -> Any:
+        mean, sd = np.mean(sample, axis=axis), np.std(sample, axis=axis, ddof=1)
+        tail = stats.norm.sf(0.0, loc=mean, scale=sd)  # P(margin > 0)
+        return tail if kind == "aa" else 1 - tail
+
+    data = np.asarray(margins, dtype=float)
+    boot = stats.bootstrap(
+        (data,),
+        event,
+        confidence_level=0.90,
+        method="percentile",
+        vectorized=True,
+        rng=np.random.default_rng(0),
+    )  # the high end of a 90 % two-sided interval is a 95 % one-sided upper bound
+    return TailModel(
+        n=len(margins),
+        mean=float(np.mean(data)),
+        sd=float(np.std(data, ddof=1)),
+        rate=float(event(data)),
+        upper=float(boot.confidence_interval.high),
+        normality_p=float(stats.shapiro(data).pvalue),
+    )
+
+
+def margin_line(kind: str, outcomes: list[Outcome], threshold: float) -> str | None:
+    """The margins of one kind's completed comparisons at ``threshold``: the closest one, the median and the
+    normal fit's rate of the rare event; None when no comparison logged its CPU figures."""
+    found = sorted(m for o in outcomes if o.completed and (m := margin(o, threshold)) is not None)
+    if not found:
+        return None
+    # A/A: the closest to a false alarm is the highest margin; a slowdown: the closest to a miss, the lowest.
+    closest = found[-1] if kind == "aa" else found[0]
+    event = "false alarm" if kind == "aa" else "miss"
+    line = (
+        f"  {kind:<7} margin at {threshold:.0%}: closest {closest * 100:+.1f}, median"
+        f" {statistics.median(found) * 100:+.1f} log points over {len(found)}"
+    )
+    model = tail_model(found, kind)
+    if model is None:
+        return line + f" (a normal fit needs {MIN_MODEL})"
+    return line + (
+        f"; normal fit ({model.mean * 100:+.1f} ± {model.sd * 100:.1f}): P({event}) {model.rate:.2g},"
+        f" 95 % upper bound {model.upper:.2g} (bootstrap), Shapiro-Wilk p {model.normality_p:.2f}"
+    )
+
+
 @dataclass
 class Outcome:
     """One comparison: ``bench ab``'s exit code (0 pass, 1 regression, else an error) and what it found.
@@ -240,6 +347,7 @@ class Outcome:
     started: str = ""  # UTC, ISO 8601
     settings: dict[str, Any] = field(default_factory=dict)  # trials, users, warmup, duration, slowdown
     raw: str = ""  # the file holding bench ab's own output
+    commit: str = ""  # the dbbench commit that ran it (git describe: "-dirty" when the checkout had changes)
 
     @property
     def flagged(self) -> bool:
@@ -422,7 +530,7 @@ def compare_once(kind: str, args: argparse.Namespace, workdir: Path, raw: Path |
         inject_slowdown(head, args.slowdown)
     elif kind == "nplus1":
         inject_nplus1(head)
-    outcome = Outcome(kind, -1, 0.0, settings=settings_of(args), raw=str(raw or ""))
+    outcome = Outcome(kind, -1, 0.0, settings=settings_of(args), raw=str(raw or ""), commit=code_commit())
     outcome.started = datetime.now(UTC).isoformat(timespec="seconds")
     outcome.load_before = os.getloadavg()
     started = time.monotonic()
@@ -442,6 +550,21 @@ def compare_once(kind: str, args: argparse.Namespace, workdir: Path, raw: Path |
         shutil.rmtree(base)
         shutil.rmtree(head)
     return outcome
+
+
+def code_commit() -> str:
+    """The dbbench checkout's commit ("a43e526", "a43e526-dirty"), "" outside a git checkout."""
+    try:
+        done = subprocess.run(
+            ["git", "describe", "--always", "--dirty", "--abbrev=7"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return ""
+    return done.stdout.strip()
 
 
 def _describe(outcome: Outcome, number: int) -> str:
@@ -492,9 +615,11 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--log",
         type=Path,
-        default=DEFAULT_LOG,
+        action="append",
+        default=None,
         help=f"every comparison is appended here as a JSON line, its raw output beside it in LOG.d/; a run "
-        f"resumes from it, counting the comparisons of the same settings already there (default {DEFAULT_LOG})",
+        f"resumes from it, counting the comparisons of the same settings already there (default {DEFAULT_LOG});"
+        f" --summary takes it several times and counts every log's comparisons",
     )
     parser.add_argument(
         "--stop-after",
@@ -540,6 +665,10 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         args.rejudge_on = [compare.gate_metrics(raw) for raw in args.rejudge_on.split(";") if raw.strip()]
     except BenchError as exc:
         parser.error(str(exc))
+    args.logs = args.log or [DEFAULT_LOG]
+    if len(args.logs) > 1 and not args.summary:
+        parser.error("--log more than once is for --summary (a run appends to one log)")
+    args.log = args.logs[0]
     args.kinds = kinds
     return args
 
@@ -613,7 +742,14 @@ def print_summary(args: argparse.Namespace, outcomes: list[Outcome]) -> None:
         print(summary(kind, [o for o in mine if o.kind == kind], args.slowdown if kind == "slow" else None))
     if mine:
         first, last = min(o.started for o in mine), max(o.started for o in mine)
-        print(f"{len(mine)} comparison(s) from {first} to {last} (UTC); log: {args.log}")
+        print(f"{len(mine)} comparison(s) from {first} to {last} (UTC); log: {', '.join(map(str, args.logs))}")
+        counted = collections.Counter(o.commit or "unrecorded" for o in mine)
+        print("code: " + ", ".join(f"{commit} ({n})" for commit, n in counted.items()))
+        print("gated margin (log points; > 0 is flagged by the timed rule, see margin()):")
+        for threshold in (compare.DEFAULT_THRESHOLD, *[t for t in args.rejudge if t != compare.DEFAULT_THRESHOLD]):
+            for kind in ("aa", "slow"):
+                if (line := margin_line(kind, [o for o in mine if o.kind == kind], threshold)) is not None:
+                    print(line)
         print("\n".join(by_metric(mine)))
         for metrics in args.rejudge_on:
             for threshold in args.rejudge:
@@ -634,7 +770,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     print(f"command: {shlex.join(['python', *sys.argv])}")
     print(f"machine: {_machine()}")
-    logged = read_log(args.log)
+    logged = [o for log in args.logs for o in read_log(log)]
     if args.summary:
         print_summary(args, logged)
         return 0

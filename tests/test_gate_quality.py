@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import difflib
 import json
+import math
 from pathlib import Path
 from types import ModuleType
 
@@ -289,3 +290,64 @@ def test_a_line_shows_the_net_cpu_change_the_gate_decides_on() -> None:
         "aa     #1: exit 0 (pass), 200 s, CPU per request +5.0% [-2.0%..+12.0%], net +1.0% [-3.0%..+5.0%], slower: -"
     )
     assert gq.Outcome.from_dict(json.loads(outcome.to_json())) == outcome
+
+
+def test_the_margin_is_how_far_the_timed_rule_was_from_flagging() -> None:
+    # +6 % with its interval above 0: flagged at 5 % by the nearer of the two conditions (the estimate, +1 point)
+    flagged = gq.Outcome("slow", 1, 1.0, cpu_change=0.06, cpu_ci=(0.02, 0.10))
+    assert gq.margin(flagged, 0.05) == pytest.approx(math.log1p(0.06) - math.log1p(0.05))
+    # +8 % whose interval reaches below 0: not significant, the interval's low end decides
+    wide = gq.Outcome("slow", 0, 1.0, cpu_change=0.08, cpu_ci=(-0.01, 0.17))
+    assert gq.margin(wide, 0.05) == pytest.approx(math.log1p(-0.01))
+    # either gated metric fails the gate, so the larger margin is the comparison's
+    both = gq.Outcome("aa", 0, 1.0, cpu_change=0.0, cpu_ci=(-0.03, 0.03), net_change=0.04, net_ci=(0.01, 0.07))
+    assert gq.margin(both, 0.05) == pytest.approx(math.log1p(0.04) - math.log1p(0.05))
+    assert gq.margin(both, 0.05, ("cpu_ms_per_request",)) == pytest.approx(-math.log1p(0.05))
+    assert gq.margin(gq.Outcome("aa", 2, 1.0), 0.05) is None  # nothing measured
+
+
+def test_the_tail_model_is_a_normal_fit_with_a_bootstrap_upper_bound() -> None:
+    from scipy import stats
+
+    margins = [float(x) for x in stats.norm.ppf([(i + 0.5) / 40 for i in range(40)], loc=-0.05, scale=0.02)]
+    model = gq.tail_model(margins, "aa")
+    assert model is not None and model.n == 40
+    assert model.rate == pytest.approx(stats.norm.sf(0.0, loc=model.mean, scale=model.sd))
+    assert model.rate < model.upper < 0.05  # the bound lies above the estimate
+    assert model.normality_p > 0.5  # these are normal quantiles
+    miss = gq.tail_model([-m for m in margins], "slow")
+    assert miss is not None and miss.rate == pytest.approx(model.rate)  # a miss is margin <= 0
+    assert gq.tail_model(margins[: gq.MIN_MODEL - 1], "aa") is None
+    assert gq.tail_model([0.01] * 10, "aa") is None  # no spread, no fit
+
+
+def test_the_margin_line_names_the_closest_comparison_and_the_rare_event() -> None:
+    aa = [gq.Outcome("aa", 0, 1.0, cpu_change=c / 100, cpu_ci=(c / 100 - 0.03, c / 100 + 0.03)) for c in range(-4, 5)]
+    line = gq.margin_line("aa", aa, 0.05)
+    assert line is not None and line.startswith("  aa      margin at 5%: closest -1.0, median -4.9 log points over 9")
+    assert "P(false alarm)" in line and "95 % upper bound" in line
+    few = gq.margin_line("slow", [gq.Outcome("slow", 1, 1.0, cpu_change=0.1, cpu_ci=(0.07, 0.13))], 0.05)
+    assert few is not None and few.endswith(f"over 1 (a normal fit needs {gq.MIN_MODEL})")
+    assert gq.margin_line("aa", [gq.Outcome("aa", 2, 1.0)], 0.05) is None
+
+
+def test_the_summary_reads_several_logs_and_a_run_appends_to_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings = gq.settings_of(gq.parse([]))
+    first, second = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    gq.append_log(first, gq.Outcome("aa", 0, 100.0, settings=settings, started="1", commit="a43e526"))
+    gq.append_log(second, gq.Outcome("aa", 1, 100.0, settings=settings, started="2", commit="b000000"))
+    assert gq.main(["--summary", "--which", "aa", "--log", str(first), "--log", str(second)]) == 0
+    out = capsys.readouterr().out
+    assert "A/A false alarms   1/2" in out and "code: a43e526 (1), b000000 (1)" in out
+    with pytest.raises(SystemExit) as exc:
+        gq.parse(["--log", str(first), "--log", str(second)])
+    assert exc.value.code == 2
+
+
+def test_each_comparison_records_the_commit_that_ran_it() -> None:
+    commit = gq.code_commit()
+    assert commit == "" or commit.split("-")[0].isalnum()
+    outcome = gq.Outcome("aa", 0, 1.0, commit="a43e526-dirty")
+    assert gq.Outcome.from_dict(json.loads(outcome.to_json())).commit == "a43e526-dirty"
