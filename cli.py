@@ -936,10 +936,9 @@ def serve(
                 supervisor, chosen.name, chosen.app, config, log, port=port, workers=server_workers
             ) as target:
                 typer.echo(f"{chosen.name} serving on {target.url} (database {database.display_dsn})")
-                cpus = topology.label(plan.describe())
-                if dsn is not None:  # the database is the user's: neither pinned nor stopped by dbbench
-                    cpus = cpus.replace("server + database on", "server on")
-                typer.echo(f"CPUs: {cpus}")
+                # The database at --dsn is the user's: neither pinned nor stopped by dbbench, and said so.
+                side = topology.EMBEDDED if dsn is None else topology.OWN_DATABASE
+                typer.echo(f"CPUs: {topology.label(plan.describe(side))}")
                 typer.echo("try: /db /queries?queries=20 /fortunes /updates?queries=5 /_bench/info")
                 typer.echo(
                     "Ctrl-C stops the server and the database"
