@@ -20,14 +20,57 @@ _URL = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://(?P<rest>.*)$", re.DO
 # psycopg.pq.Conninfo.get_defaults() lists them, 2026-12). A keyword missing here (a newer libpq's) only makes
 # redact mask more: an "@" in its value is then taken for the end of a password.
 _LIBPQ_KEYWORDS = (
-    "application_name channel_binding client_encoding connect_timeout dbname fallback_application_name "
-    "gssdelegation gssencmode gsslib host hostaddr keepalives keepalives_count keepalives_idle keepalives_interval "
-    "krbsrvname load_balance_hosts max_protocol_version min_protocol_version oauth_client_id oauth_client_secret "
-    "oauth_issuer oauth_scope options passfile password port replication require_auth requirepeer scram_client_key "
-    "scram_server_key service ssl_max_protocol_version ssl_min_protocol_version sslcert sslcertmode sslcompression "
-    "sslcrl sslcrldir sslkey sslkeylogfile sslmode sslnegotiation sslpassword sslrootcert sslsni "
-    "target_session_attrs tcp_user_timeout user"
-).split()
+    "application_name",
+    "channel_binding",
+    "client_encoding",
+    "connect_timeout",
+    "dbname",
+    "fallback_application_name",
+    "gssdelegation",
+    "gssencmode",
+    "gsslib",
+    "host",
+    "hostaddr",
+    "keepalives",
+    "keepalives_count",
+    "keepalives_idle",
+    "keepalives_interval",
+    "krbsrvname",
+    "load_balance_hosts",
+    "max_protocol_version",
+    "min_protocol_version",
+    "oauth_client_id",
+    "oauth_client_secret",
+    "oauth_issuer",
+    "oauth_scope",
+    "options",
+    "passfile",
+    "password",
+    "port",
+    "replication",
+    "require_auth",
+    "requirepeer",
+    "scram_client_key",
+    "scram_server_key",
+    "service",
+    "ssl_max_protocol_version",
+    "ssl_min_protocol_version",
+    "sslcert",
+    "sslcertmode",
+    "sslcompression",
+    "sslcrl",
+    "sslcrldir",
+    "sslkey",
+    "sslkeylogfile",
+    "sslmode",
+    "sslnegotiation",
+    "sslpassword",
+    "sslrootcert",
+    "sslsni",
+    "target_session_attrs",
+    "tcp_user_timeout",
+    "user",
+)
 # A URL's query string starts at a "?" followed by one of them and "=" ("?application_name=a@b").
 _QUERY_START = r"\?(?:" + "|".join(_LIBPQ_KEYWORDS) + r")="
 # userinfo with a password: up to the last "@" of the token before its query string (a raw "@" in a password
