@@ -246,3 +246,13 @@ def test_escaped_and_quoted_key_value_passwords_are_masked_whole(given: str) -> 
     for shown in (dsn.redact(given), dsn.scrub(f"error near 'PwQQ' and Wr0ng in {given}", given)):
         assert "Wr0ng" not in shown and "PwQQ" not in shown, shown
         assert "port=54329" in shown
+
+
+def test_a_redis_client_error_is_masked_by_the_same_helper_in_every_form_of_the_password() -> None:
+    from redis.exceptions import AuthenticationError
+
+    from bench.redis_server import _reason
+
+    url = f"redis://:p%40{SECRET}@127.0.0.1:6390/0"  # the client sends it percent-decoded: p@Sup3rS3cret
+    said = _reason(AuthenticationError(f"invalid password p@{SECRET} for redis://:p%40{SECRET}@127.0.0.1\nmore"), url)
+    assert SECRET not in said and "\n" not in said and said.startswith("invalid password ***"), said
