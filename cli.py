@@ -181,8 +181,9 @@ ServerWorkersOption = Annotated[
 CpusOption = Annotated[
     str | None,
     typer.Option(
-        help="CPUs for the load generator, then optionally ':' and the server + database's, e.g. 1 or 2-3:0-1 "
-        "(default: one CPU per local Locust process, at most half, the rest for the server)."
+        help="CPUs for the load generator (Locust), then optionally ':' and the CPUs for the server and the "
+        "database dbbench starts, in taskset's list form, e.g. 1 or 2-3:0-1 (default: the last CPUs for the load, "
+        "one per local Locust process and at most half; the rest for the server and database)."
     ),
 ]
 PinOption = Annotated[

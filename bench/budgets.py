@@ -3,13 +3,15 @@
 The file (or ``[tool.dbbench.budgets]`` in a pyproject.toml) has a table per scenario, ``["*"]`` for every
 scenario; its keys are the summary's field names (``reports.summary.Row``) with a comparison, and a
 sub-table per endpoint whose keys are the endpoint figures (``rps``, ``p50_ms``, ``p99_ms``, ``error_rate``,
-``requests``, ``errors``)::
+``requests``, ``errors``, ``bytes_per_request``: response bytes per successful request, in files that record
+them per endpoint)::
 
     [db]
     p99_ms = "< 50"
     rps = ">= 800"
     [db."/db"]
     p99_ms = "< 20"
+    bytes_per_request = "<= 2000"
     ["*"]
     error_rate = "< 0.001"
 
@@ -36,7 +38,7 @@ from bench.results import Results
 from reports.summary import Row, rows
 
 EVERY = "*"
-ENDPOINT_FIELDS = ("rps", "p50_ms", "p99_ms", "error_rate", "requests", "errors")
+ENDPOINT_FIELDS = ("rps", "p50_ms", "p99_ms", "error_rate", "requests", "errors", "bytes_per_request")
 _NOT_NUMBERS = {"variant", "scenario", "setting", "status", "reason", "generator_bound"}
 ROW_FIELDS = tuple(
     f.name

@@ -90,7 +90,7 @@ def fill(cell: Cell, sample: dict[str, Any]) -> None:
     cell.service_histogram = str(sample.get("service_histogram", ""))
     cell.late = int(sample.get("late", 0))
     cell.endpoints = {
-        name: results.EndpointStats(int(e["requests"]), int(e["errors"]), str(e["histogram"]))
+        name: results.EndpointStats(int(e["requests"]), int(e["errors"]), str(e["histogram"]), int(e["bytes_received"]))
         for name, e in sample["endpoints"].items()
     }
     cell.bytes_received = int(sample["bytes_received"])

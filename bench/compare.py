@@ -26,11 +26,12 @@ said slower in 5/5 slowdowns and 0/6 A/A, plain CPU 4/5 and 0/6, req/s 1/5 and 0
 and printed ("slower (reported, not gating)").
 
 Deterministic counters (queries per request per endpoint, statement calls per request by fingerprint,
-response bytes per request, error rate) are compared as they are, noise or not: 2 -> 21 queries per request
-is a regression whatever the latency did. Queries come from the target's own statement hooks (dbbench's
-variants, per endpoint) or, for a target without them (a user's app, ``bench ab --app``), from the
-pg_stat_statements deltas of each measured window on the database dbbench started for it: per endpoint when
-every window of the point loaded one endpoint, else per scenario (the verdict's ``method`` says which).
+response bytes per request per endpoint (per scenario in files without them), error rate) are compared as
+they are, noise or not: 2 -> 21 queries per request is a regression whatever the latency did. Queries come
+from the target's own statement hooks (dbbench's variants, per endpoint) or, for a target without them (a
+user's app, ``bench ab --app``), from the pg_stat_statements deltas of each measured window on the database
+dbbench started for it: per endpoint when every window of the point loaded one endpoint, else per scenario
+(the verdict's ``method`` says which).
 A side whose cells all failed is never compared as numbers: head failing where base ran is a regression,
 the reverse an improvement.
 """
@@ -72,6 +73,8 @@ EXACT, PER_ENDPOINT, PER_SCENARIO = (
 )
 # Response bytes per request of a scenario mixing endpoints: a mean over the mix (see _bytes_counter).
 MIX_METHOD = "per scenario, beyond the endpoint mix's wobble"
+# Response bytes per request of one endpoint, from files that record them per endpoint (see _endpoint_bytes).
+ENDPOINT_BYTES_METHOD = "per endpoint, beyond its windows' wobble"
 ERROR_RATE_TOLERANCE = 0.001  # 0.1 percentage point: one failure in a thousand requests
 STATEMENTS_SHOWN = 3
 
@@ -876,7 +879,8 @@ def _counters(before: list[Cell], after: list[Cell], threshold: float) -> list[_
             out.append((ALL, f"calls_per_request {_short(text, 60)}", verdict, b, h, evidence, method))
     requests = [sum(c.requests for c in side) for side in (before, after)]
     if all(requests):
-        out.append(_bytes_counter(before, after, requests, threshold))
+        per_endpoint = _endpoint_bytes(before, after, threshold)
+        out.extend(per_endpoint if per_endpoint is not None else [_bytes_counter(before, after, requests, threshold)])
         b, h = (sum(c.error_count for c in side) / n for side, n in zip((before, after), requests, strict=True))
         verdict = _exact(b, h, ERROR_RATE_TOLERANCE)
         evidence = [f"error rate: {b:.2%} → {h:.2%}"] if verdict != NO_CHANGE else []
@@ -884,8 +888,58 @@ def _counters(before: list[Cell], after: list[Cell], threshold: float) -> list[_
     return out
 
 
+def _endpoint_windows(cells: list[Cell]) -> dict[str, list[tuple[int, int]]] | None:
+    """Each endpoint's windows as (response bytes, successful responses), in order of first appearance; None
+    when a window holds an endpoint without its bytes (a file written before bench.results recorded them)."""
+    windows: dict[str, list[tuple[int, int]]] = {}
+    for cell in cells:
+        for name, part in cell.endpoints.items():
+            if part.bytes_received is None:
+                return None
+            successes = part.requests - part.errors
+            if successes > 0:
+                windows.setdefault(name, []).append((part.bytes_received, successes))
+    return windows
+
+
+def _endpoint_bytes(before: list[Cell], after: list[Cell], threshold: float) -> list[_Counter] | None:
+    """Response bytes per successful request of each endpoint both sides answered; None when a side's file
+    holds no bytes per endpoint (then _bytes_counter judges the scenario's figure, as before they existed).
+
+    An endpoint's figure is its bytes over its successful responses, pooled over the windows. Its responses
+    can differ with the random row they return (ids of 1 to 5 digits, a category's item names), so its window
+    means wobble a little; measured on the 2-vCPU AMD EPYC (load average 2.7-7.7, other suites running), each
+    endpoint's window means over 6 windows of 0.5-2 s, as a share of their mean:
+    ``bench run --quick --variants pooled --trials 6 --users 8`` of db, fortunes, search, mixed, nplus1,
+    queries, report_refresh, updates: /fortunes, /report, /authors/lazy, /authors/eager and POST
+    /refresh-views never moved; /db -0.11..+0.07 %, /queries and /updates within 0.03 %, /search 0.03 %,
+    /worlds/{id} -0.06..+0.11 %, PUT /worlds/{id} (15-78 requests a window) -0.33..+0.63 %; and examples/shop's
+    A/A ``bench ab --trials 6 --users 4 --warmup 1 --duration 2`` (tests/data/shop-aa-bytes.json):
+    /items/[id] within 0.06 %, /categories/[id]/items within 0.06 %, /orders -0.26..+0.11 %. Where the scenario's
+    mix moved its figure -4.8..+13 %, an endpoint's moved under 1 %: so a change counts beyond ``threshold``
+    of base (as a one-endpoint scenario's always did) and, for an endpoint whose size does vary, beyond
+    WOBBLE_SIGMAS standard errors of its windows' means (when each side has two windows or more; with one,
+    the threshold alone, the spread above being far inside any threshold the gate takes)."""
+    sides = _endpoint_windows(before), _endpoint_windows(after)
+    if sides[0] is None or sides[1] is None:
+        return None
+    out: list[_Counter] = []
+    for name in (n for n in sides[0] if n in sides[1]):
+        windows = sides[0][name], sides[1][name]
+        b, h = (sum(size for size, _ in w) / sum(count for _, count in w) for w in windows)
+        means = [[size / count for size, count in w] for w in windows]
+        allowance = threshold * b
+        if min(len(m) for m in means) >= 2:
+            allowance = max(allowance, _tolerance(*means))
+        verdict = _exact(b, h, allowance)
+        evidence = [f"{name}: {b:,.0f} → {h:,.0f} bytes per request"] if verdict != NO_CHANGE else []
+        out.append((name, "bytes_per_request", verdict, b, h, evidence, ENDPOINT_BYTES_METHOD))
+    return out
+
+
 def _bytes_counter(before: list[Cell], after: list[Cell], requests: list[int], threshold: float) -> _Counter:
-    """Response bytes per request, scenario-wide (the results hold no bytes per endpoint: bench.results).
+    """Response bytes per request, scenario-wide: for files that hold no bytes per endpoint (written before
+    bench.results recorded them; _endpoint_bytes judges the others).
 
     One endpoint in every window: its responses' size, gated beyond ``threshold`` (EXACT). Several: the figure
     is a mean over the endpoints' random mix, which moves it from window to window (a fresh-eyes A/A moved it

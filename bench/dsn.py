@@ -16,8 +16,70 @@ from targets.common import connargs
 
 MASK = "***"
 _URL = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://(?P<rest>.*)$", re.DOTALL)
-# userinfo with a password: everything up to the last "@" of the token (a raw "@" in a password included).
-_USERINFO_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^:/?#@\s]*):\S*@")
+# The parameters libpq reads from a URL's query string: its connection keywords (libpq 18's, as
+# psycopg.pq.Conninfo.get_defaults() lists them, 2026-12). A keyword missing here (a newer libpq's) only makes
+# redact mask more: an "@" in its value is then taken for the end of a password.
+_LIBPQ_KEYWORDS = (
+    "application_name",
+    "channel_binding",
+    "client_encoding",
+    "connect_timeout",
+    "dbname",
+    "fallback_application_name",
+    "gssdelegation",
+    "gssencmode",
+    "gsslib",
+    "host",
+    "hostaddr",
+    "keepalives",
+    "keepalives_count",
+    "keepalives_idle",
+    "keepalives_interval",
+    "krbsrvname",
+    "load_balance_hosts",
+    "max_protocol_version",
+    "min_protocol_version",
+    "oauth_client_id",
+    "oauth_client_secret",
+    "oauth_issuer",
+    "oauth_scope",
+    "options",
+    "passfile",
+    "password",
+    "port",
+    "replication",
+    "require_auth",
+    "requirepeer",
+    "scram_client_key",
+    "scram_server_key",
+    "service",
+    "ssl_max_protocol_version",
+    "ssl_min_protocol_version",
+    "sslcert",
+    "sslcertmode",
+    "sslcompression",
+    "sslcrl",
+    "sslcrldir",
+    "sslkey",
+    "sslkeylogfile",
+    "sslmode",
+    "sslnegotiation",
+    "sslpassword",
+    "sslrootcert",
+    "sslsni",
+    "target_session_attrs",
+    "tcp_user_timeout",
+    "user",
+)
+# A URL's query string starts at a "?" followed by one of them and "=" ("?application_name=a@b").
+_QUERY_START = r"\?(?:" + "|".join(_LIBPQ_KEYWORDS) + r")="
+# userinfo with a password: up to the last "@" of the token before its query string (a raw "@" in a password
+# included, an "@" in a query value not: "?application_name=a@b" is no password). A password that itself holds
+# "?sslmode=" (or another keyword) before its "@" is not found here: normalise refuses a raw "?" in a password,
+# its pieces masked by scrub (_secrets reads such a password to the last "@"), before it is used or shown.
+_USERINFO_PASSWORD = re.compile(
+    r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^:/?#@\s]*):(?P<password>(?:(?!" + _QUERY_START + r")\S)*)@"
+)
 # password=VALUE in a URL query or a key=value string (also sslpassword), quoted or not. libpq's key=value
 # values may be single-quoted with \' and \\ escapes inside, and an unquoted value may hold a backslash-escaped
 # character too ("password=Wr0ng\'PwQQ" is Wr0ng'PwQQ): both forms are matched whole, escapes included, an
@@ -25,6 +87,8 @@ _USERINFO_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^:/?#@\s]*
 _PASSWORD_PARAM = re.compile(
     r"(?P<head>password\s*=\s*)(?:'(?:[^'\\]|\\.)*(?:'|$)|(?:\\.|[^\s&\\])*)", re.IGNORECASE | re.DOTALL
 )
+# A port after "host:" (its digits, then the path, the query or nothing): no password.
+_PORT = re.compile(r"^[0-9]*(?:[/?#]|$)")
 # A URL's authority ends at the first "/", "?" or "#": a password holding one raw ("user:ab/cd@host", as base64
 # passwords do) makes libpq read "user" as the host and "ab" as the port, and echo it back in its error. Matched:
 # user ":" then a password that holds such a character before the "@" (a port, all digits, is not a password).
@@ -91,10 +155,18 @@ def _secrets(dsn: str) -> set[str]:
     found: set[str] = set()
     url = _URL.match(dsn.strip())
     if url is not None:
+        userinfo = _USERINFO_PASSWORD.match(dsn.strip())
         rest = url["rest"]
-        authority = rest[: rest.rfind("@")] if "@" in rest else ""
-        if ":" in authority:
+        authority = rest[: rest.rfind("@")]
+        if userinfo is not None:
+            password: str | None = userinfo["password"]
+        elif ":" in authority and not _PORT.match(authority.split(":", 1)[1]):
+            # No password before a query string, yet a ":" and an "@" after it: a password holding "?name=" (one
+            # normalise refuses for its raw "?") read to the last "@", as before query strings were told apart.
             password = authority.split(":", 1)[1]
+        else:
+            password = None
+        if password is not None:
             found |= {password, unquote(password), *password.split("@")}
         # The query string cut by hand: urlsplit raises on a malformed host ("[::1:5432"), and this scrubber
         # runs on whatever the user typed, before anything has said what is wrong with it.

@@ -56,7 +56,7 @@ def error_kind(request_type: str, name: str, exception: BaseException) -> str:
     status = http_status(exception)
     if status is not None:
         return status_kind(request_type, name, status)
-    message = one_line(str(exception))[:_MESSAGE_LIMIT]
+    message = _masked(str(exception))
     head = f"{type(exception).__name__} {endpoint(request_type, name)}"
     return f"{head}: {message}" if message else head
 
@@ -69,9 +69,16 @@ def one_line(text: str) -> str:
 
 def user_error_kind(user_class: str, exception: BaseException) -> str:
     """One line per kind of exception in a locustfile's own code: "KeyError in Visitor: 'missing_key'"."""
-    message = one_line(str(exception))[:_MESSAGE_LIMIT]
+    message = _masked(str(exception))
     head = f"{type(exception).__name__} in {user_class}"
     return f"{head}: {message}" if message else head
+
+
+def _masked(text: str) -> str:
+    """An exception's text for a kind: one line, passwords masked (a locustfile's own database call or a
+    driver's error may quote a DSN), then cut to _MESSAGE_LIMIT (after: a cut can split a password so that the
+    mask no longer finds it)."""
+    return redact(one_line(text))[:_MESSAGE_LIMIT]
 
 
 def body_sample(response: Any) -> str:

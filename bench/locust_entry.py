@@ -44,6 +44,7 @@ from locust.rpc.protocol import Message
 from locust.runners import STATE_CLEANUP, STATE_RUNNING, STATE_STOPPED, STATE_STOPPING, MasterRunner, WorkerRunner
 
 from bench import pgstats
+from bench.dsn import redact
 from bench.loadspec import SESSION_IDLE_S, WORKER_OPTION, LoadSpec, file_sha256
 from bench.resources import CpuSetMeter, Meter
 from bench.sampling import BEHIND_KEY, INTENDED_KEY, Pacer, WarmupEvidence, Window, merge_windows
@@ -78,7 +79,8 @@ class Trouble:
 
     def _add(self, key: str, sample: str) -> None:
         self.counts[key] = self.counts.get(key, 0) + 1
-        self.samples.setdefault(key, sample[:_TEXT_LIMIT])
+        if key not in self.samples:  # masked, then cut (a cut can split a password so that the mask misses it)
+            self.samples[key] = redact(sample)[:_TEXT_LIMIT]
 
     def on_request(
         self,

@@ -70,10 +70,10 @@ def server_version(url: str) -> str:
 
 
 def _reason(exc: Exception, url: str) -> str:
-    """The first line of a client error, with the URL's password blanked should the message echo it."""
+    """The first line of a client error, with the URL's password masked should the message echo it, in any
+    form bench.dsn.scrub knows (as written, percent-decoded as the client sends it, its fragments)."""
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    password = urlsplit(url).password
-    return text.replace(password, "***") if password else text
+    return dsnlib.scrub(text, url)
 
 
 def _wait_ready(url: str, alive: Callable[[], bool], log_tail: Callable[[], str]) -> str:

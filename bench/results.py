@@ -27,7 +27,9 @@ field would need its own rule in ``_leaf_problem``), and so is a histogram that 
   (``false`` while the run is going and when it was interrupted or stopped by an error, ``true`` once every
   planned cell was measured; absent: unknown, an older file) and ``cells_planned`` (cells the run meant to
   measure, once known); cells' ``load_cpus_busy`` (how busy the load process's CPUs were in the window, 0..1,
-  anyone's work: under a CPU split, the generator's own CPUs) and metadata's ``cpus`` (bench.topology's plan).
+  anyone's work: under a CPU split, the generator's own CPUs) and metadata's ``cpus`` (bench.topology's plan);
+  endpoints' ``bytes_received`` (response bytes of the endpoint's successful requests; absent or null: not
+  recorded, and bench.compare then judges response bytes per scenario only).
 """
 
 from __future__ import annotations
@@ -55,6 +57,8 @@ class EndpointStats:
     requests: int
     errors: int
     histogram: str  # encoded HDR histogram of successful requests, microseconds
+    # Response bytes of its successful requests (bodies, as Locust counts them); None: not recorded (older files).
+    bytes_received: int | None = None
     # Keys this version does not know (a newer dbbench wrote them): ignored when read (and by ==), written back.
     unknown_fields: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 

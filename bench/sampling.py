@@ -33,6 +33,7 @@ class _Endpoint:
     requests: int = 0
     errors: int = 0
     histogram: Any = field(default_factory=hist.new)
+    bytes: int = 0  # response bytes of its successful requests (Locust's response_length: the body's length)
 
 
 class Window:
@@ -117,7 +118,9 @@ class Window:
                 self.late += 1
             self.service.record_value(service_us)
             endpoint.histogram.record_value(max(service_us, round((now - intended) * 1_000_000)))
-        self.bytes += response_length or 0
+        size = response_length or 0
+        self.bytes += size
+        endpoint.bytes += size
 
     def on_user_error(self, user_instance: Any, exception: BaseException, tb: Any = None, **_: Any) -> None:
         """Locust's ``events.user_error``: a task of the user's file raised (not a failed request)."""
@@ -158,7 +161,12 @@ class Window:
             "service_histogram": hist.encode(self.service if hist.count(self.service) else total),
             "late": self.late,
             "endpoints": {
-                name: {"requests": e.requests, "errors": e.errors, "histogram": hist.encode(e.histogram)}
+                name: {
+                    "requests": e.requests,
+                    "errors": e.errors,
+                    "histogram": hist.encode(e.histogram),
+                    "bytes_received": e.bytes,
+                }
                 for name, e in self.endpoints.items()
             },
             "duration_s": measured,
@@ -258,12 +266,18 @@ def merge_windows(parts: list[dict[str, Any]]) -> dict[str, Any]:
     endpoints: dict[str, dict[str, Any]] = {}
     for part in parts:
         for name, e in part.get("endpoints", {}).items():
-            slot = endpoints.setdefault(name, {"requests": 0, "errors": 0, "histograms": []})
+            slot = endpoints.setdefault(name, {"requests": 0, "errors": 0, "histograms": [], "bytes_received": 0})
             slot["requests"] += int(e["requests"])
             slot["errors"] += int(e["errors"])
             slot["histograms"].append(str(e["histogram"]))
+            slot["bytes_received"] += int(e.get("bytes_received", 0))
     merged["endpoints"] = {
-        name: {"requests": e["requests"], "errors": e["errors"], "histogram": hist.encode(hist.merge(e["histograms"]))}
+        name: {
+            "requests": e["requests"],
+            "errors": e["errors"],
+            "histogram": hist.encode(hist.merge(e["histograms"])),
+            "bytes_received": e["bytes_received"],
+        }
         for name, e in endpoints.items()
     }
     merged["load_processes"] = sum(int(p.get("load_processes", 1)) for p in parts)

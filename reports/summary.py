@@ -346,10 +346,17 @@ def _endpoint_figures(cells: list[Cell], timed: bool = True) -> dict[str, dict[s
         if timed:
             merged = hist.trials_of(tuple(p.histogram for p in parts))
             p50, p99 = merged.percentiles(range(len(parts)), (50.0, 99.0))
+            sizes = [p.bytes_received for p in parts]
             figures[name].update(
                 rps=(requests - errors) / window if window else 0.0,  # successful responses only
                 p50_ms=p50,
                 p99_ms=p99,
+                # Response bytes per successful request; None in files that did not record them per endpoint.
+                bytes_per_request=(
+                    sum(size for size in sizes if size is not None) / (requests - errors)
+                    if requests > errors and None not in sizes
+                    else None
+                ),
             )
     return figures
 

@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 
+from bench.compare import ENDPOINT_BYTES_METHOD
+
 pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -278,6 +280,14 @@ def test_an_apps_n_plus_one_is_gated_exactly_from_pg_stat_statements(tmp_path: P
     assert any("from category where category.id = ?" in line for line in mixed["evidence"]), mixed["evidence"]
     new = next(v for v in verdicts if v["scenario"] == "locustfile.py" and "from category" in v["metric"])
     assert (new["verdict"], new["base"]) == ("slower", 0)  # a statement base never ran
+    # The N+1 sends the same responses: their bytes, per endpoint, did not change (per scenario, the random mix
+    # of the endpoints once moved them +13.2 % and failed such a gate).
+    sizes = {(v["scenario"], v["endpoint"]): v for v in verdicts if v["metric"] == "bytes_per_request"}
+    assert set(sizes) == {
+        ("listing.py", "/categories/[id]/items"),
+        *(("locustfile.py", name) for name in ("/items/[id]", "/categories/[id]/items", "/orders")),
+    }
+    assert all(v["verdict"] == "no change" and v["method"] == ENDPOINT_BYTES_METHOD for v in sizes.values()), sizes
 
 
 # Writes, and records at each cell's start what a cell must find: no order, item 7's stock as seeded, and (from

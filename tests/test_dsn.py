@@ -99,6 +99,47 @@ def test_redact_masks_the_password_in_every_form(given: str, shown: str) -> None
     assert dsn.redact(given) == shown
 
 
+@pytest.mark.parametrize(
+    ("given", "shown"),
+    [
+        (
+            f"postgresql://bob:{SECRET}@db.example/app?application_name=a@b",
+            "postgresql://bob:***@db.example/app?application_name=a@b",
+        ),
+        # No password, a port: nothing to mask (it was read as a password up to the query's "@": "h:***@b").
+        (
+            "postgresql://db.example:5432/app?application_name=a@b",
+            "postgresql://db.example:5432/app?application_name=a@b",
+        ),
+        ("postgresql://bob@h/app?application_name=x:y@z", "postgresql://bob@h/app?application_name=x:y@z"),
+        # A raw "@" in the password and one in the query: the password is masked whole, the query kept.
+        (f"postgresql://bob:p@{SECRET}@h/app?application_name=a@b", "postgresql://bob:***@h/app?application_name=a@b"),
+        (
+            f"postgresql://bob:{SECRET}@h/app?sslmode=disable&password={SECRET}@x",
+            "postgresql://bob:***@h/app?sslmode=disable&password=***",
+        ),
+        # A query key libpq does not know is no query string: masked to its "@" (too much is safe).
+        (f"postgresql://bob:{SECRET}?x=1@h/app", "postgresql://bob:***@h/app"),
+    ],
+)
+def test_an_at_sign_in_the_query_string_is_not_taken_for_a_password(given: str, shown: str) -> None:
+    assert dsn.redact(given) == shown
+
+
+def test_scrub_keeps_the_host_and_the_query_of_a_dsn_with_an_at_sign_in_its_query() -> None:
+    said = "could not connect to db.example:5432 (application_name=reporting@ci)"
+    for given in (
+        f"postgresql://bob:{SECRET}@db.example:5432/app?application_name=reporting@ci",
+        "postgresql://db.example:5432/app?application_name=reporting@ci",
+    ):
+        assert dsn.scrub(said, given) == said
+    # A password that holds "?sslmode=" is read to the last "@" all the same: none of it is shown.
+    refused = f"postgresql://bob:{SECRET}?sslmode=x@h/app"
+    with pytest.raises(BenchError) as caught:
+        dsn.normalise(refused)
+    assert SECRET not in str(caught.value) and "postgresql://bob:***@h/app" in str(caught.value)
+
+
 def test_scrub_masks_a_password_a_driver_quotes_and_its_fragments() -> None:
     raw = f"postgresql://bob:ab@{SECRET}@127.0.0.1/app"
     said = f"failed to resolve host '{SECRET}@127.0.0.1': [Errno -2] Name or service not known"
@@ -205,3 +246,13 @@ def test_escaped_and_quoted_key_value_passwords_are_masked_whole(given: str) -> 
     for shown in (dsn.redact(given), dsn.scrub(f"error near 'PwQQ' and Wr0ng in {given}", given)):
         assert "Wr0ng" not in shown and "PwQQ" not in shown, shown
         assert "port=54329" in shown
+
+
+def test_a_redis_client_error_is_masked_by_the_same_helper_in_every_form_of_the_password() -> None:
+    from redis.exceptions import AuthenticationError
+
+    from bench.redis_server import _reason
+
+    url = f"redis://:p%40{SECRET}@127.0.0.1:6390/0"  # the client sends it percent-decoded: p@Sup3rS3cret
+    said = _reason(AuthenticationError(f"invalid password p@{SECRET} for redis://:p%40{SECRET}@127.0.0.1\nmore"), url)
+    assert SECRET not in said and "\n" not in said and said.startswith("invalid password ***"), said

@@ -8,8 +8,10 @@ from pathlib import Path
 import pytest
 
 from bench import hist
+from bench.cells import fill
 from bench.load import LoadSpec, run_load
 from bench.procs import Supervisor
+from bench.results import Cell
 from scenarios import SCENARIOS
 
 pytestmark = pytest.mark.e2e  # starts real processes: the slow tier
@@ -65,6 +67,13 @@ def test_two_local_workers_merge_into_one_result(
     assert len(per_worker) == 2 and all(n > 0 for n in per_worker)
     assert sample["requests"] == sum(per_worker)
     assert hist.count(hist.decode(sample["histogram"])) == sample["requests"] - sum(sample["errors"].values())
+    # Response bytes per endpoint, added up over the workers as the scenario's are, reach the results' cell.
+    db = sample["endpoints"]["/db"]
+    assert db["bytes_received"] == sample["bytes_received"] > 0
+    cell = Cell("calibration", "db", 4, 1, "ok")
+    fill(cell, sample)
+    assert cell.endpoints["/db"].bytes_received == db["bytes_received"]
+    assert 20 < db["bytes_received"] / (db["requests"] - db["errors"]) < 40  # {"id": 1..10000, "randomNumber": ...}
 
 
 def test_a_short_warm_up_ends_once_every_user_is_warm(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bench import hist
-from bench.sampling import BEHIND_KEY, INTENDED_KEY, Pacer, Window
+from bench.sampling import BEHIND_KEY, INTENDED_KEY, Pacer, Window, merge_windows
 
 
 class FakeClock:
@@ -102,3 +102,22 @@ def test_the_evidence_based_warm_up_ends_once_every_user_has_its_responses_and_t
     assert not fast.done()  # warm by its responses, but not before the floor
     clock.now = 1.05
     assert fast.done()
+
+
+def test_response_bytes_are_kept_per_endpoint_and_added_up_across_load_processes() -> None:
+    clock = FakeClock()
+    windows = []
+    for sizes in ((30, 31), (32,)):
+        window = Window(0, 1, clock=clock, cpu_clock=clock)
+        window.open()
+        for size in sizes:
+            window.on_request("GET", "/db", 1.0, size)
+        window.on_request("GET", "/fortunes", 1.0, 1227)
+        window.on_request("GET", "/fortunes", 1.0, 0, exception=ValueError("HTTP 500"))  # a failure: no bytes
+        windows.append(window.to_dict())
+    assert windows[0]["endpoints"]["/db"]["bytes_received"] == 61
+    assert windows[0]["endpoints"]["/fortunes"]["bytes_received"] == 1227
+    assert windows[0]["bytes_received"] == 61 + 1227  # the scenario's figure is the endpoints' sum
+    merged = merge_windows(windows)
+    assert {name: e["bytes_received"] for name, e in merged["endpoints"].items()} == {"/db": 93, "/fortunes": 2454}
+    assert merged["bytes_received"] == 93 + 2454

@@ -360,3 +360,16 @@ def test_a_dsn_run_says_it_pinned_the_server_and_not_the_database(pg_dsn: str, t
     assert "server + database" not in expected and "the database at --dsn runs wherever" in expected
     assert f"CPUs: {expected}" in " ".join(proc.stdout.split())  # the terminal report (Rich may wrap it)
     assert f"CPUs: {expected}" in markdown.render(loaded)
+
+
+def test_cpus_help_says_which_cpus_go_to_the_load_and_which_to_the_server_and_database() -> None:
+    # The help read "the server + database's": LOAD comes first, then ':' and the server's and database's set.
+    for command in ("run", "ab", "advice", "calibrate", "serve"):
+        shown = CliRunner().invoke(cli.app, [command, "--help"], env={"COLUMNS": "400", "NO_COLOR": "1"})
+        assert shown.exit_code == 0, shown.output
+        text = " ".join(shown.output.replace("│", " ").split())
+        assert "CPUs for the load generator (Locust), then optionally ':' and the CPUs for the server and" in text
+        assert "database's" not in text
+    plan = topology.plan(range(4), cpus="2-3:0-1")  # the help's example, read as the help says
+    assert (plan.load, plan.server) == ((2, 3), (0, 1))
+    assert topology.plan(range(4)).load == (3,)  # the default: the last CPU, one per Locust process

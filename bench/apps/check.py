@@ -42,9 +42,9 @@ def report(sample: Mapping[str, Any], log: str, secrets: tuple[str, ...] = ()) -
     for kind, count in failures.top_kinds(faults):
         body = f"; body: {samples[kind]}" if samples.get(kind) else ""
         problems.append(f"{kind}: {count:,} of the warm-up's requests failed{body}")
-    exception = last_exception(log)
+    exception = last_exception(log, secrets)
     if exception is not None:
-        problems.append(f"the app logged: {dsnlib.scrub(exception, *secrets)}")
+        problems.append(f"the app logged: {exception}")
     info["log_tail"] = log_tail(log, secrets)
     return CheckReport(False, problems, info)
 

@@ -11,7 +11,7 @@ import re
 import time
 from pathlib import Path
 
-from bench.dsn import redact
+from bench.dsn import scrub
 
 # How long to wait for the traceback after a 500 has arrived; uvicorn writes it within milliseconds.
 WAIT_SECONDS = 1.0
@@ -59,8 +59,10 @@ class ServerLog:
             return ""
 
 
-def last_exception(text: str) -> str | None:
-    """``module.ExceptionName: message`` ending the last traceback in ``text``; None without a traceback.
+def last_exception(text: str, secrets: tuple[str, ...] = ()) -> str | None:
+    """``module.ExceptionName: message`` ending the last traceback in ``text``, at most MAX_CHARS, its passwords
+    masked (any DSN's, and those of the DSNs in ``secrets`` with their fragments: bench.dsn.scrub); None without
+    a traceback.
 
     With chained exceptions ("The above exception was the direct cause...") the last one printed is the one
     that escaped, and the one the server answered with.
@@ -73,6 +75,8 @@ def last_exception(text: str) -> str | None:
         if line[:1].isspace():
             continue  # a frame or its source line
         if _EXCEPTION_LINE.match(line):
-            line = redact(line)  # a driver's message may quote the DSN it was given, password and all
+            # A driver's message may quote the DSN it was given, password and all. Masked before the cut: a cut
+            # through a password would leave a piece that no longer matches it, shown in full.
+            line = scrub(line, *secrets)
             return line if len(line) <= MAX_CHARS else line[: MAX_CHARS - 3] + "..."
     return None
