@@ -90,7 +90,9 @@ def fill(cell: Cell, sample: dict[str, Any]) -> None:
     cell.service_histogram = str(sample.get("service_histogram", ""))
     cell.late = int(sample.get("late", 0))
     cell.endpoints = {
-        name: results.EndpointStats(int(e["requests"]), int(e["errors"]), str(e["histogram"]), int(e["bytes_received"]))
+        name: results.EndpointStats(
+            int(e["requests"]), int(e["errors"]), str(e["histogram"]), _count_or_none(e.get("bytes_received"))
+        )
         for name, e in sample["endpoints"].items()
     }
     cell.bytes_received = int(sample["bytes_received"])
@@ -113,3 +115,8 @@ def judge(cell: Cell, max_error_rate: float) -> None:
     reason = failures.verdict(cell.requests, cell.errors, max_error_rate, cell.error_samples, cell.user_errors)
     if reason is not None:
         cell.status, cell.reason = "failed", reason
+
+
+def _count_or_none(value: Any) -> int | None:
+    """An optional count from a load process: None (not recorded, e.g. an older `bench worker`) stays None."""
+    return None if value is None else int(value)

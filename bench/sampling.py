@@ -270,7 +270,12 @@ def merge_windows(parts: list[dict[str, Any]]) -> dict[str, Any]:
             slot["requests"] += int(e["requests"])
             slot["errors"] += int(e["errors"])
             slot["histograms"].append(str(e["histogram"]))
-            slot["bytes_received"] += int(e.get("bytes_received", 0))
+            # A worker of an older dbbench (`bench worker` elsewhere) counts no bytes: the endpoint's figure is
+            # then unknown (None), never a sum that silently lacks that worker's share.
+            if slot["bytes_received"] is not None and e.get("bytes_received") is not None:
+                slot["bytes_received"] += int(e["bytes_received"])
+            else:
+                slot["bytes_received"] = None
     merged["endpoints"] = {
         name: {
             "requests": e["requests"],

@@ -121,3 +121,10 @@ def test_response_bytes_are_kept_per_endpoint_and_added_up_across_load_processes
     merged = merge_windows(windows)
     assert {name: e["bytes_received"] for name, e in merged["endpoints"].items()} == {"/db": 93, "/fortunes": 2454}
     assert merged["bytes_received"] == 93 + 2454
+    older = {
+        **windows[1],
+        "endpoints": {"/db": {k: v for k, v in windows[1]["endpoints"]["/db"].items() if k != "bytes_received"}},
+    }
+    unknown = merge_windows([windows[0], older])  # a worker of an older dbbench counts no bytes per endpoint
+    assert unknown["endpoints"]["/db"]["bytes_received"] is None
+    assert unknown["endpoints"]["/fortunes"]["bytes_received"] == 1227
