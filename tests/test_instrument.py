@@ -254,8 +254,8 @@ def test_timed_connection_class_times_every_query_method_inside_a_request(pg_dsn
 # --- every variant under real uvicorn -------------------------------------------------------------------
 
 EXPECTED_HOOK = {
-    "sync": "sqlalchemy cursor events (psycopg)",
-    "async_orm": "sqlalchemy cursor events (asyncpg via sqlalchemy)",
+    "sync": "sqlalchemy dialect execute (psycopg)",
+    "async_orm": "sqlalchemy dialect execute (asyncpg via sqlalchemy)",
     "databases": "asyncpg connection methods (pool via databases)",
     "pooled": "asyncpg connection methods (pool)",
     "cached": "asyncpg connection methods (pool)",
