@@ -370,12 +370,12 @@ def test_the_fold_buckets_latencies_as_bucket_us_does() -> None:
         collector.record_statement(request, "SELECT 1", value, 1, None)
     collector.record_statement(request, "INSERT INTO t VALUES ($1)", 0.008, None, [(1,), (2,)], calls=4)  # 2 ms each
     collector.record_request(request, 4000.0)
-    (one,) = (s for key, s in collector._statements.items() if key == "SELECT ?")
+    (one,) = (s for key, s in collector._statements().items() if key == "SELECT ?")
     expected: dict[int, int] = {}
     for value in seconds:
         expected[bucket_us(value)] = expected.get(bucket_us(value), 0) + 1
     assert one.buckets == expected
-    (two,) = (s for key, s in collector._statements.items() if key != "SELECT ?")
+    (two,) = (s for key, s in collector._statements().items() if key != "SELECT ?")
     assert two.buckets == {bucket_us(0.002): 4}
 
 
