@@ -248,13 +248,13 @@ def _count_served(
 
     port = free_port()
     argv = uvicorn_argv(cell.import_string, port, 1)
-    argv[argv.index("--log-level") + 1] = "info"  # its "startup complete" line is the readiness signal
+    argv[argv.index("--log-level") + 1] = "info"  # its "running on" line (after the bind) says it is ready
     log = workdir / "uvicorn.log"
     with log.open("w") as sink:
         server = subprocess.Popen([*valgrind, *argv], env=env, cwd=ROOT, stdout=sink, stderr=subprocess.STDOUT)
         try:
             deadline = time.monotonic() + 300
-            while "Application startup complete" not in log.read_text():
+            while "Uvicorn running on" not in log.read_text():
                 if server.poll() is not None or time.monotonic() > deadline:
                     raise SystemExit(f"{cell}: uvicorn did not start: {log.read_text().strip()[-800:]}")
                 time.sleep(0.2)
@@ -285,7 +285,10 @@ async def _send_http(url: str, path: str, requests: int, concurrency: int) -> No
                 if response.status_code != 200:
                     raise SystemExit(f"{path}: HTTP {response.status_code}")
 
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        try:
+            await asyncio.gather(*(worker() for _ in range(concurrency)))
+        except httpx.HTTPError as error:
+            raise SystemExit(f"{url}{path}: {type(error).__name__}: {error}") from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
