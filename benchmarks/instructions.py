@@ -1,17 +1,19 @@
 """CPU instructions per request of each variant's own process, counted by valgrind: the figure the load cannot move.
 
     python benchmarks/instructions.py [--variants sync,async_orm,databases,pooled,nopool] [--paths /db,...]
-        [--requests 300,1300] [--concurrency 8] [--pool-size 10] [--no-techempower]
+        [--requests 300,1300] [--concurrency 8] [--pool-size 10] [--no-techempower] [--served]
 
 What it counts: every user-space instruction of one Python process (``valgrind --tool=cachegrind
 --cache-sim=no``, the "I refs" total) that builds a variant's app, opens its store through the app's lifespan
-and sends it requests straight into the ASGI callable, ``--concurrency`` at a time, with no server and no
-sockets on the client side. Each (variant, path, hooks on/off) is run twice, with the two ``--requests``
-counts; start-up, imports, the warm-up of the first requests (prepared statements, type introspection) and
-shutdown are the same in both runs, so (I2 - I1) / (N2 - N1) is what one more request costs. The
-concurrency stays at or under the pool's size, so no request waits in ``acquire()`` (how often a waiter
-is woken would depend on timing). Ids are drawn from ``random`` seeded with 0 and ``PYTHONHASHSEED=0``,
-so two runs of one cell send the same requests.
+and sends it requests straight into the ASGI callable on uvloop's event loop (as uvicorn picks it),
+``--concurrency`` at a time, with no server and no sockets on the client side. With ``--served`` the process
+is a uvicorn instead (one worker, as bench starts a target), sent the same requests over HTTP keep-alive
+connections from this script, outside valgrind. Each (variant, path, hooks on/off) is run twice, with the
+two ``--requests`` counts; start-up, imports, the warm-up of the first requests (prepared statements, type
+introspection) and shutdown are the same in both runs, so (I2 - I1) / (N2 - N1) is what one more request
+costs. The concurrency stays at or under the pool's size, so no request waits in ``acquire()`` (how often a
+waiter is woken would depend on timing). Ids are drawn from ``random`` seeded with 0 and
+``PYTHONHASHSEED=0``, so two runs of one cell send the same requests.
 
 Per variant and path it prints instructions per request with DBBENCH_INSTRUMENT=1 and =0 and the hooks'
 share (on / off - 1: statement timing plus the per-request statistics middleware, the budget being 5 %,
@@ -19,13 +21,15 @@ targets.common.instrument), and, unless ``--no-techempower``, benchmarks/techemp
 FastAPI app re-created) on the same paths beside ``pooled`` with hooks on, as benchmarks/techempower.py
 runs both: TechEmpower's instructions / pooled's is the ratio techempower.py reports as a throughput ratio.
 
-What it leaves out, for both sides alike: uvicorn's HTTP work (parsing, the transport, the event loop's
-socket wake-ups: about as much again as the app's own, so a share here overstates the share of a served
-request's CPU), the kernel's work (system calls are not instructions valgrind sees), PostgreSQL (another
-process), and the cost of an instruction (cache misses, branch mispredictions: instructions are not
-time). Use it to compare implementations of the request path; benchmarks/overhead.py and
-benchmarks/techempower.py measure the served figures, which move by ±5 % between windows on a shared
-2-core machine where these counts repeat within ±0.1-0.5 %.
+What it leaves out: in-process, uvicorn's HTTP work (parsing, the transport, the socket wake-ups: ~135k
+instructions of pooled's ~565k served /db request, 2026-12-01), for both sides alike, so a share in-process
+overstates the share of a served request; always, the kernel's work (system calls are not instructions
+valgrind sees), PostgreSQL (another process), and the cost of an instruction (cache misses, branch
+mispredictions: instructions are not time). How far a count repeats (2-vCPU AMD EPYC, 2026-12-01, pooled
+/db, ``--requests 200,700``): in-process within ~±2k instructions per request (±0.5 %), served within ~±5k
+(±1 %: how many requests one turn of the event loop serves varies); a larger second count narrows both.
+benchmarks/overhead.py and benchmarks/techempower.py measure CPU time served, which moves by ±5 % between
+windows on this shared 2-core machine.
 
 Not measured: ``cached``. Its /db and /queries answer from a cache whose 60 s TTL runs on the wall
 clock, and under valgrind (~50x slower) the share of hits then depends on how long the run took.

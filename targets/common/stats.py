@@ -11,7 +11,9 @@ Hooks do as little as they can per statement: they append ``(sql, seconds, rows,
 request's ``RequestScope`` (from the event loop, or from the anyio worker thread running a sync route: each
 request's list has one writer at a time). The middleware folds the request into the collector once, when it
 ends (``Collector.record_request``): one walk over its statements, no lock, each looked up by its SQL string
-(a dict keyed by the string the driver was given, whose hash Python caches), not fingerprinted again. So a
+in its endpoint's map (a dict keyed by the string the driver was given, whose hash Python caches), not
+fingerprinted again, and added to that endpoint's tally for its fingerprint; totals per statement and per
+endpoint are summed from the tallies when a snapshot is asked for. So a
 request counts whole, its statements with it, or not at all: the statement totals and the endpoints' queries
 agree in every window, and a statement still running when its request was ended (``end_request``) or outside
 any request is not counted.
