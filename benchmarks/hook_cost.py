@@ -14,10 +14,8 @@ off, alternating which goes first per round; the median per-round ratio is print
 What it leaves out is the same for both sides (uvicorn's HTTP work), so the ratio here overstates the share the
 hooks take of a real request's CPU: use it to compare implementations of the hooks, and overhead.py for the
 budget. At a load average of 5-10 even these CPU times move by ±10 % between rounds, more than a hook change;
-the 2026-12 figures in targets.common.asyncpg_timing and targets.common.stats are CPU instructions instead,
-which the load cannot move: valgrind --tool=cachegrind --cache-sim=no around one process that builds one app
-and serves N requests 8 at a time (the pool's size or less, so no request waits in acquire: that wait's
-instructions depend on timing), for N = 200 and 2200; the difference over 2000 is per request.
+count CPU instructions instead, which the load cannot move: benchmarks/instructions.py (valgrind's cachegrind
+around one process serving N requests, for two N, hooks on and off, every variant but cached).
 """
 
 from __future__ import annotations

@@ -124,7 +124,7 @@ async def open_store(settings: Settings, collector: Collector | None) -> AsyncIt
         choice.url, pool_size=settings.pool_size, max_overflow=0, connect_args=choice.connect_args
     )
     if collector is not None:
-        # The sync engine's cursor events: asyncpg's own logger is blind under SQLAlchemy (see instrument).
+        # The sync engine's dialect execute methods: asyncpg's own logger is blind under SQLAlchemy (see instrument).
         instrument.watch_engine(engine.sync_engine, collector, f"{choice.driver} via sqlalchemy")
     try:
         await _fill_pool(engine, settings.pool_size)

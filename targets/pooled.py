@@ -108,8 +108,15 @@ class PoolStore:
         self.pool = pool
 
     async def read_worlds(self, ids: Sequence[int]) -> list[WorldRow]:
+        # read_worlds(conn, ids) written out here rather than awaited: /db's every request comes through this
+        # method, and one coroutine fewer is ~1,500 CPU instructions fewer per request (benchmarks/instructions.py).
+        # Same statement, same loop.
         async with self.pool.acquire() as conn:
-            return await read_worlds(conn, ids)
+            worlds = []
+            for world_id in ids:
+                row = await conn.fetchrow(SELECT_WORLD, world_id)
+                worlds.append((row[0], row[1]))
+            return worlds
 
     async def read_fortunes(self) -> list[FortuneRow]:
         async with self.pool.acquire() as conn:

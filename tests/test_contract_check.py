@@ -6,8 +6,11 @@ Server tests use the fixtures described at the top of tests/test_targets.py (``p
 from __future__ import annotations
 
 import socket
+from typing import Any
 
+import orjson
 import pytest
+from starlette.responses import Response
 
 from bench.check.expected import expected_fortunes_html
 from bench.check.rules import authors_difference, authors_shape_fault, fortunes_shape_fault
@@ -15,6 +18,7 @@ from bench.check.server_log import ServerLog, last_exception
 from bench.check.variant import check_variant
 from bench.seed import apply_schema, seed, world_snapshot
 from targets.common.contract import assign_new_values, batch_update_args, parse_queries, render_fortunes
+from targets.common.responses import OrjsonResponse
 from targets.common.schema import FORTUNES, seeded_authors_json
 from targets.common.settings import TargetSpec
 
@@ -54,6 +58,33 @@ def test_render_fortunes_escapes_sorts_and_adds_the_request_time_row() -> None:
         "<tr><td>3</td><td>フ</td></tr>"
         "</table></body></html>"
     )
+
+
+@pytest.mark.parametrize(
+    ("content", "kwargs"),
+    [
+        ({"id": 1, "randomNumber": 2}, {}),
+        ([{"id": 1, "randomNumber": 2}] * 3, {}),
+        ({"status": "accepted"}, {"status_code": 202}),
+        ({"detail": "not found"}, {"status_code": 404}),
+        ({"status": "ok"}, {"headers": {"X-Dbbench-Variant": "pooled"}}),
+        (None, {"status_code": 204}),
+        ({"a": 1}, {"media_type": "application/problem+json"}),
+    ],
+)
+def test_the_json_responses_fast_path_sets_what_starlette_would(content: object, kwargs: dict[str, Any]) -> None:
+    """OrjsonResponse skips Response.__init__ in the common case: the same status, body and headers, in order,
+    as the class it was before (Starlette's own __init__ around orjson)."""
+
+    class StarlettePath(Response):
+        media_type = "application/json"
+
+        def render(self, content: Any) -> bytes:
+            return orjson.dumps(content)
+
+    ours, theirs = OrjsonResponse(content, **kwargs), StarlettePath(content, **kwargs)
+    assert (ours.status_code, ours.body, ours.raw_headers) == (theirs.status_code, theirs.body, theirs.raw_headers)
+    assert ours.background is None
 
 
 def test_new_values_are_one_per_distinct_id_and_written_in_id_order() -> None:

@@ -254,8 +254,8 @@ def test_timed_connection_class_times_every_query_method_inside_a_request(pg_dsn
 # --- every variant under real uvicorn -------------------------------------------------------------------
 
 EXPECTED_HOOK = {
-    "sync": "sqlalchemy cursor events (psycopg)",
-    "async_orm": "sqlalchemy cursor events (asyncpg via sqlalchemy)",
+    "sync": "sqlalchemy dialect execute (psycopg)",
+    "async_orm": "sqlalchemy dialect execute (asyncpg via sqlalchemy)",
     "databases": "asyncpg connection methods (pool via databases)",
     "pooled": "asyncpg connection methods (pool)",
     "cached": "asyncpg connection methods (pool)",
@@ -370,12 +370,12 @@ def test_the_fold_buckets_latencies_as_bucket_us_does() -> None:
         collector.record_statement(request, "SELECT 1", value, 1, None)
     collector.record_statement(request, "INSERT INTO t VALUES ($1)", 0.008, None, [(1,), (2,)], calls=4)  # 2 ms each
     collector.record_request(request, 4000.0)
-    (one,) = (s for key, s in collector._statements.items() if key == "SELECT ?")
+    (one,) = (s for key, s in collector._statements().items() if key == "SELECT ?")
     expected: dict[int, int] = {}
     for value in seconds:
         expected[bucket_us(value)] = expected.get(bucket_us(value), 0) + 1
     assert one.buckets == expected
-    (two,) = (s for key, s in collector._statements.items() if key != "SELECT ?")
+    (two,) = (s for key, s in collector._statements().items() if key != "SELECT ?")
     assert two.buckets == {bucket_us(0.002): 4}
 
 

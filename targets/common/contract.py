@@ -22,6 +22,7 @@ from typing import Annotated, Any, Generic, Protocol, TypeVar
 import anyio.to_thread
 from fastapi import BackgroundTasks, Depends, FastAPI, Query, Request
 from fastapi.responses import HTMLResponse, Response
+from starlette.types import ASGIApp
 
 from targets import IDENTITY_HEADER
 from targets.common import instrument, profiling
@@ -462,6 +463,38 @@ _NO_TELEMETRY: dict[str, Any] = (
 )
 
 
+_ExceptionTelemetry: type[Any] | None
+try:  # FastAPI >= 0.16x (the releases with the telemetry option); a private class, so looked up defensively
+    from fastapi.telemetry._asgi import ExceptionTelemetryMiddleware
+
+    _ExceptionTelemetry = ExceptionTelemetryMiddleware
+except ImportError:  # pragma: no cover - older FastAPI has no such layer
+    _ExceptionTelemetry = None
+
+
+class _ContractApp(FastAPI):
+    """FastAPI without the exception-telemetry layer it wraps around every request even when telemetry is off.
+
+    That layer (``ExceptionTelemetryMiddleware``) only passes an exception to the request's telemetry
+    record, which FastAPI creates only when telemetry is on (``scope["fastapi.telemetry"]``); with
+    ``_NO_TELEMETRY`` it never is, and the layer is one more coroutine per request for nothing: ~2,000
+    CPU instructions of the ~440,000 pooled's /db costs in-process (benchmarks/instructions.py,
+    2026-12-01). Every variant is built on this class, so they all lose it alike.
+    """
+
+    def build_middleware_stack(self) -> ASGIApp:
+        stack = super().build_middleware_stack()
+        if _ExceptionTelemetry is None or not _NO_TELEMETRY:
+            return stack
+        layer: Any = stack
+        while (inner := getattr(layer, "app", None)) is not None:
+            if isinstance(inner, _ExceptionTelemetry):
+                layer.app = inner.app
+                break
+            layer = inner
+        return stack
+
+
 def _contract_first(app: FastAPI) -> None:
     """Move /health and /_bench/* behind the contract's routes: Starlette tries routes in order, and every
     route tried before the one that matches costs each request a regex match (none of these paths overlap,
@@ -475,7 +508,7 @@ def _new_app(
     collector: Collector | None,
 ) -> FastAPI:
     # No /docs or /openapi.json: the server exposes the contract and nothing else. No native telemetry either.
-    app = FastAPI(lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None, **_NO_TELEMETRY)
+    app = _ContractApp(lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None, **_NO_TELEMETRY)
 
     @app.get("/health")
     async def health() -> Response:

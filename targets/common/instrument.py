@@ -2,8 +2,9 @@
 
 Which hook sees each driver (probed 2026-11 with asyncpg 0.32, SQLAlchemy 2.1, databases 0.9):
 
-* sync (psycopg 3) and async_orm (asyncpg via SQLAlchemy): SQLAlchemy's ``before/after_cursor_execute``
-  on the (sync) engine. psycopg 3 has no hook of its own, and asyncpg's query logger is nearly blind
+* sync (psycopg 3) and async_orm (asyncpg via SQLAlchemy): the (sync) engine's dialect's ``do_execute``
+  methods, which see what SQLAlchemy's ``before/after_cursor_execute`` events see at a fraction of their
+  cost (``watch_engine``). psycopg 3 has no hook of its own, and asyncpg's query logger is nearly blind
   under SQLAlchemy: its dialect runs statements through ``Connection.prepare()`` + ``PreparedStatement``,
   which asyncpg never logs, so the logger sees only BEGIN/ROLLBACK.
 * pooled, cached, databases, nopool: a ``Connection`` subclass timing asyncpg's query methods, installed
@@ -112,22 +113,53 @@ def add_stats_routes(app: FastAPI, collector: Collector | None) -> None:
 
 
 def watch_engine(engine: Any, collector: Collector, driver: str) -> None:
-    """Cursor events on a sync ``Engine`` (for an ``AsyncEngine`` pass ``engine.sync_engine``)."""
-    from sqlalchemy import event
+    """Time the statements of a sync ``Engine`` (for an ``AsyncEngine`` pass ``engine.sync_engine``) at its
+    dialect's ``do_execute`` / ``do_execute_no_params`` / ``do_executemany``, the three methods through
+    which SQLAlchemy 2.x hands every statement to the DBAPI cursor (engine/base.py: the same statements and
+    parameters its ``before/after_cursor_execute`` events see).
 
-    def before(conn: Any, cursor: Any, statement: str, params: Any, context: Any, many: bool) -> None:
-        if current_request.get() is not None:
-            context._dbbench_started = perf_counter()
+    Why not those events, as before: any listener on an engine sets its ``_has_events``, and from then on
+    every connection joins the engine's dispatchers (``_JoinedListener`` objects created per connection use)
+    and runs the event path at each begin, commit, rollback and statement: ~120 Python calls and 150-190k
+    CPU instructions per /db request, 11-12 % of the sync and async_orm apps' own (benchmarks/instructions.py,
+    2026-12-01) for what is two clock reads and one append. These are instance attributes on this engine's
+    dialect (each ``create_engine`` makes its own), so no other engine is touched.
+    """
+    dialect = engine.dialect
+    do_execute = dialect.do_execute
+    do_execute_no_params = dialect.do_execute_no_params
+    do_executemany = dialect.do_executemany
 
-    def after(conn: Any, cursor: Any, statement: str, params: Any, context: Any, many: bool) -> None:
+    def timed_execute(cursor: Any, statement: str, parameters: Any, context: Any = None) -> None:
         request = current_request.get()
-        if request is None:  # before() saw the same context, so it did not time this one either
+        if request is None:
+            do_execute(cursor, statement, parameters, context)
             return
-        elapsed = perf_counter() - context._dbbench_started
-        calls = len(params) if many else 1
-        # -1 (unknown, e.g. SELECT through SQLAlchemy's asyncpg adapter) makes the statement's rows null.
-        collector.record_statement(request, statement, elapsed, cursor.rowcount, params, calls)
+        started = perf_counter()
+        do_execute(cursor, statement, parameters, context)
+        # rowcount -1 (unknown, e.g. SELECT through SQLAlchemy's asyncpg adapter) makes the statement's rows null.
+        request.append((statement, perf_counter() - started, cursor.rowcount, parameters, 1))
 
-    event.listen(engine, "before_cursor_execute", before)
-    event.listen(engine, "after_cursor_execute", after)
-    collector.hook = f"sqlalchemy cursor events ({driver})"
+    def timed_execute_no_params(cursor: Any, statement: str, context: Any = None) -> None:
+        request = current_request.get()
+        if request is None:
+            do_execute_no_params(cursor, statement, context)
+            return
+        started = perf_counter()
+        do_execute_no_params(cursor, statement, context)
+        request.append((statement, perf_counter() - started, cursor.rowcount, (), 1))
+
+    def timed_executemany(cursor: Any, statement: str, parameters: Any, context: Any = None) -> None:
+        request = current_request.get()
+        if request is None:
+            do_executemany(cursor, statement, parameters, context)
+            return
+        started = perf_counter()
+        do_executemany(cursor, statement, parameters, context)
+        calls = max(len(parameters), 1)
+        collector.record_statement(request, statement, perf_counter() - started, cursor.rowcount, parameters, calls)
+
+    dialect.do_execute = timed_execute
+    dialect.do_execute_no_params = timed_execute_no_params
+    dialect.do_executemany = timed_executemany
+    collector.hook = f"sqlalchemy dialect execute ({driver})"

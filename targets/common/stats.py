@@ -11,7 +11,9 @@ Hooks do as little as they can per statement: they append ``(sql, seconds, rows,
 request's ``RequestScope`` (from the event loop, or from the anyio worker thread running a sync route: each
 request's list has one writer at a time). The middleware folds the request into the collector once, when it
 ends (``Collector.record_request``): one walk over its statements, no lock, each looked up by its SQL string
-(a dict keyed by the string the driver was given, whose hash Python caches), not fingerprinted again. So a
+in its endpoint's map (a dict keyed by the string the driver was given, whose hash Python caches), not
+fingerprinted again, and added to that endpoint's tally for its fingerprint; totals per statement and per
+endpoint are summed from the tallies when a snapshot is asked for. So a
 request counts whole, its statements with it, or not at all: the statement totals and the endpoints' queries
 agree in every window, and a statement still running when its request was ended (``end_request``) or outside
 any request is not counted.
@@ -94,15 +96,14 @@ def bucket_us(seconds: float) -> int:
     return us if shift <= 0 else (us >> shift) << shift
 
 
-# slots: these are touched on every statement and every request (attribute access and creation are
-# cheaper without an instance dict).
 @dataclass(slots=True)
 class _Statement:
+    """One fingerprint's totals over every endpoint, built by ``Collector.snapshot`` from the tallies."""
+
     calls: int = 0
     total_s: float = 0.0
     rows: int | None = 0
     endpoints: dict[str, int] = field(default_factory=dict)
-    sample_params: list[Any] | None = None
     buckets: dict[int, int] = field(default_factory=dict)  # bucket_us -> count
 
     def histogram(self) -> HdrHistogram:
@@ -110,6 +111,21 @@ class _Statement:
         for value, count in self.buckets.items():
             histogram.record_value(value, count)
         return histogram
+
+
+# slots: a tally is touched on every statement of every request (attribute access is cheaper without an
+# instance dict).
+@dataclass(slots=True)
+class _Tally:
+    """One fingerprint's executions within one endpoint: what the fold updates per statement. Its call count
+    is the sum of its buckets (every execution is counted in exactly one), and an endpoint's queries and
+    database time are the sums over its tallies, so the fold keeps none of those separately."""
+
+    key: str  # the fingerprint
+    total_s: float = 0.0
+    rows: int = 0  # over the executions whose rows were known
+    rows_unknown: bool = False  # some execution's rows were not known: the statement's rows are null
+    buckets: dict[int, int] = field(default_factory=dict)  # bucket_us -> executions
 
 
 # One statement as a hook saw it: (SQL as given to the driver, seconds, rows or None, parameters, calls).
@@ -136,12 +152,14 @@ class RequestScope(list[StatementSeen]):
 @dataclass(slots=True)
 class _Endpoint:
     requests: int = 0
-    queries: int = 0
     request_time_s: float = 0.0
-    db_time_s: float = 0.0
+    tallies: dict[str, _Tally] = field(default_factory=dict)  # fingerprint -> its executions here
+    # The SQL strings seen at this endpoint, each to its tally (or _NOISE): the fold's look-up, one dict get per
+    # statement instead of statement_key's cache plus the tallies' dict. Bounded (see _MAX_SQL_STRINGS).
+    by_sql: dict[str, _Tally] = field(default_factory=dict)
 
 
-_NOISE = _Statement()  # what ``Collector._by_sql`` maps a not-counted SQL string to
+_NOISE = _Tally("")  # what ``_Endpoint.by_sql`` maps a not-counted SQL string to; never reported
 
 
 class Collector:
@@ -150,23 +168,19 @@ class Collector:
     Not locked: ``record_request``, ``reset`` and ``snapshot`` run on the event loop's thread only (the
     middleware, and the async /_bench/stats routes) and never await, so none runs inside another; the hooks
     in worker threads (sync routes) only append to their request's ``RequestScope``. (A lock cost ~2,000 CPU
-    instructions per request, valgrind, of ~500,000 for pooled /db in-process: benchmarks/hook_cost.py.)
+    instructions per request, valgrind, of ~500,000 for pooled /db in-process: benchmarks/instructions.py.)
     """
 
     def __init__(self, hook: str = "none", clock: Callable[[], float] = time.monotonic) -> None:
         self.hook = hook
         self._clock = clock
-        self._statements: dict[str, _Statement] = {}
-        # The SQL strings seen this window, each to its fingerprint's _Statement (or _NOISE): the fold's
-        # look-up, one dict get per statement instead of statement_key's cache plus the fingerprint's dict.
-        self._by_sql: dict[str, _Statement] = {}
         self._endpoints: dict[str, _Endpoint] = {}
+        self._samples: dict[str, list[Any] | None] = {}  # fingerprint -> its first execution's parameters
         self._since = clock()
 
     def reset(self) -> None:
-        self._statements = {}
-        self._by_sql = {}
         self._endpoints = {}
+        self._samples = {}
         self._since = self._clock()
 
     @staticmethod
@@ -178,6 +192,8 @@ class Collector:
         any thread; a hook on a hot path may append the same tuple to ``request`` itself."""
         request.append((sql, seconds, rows, params, calls))
 
+    # Runs once per request of every variant, its loop once per statement: every line here is CPU per request
+    # (benchmarks/instructions.py counts it).
     def record_request(self, request: RequestScope, seconds: float) -> None:
         """The request ended after ``seconds``: it and the statements it ran join the totals."""
         endpoint = request.endpoint
@@ -188,21 +204,18 @@ class Collector:
         stats.request_time_s += seconds
         if not request:
             return
-        by_sql = self._by_sql
-        queries = 0
-        db_time_s = 0.0
+        by_sql = stats.by_sql
         for sql, elapsed, rows, params, calls in request:
-            statement = by_sql.get(sql)
-            if statement is None:
-                statement = self._statement_of(sql, params, calls)
-            if statement is _NOISE:
+            tally = by_sql.get(sql)
+            if tally is None:
+                tally = self._tally_of(stats, sql, params, calls)
+            if tally is _NOISE:
                 continue
-            statement.calls += calls
-            statement.total_s += elapsed
-            if statement.rows is not None:
-                statement.rows = None if rows is None or rows < 0 else statement.rows + rows
-            endpoints = statement.endpoints
-            endpoints[endpoint] = endpoints.get(endpoint, 0) + calls
+            tally.total_s += elapsed
+            if rows is None or rows < 0:
+                tally.rows_unknown = True
+            else:
+                tally.rows += rows
             # bucket_us inline (a call is a third of the per-statement cost); an executemany is one timing
             # for ``calls`` executions, each recorded at the average.
             us = int((elapsed if calls == 1 else elapsed / calls) * 1e6)
@@ -213,30 +226,43 @@ class Collector:
                 us = (us >> shift) << shift
             elif us < _LOWEST_US:
                 us = _LOWEST_US
-            buckets = statement.buckets
+            buckets = tally.buckets
             buckets[us] = buckets.get(us, 0) + calls
-            queries += calls
-            db_time_s += elapsed
-        stats.queries += queries
-        stats.db_time_s += db_time_s
 
-    def _statement_of(self, sql: str, params: object, calls: int) -> _Statement:
-        """The _Statement ``sql`` counts into (created with ``params`` as its sample), or _NOISE; remembered."""
+    def _tally_of(self, stats: _Endpoint, sql: str, params: object, calls: int) -> _Tally:
+        """The tally ``sql`` counts into at the endpoint ``stats`` (created, with ``params`` as its
+        fingerprint's sample if it has none yet), or _NOISE; remembered in the endpoint's look-up."""
         key = statement_key(sql)
         if key is None:
-            statement = _NOISE
+            tally = _NOISE
         else:
-            statement = self._statements.get(key) or self._statements.setdefault(key, _Statement())
-            if statement.sample_params is None:
+            tally = stats.tallies.get(key) or stats.tallies.setdefault(key, _Tally(key))
+            if self._samples.get(key) is None:
                 first = params[0] if calls > 1 and isinstance(params, Sequence) and params else params
-                statement.sample_params = jsonable_params(sql, first)
-        if len(self._by_sql) >= _MAX_SQL_STRINGS:
-            self._by_sql.clear()
-        self._by_sql[sql] = statement
-        return statement
+                self._samples[key] = jsonable_params(sql, first)
+        if len(stats.by_sql) >= _MAX_SQL_STRINGS:
+            stats.by_sql.clear()
+        stats.by_sql[sql] = tally
+        return tally
+
+    def _statements(self) -> dict[str, _Statement]:
+        """The tallies summed per fingerprint over every endpoint."""
+        statements: dict[str, _Statement] = {}
+        for path, endpoint in self._endpoints.items():
+            for key, tally in endpoint.tallies.items():
+                statement = statements.get(key) or statements.setdefault(key, _Statement())
+                calls = sum(tally.buckets.values())
+                statement.calls += calls
+                statement.total_s += tally.total_s
+                if statement.rows is not None:
+                    statement.rows = None if tally.rows_unknown else statement.rows + tally.rows
+                statement.endpoints[path] = calls
+                for value, count in tally.buckets.items():
+                    statement.buckets[value] = statement.buckets.get(value, 0) + count
+        return statements
 
     def snapshot(self, instrumented: bool = True) -> dict[str, Any]:
-        statements = sorted(self._statements.items(), key=lambda item: item[1].total_s, reverse=True)
+        statements = sorted(self._statements().items(), key=lambda item: item[1].total_s, reverse=True)
         histograms = {key: s.histogram() for key, s in statements}
         return {
             "instrumented": instrumented,
@@ -245,9 +271,9 @@ class Collector:
             "endpoints": {
                 path: {
                     "requests": e.requests,
-                    "queries": e.queries,
+                    "queries": sum(sum(t.buckets.values()) for t in e.tallies.values()),
                     "request_time_s": e.request_time_s,
-                    "db_time_s": e.db_time_s,
+                    "db_time_s": sum(t.total_s for t in e.tallies.values()),
                 }
                 for path, e in self._endpoints.items()
             },
@@ -260,7 +286,7 @@ class Collector:
                     "p95_ms": histograms[key].get_value_at_percentile(95) / 1e3,
                     "rows": s.rows,
                     "endpoints": dict(s.endpoints),
-                    "sample_params": s.sample_params,
+                    "sample_params": self._samples.get(key),
                 }
                 for key, s in statements
             ],
