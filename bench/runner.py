@@ -44,6 +44,7 @@ from bench.results import Cell, Results, VariantCheck
 from bench.run_config import RunConfig, validate_config
 from bench.target import TargetConfig, TargetFailed
 from bench.target_pool import TargetPool
+from bench.timeline import Timeline
 from scenarios import SCENARIOS, WRITING, is_builtin
 from targets import Variant
 from targets.common.settings import CacheSpec
@@ -63,8 +64,11 @@ class Run:
     # The load sessions the calibration and the cells share, by locustfile (closed when the cells are done).
     _sessions: dict[Path, LoadSession] = field(default_factory=dict)
     _workdir: Path = field(default_factory=Path)
+    timeline: Timeline = field(default_factory=Timeline)
 
     def __post_init__(self) -> None:
+        # Every phase and cell the observer hears of is also timed (bench.timeline, kept in the results file).
+        self.observer = _Timed(self.observer, self.timeline)
         self.recorder = Recorder(self.config.output, self.observer)
 
     @property
@@ -76,6 +80,8 @@ class Run:
         """Run everything; the file says ``completed`` only when this returns normally."""
         self._execute()
         if self.results.metadata:  # refused before the file was first written: no file to mark
+            self.timeline.finish()
+            self.results.metadata["timeline"] = self.timeline.to_dict()
             self.recorder.finish()
         return self.results
 
@@ -97,9 +103,11 @@ class Run:
             if config.apps is not None:
                 run_apps(config, self.recorder, supervisor, workdir, self.locustfiles)
                 return self.results
+            self.timeline.phase("starting the calibration's load session")
             calibration_session = self._calibration_session(supervisor) if config.calibrate else None
             self.observer.phase("creating the SQLite file" if config.db == "sqlite" else "provisioning PostgreSQL")
             with self._database(supervisor, workdir) as database, self._cache(supervisor) as cache:
+                self.timeline.phase("checking pool sizes, describing the run")
                 if config.db != "sqlite":  # before the results file is written: a refusal overwrites nothing
                     refuse_pool_sizes(
                         database.dsn,
@@ -135,6 +143,7 @@ class Run:
                 check_config = replace(base, instrument=True)
                 workers = config.server_workers
                 with self._cells(supervisor, workdir) as (pool, sessions):
+                    self.timeline.phase("starting the scenarios' load sessions")
                     self._start_sessions(sessions, supervisor)
                     passed = self._check_all(pool, database, check_config)
                     self._dirty = True  # the checks wrote
@@ -156,10 +165,13 @@ class Run:
                         passed,
                         lambda key: self._measure(database, bases[key.variant.name], key, pool, sessions),
                     )
+                    self.timeline.phase("stopping the targets and load sessions")
                 if self.pg_dsn is not None:
+                    self.timeline.phase("EXPLAIN of the heaviest statements")
                     explain_run(self.recorder, database)
                 if config.profile:
                     self._profile(supervisor, database, passed, workdir)
+                self.timeline.phase("stopping PostgreSQL (and Redis), removing the run's files")
         return self.results
 
     @contextmanager
@@ -313,13 +325,17 @@ class Run:
         if self._dirty:
             seed.seed(database.dsn)
             self._dirty = False
+        timeline = self.timeline
+        timeline.mark("seed")
         self._dirty = key.scenario.name in WRITING or not is_builtin(key.scenario.path)
         cache = base.cache if setting.cache is None else replace(base.cache, backend=setting.cache)
         config = replace(base, pool_size=setting.pool_size or base.pool_size, cache=cache)
         workers = self.config.server_workers
         try:
             with pool.use(key.variant, config, workers) as target:
+                timeline.mark("target")
                 with ConnectionSampler(database.dsn, idle_ports=pool.idle_ports(but=target)) as connections:
+                    timeline.mark("sampler")
                     spec = load_spec(
                         self.config,
                         key,
@@ -342,6 +358,8 @@ class Run:
                         sample = session.run(spec, on_tick=tick)
                     else:
                         sample = load.run_load(pool.supervisor, spec, self._workdir, on_tick=tick)
+                    timeline.mark("load")
+                    timeline.load_reported(float(sample.get("warmup_s", spec.warmup_s)), float(sample["duration_s"]))
                 # The load process read /_bench/info as the window closed: no second request for it.
                 cell.target = (sample.get("target_window") or {}).get("close") or target.info()
                 if workers > 1:
@@ -354,6 +372,34 @@ class Run:
             return cell
         fill(cell, sample)
         return cell
+
+
+@dataclass
+class _Timed:
+    """The caller's observer, with every phase and cell start also marked on the run's timeline."""
+
+    inner: Observer
+    timeline: Timeline
+
+    def phase(self, text: str) -> None:
+        self.timeline.phase(text)
+        self.inner.phase(text)
+
+    def checked(self, check: VariantCheck) -> None:
+        self.inner.checked(check)
+
+    def calibrated(self, calibration: dict[str, Any]) -> None:
+        self.inner.calibrated(calibration)
+
+    def cell_started(self, index: int, total: int, key: CellKey, seconds: float) -> None:
+        self.timeline.cell_started()
+        self.inner.cell_started(index, total, key, seconds)
+
+    def tick(self, elapsed: float) -> None:
+        self.inner.tick(elapsed)
+
+    def cell_finished(self, cell: Cell) -> None:
+        self.inner.cell_finished(cell)
 
 
 def _cache_used(sample: dict[str, Any]) -> bool:

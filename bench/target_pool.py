@@ -18,6 +18,7 @@ their pools hold open are not the measured variant's: bench.dbmon counts only th
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager, suppress
@@ -25,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import psutil
 
 from bench.dbmon import local_ports
 from bench.procs import Supervisor
@@ -40,9 +42,12 @@ class _Running:
     stack: ExitStack
     log: Path
     tainted: bool = False  # its cache holds what a later cell must not inherit: emptied before its next use
-    # The local ports of its sockets, read while it was idle (None: not read since it last served): an idle server
-    # opens no connection, so what was read stays true until its next use.
+    # The local ports of its sockets (None: never read), and the sockets they were read from (their /proc fd
+    # links; None: unknown). An idle server opens no connection, so what was read stays true until its next use
+    # (``idle``); after it, the ports are still true if its sockets are the same ones.
     ports: list[int] | None = None
+    sockets: frozenset[str] | None = None
+    idle: bool = False
 
 
 @dataclass
@@ -87,15 +92,20 @@ class TargetPool:
 
     def idle_ports(self, but: Target) -> list[int]:
         """The local ports of every running server's sockets except ``but``'s (bench.dbmon.ConnectionSampler's
-        ``idle_ports``). Each server's are read once per stretch of idleness: reading them parses the system's
-        whole TCP table per process, 0.23 s a cell for five idle servers on this machine under load, where now
-        only the server measured last is read again."""
+        ``idle_ports``). Reading them parses the system's whole TCP table per process (0.23 s a cell for five idle
+        servers on this machine under load; 65 ms for one with 4,700 sockets in the table), so each server's are
+        read once per stretch of idleness, and not even then when the server that served last holds the very
+        sockets it held before (its pool's connections: a socket keeps its port while it is open)."""
         found: list[int] = []
         for running in self.running.values():
             if running.target is but:
                 continue
-            if running.ports is None:
-                running.ports = local_ports({running.target.child.pid})
+            if not running.idle or running.ports is None:
+                pid = running.target.child.pid
+                sockets = _sockets(pid)  # read before the ports: a socket opened in between shows next time
+                if running.ports is None or sockets is None or sockets != running.sockets:
+                    running.ports = local_ports({pid})
+                running.sockets, running.idle = sockets, True
             found += running.ports
         return found
 
@@ -131,7 +141,7 @@ class TargetPool:
         elif running is not None:
             running.tainted = False
         if running is not None:
-            running.ports = None  # it serves now: the connections it opens change what idle_ports must skip
+            running.idle = False  # it serves now: the connections it opens may change what idle_ports must skip
         if running is None:
             # One server per variant at a time: a sweep's settings (pool sizes, cache backends) replace each
             # other, so the connections held open stay within what refuse_pool_sizes allowed for per variant.
@@ -165,6 +175,29 @@ class TargetPool:
         for threads in self._threads:
             threads.shutdown()
         self._threads.clear()
+
+
+def _sockets(pid: int) -> frozenset[str] | None:
+    """The sockets the process ``pid`` and its children hold open, as their /proc fd links ("socket:[inode]"): a
+    few hundred microseconds to read, where their ports take a parse of the system's TCP table. None when a
+    process could not be read (it is then read in full)."""
+    try:
+        server = psutil.Process(pid)
+        pids = [pid, *(child.pid for child in server.children(recursive=True))]
+    except psutil.Error:
+        return None
+    found: set[str] = set()
+    for each in pids:
+        try:
+            fds = os.listdir(f"/proc/{each}/fd")
+        except OSError:
+            return None
+        for fd in fds:
+            with suppress(OSError):  # closed since the listing: it is no longer one of its sockets
+                link = os.readlink(f"/proc/{each}/fd/{fd}")
+                if link.startswith("socket:"):
+                    found.add(link)
+    return frozenset(found)
 
 
 def _empty_cache(target: Target, workers: int) -> bool:

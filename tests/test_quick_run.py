@@ -136,8 +136,9 @@ def test_only_a_short_warm_up_ends_on_evidence() -> None:
     assert load.with_evidence(full) == full  # a full run's 3 s also covers the server's own warm state
 
 
-def test_an_idle_server_s_ports_are_read_once_until_it_serves_again(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Reading a server's ports parses the system's whole TCP table: 0.23 s a cell for five idle servers.
+def test_an_idle_server_s_ports_are_read_once_until_it_serves_with_new_sockets(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Reading a server's ports parses the system's whole TCP table: 0.23 s a cell for five idle servers, 65 ms
+    # for one. A server that served since is read again only when its sockets are not the ones it held before.
     from contextlib import ExitStack
     from types import SimpleNamespace
 
@@ -145,7 +146,9 @@ def test_an_idle_server_s_ports_are_read_once_until_it_serves_again(monkeypatch:
     from targets import VARIANTS
 
     reads: list[int] = []
+    sockets = {1: frozenset({"socket:[11]"}), 2: frozenset({"socket:[21]"}), 3: frozenset({"socket:[31]"})}
     monkeypatch.setattr(target_pool, "local_ports", lambda pids: reads.extend(pids) or [1000 + p for p in pids])
+    monkeypatch.setattr(target_pool, "_sockets", lambda pid: sockets[pid])
     pool = target_pool.TargetPool(supervisor=None, log_path=lambda variant, n: Path("/dev/null"))  # type: ignore[arg-type]
     targets = {}
     for pid, name in ((1, "sync"), (2, "pooled"), (3, "nopool")):
@@ -154,7 +157,29 @@ def test_an_idle_server_s_ports_are_read_once_until_it_serves_again(monkeypatch:
     assert sorted(pool.idle_ports(but=targets["sync"])) == [1002, 1003] and reads == [2, 3]
     with pool.use(VARIANTS.get("pooled"), None) as measured:  # type: ignore[arg-type]
         assert sorted(pool.idle_ports(but=measured)) == [1001, 1003] and reads == [2, 3, 1]
-    assert sorted(pool.idle_ports(but=targets["sync"])) == [1002, 1003] and reads == [2, 3, 1, 2]  # it served
+    # It served, with the sockets it held before (its pool's connections): the ports read before still hold.
+    assert sorted(pool.idle_ports(but=targets["sync"])) == [1002, 1003] and reads == [2, 3, 1]
+    with pool.use(VARIANTS.get("pooled"), None):  # type: ignore[arg-type]
+        sockets[2] = frozenset({"socket:[21]", "socket:[22]"})  # a connection opened while it served
+    assert sorted(pool.idle_ports(but=targets["sync"])) == [1002, 1003] and reads == [2, 3, 1, 2]
+    assert pool.idle_ports(but=targets["sync"]) and reads == [2, 3, 1, 2]  # idle since: not even its sockets
+    with pool.use(VARIANTS.get("pooled"), None):  # type: ignore[arg-type]
+        sockets[2] = None  # type: ignore[assignment]  # could not be read: the ports are read in full
+    assert pool.idle_ports(but=targets["sync"]) and reads == [2, 3, 1, 2, 2]
+
+
+def test_a_server_s_sockets_are_read_from_proc() -> None:
+    import os
+    import socket
+
+    from bench.target_pool import _sockets
+
+    before = _sockets(os.getpid())
+    assert before is not None
+    with socket.socket() as extra:
+        found = _sockets(os.getpid())
+        assert found is not None and f"socket:[{os.fstat(extra.fileno()).st_ino}]" in found - before
+    assert _sockets(2**22 + 12345) is None  # no such process
 
 
 def test_a_tainted_cached_server_gets_an_empty_cache_not_a_new_process(pg_dsn: str, tmp_path: Path) -> None:
