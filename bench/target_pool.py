@@ -18,15 +18,13 @@ their pools hold open are not the measured variant's: bench.dbmon counts only th
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-import psutil
 
 from bench.dbmon import local_ports
 from bench.procs import Supervisor
@@ -42,12 +40,9 @@ class _Running:
     stack: ExitStack
     log: Path
     tainted: bool = False  # its cache holds what a later cell must not inherit: emptied before its next use
-    # The local ports of its sockets (None: never read), and the sockets they were read from (their /proc fd
-    # links; None: unknown). An idle server opens no connection, so what was read stays true until its next use
-    # (``idle``); after it, the ports are still true if its sockets are the same ones.
+    # The local ports of its sockets, read while it was idle (None: not read since it last served): an idle server
+    # opens no connection, so what was read stays true until its next use.
     ports: list[int] | None = None
-    sockets: frozenset[str] | None = None
-    idle: bool = False
 
 
 @dataclass
@@ -60,22 +55,41 @@ class TargetPool:
     failed: dict[Key, TargetFailed] = field(default_factory=dict)  # did not come up when started ahead
     started: int = 0
     _threads: list[ThreadPoolExecutor] = field(default_factory=list)
+    _starting: dict[Key, Future[_Running | TargetFailed]] = field(default_factory=dict)  # started, not yet settled
 
-    def start(self, variants: list[Variant], config: TargetConfig, workers: int = 1) -> None:
+    def start(self, variants: list[Variant], config: TargetConfig, workers: int = 1, *, wait: bool = True) -> None:
         """Start ``variants``' servers side by side (threads only wait on their health checks); a server
-        that does not come up is remembered and reported by the cell that asks for it."""
-        todo = [v for v in variants if (v.name, config, workers) not in self.running]
-        if not todo:
+        that does not come up is remembered and reported by the cell that asks for it. With ``wait=False`` this
+        returns at once, and ``use`` waits for the one server it is asked for: the contract check of the first
+        variant runs while the others still start (a quick run's six took 6.2 s under load, and the checks began
+        only after the last one)."""
+        known = self.running.keys() | self._starting.keys()
+        todo = [v for v in variants if (v.name, config, workers) not in known]
+        if todo:
+            # The threads outlive this call, until ``close``: a child asks the kernel to end it when the *thread*
+            # that started it ends (PR_SET_PDEATHSIG, bench.procs), so a finished thread would take its server along.
+            threads = ThreadPoolExecutor(max_workers=len(todo), thread_name_prefix="dbbench-target")
+            self._threads.append(threads)
+            for variant in todo:
+                key = (variant.name, config, workers)
+                self._starting[key] = threads.submit(self._start, variant, config, workers)
+        if wait:
+            self._settle_all()
+
+    def _settle(self, key: Key) -> None:
+        """Wait for ``key``'s server if it is starting, and file it as running or failed."""
+        future = self._starting.pop(key, None)
+        if future is None:
             return
-        # The threads outlive this call, until ``close``: a child asks the kernel to end it when the *thread*
-        # that started it ends (PR_SET_PDEATHSIG, bench.procs), so a finished thread would take its server along.
-        threads = ThreadPoolExecutor(max_workers=len(todo), thread_name_prefix="dbbench-target")
-        self._threads.append(threads)
-        for variant, outcome in zip(todo, threads.map(lambda v: self._start(v, config, workers), todo), strict=True):
-            if isinstance(outcome, TargetFailed):
-                self.failed[(variant.name, config, workers)] = outcome
-            else:
-                self.running[(variant.name, config, workers)] = outcome
+        outcome = future.result()
+        if isinstance(outcome, TargetFailed):
+            self.failed[key] = outcome
+        else:
+            self.running[key] = outcome
+
+    def _settle_all(self) -> None:
+        for key in list(self._starting):
+            self._settle(key)
 
     def _start(self, variant: Variant, config: TargetConfig, workers: int) -> _Running | TargetFailed:
         self.started += 1
@@ -92,20 +106,14 @@ class TargetPool:
 
     def idle_ports(self, but: Target) -> list[int]:
         """The local ports of every running server's sockets except ``but``'s (bench.dbmon.ConnectionSampler's
-        ``idle_ports``). Reading them parses the system's whole TCP table per process (0.23 s a cell for five idle
-        servers on this machine under load; 65 ms for one with 4,700 sockets in the table), so each server's are
-        read once per stretch of idleness, and not even then when the server that served last holds the very
-        sockets it held before (its pool's connections: a socket keeps its port while it is open)."""
+        ``idle_ports``), each server's read once per stretch of idleness."""
+        self._settle_all()  # a server still starting opens connections too
         found: list[int] = []
         for running in self.running.values():
             if running.target is but:
                 continue
-            if not running.idle or running.ports is None:
-                pid = running.target.child.pid
-                sockets = _sockets(pid)  # read before the ports: a socket opened in between shows next time
-                if running.ports is None or sockets is None or sockets != running.sockets:
-                    running.ports = local_ports({pid})
-                running.sockets, running.idle = sockets, True
+            if running.ports is None:
+                running.ports = local_ports({running.target.child.pid})
             found += running.ports
         return found
 
@@ -130,6 +138,7 @@ class TargetPool:
         """The target for one cell of ``variant`` under ``config``. Raises TargetFailed when it does not come
         up, or when it died during the cell (it is then stopped; the next cell starts a new one)."""
         key = (variant.name, config, workers)
+        self._settle(key)
         if key in self.failed:
             raise self.failed.pop(key)
         running = self.running.get(key)
@@ -141,7 +150,7 @@ class TargetPool:
         elif running is not None:
             running.tainted = False
         if running is not None:
-            running.idle = False  # it serves now: the connections it opens may change what idle_ports must skip
+            running.ports = None  # it serves now: the connections it opens change what idle_ports must skip
         if running is None:
             # One server per variant at a time: a sweep's settings (pool sizes, cache backends) replace each
             # other, so the connections held open stay within what refuse_pool_sizes allowed for per variant.
@@ -160,11 +169,14 @@ class TargetPool:
                 self._stop(key)
 
     def _stop(self, key: Key) -> None:
+        self._settle(key)
         running = self.running.pop(key, None)
         if running is not None:
             running.stack.close()
 
     def close(self) -> None:
+        self._settle_all()
+
         def stop(key: Key) -> None:
             with suppress(TargetFailed):  # died idle after its last cell: no cell is left to report it on
                 self._stop(key)
@@ -175,29 +187,6 @@ class TargetPool:
         for threads in self._threads:
             threads.shutdown()
         self._threads.clear()
-
-
-def _sockets(pid: int) -> frozenset[str] | None:
-    """The sockets the process ``pid`` and its children hold open, as their /proc fd links ("socket:[inode]"): a
-    few hundred microseconds to read, where their ports take a parse of the system's TCP table. None when a
-    process could not be read (it is then read in full)."""
-    try:
-        server = psutil.Process(pid)
-        pids = [pid, *(child.pid for child in server.children(recursive=True))]
-    except psutil.Error:
-        return None
-    found: set[str] = set()
-    for each in pids:
-        try:
-            fds = os.listdir(f"/proc/{each}/fd")
-        except OSError:
-            return None
-        for fd in fds:
-            with suppress(OSError):  # closed since the listing: it is no longer one of its sockets
-                link = os.readlink(f"/proc/{each}/fd/{fd}")
-                if link.startswith("socket:"):
-                    found.add(link)
-    return frozenset(found)
 
 
 def _empty_cache(target: Target, workers: int) -> bool:
