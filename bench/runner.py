@@ -121,6 +121,8 @@ class Run:
                     # Each cell's warm-up ends on evidence (bench.load.with_evidence); the cell records its own.
                     self.results.metadata["warmup_evidence"] = {
                         "responses_per_user": load.EVIDENCE_RESPONSES,
+                        # Once the cell's server has served its scenario (and its cache is not emptied per cell).
+                        "responses_per_user_warm_server": load.EVIDENCE_WARM_SERVER_RESPONSES,
                         "floor_s": load.EVIDENCE_FLOOR_S,
                         "cap_s": config.warmup_s,
                     }
@@ -347,6 +349,8 @@ class Run:
                         target_stats=workers == 1,
                         target_pid=target.child.pid,
                         db_pid=database.server_pid,
+                        # The cached variant's cache is emptied before every cell: its server is never all warm.
+                        warm_server=pool.served(target, _served_as(key)) and key.variant.name not in CACHE_VARIANTS,
                     )
 
                     def tick(elapsed: float) -> None:
@@ -402,6 +406,11 @@ class _Timed:
 
     def cell_finished(self, cell: Cell) -> None:
         self.inner.cell_finished(cell)
+
+
+def _served_as(key: CellKey) -> str:
+    """What a server that served ``key``'s cell has been warmed by: its scenario under its load and settings."""
+    return f"{key.scenario.path}|{key.users}|{key.rate}|{key.setting}"
 
 
 def _cache_used(sample: dict[str, Any]) -> bool:

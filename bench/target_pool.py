@@ -43,6 +43,7 @@ class _Running:
     # The local ports of its sockets, read while it was idle (None: not read since it last served): an idle server
     # opens no connection, so what was read stays true until its next use.
     ports: list[int] | None = None
+    served: set[str] = field(default_factory=set)  # what it has served (bench.runner's names), since it started
 
 
 @dataclass
@@ -116,6 +117,15 @@ class TargetPool:
                 running.ports = local_ports({running.target.child.pid})
             found += running.ports
         return found
+
+    def served(self, target: Target, what: str) -> bool:
+        """Whether the running ``target`` has already served ``what`` (an opaque name); from now on it has."""
+        for running in self.running.values():
+            if running.target is target:
+                seen = what in running.served
+                running.served.add(what)
+                return seen
+        return False
 
     def taint(self, variant: Variant, config: TargetConfig, workers: int = 1) -> None:
         """``variant``'s server under ``config`` holds state a later cell must not inherit (its cache was

@@ -134,6 +134,38 @@ def test_only_a_short_warm_up_ends_on_evidence() -> None:
     assert load.LoadSpec.from_json(quick.to_json()) == quick  # the load process reads what was sent
     full = load.LoadSpec(quick.locustfile, quick.host, 4, 3.0, 10.0)
     assert load.with_evidence(full) == full  # a full run's 3 s also covers the server's own warm state
+    assert load.with_evidence(full, warm_server=True) == full
+    # A server that already served the scenario: one response per user is evidence enough (warmup_probe.py).
+    warm = load.with_evidence(quick, warm_server=True)
+    assert (warm.warmup_responses, warm.warmup_floor_s, warm.warmup_s) == (1, load.EVIDENCE_FLOOR_S, 0.5)
+
+
+def test_a_server_is_warm_for_what_it_served_under_the_same_load_and_settings() -> None:
+    from contextlib import ExitStack
+    from types import SimpleNamespace
+
+    from bench import target_pool
+    from bench.plan import CellKey, Setting
+    from bench.runner import _served_as
+    from scenarios import SCENARIOS
+    from targets import VARIANTS
+
+    pool = target_pool.TargetPool(supervisor=None, log_path=lambda variant, n: Path("/dev/null"))  # type: ignore[arg-type]
+    one, other = (SimpleNamespace(child=SimpleNamespace(pid=pid, alive=lambda: True)) for pid in (1, 2))
+    for name, target in (("pooled", one), ("sync", other)):
+        pool.running[(name, None, 1)] = target_pool._Running(target, ExitStack(), Path("/dev/null"))  # type: ignore[arg-type]
+    pooled, db = VARIANTS.get("pooled"), SCENARIOS.get("db")
+    trial = [CellKey(pooled, db, 32, n) for n in (1, 2)]
+    assert _served_as(trial[0]) == _served_as(trial[1])  # the trial number is no part of what warms a server
+    assert not pool.served(one, _served_as(trial[0])) and pool.served(one, _served_as(trial[1]))  # type: ignore[arg-type]
+    assert not pool.served(other, _served_as(trial[0]))  # type: ignore[arg-type]
+    for different in (
+        CellKey(pooled, SCENARIOS.get("queries"), 32, 1),
+        CellKey(pooled, db, 16, 1),
+        CellKey(pooled, db, 32, 1, setting=Setting(pool_size=20)),
+    ):
+        assert not pool.served(one, _served_as(different))  # type: ignore[arg-type]
+    assert not pool.served(SimpleNamespace(), "anything")  # type: ignore[arg-type]  # not one of the pool's
 
 
 def test_an_idle_server_s_ports_are_read_once_until_it_serves_again(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -231,3 +263,40 @@ def test_a_child_s_ports_are_read_from_its_own_sockets_as_psutil_reads_them() ->
         finally:
             child.kill()
     assert dbmon._own_ports(child.pid) is None  # gone: nothing to borrow
+
+
+def test_servers_started_without_waiting_are_waited_for_by_their_first_use(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The contract check of the first variant starts while the others still start (bench.runner._check_all).
+    import threading
+    import time
+    from contextlib import ExitStack
+    from types import SimpleNamespace
+
+    from bench import target_pool
+    from bench.target import TargetFailed
+    from targets import VARIANTS, Variant
+
+    release = threading.Event()
+
+    def start(variant: Variant, config: object, workers: int) -> object:
+        release.wait(5)
+        if variant.name == "nopool":
+            return TargetFailed("nopool did not come up")
+        target = SimpleNamespace(child=SimpleNamespace(pid=1, alive=lambda: True))
+        return target_pool._Running(target, ExitStack(), Path("/dev/null"))  # type: ignore[arg-type]
+
+    pool = target_pool.TargetPool(supervisor=None, log_path=lambda variant, n: Path("/dev/null"))  # type: ignore[arg-type]
+    monkeypatch.setattr(pool, "_start", start)
+    pooled, nopool = VARIANTS.get("pooled"), VARIANTS.get("nopool")
+    started = time.monotonic()
+    pool.start([pooled, nopool], None, wait=False)  # type: ignore[arg-type]
+    assert time.monotonic() - started < 1 and not pool.running
+    pool.start([pooled], None, wait=False)  # type: ignore[arg-type]  # already starting: not started twice
+    release.set()
+    with pool.use(pooled, None) as target:  # type: ignore[arg-type]
+        assert target.child.pid == 1
+    with pytest.raises(TargetFailed, match="did not come up"), pool.use(nopool, None):  # type: ignore[arg-type]
+        pass
+    pool.close()
