@@ -87,6 +87,7 @@ class Run:
 
     def _execute(self) -> Results:
         config = self.config
+        self.timeline.phase("reading the locustfiles, planning the CPUs")
         results.ensure_writable(config.output, force=config.force)
         if config.profile:
             profiles.claim_dir(config.output, force=config.force)

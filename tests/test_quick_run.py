@@ -300,3 +300,44 @@ def test_servers_started_without_waiting_are_waited_for_by_their_first_use(
     with pytest.raises(TargetFailed, match="did not come up"), pool.use(nopool, None):  # type: ignore[arg-type]
         pass
     pool.close()
+
+
+def test_quick_run_says_where_each_run_s_time_went(tmp_path: Path) -> None:
+    # benchmarks/quick_run.py reads the timeline the run kept (bench.timeline) and adds the wall time it timed.
+    from benchmark_scripts import load
+
+    from bench import results as results_io
+
+    quick_run = load("quick_run")
+    run = results({"pooled": [100.0]})
+    run.metadata["timeline"] = {
+        "process_start_to_run_s": 1.0,
+        "steps": [
+            {"step": "provisioning PostgreSQL", "start_s": 1.5, "s": 2.0},
+            {"step": "checking", "start_s": 3.5, "s": 4.0},
+            {"step": "stopping", "start_s": 9.0, "s": 0.5},
+        ],
+        "cells": {"parts": ["seed", "warmup", "window"], "s": [[0.1, 0.3, 0.5], [0.0, 0.1, 0.5]]},
+        "first_cell_s": 7.5,
+        "last_cell_end_s": 9.0,
+    }
+    path = tmp_path / "quiet-1.json"
+    results_io.dump(run, path)
+    parts = quick_run.where_time_went(path, 10.0)
+    assert parts == pytest.approx(
+        {
+            "start": 1.0,
+            "before: provisioning PostgreSQL": 2.0,
+            "before: checking": 4.0,
+            "before: (between steps)": 0.5,
+            "cells: seed": 0.1,
+            "cells: warmup": 0.4,
+            "cells: window": 1.0,
+            "after: stopping": 0.5,
+            "exit": 0.5,
+        }
+    )
+    assert sum(parts.values()) == pytest.approx(10.0)  # every second of the wall time is somewhere
+    run.metadata.pop("timeline")
+    results_io.dump(run, path, force=True)
+    assert quick_run.where_time_went(path, 10.0) == {}  # a file from before the timeline
