@@ -294,13 +294,15 @@ class Run:
         if not self.config.check:
             return variants
         self.observer.phase("starting the variants for their contract check")
-        # Not waited for: each check waits for its own server, so the first seed (the items, ~1.4 s) and the first
-        # checks overlap the others' start-up, as nothing is measured yet.
-        pool.start(variants, config, wait=False)
-        passed = []
-        for variant in variants:
+        # One after the other, and not waited for: each check waits for its own server, so the first seed (the
+        # items, ~1.4 s) and the checks overlap the later servers' start-up, as nothing is measured yet.
+        pool.start(variants, config, wait=False, queue=True)
+        ok = set()
+        seed.seed(database.dsn)  # the first (with the items, ~1.4 s) while the servers start
+        # Each variant as soon as its server is up: the order of the checks does not matter, their results are
+        # put back in the variants' order below.
+        for checked, variant in enumerate(pool.as_ready(variants, config), start=1):
             self.observer.phase(f"checking the contract: {variant.name}")
-            seed.seed(database.dsn)
             try:
                 with pool.use(variant, config) as target:
                     # The full check: seeded values, writes, /_bench/*, and the log behind any HTTP 500.
@@ -310,8 +312,13 @@ class Run:
             except TargetFailed as exc:
                 report = CheckReport(False, [str(exc)])
             if self.recorder.check(variant.name, report).ok:
-                passed.append(variant)
-        return passed
+                ok.add(variant.name)
+            if checked < len(variants):
+                seed.seed(database.dsn)  # the next check starts from the seed: this one wrote
+        order = {variant.name: index for index, variant in enumerate(self.config.variants)}
+        self.results.checks.sort(key=lambda check: order.get(check.variant, len(order)))  # stable: skips keep theirs
+        self.recorder.save()
+        return [variant for variant in variants if variant.name in ok]
 
     def _measure(
         self,
