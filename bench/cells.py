@@ -56,9 +56,10 @@ def load_spec(
     target_stats: bool = True,
     target_pid: int | None = None,
     db_pid: int | None = None,
+    warm_server: bool = False,
 ) -> load.LoadSpec:
     """The load process's spec for one cell against ``url`` (with the evidence-based warm-up when it is short,
-    bench.load.with_evidence)."""
+    bench.load.with_evidence; ``warm_server``: the target already served this cell's scenario)."""
     spec = load.LoadSpec(
         key.scenario.path,
         url,
@@ -75,7 +76,7 @@ def load_spec(
         master_port=config.master_port,
         pg_dsn=pg_dsn,
     )
-    return load.with_evidence(spec)
+    return load.with_evidence(spec, warm_server=warm_server)
 
 
 def fill(cell: Cell, sample: dict[str, Any]) -> None:

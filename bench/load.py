@@ -49,13 +49,21 @@ class LoadFailed(Exception):
 EVIDENCE_RESPONSES = 2
 EVIDENCE_FLOOR_S = 0.05
 EVIDENCE_MAX_WARMUP_S = 1.0
+# A server that has already served a cell of the scenario (a quick run's trials 2 and 3) has its code paths, its
+# pool's connections and their prepared statements warm: what is left to warm is the cell's new users, whose
+# first request (its connection) is then all the warm-up has to keep out of the window. Checked with
+# benchmarks/warmup_probe.py (``--warmups e0.5,e0.5/1,0.50``, every cell there on an already warm server).
+EVIDENCE_WARM_SERVER_RESPONSES = 1
 
 
-def with_evidence(spec: LoadSpec) -> LoadSpec:
-    """``spec`` with the evidence-based warm-up when its warm-up is short (<= EVIDENCE_MAX_WARMUP_S)."""
+def with_evidence(spec: LoadSpec, *, warm_server: bool = False) -> LoadSpec:
+    """``spec`` with the evidence-based warm-up when its warm-up is short (<= EVIDENCE_MAX_WARMUP_S); with
+    ``warm_server`` (its target already served this scenario, and holds nothing a cell must find empty), one
+    response per user is evidence enough."""
     if spec.warmup_s > EVIDENCE_MAX_WARMUP_S:
         return spec
-    return dataclasses.replace(spec, warmup_responses=EVIDENCE_RESPONSES, warmup_floor_s=EVIDENCE_FLOOR_S)
+    responses = EVIDENCE_WARM_SERVER_RESPONSES if warm_server else EVIDENCE_RESPONSES
+    return dataclasses.replace(spec, warmup_responses=responses, warmup_floor_s=EVIDENCE_FLOOR_S)
 
 
 def entry_argv(*args: str) -> list[str]:

@@ -44,6 +44,7 @@ from bench.results import Cell, Results, VariantCheck
 from bench.run_config import RunConfig, validate_config
 from bench.target import TargetConfig, TargetFailed
 from bench.target_pool import TargetPool
+from bench.timeline import Timeline
 from scenarios import SCENARIOS, WRITING, is_builtin
 from targets import Variant
 from targets.common.settings import CacheSpec
@@ -63,8 +64,11 @@ class Run:
     # The load sessions the calibration and the cells share, by locustfile (closed when the cells are done).
     _sessions: dict[Path, LoadSession] = field(default_factory=dict)
     _workdir: Path = field(default_factory=Path)
+    timeline: Timeline = field(default_factory=Timeline)
 
     def __post_init__(self) -> None:
+        # Every phase and cell the observer hears of is also timed (bench.timeline, kept in the results file).
+        self.observer = _Timed(self.observer, self.timeline)
         self.recorder = Recorder(self.config.output, self.observer)
 
     @property
@@ -76,11 +80,14 @@ class Run:
         """Run everything; the file says ``completed`` only when this returns normally."""
         self._execute()
         if self.results.metadata:  # refused before the file was first written: no file to mark
+            self.timeline.finish()
+            self.results.metadata["timeline"] = self.timeline.to_dict()
             self.recorder.finish()
         return self.results
 
     def _execute(self) -> Results:
         config = self.config
+        self.timeline.phase("reading the locustfiles, planning the CPUs")
         results.ensure_writable(config.output, force=config.force)
         if config.profile:
             profiles.claim_dir(config.output, force=config.force)
@@ -97,9 +104,11 @@ class Run:
             if config.apps is not None:
                 run_apps(config, self.recorder, supervisor, workdir, self.locustfiles)
                 return self.results
+            self.timeline.phase("starting the calibration's load session")
             calibration_session = self._calibration_session(supervisor) if config.calibrate else None
             self.observer.phase("creating the SQLite file" if config.db == "sqlite" else "provisioning PostgreSQL")
             with self._database(supervisor, workdir) as database, self._cache(supervisor) as cache:
+                self.timeline.phase("checking pool sizes, describing the run")
                 if config.db != "sqlite":  # before the results file is written: a refusal overwrites nothing
                     refuse_pool_sizes(
                         database.dsn,
@@ -113,6 +122,8 @@ class Run:
                     # Each cell's warm-up ends on evidence (bench.load.with_evidence); the cell records its own.
                     self.results.metadata["warmup_evidence"] = {
                         "responses_per_user": load.EVIDENCE_RESPONSES,
+                        # Once the cell's server has served its scenario (and its cache is not emptied per cell).
+                        "responses_per_user_warm_server": load.EVIDENCE_WARM_SERVER_RESPONSES,
                         "floor_s": load.EVIDENCE_FLOOR_S,
                         "cap_s": config.warmup_s,
                     }
@@ -135,6 +146,7 @@ class Run:
                 check_config = replace(base, instrument=True)
                 workers = config.server_workers
                 with self._cells(supervisor, workdir) as (pool, sessions):
+                    self.timeline.phase("starting the scenarios' load sessions")
                     self._start_sessions(sessions, supervisor)
                     passed = self._check_all(pool, database, check_config)
                     self._dirty = True  # the checks wrote
@@ -156,10 +168,13 @@ class Run:
                         passed,
                         lambda key: self._measure(database, bases[key.variant.name], key, pool, sessions),
                     )
+                    self.timeline.phase("stopping the targets and load sessions")
                 if self.pg_dsn is not None:
+                    self.timeline.phase("EXPLAIN of the heaviest statements")
                     explain_run(self.recorder, database)
                 if config.profile:
                     self._profile(supervisor, database, passed, workdir)
+                self.timeline.phase("stopping PostgreSQL (and Redis), removing the run's files")
         return self.results
 
     @contextmanager
@@ -279,11 +294,15 @@ class Run:
         if not self.config.check:
             return variants
         self.observer.phase("starting the variants for their contract check")
-        pool.start(variants, config)
-        passed = []
-        for variant in variants:
+        # One after the other, and not waited for: each check waits for its own server, so the first seed (the
+        # items, ~1.4 s) and the checks overlap the later servers' start-up, as nothing is measured yet.
+        pool.start(variants, config, wait=False, queue=True)
+        ok = set()
+        seed.seed(database.dsn)  # the first (with the items, ~1.4 s) while the servers start
+        # Each variant as soon as its server is up: the order of the checks does not matter, their results are
+        # put back in the variants' order below.
+        for checked, variant in enumerate(pool.as_ready(variants, config), start=1):
             self.observer.phase(f"checking the contract: {variant.name}")
-            seed.seed(database.dsn)
             try:
                 with pool.use(variant, config) as target:
                     # The full check: seeded values, writes, /_bench/*, and the log behind any HTTP 500.
@@ -293,8 +312,13 @@ class Run:
             except TargetFailed as exc:
                 report = CheckReport(False, [str(exc)])
             if self.recorder.check(variant.name, report).ok:
-                passed.append(variant)
-        return passed
+                ok.add(variant.name)
+            if checked < len(variants):
+                seed.seed(database.dsn)  # the next check starts from the seed: this one wrote
+        order = {variant.name: index for index, variant in enumerate(self.config.variants)}
+        self.results.checks.sort(key=lambda check: order.get(check.variant, len(order)))  # stable: skips keep theirs
+        self.recorder.save()
+        return [variant for variant in variants if variant.name in ok]
 
     def _measure(
         self,
@@ -313,13 +337,17 @@ class Run:
         if self._dirty:
             seed.seed(database.dsn)
             self._dirty = False
+        timeline = self.timeline
+        timeline.mark("seed")
         self._dirty = key.scenario.name in WRITING or not is_builtin(key.scenario.path)
         cache = base.cache if setting.cache is None else replace(base.cache, backend=setting.cache)
         config = replace(base, pool_size=setting.pool_size or base.pool_size, cache=cache)
         workers = self.config.server_workers
         try:
             with pool.use(key.variant, config, workers) as target:
+                timeline.mark("target")
                 with ConnectionSampler(database.dsn, idle_ports=pool.idle_ports(but=target)) as connections:
+                    timeline.mark("sampler")
                     spec = load_spec(
                         self.config,
                         key,
@@ -329,6 +357,8 @@ class Run:
                         target_stats=workers == 1,
                         target_pid=target.child.pid,
                         db_pid=database.server_pid,
+                        # The cached variant's cache is emptied before every cell: its server is never all warm.
+                        warm_server=pool.served(target, _served_as(key)) and key.variant.name not in CACHE_VARIANTS,
                     )
 
                     def tick(elapsed: float) -> None:
@@ -342,6 +372,8 @@ class Run:
                         sample = session.run(spec, on_tick=tick)
                     else:
                         sample = load.run_load(pool.supervisor, spec, self._workdir, on_tick=tick)
+                    timeline.mark("load")
+                    timeline.load_reported(float(sample.get("warmup_s", spec.warmup_s)), float(sample["duration_s"]))
                 # The load process read /_bench/info as the window closed: no second request for it.
                 cell.target = (sample.get("target_window") or {}).get("close") or target.info()
                 if workers > 1:
@@ -354,6 +386,39 @@ class Run:
             return cell
         fill(cell, sample)
         return cell
+
+
+@dataclass
+class _Timed:
+    """The caller's observer, with every phase and cell start also marked on the run's timeline."""
+
+    inner: Observer
+    timeline: Timeline
+
+    def phase(self, text: str) -> None:
+        self.timeline.phase(text)
+        self.inner.phase(text)
+
+    def checked(self, check: VariantCheck) -> None:
+        self.inner.checked(check)
+
+    def calibrated(self, calibration: dict[str, Any]) -> None:
+        self.inner.calibrated(calibration)
+
+    def cell_started(self, index: int, total: int, key: CellKey, seconds: float) -> None:
+        self.timeline.cell_started()
+        self.inner.cell_started(index, total, key, seconds)
+
+    def tick(self, elapsed: float) -> None:
+        self.inner.tick(elapsed)
+
+    def cell_finished(self, cell: Cell) -> None:
+        self.inner.cell_finished(cell)
+
+
+def _served_as(key: CellKey) -> str:
+    """What a server that served ``key``'s cell has been warmed by: its scenario under its load and settings."""
+    return f"{key.scenario.path}|{key.users}|{key.rate}|{key.setting}"
 
 
 def _cache_used(sample: dict[str, Any]) -> bool:

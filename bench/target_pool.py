@@ -19,7 +19,7 @@ their pools hold open are not the measured variant's: bench.dbmon counts only th
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +43,7 @@ class _Running:
     # The local ports of its sockets, read while it was idle (None: not read since it last served): an idle server
     # opens no connection, so what was read stays true until its next use.
     ports: list[int] | None = None
+    served: set[str] = field(default_factory=set)  # what it has served (bench.runner's names), since it started
 
 
 @dataclass
@@ -55,22 +56,54 @@ class TargetPool:
     failed: dict[Key, TargetFailed] = field(default_factory=dict)  # did not come up when started ahead
     started: int = 0
     _threads: list[ThreadPoolExecutor] = field(default_factory=list)
+    _starting: dict[Key, Future[_Running | TargetFailed]] = field(default_factory=dict)  # started, not yet settled
 
-    def start(self, variants: list[Variant], config: TargetConfig, workers: int = 1) -> None:
+    def start(
+        self, variants: list[Variant], config: TargetConfig, workers: int = 1, *, wait: bool = True, queue: bool = False
+    ) -> None:
         """Start ``variants``' servers side by side (threads only wait on their health checks); a server
-        that does not come up is remembered and reported by the cell that asks for it."""
-        todo = [v for v in variants if (v.name, config, workers) not in self.running]
-        if not todo:
+        that does not come up is remembered and reported by the cell that asks for it. With ``wait=False`` this
+        returns at once, and ``use`` waits for the one server it is asked for; with ``queue`` they start one after
+        the other, in order. Together they let the contract check of the first variant run while the others still
+        start: six started side by side share the server CPU and all come up at the end (5-6 s under load),
+        where one at a time the first is up in about a second."""
+        known = self.running.keys() | self._starting.keys()
+        todo = [v for v in variants if (v.name, config, workers) not in known]
+        if todo:
+            # The threads outlive this call, until ``close``: a child asks the kernel to end it when the *thread*
+            # that started it ends (PR_SET_PDEATHSIG, bench.procs), so a finished thread would take its server along.
+            threads = ThreadPoolExecutor(max_workers=1 if queue else len(todo), thread_name_prefix="dbbench-target")
+            self._threads.append(threads)
+            for variant in todo:
+                key = (variant.name, config, workers)
+                self._starting[key] = threads.submit(self._start, variant, config, workers)
+        if wait:
+            self._settle_all()
+
+    def as_ready(self, variants: list[Variant], config: TargetConfig, workers: int = 1) -> Iterator[Variant]:
+        """``variants`` in the order their servers came up (or failed to): those not starting any more first, in
+        their own order, then each as soon as its start-up ends. The contract check takes them in this order: the
+        sync variant, first in the list, is also the slowest to import (3-4 s of waiting under load)."""
+        by_key = {(v.name, config, workers): v for v in variants}
+        starting = {self._starting[key]: key for key in by_key if key in self._starting}
+        yield from (v for key, v in by_key.items() if key not in starting.values())
+        for done in as_completed(starting):
+            yield by_key[starting[done]]
+
+    def _settle(self, key: Key) -> None:
+        """Wait for ``key``'s server if it is starting, and file it as running or failed."""
+        future = self._starting.pop(key, None)
+        if future is None:
             return
-        # The threads outlive this call, until ``close``: a child asks the kernel to end it when the *thread*
-        # that started it ends (PR_SET_PDEATHSIG, bench.procs), so a finished thread would take its server along.
-        threads = ThreadPoolExecutor(max_workers=len(todo), thread_name_prefix="dbbench-target")
-        self._threads.append(threads)
-        for variant, outcome in zip(todo, threads.map(lambda v: self._start(v, config, workers), todo), strict=True):
-            if isinstance(outcome, TargetFailed):
-                self.failed[(variant.name, config, workers)] = outcome
-            else:
-                self.running[(variant.name, config, workers)] = outcome
+        outcome = future.result()
+        if isinstance(outcome, TargetFailed):
+            self.failed[key] = outcome
+        else:
+            self.running[key] = outcome
+
+    def _settle_all(self) -> None:
+        for key in list(self._starting):
+            self._settle(key)
 
     def _start(self, variant: Variant, config: TargetConfig, workers: int) -> _Running | TargetFailed:
         self.started += 1
@@ -87,9 +120,8 @@ class TargetPool:
 
     def idle_ports(self, but: Target) -> list[int]:
         """The local ports of every running server's sockets except ``but``'s (bench.dbmon.ConnectionSampler's
-        ``idle_ports``). Each server's are read once per stretch of idleness: reading them parses the system's
-        whole TCP table per process, 0.23 s a cell for five idle servers on this machine under load, where now
-        only the server measured last is read again."""
+        ``idle_ports``), each server's read once per stretch of idleness."""
+        self._settle_all()  # a server still starting opens connections too
         found: list[int] = []
         for running in self.running.values():
             if running.target is but:
@@ -98,6 +130,15 @@ class TargetPool:
                 running.ports = local_ports({running.target.child.pid})
             found += running.ports
         return found
+
+    def served(self, target: Target, what: str) -> bool:
+        """Whether the running ``target`` has already served ``what`` (an opaque name); from now on it has."""
+        for running in self.running.values():
+            if running.target is target:
+                seen = what in running.served
+                running.served.add(what)
+                return seen
+        return False
 
     def taint(self, variant: Variant, config: TargetConfig, workers: int = 1) -> None:
         """``variant``'s server under ``config`` holds state a later cell must not inherit (its cache was
@@ -120,6 +161,7 @@ class TargetPool:
         """The target for one cell of ``variant`` under ``config``. Raises TargetFailed when it does not come
         up, or when it died during the cell (it is then stopped; the next cell starts a new one)."""
         key = (variant.name, config, workers)
+        self._settle(key)
         if key in self.failed:
             raise self.failed.pop(key)
         running = self.running.get(key)
@@ -150,11 +192,14 @@ class TargetPool:
                 self._stop(key)
 
     def _stop(self, key: Key) -> None:
+        self._settle(key)
         running = self.running.pop(key, None)
         if running is not None:
             running.stack.close()
 
     def close(self) -> None:
+        self._settle_all()
+
         def stop(key: Key) -> None:
             with suppress(TargetFailed):  # died idle after its last cell: no cell is left to report it on
                 self._stop(key)

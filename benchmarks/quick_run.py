@@ -4,6 +4,9 @@ Runs `bench run --quick` N times as it is (``quiet``: whatever else the machine 
 competing CPU load (``loaded``: one busy-loop process, about one core of this 2-core machine), and prints:
 
 - the wall time of every run (median, min, max per condition) and the CPU time of its processes;
+- where each run's time went, from the timeline its results file keeps (bench.timeline): the process's start,
+  each step before the first cell, the cells' parts summed over the run, what follows the last cell, and the
+  rest of the wall time (the report printed at the end, the interpreter's exit);
 - per scenario and pair of variants, how often the pair's order flipped against the order most runs gave,
   and how many of those flips the table did *not* mark as within noise. A pair's noise is judged by the
   tables' own rule (reports.fmt.paired_ratio_ci: the paired trials' 95 % t-interval of the ratio includes 1);
@@ -105,6 +108,50 @@ def orders(path: Path) -> dict[tuple[str, str, str], tuple[bool, bool, bool]]:
     return found
 
 
+def where_time_went(path: Path, wall: float | None) -> dict[str, float]:
+    """Seconds per part of one run (see bench.timeline): ``start`` (process start to the run), one entry per step
+    before the first cell (``before: ...``), one per cell part summed over the cells (``cells: ...``), ``after``
+    (steps after the last cell) and ``exit`` (wall minus all that: the printed report, the interpreter's exit).
+    Empty for a file without a timeline."""
+    timeline = results_io.load(path).metadata.get("timeline")
+    if not timeline or timeline.get("first_cell_s") is None:
+        return {}
+    parts: dict[str, float] = {"start": float(timeline["process_start_to_run_s"])}
+    first, last = float(timeline["first_cell_s"]), float(timeline["last_cell_end_s"])
+    for step in timeline["steps"]:
+        where = "before" if step["start_s"] < first else "after"
+        parts[f"{where}: {step['step']}"] = parts.get(f"{where}: {step['step']}", 0.0) + float(step["s"])
+    cells = timeline["cells"]
+    for index, name in enumerate(cells["parts"]):
+        parts[f"cells: {name}"] = sum(float(cell[index]) for cell in cells["s"])
+    end = last + sum(v for k, v in parts.items() if k.startswith("after: "))
+    if wall is not None:
+        parts["exit"] = wall - end
+    # The steps before the first cell do not cover it all: what is left is the run's own set-up between them.
+    covered = parts["start"] + sum(v for k, v in parts.items() if k.startswith("before: "))
+    parts["before: (between steps)"] = first - covered
+    return parts
+
+
+def print_time_went(files: list[Path], walls: list[float]) -> None:
+    """The median of each part over ``files`` (``walls`` in the same order, when known), largest groups first."""
+    runs = [where_time_went(path, walls[i] if i < len(walls) else None) for i, path in enumerate(files)]
+    runs = [run for run in runs if run]
+    if not runs:
+        return
+    names = list(dict.fromkeys(name for run in runs for name in run))
+    print(f"where the time went (median s over {len(runs)} run(s)):")
+    for group in ("start", "before", "cells", "after", "exit"):
+        members = [n for n in names if n == group or n.startswith(f"{group}: ")]
+        totals = [sum(run.get(n, 0.0) for n in members) for run in runs]
+        if not members:
+            continue
+        print(f"  {group:8} {statistics.median(totals):7.1f}")
+        for name in members:
+            if name != group:
+                print(f"    {name.split(': ', 1)[1]:58} {statistics.median([run.get(name, 0.0) for run in runs]):7.2f}")
+
+
 def analyse(out: Path, conditions: list[str]) -> None:
     walls: dict[str, list[float]] = {}
     cpus: dict[str, list[float]] = {}
@@ -127,6 +174,7 @@ def analyse(out: Path, conditions: list[str]) -> None:
                   f"{statistics.median(cpu):.1f}")  # fmt: skip
         else:
             print(f"\n{condition}: {len(files)} run(s)")
+        print_time_went(files, times)
         totals: Counter[str] = Counter()
         print(f"{'scenario':10} {'pair':28} {'runs':>4} {'ranked':>6} {'flips':>5} {'ranked flips':>12}")
         for key in sorted({k for run in seen for k in run}):

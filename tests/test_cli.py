@@ -75,6 +75,19 @@ def test_quick_run_measures_every_variant(tmp_path: Path) -> None:
     assert loaded.metadata["pool"]["size"] == 10
     assert loaded.metadata["completed"] is True and loaded.metadata["cells_planned"] == len(loaded.cells)
     assert loaded.metadata["database"]["dsn"].startswith("postgresql://postgres@127.0.0.1:")
+    # Checked as each server came up, kept in the variants' order.
+    assert [check.variant for check in loaded.checks] == [v.name for v in VARIANTS]
+    assert loaded.metadata["warmup_evidence"]["responses_per_user_warm_server"] == 1
+    # Where the run's time went (bench.timeline): every cell's parts, which add up to the time between the cells.
+    timeline = loaded.metadata["timeline"]
+    assert len(timeline["cells"]["s"]) == len(loaded.cells)
+    spent = sum(map(sum, timeline["cells"]["s"]))
+    assert spent == pytest.approx(timeline["last_cell_end_s"] - timeline["first_cell_s"], abs=0.01)
+    windows = timeline["cells"]["parts"].index("window")
+    measured = [c.duration_s for c in loaded.cells]
+    assert [part[windows] for part in timeline["cells"]["s"]] == pytest.approx(measured, abs=1e-4)
+    steps = [step["step"] for step in timeline["steps"]]
+    assert "provisioning PostgreSQL" in steps and "checking the contract: pooled" in steps
     report = bench("report", str(out), "--format", "json")
     assert report.returncode == 0, report.stderr
     rows = json.loads(report.stdout)

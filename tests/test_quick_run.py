@@ -134,6 +134,38 @@ def test_only_a_short_warm_up_ends_on_evidence() -> None:
     assert load.LoadSpec.from_json(quick.to_json()) == quick  # the load process reads what was sent
     full = load.LoadSpec(quick.locustfile, quick.host, 4, 3.0, 10.0)
     assert load.with_evidence(full) == full  # a full run's 3 s also covers the server's own warm state
+    assert load.with_evidence(full, warm_server=True) == full
+    # A server that already served the scenario: one response per user is evidence enough (warmup_probe.py).
+    warm = load.with_evidence(quick, warm_server=True)
+    assert (warm.warmup_responses, warm.warmup_floor_s, warm.warmup_s) == (1, load.EVIDENCE_FLOOR_S, 0.5)
+
+
+def test_a_server_is_warm_for_what_it_served_under_the_same_load_and_settings() -> None:
+    from contextlib import ExitStack
+    from types import SimpleNamespace
+
+    from bench import target_pool
+    from bench.plan import CellKey, Setting
+    from bench.runner import _served_as
+    from scenarios import SCENARIOS
+    from targets import VARIANTS
+
+    pool = target_pool.TargetPool(supervisor=None, log_path=lambda variant, n: Path("/dev/null"))  # type: ignore[arg-type]
+    one, other = (SimpleNamespace(child=SimpleNamespace(pid=pid, alive=lambda: True)) for pid in (1, 2))
+    for name, target in (("pooled", one), ("sync", other)):
+        pool.running[(name, None, 1)] = target_pool._Running(target, ExitStack(), Path("/dev/null"))  # type: ignore[arg-type]
+    pooled, db = VARIANTS.get("pooled"), SCENARIOS.get("db")
+    trial = [CellKey(pooled, db, 32, n) for n in (1, 2)]
+    assert _served_as(trial[0]) == _served_as(trial[1])  # the trial number is no part of what warms a server
+    assert not pool.served(one, _served_as(trial[0])) and pool.served(one, _served_as(trial[1]))  # type: ignore[arg-type]
+    assert not pool.served(other, _served_as(trial[0]))  # type: ignore[arg-type]
+    for different in (
+        CellKey(pooled, SCENARIOS.get("queries"), 32, 1),
+        CellKey(pooled, db, 16, 1),
+        CellKey(pooled, db, 32, 1, setting=Setting(pool_size=20)),
+    ):
+        assert not pool.served(one, _served_as(different))  # type: ignore[arg-type]
+    assert not pool.served(SimpleNamespace(), "anything")  # type: ignore[arg-type]  # not one of the pool's
 
 
 def test_an_idle_server_s_ports_are_read_once_until_it_serves_again(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -198,3 +230,120 @@ def test_the_warmup_probe_reports_no_figure_rather_than_failing_on_an_empty_cell
 
     probe = load("warmup_probe")
     assert math.isnan(probe.median([])) and probe.median([3.0, 1.0, 2.0]) == 2.0
+
+
+def test_a_child_s_ports_are_read_from_its_own_sockets_as_psutil_reads_them() -> None:
+    # bench.dbmon asks each socket for its name (under a millisecond) instead of the system's TCP table (35-65 ms
+    # under load); psutil's reading stays the reference, and the fallback.
+    import subprocess
+    import sys
+
+    import psutil
+
+    from bench import dbmon
+
+    holder = (
+        "import socket, sys, time\n"
+        "listening = socket.socket(); listening.bind(('127.0.0.1', 0)); listening.listen()\n"
+        "client = socket.create_connection(listening.getsockname()); accepted = listening.accept()\n"
+        "other = socket.socket(socket.AF_UNIX)\n"
+        "print(listening.getsockname()[1], client.getsockname()[1], flush=True); sys.stdin.read()\n"
+    )
+    with subprocess.Popen(
+        [sys.executable, "-c", holder], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    ) as child:
+        assert child.stdout is not None
+        try:
+            server_port, client_port = map(int, child.stdout.readline().split())
+            own = dbmon._own_ports(child.pid)
+            reference = [c.laddr.port for c in psutil.Process(child.pid).net_connections(kind="tcp") if c.laddr]
+            assert own is not None
+            assert sorted(own) == sorted(reference) == sorted([server_port, server_port, client_port])
+            assert sorted(dbmon.local_ports({child.pid})) == sorted(reference)
+        finally:
+            child.kill()
+    assert dbmon._own_ports(child.pid) is None  # gone: nothing to borrow
+
+
+def test_servers_started_without_waiting_are_waited_for_by_their_first_use(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The contract check of the first variant starts while the others still start (bench.runner._check_all).
+    import threading
+    import time
+    from contextlib import ExitStack
+    from types import SimpleNamespace
+
+    from bench import target_pool
+    from bench.target import TargetFailed
+    from targets import VARIANTS, Variant
+
+    release = threading.Event()
+
+    def start(variant: Variant, config: object, workers: int) -> object:
+        if variant.name != "sync":  # the one this test starts by hand, already up
+            release.wait(5)
+        if variant.name == "nopool":
+            return TargetFailed("nopool did not come up")
+        target = SimpleNamespace(child=SimpleNamespace(pid=1, alive=lambda: True))
+        return target_pool._Running(target, ExitStack(), Path("/dev/null"))  # type: ignore[arg-type]
+
+    pool = target_pool.TargetPool(supervisor=None, log_path=lambda variant, n: Path("/dev/null"))  # type: ignore[arg-type]
+    monkeypatch.setattr(pool, "_start", start)
+    pooled, nopool = VARIANTS.get("pooled"), VARIANTS.get("nopool")
+    started = time.monotonic()
+    pool.start([pooled, nopool], None, wait=False)  # type: ignore[arg-type]
+    assert time.monotonic() - started < 1 and not pool.running
+    pool.start([pooled], None, wait=False)  # type: ignore[arg-type]  # already starting: not started twice
+    sync = VARIANTS.get("sync")
+    pool.running[("sync", None, 1)] = start(sync, None, 1)  # type: ignore[assignment]  # up before the others
+    ready = pool.as_ready([pooled, nopool, sync], None)  # type: ignore[arg-type]
+    assert next(ready) is sync  # no waiting for it
+    release.set()
+    assert {next(ready), next(ready)} == {pooled, nopool}  # then as each start-up ends, failed or not
+    with pool.use(pooled, None) as target:  # type: ignore[arg-type]
+        assert target.child.pid == 1
+    with pytest.raises(TargetFailed, match="did not come up"), pool.use(nopool, None):  # type: ignore[arg-type]
+        pass
+    pool.close()
+
+
+def test_quick_run_says_where_each_run_s_time_went(tmp_path: Path) -> None:
+    # benchmarks/quick_run.py reads the timeline the run kept (bench.timeline) and adds the wall time it timed.
+    from benchmark_scripts import load
+
+    from bench import results as results_io
+
+    quick_run = load("quick_run")
+    run = results({"pooled": [100.0]})
+    run.metadata["timeline"] = {
+        "process_start_to_run_s": 1.0,
+        "steps": [
+            {"step": "provisioning PostgreSQL", "start_s": 1.5, "s": 2.0},
+            {"step": "checking", "start_s": 3.5, "s": 4.0},
+            {"step": "stopping", "start_s": 9.0, "s": 0.5},
+        ],
+        "cells": {"parts": ["seed", "warmup", "window"], "s": [[0.1, 0.3, 0.5], [0.0, 0.1, 0.5]]},
+        "first_cell_s": 7.5,
+        "last_cell_end_s": 9.0,
+    }
+    path = tmp_path / "quiet-1.json"
+    results_io.dump(run, path)
+    parts = quick_run.where_time_went(path, 10.0)
+    assert parts == pytest.approx(
+        {
+            "start": 1.0,
+            "before: provisioning PostgreSQL": 2.0,
+            "before: checking": 4.0,
+            "before: (between steps)": 0.5,
+            "cells: seed": 0.1,
+            "cells: warmup": 0.4,
+            "cells: window": 1.0,
+            "after: stopping": 0.5,
+            "exit": 0.5,
+        }
+    )
+    assert sum(parts.values()) == pytest.approx(10.0)  # every second of the wall time is somewhere
+    run.metadata.pop("timeline")
+    results_io.dump(run, path, force=True)
+    assert quick_run.where_time_went(path, 10.0) == {}  # a file from before the timeline
