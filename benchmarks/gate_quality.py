@@ -299,15 +299,24 @@ def tail_model(margins: list[float], kind: str) -> TailModel | None:
 def margin_line(kind: str, outcomes: list[Outcome], threshold: float) -> str | None:
     """The margins of one kind's completed comparisons at ``threshold``: the closest one, the median and the
     normal fit's rate of the rare event; None when no comparison logged its CPU figures."""
-    found = sorted(m for o in outcomes if o.completed and (m := margin(o, threshold)) is not None)
+    pairs = [(m, o) for o in outcomes if o.completed and (m := margin(o, threshold)) is not None]
+    found = sorted(m for m, _ in pairs)
     if not found:
         return None
+    # Where the margin and bench ab's own verdict part: a positive margin that passed (the ranks condition the
+    # margin leaves out), or a flag without one (a counter, a failed cell, or a rule other than the default's).
+    # Only meaningful at the threshold the comparisons ran with.
+    parted = ""
+    if math.isclose(threshold, compare.DEFAULT_THRESHOLD):
+        passed = sum(m > 0 and not o.flagged for m, o in pairs)
+        flagged = sum(m <= 0 and o.flagged for m, o in pairs)
+        parted = f" ({passed} above 0 passed, {flagged} at or below 0 flagged)" if passed or flagged else ""
     # A/A: the closest to a false alarm is the highest margin; a slowdown: the closest to a miss, the lowest.
     closest = found[-1] if kind == "aa" else found[0]
     event = "false alarm" if kind == "aa" else "miss"
     line = (
         f"  {kind:<7} margin at {threshold:.0%}: closest {closest * 100:+.1f}, median"
-        f" {statistics.median(found) * 100:+.1f} log points over {len(found)}"
+        f" {statistics.median(found) * 100:+.1f} log points over {len(found)}{parted}"
     )
     model = tail_model(found, kind)
     if model is None:

@@ -329,6 +329,10 @@ def test_the_margin_line_names_the_closest_comparison_and_the_rare_event() -> No
     few = gq.margin_line("slow", [gq.Outcome("slow", 1, 1.0, cpu_change=0.1, cpu_ci=(0.07, 0.13))], 0.05)
     assert few is not None and few.endswith(f"over 1 (a normal fit needs {gq.MIN_MODEL})")
     assert gq.margin_line("aa", [gq.Outcome("aa", 2, 1.0)], 0.05) is None
+    # a positive margin that bench ab passed: the signed-rank condition, which the margin leaves out
+    ranks = gq.Outcome("slow", 0, 1.0, cpu_change=0.095, cpu_ci=(0.006, 0.179))
+    line = gq.margin_line("slow", [ranks], gq.compare.DEFAULT_THRESHOLD)
+    assert line is not None and "over 1 (1 above 0 passed, 0 at or below 0 flagged)" in line
 
 
 def test_the_summary_reads_several_logs_and_a_run_appends_to_one(
