@@ -191,7 +191,9 @@ class _Endpoint:
     by_sql: dict[str, _Tally] = field(default_factory=dict)
 
 
-_NOISE = _Tally("")  # what ``_Endpoint.by_sql`` maps a not-counted SQL string to; never reported
+# What ``_Endpoint.by_sql`` maps a not-counted SQL string to: the fold adds to it like to any tally (cheaper than
+# testing for it), and it is in no endpoint's tallies, so it is never reported.
+_NOISE = _Tally("")
 
 
 class Collector:
@@ -238,20 +240,27 @@ class Collector:
             return
         by_sql = stats.by_sql
         for sql, elapsed, rows, params, calls in request:
-            tally = by_sql.get(sql)
-            if tally is None:
+            # A subscript rather than .get() (no method call), and noise counted into _NOISE like any tally
+            # rather than tested for: each saves CPU instructions on every statement; _NOISE is never reported.
+            try:
+                tally = by_sql[sql]
+            except KeyError:
                 tally = self._tally_of(stats, sql, params, calls)
-            if tally is _NOISE:
-                continue
             tally.total_s += elapsed
             if rows is None or rows < 0:
                 tally.rows_unknown = True
             else:
                 tally.rows += rows
             # bucket_index inline (a call is a third of the per-statement cost); an executemany is one timing
-            # for ``calls`` executions, each recorded at the average.
-            us = int((elapsed if calls == 1 else elapsed / calls) * 1e6)
-            tally.counts[_INDEX[us] if us < _TABLE_US else bucket_index(us)] += calls
+            # for ``calls`` executions, each recorded at the average. float.__trunc__ is int() of a float
+            # without int's type call, and IndexError (a duration of 65.5 ms or more) costs nothing until
+            # raised: ~650 CPU instructions fewer per statement than int() and a comparison (valgrind).
+            us = ((elapsed if calls == 1 else elapsed / calls) * 1e6).__trunc__()
+            try:
+                index = _INDEX[us]
+            except IndexError:
+                index = bucket_index(us)
+            tally.counts[index] += calls
 
     def _tally_of(self, stats: _Endpoint, sql: str, params: object, calls: int) -> _Tally:
         """The tally ``sql`` counts into at the endpoint ``stats`` (created, with ``params`` as its
