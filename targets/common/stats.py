@@ -5,7 +5,8 @@ Latency percentiles come from an HDR histogram per statement fingerprint (micros
 including the tail, nothing to sort. A bounded reservoir would trade that for sampling error in exactly the
 tail (p95) we report. hdrh's ``record_value`` is pure Python, though (~2 µs, measured here), so the hot path
 only rounds the value to 7 significant bits (the same log-linear bucketing HDR uses, 0.8 % precision) and
-counts it in a dict; the HdrHistogram is filled from those few hundred buckets when asked.
+counts it in a list indexed by bucket (the index read from a table below 65.5 ms); the HdrHistogram is filled
+from those buckets when asked.
 
 Hooks do as little as they can per statement: they append ``(sql, seconds, rows, params, calls)`` to the
 request's ``RequestScope`` (from the event loop, or from the anyio worker thread running a sync route: each
@@ -160,7 +161,9 @@ class _Tally:
     counts: list[int] = field(default_factory=lambda: [0] * len(_BUCKET_VALUES))
 
 
-# One statement as a hook saw it: (SQL as given to the driver, seconds, rows or None, parameters, calls).
+# One statement as a hook saw it: (SQL as given to the driver, seconds, rows or None, parameters, calls). Rows
+# are None when unknown, never negative: the fold adds them without a test (a hook turns a DBAPI rowcount of -1
+# into None; Collector.record_statement does it for its callers).
 StatementSeen = tuple[str, float, int | None, object, int]
 
 
@@ -223,8 +226,8 @@ class Collector:
     ) -> None:
         """One execution in ``request`` (``calls`` > 1: an executemany of that many parameter sets, timed as a
         whole; ``rows`` None or < 0: unknown), counted when the request is (``record_request``). Safe from
-        any thread; a hook on a hot path may append the same tuple to ``request`` itself."""
-        request.append((sql, seconds, rows, params, calls))
+        any thread; a hook on a hot path may append the same tuple to ``request`` itself (rows None, not < 0)."""
+        request.append((sql, seconds, None if rows is None or rows < 0 else rows, params, calls))
 
     # Runs once per request of every variant, its loop once per statement: every line here is CPU per request
     # (benchmarks/instructions.py counts it).
@@ -247,10 +250,11 @@ class Collector:
             except KeyError:
                 tally = self._tally_of(stats, sql, params, calls)
             tally.total_s += elapsed
-            if rows is None or rows < 0:
+            # rows is None when unknown, never negative (StatementSeen); an exception costs nothing until raised.
+            try:
+                tally.rows += rows  # type: ignore[operator]  # None raises TypeError, below
+            except TypeError:
                 tally.rows_unknown = True
-            else:
-                tally.rows += rows
             # bucket_index inline (a call is a third of the per-statement cost); an executemany is one timing
             # for ``calls`` executions, each recorded at the average. float.__trunc__ is int() of a float
             # without int's type call, and IndexError (a duration of 65.5 ms or more) costs nothing until
