@@ -1,7 +1,7 @@
 """CPU instructions per request of each variant's own process, counted by valgrind: the figure the load cannot move.
 
     python benchmarks/instructions.py [--variants sync,async_orm,databases,pooled,nopool] [--paths /db,...]
-        [--requests 300,1300] [--concurrency 8] [--pool-size 10] [--no-techempower] [--served]
+        [--requests 300,1300] [--concurrency 8] [--pool-size 10] [--no-techempower] [--served] [--keep DIR]
 
 What it counts: every user-space instruction of one Python process (``valgrind --tool=cachegrind
 --cache-sim=no``, the "I refs" total) that builds a variant's app, opens its store through the app's lifespan
@@ -30,6 +30,10 @@ mispredictions: instructions are not time). How far a count repeats (2-vCPU AMD 
 (±1 %: how many requests one turn of the event loop serves varies); a larger second count narrows both.
 benchmarks/overhead.py and benchmarks/techempower.py measure CPU time served, which moves by ±5 % between
 windows on this shared 2-core machine.
+
+Where the instructions go: ``--keep DIR`` keeps each run's cachegrind output (named app.path.on|off|te.N[.served]),
+for ``cg_annotate`` (per C function: Python code shows as ``_PyEval_EvalFrameDefault``) or ``cg_diff`` of a
+hooks-off run against the same run with hooks on.
 
 Not measured: ``cached``. Its /db and /queries answer from a cache whose 60 s TTL runs on the wall
 clock, and under valgrind (~50x slower) the share of hits then depends on how long the run took.
