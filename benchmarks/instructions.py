@@ -1,7 +1,7 @@
 """CPU instructions per request of each variant's own process, counted by valgrind: the figure the load cannot move.
 
     python benchmarks/instructions.py [--variants sync,async_orm,databases,pooled,nopool] [--paths /db,...]
-        [--requests 300,1300] [--concurrency 8] [--pool-size 10] [--no-techempower] [--served]
+        [--requests 300,1300] [--concurrency 8] [--pool-size 10] [--no-techempower] [--served] [--keep DIR]
 
 What it counts: every user-space instruction of one Python process (``valgrind --tool=cachegrind
 --cache-sim=no``, the "I refs" total) that builds a variant's app, opens its store through the app's lifespan
@@ -30,6 +30,10 @@ mispredictions: instructions are not time). How far a count repeats (2-vCPU AMD 
 (±1 %: how many requests one turn of the event loop serves varies); a larger second count narrows both.
 benchmarks/overhead.py and benchmarks/techempower.py measure CPU time served, which moves by ±5 % between
 windows on this shared 2-core machine.
+
+Where the instructions go: ``--keep DIR`` keeps each run's cachegrind output (named app.path.on|off|te.N[.served]),
+for ``cg_annotate`` (per C function: Python code shows as ``_PyEval_EvalFrameDefault``) or ``cg_diff`` of a
+hooks-off run against the same run with hooks on.
 
 Not measured: ``cached``. Its /db and /queries answer from a cache whose 60 s TTL runs on the wall
 clock, and under valgrind (~50x slower) the share of hits then depends on how long the run took.
@@ -223,6 +227,10 @@ def count(cell: Cell, requests: int, args: argparse.Namespace, dsn: str, workdir
     """Instructions of one process serving ``requests`` of ``cell`` under cachegrind: in-process (this script
     as the child) or, with ``--served``, a uvicorn sent the requests over HTTP from this process."""
     out = workdir / f"cachegrind.{os.getpid()}.out"
+    if args.keep is not None:  # named after the cell, for cg_annotate / cg_diff
+        hooks = "te" if cell.hooks is None else ("on" if cell.hooks else "off")
+        where = re.sub(r"[^\w]+", "_", cell.path).strip("_")
+        out = args.keep / f"{cell.app}.{where}.{hooks}.{requests}{'.served' if args.served else ''}.cachegrind"
     valgrind = ["valgrind", "--tool=cachegrind", "--cache-sim=no", f"--cachegrind-out-file={out}"]
     env = {**os.environ, **cell.env(dsn, args.pool_size)}
     if args.served:
@@ -237,7 +245,8 @@ def count(cell: Cell, requests: int, args: argparse.Namespace, dsn: str, workdir
     try:
         return summary_instructions(out.read_text())
     finally:
-        out.unlink(missing_ok=True)
+        if args.keep is None:
+            out.unlink(missing_ok=True)
 
 
 def _count_served(
@@ -304,6 +313,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--pool-size", type=int, default=10)
     parser.add_argument("--no-techempower", action="store_true", help="skip TechEmpower's app")
     parser.add_argument("--served", action="store_true", help="count a uvicorn sent requests over HTTP instead")
+    parser.add_argument(
+        "--keep", type=Path, metavar="DIR", help="keep each run's cachegrind output in DIR (for cg_annotate, cg_diff)"
+    )
     parser.add_argument("--child", metavar="APP", help=argparse.SUPPRESS)  # the counted process (internal)
     args = parser.parse_args(argv)
     try:
@@ -315,6 +327,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 runner.run(_child(args.child, paths[0], requests[0], args.concurrency))
             return 0
         variants = parse_variants(args.variants)
+        if args.keep is not None and not args.keep.is_dir():
+            raise BadInput(f"--keep {args.keep}: not a directory")
         if not 1 <= args.concurrency <= args.pool_size:
             raise BadInput("--concurrency must be between 1 and --pool-size (no request may wait for a connection)")
     except BadInput as error:

@@ -51,6 +51,7 @@ def test_every_counted_variant_is_a_registered_one_and_cached_says_why_not() -> 
         (["--variants", "nosuch"], "unknown variant"),
         (["--paths", "db"], "starting with /"),
         (["--concurrency", "11", "--pool-size", "10"], "--pool-size"),
+        (["--keep", "/nonexistent/dbbench-keep"], "not a directory"),
     ],
 )
 def test_bad_options_are_one_line_and_exit_code_2(

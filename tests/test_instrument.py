@@ -23,7 +23,15 @@ from targets.common.asyncpg_timing import status_rows, timed_connection_class
 from targets.common.fingerprint import fingerprint
 from targets.common.instrument import current_request, enabled
 from targets.common.settings import TargetSpec
-from targets.common.stats import Collector, RequestScope, bucket_us, jsonable_params, statement_key
+from targets.common.stats import (
+    _BUCKET_VALUES,
+    Collector,
+    RequestScope,
+    bucket_index,
+    bucket_us,
+    jsonable_params,
+    statement_key,
+)
 
 RunTarget = Callable[[str, dict[str, str]], str]
 
@@ -120,6 +128,14 @@ def test_latency_buckets_keep_better_than_one_percent(us: int) -> None:
     bucket = bucket_us(us / 1e6 + 1e-9)
     assert us * (1 - 1 / 128) <= bucket <= us
     assert bucket_us(0) == 1 and bucket_us(3600) <= 60_000_000
+
+
+def test_the_bucket_table_gives_bucket_us_bucket_at_every_microsecond_and_beyond_it() -> None:
+    # The fold reads a duration's bucket from a table below 65,536 µs and computes it above: both must be
+    # bucket_us's, at every microsecond the table covers and across the powers of two above it.
+    above = [(1 << k) + d for k in range(16, 27) for d in (-1, 0, 1)] + [59_999_999, 60_000_000, 60_000_001, 10**10]
+    for us in [*range(0, 1 << 16), *above]:
+        assert _BUCKET_VALUES[bucket_index(us)] == bucket_us(us / 1e6 + 1e-9), us
 
 
 def test_collector_aggregates_by_fingerprint_and_endpoint() -> None:
