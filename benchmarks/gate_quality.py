@@ -30,7 +30,7 @@ same settings resumes from it, and --summary prints the rates from what is there
 with, from the kept results files, how often each timed metric alone says slower per kind (which metric
 separates A/A from A/B) and, with --rejudge, what `bench compare --threshold T` says on the same files.
 --summary reads every --log given (campaigns of several sessions, e.g. the ones kept in
-benchmarks/results/gate_quality/); each comparison records the commit it ran.
+benchmarks/campaigns/gate_quality/); each comparison records the commit it ran.
 
 Counts alone prove the goal slowly (below), so the summary also prints each comparison's *margin*: how far
 the gate's timed rule was from flagging it (see margin()), and, from a normal fit of the margins of a kind,
