@@ -355,3 +355,16 @@ def test_each_comparison_records_the_commit_that_ran_it() -> None:
     assert commit == "" or commit.split("-")[0].isalnum()
     outcome = gq.Outcome("aa", 0, 1.0, commit="a43e526-dirty")
     assert gq.Outcome.from_dict(json.loads(outcome.to_json())).commit == "a43e526-dirty"
+
+
+def test_the_kept_campaign_logs_read_back_and_say_what_the_readme_says() -> None:
+    logs = sorted((ROOT / "benchmarks" / "campaigns" / "gate_quality").glob("*.jsonl"))
+    assert logs, "the campaigns behind the README's gate figures are kept in the repository"
+    outcomes = [o for log in logs for o in gq.read_log(log)]
+    assert all(o.commit and o.settings == gq.settings_of(gq.parse([])) for o in outcomes)
+    first = gq.read_log(ROOT / "benchmarks/campaigns/gate_quality/2026-12-01-a43e526.jsonl")
+    aa = [o for o in first if o.kind == "aa"]
+    slow = [o for o in first if o.kind == "slow"]
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    claim = f"A/A {sum(o.flagged for o in aa)}/{len(aa)} flagged (Wilson 0–11 %), +10 % slowdowns "
+    assert claim + f"{sum(o.flagged for o in slow)}/{len(slow)}\ncaught" in readme
