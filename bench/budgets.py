@@ -243,8 +243,10 @@ def check(results: Results, budgets: list[Budget]) -> list[Outcome]:
             )
         chosen = [row for row in table if budget.scenario in (EVERY, row.scenario)]
         if budget.endpoint and not any(budget.endpoint in row.endpoints for row in chosen):
+            measured = sorted({name for row in chosen for name in row.endpoints})
             raise BenchError(
-                f"budget for endpoint {budget.endpoint!r} of {budget.scenario!r}, which this run did not measure"
+                f"budget for endpoint {budget.endpoint!r} of {budget.scenario!r}, which this run did not measure "
+                f"(its endpoints, by their locustfile names: {', '.join(measured) or 'none'})"
             )
         outcomes.extend(
             _outcome(budget, row)

@@ -43,6 +43,8 @@ def _figure(metric: str, value: float | None) -> str:
         return "-"
     if metric == "error_rate":
         return f"{value:.2%}"
+    if metric == "bytes_per_request":  # whole bytes, as the evidence line under it says them
+        return f"{value:,.0f}"
     return f"{value:,.3g}" if abs(value) < 1000 else f"{value:,.0f}"
 
 

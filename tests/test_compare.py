@@ -409,7 +409,10 @@ def test_a_failed_cell_or_an_unmeasured_figure_breaches_never_passes() -> None:
     [
         ('[db]\np99 = "< 50"\n', "[db] p99: unknown field"),
         ('[checkout]\np99_ms = "< 50"\n', "scenario 'checkout', which this run did not measure"),
-        ('[db."/nope"]\np99_ms = "< 50"\n', "endpoint '/nope'"),
+        (
+            '[db."/nope"]\np99_ms = "< 50"\n',
+            "endpoint '/nope' of 'db', which this run did not measure (its endpoints, by their locustfile names: /db)",
+        ),
         ('[db."/db"]\nqueries_per_request = "< 5"\n', "unknown field"),
         ('[db]\np99_ms = "fast"\n', "write a comparison and a number"),
         ("[db\n", "is not valid TOML"),
