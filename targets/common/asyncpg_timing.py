@@ -38,16 +38,10 @@ from typing import Any
 
 import asyncpg
 
-from targets.common import instrument
+from targets.common.instrument import request_now
 from targets.common.stats import Collector
 
 HOOK = "asyncpg connection methods"
-
-# The request being served, read once per statement. Bound once here: a name bound by ``from ... import``
-# makes CPython 3.11 compile ``name.get()`` as an attribute load plus a call (its compiler keeps LOAD_METHOD
-# off imported names), which creates a bound-method object per call: ~450 of ~7,000 CPU instructions per
-# statement (valgrind, 2026-12-01). A bound method held here is called without one.
-_request_now = instrument.current_request.get
 
 
 class TimedConnection(asyncpg.Connection):  # type: ignore[misc]  # asyncpg is untyped
@@ -56,7 +50,7 @@ class TimedConnection(asyncpg.Connection):  # type: ignore[misc]  # asyncpg is u
     # The hot path: asyncpg's own body with the clock read around its one await (see the module).
     async def fetch(self, query: str, *args: Any, timeout: float | None = None, record_class: Any = None) -> Any:
         self._check_open()
-        request = _request_now()
+        request = request_now()
         started = perf_counter()
         rows = await self._execute(query, args, 0, timeout, record_class=record_class)
         if request is not None:
@@ -65,7 +59,7 @@ class TimedConnection(asyncpg.Connection):  # type: ignore[misc]  # asyncpg is u
 
     async def fetchrow(self, query: str, *args: Any, timeout: float | None = None, record_class: Any = None) -> Any:
         self._check_open()
-        request = _request_now()
+        request = request_now()
         started = perf_counter()
         data = await self._execute(query, args, 1, timeout, record_class=record_class)
         if request is not None:
@@ -74,7 +68,7 @@ class TimedConnection(asyncpg.Connection):  # type: ignore[misc]  # asyncpg is u
 
     async def fetchval(self, query: str, *args: Any, column: int = 0, timeout: float | None = None) -> Any:
         self._check_open()
-        request = _request_now()
+        request = request_now()
         started = perf_counter()
         data = await self._execute(query, args, 1, timeout)
         if request is not None:
@@ -82,7 +76,7 @@ class TimedConnection(asyncpg.Connection):  # type: ignore[misc]  # asyncpg is u
         return data[0][column] if data else None
 
     async def execute(self, query: str, *args: Any, timeout: float | None = None) -> str:
-        request = _request_now()
+        request = request_now()
         if not args:  # the simple query protocol (REFRESH ..., asyncpg's BEGIN/COMMIT): rare, wrapped
             started = perf_counter()
             result: str = await super().execute(query, timeout=timeout)
@@ -98,7 +92,7 @@ class TimedConnection(asyncpg.Connection):  # type: ignore[misc]  # asyncpg is u
         return text
 
     async def executemany(self, command: str, args: Any, *, timeout: float | None = None) -> None:
-        request = _request_now()
+        request = request_now()
         if request is None:
             await super().executemany(command, args, timeout=timeout)
             return
@@ -111,7 +105,7 @@ class TimedConnection(asyncpg.Connection):  # type: ignore[misc]  # asyncpg is u
     async def fetchmany(
         self, query: str, args: Any, *, timeout: float | None = None, record_class: Any = None
     ) -> list[Any]:
-        request = _request_now()
+        request = request_now()
         if request is None:
             return await super().fetchmany(query, args, timeout=timeout, record_class=record_class)  # type: ignore[no-any-return]
         if not isinstance(args, Sequence):

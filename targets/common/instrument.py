@@ -42,6 +42,10 @@ _new_list = list.__new__
 
 # The request being served (its endpoint: the path without query string); None outside requests.
 current_request: ContextVar[RequestScope | None] = ContextVar("dbbench_request", default=None)
+# The statement hooks' read of it, once per statement: a bound method held here is one global load and a
+# call, where ``current_request.get()`` adds a method look-up on the ContextVar type per statement (~450 of
+# ~7,000 CPU instructions per statement in the asyncpg hook, valgrind, 2026-12-01).
+request_now = current_request.get
 
 
 def enabled(on_by_default: bool, environ: Mapping[str, str] = os.environ) -> bool:
@@ -136,7 +140,7 @@ def watch_engine(engine: Any, collector: Collector, driver: str) -> None:
     do_executemany = dialect.do_executemany
 
     def timed_execute(cursor: Any, statement: str, parameters: Any, context: Any = None) -> None:
-        request = current_request.get()
+        request = request_now()
         if request is None:
             do_execute(cursor, statement, parameters, context)
             return
@@ -147,7 +151,7 @@ def watch_engine(engine: Any, collector: Collector, driver: str) -> None:
         request.append((statement, perf_counter() - started, rows if rows >= 0 else None, parameters, 1))
 
     def timed_execute_no_params(cursor: Any, statement: str, context: Any = None) -> None:
-        request = current_request.get()
+        request = request_now()
         if request is None:
             do_execute_no_params(cursor, statement, context)
             return
@@ -157,7 +161,7 @@ def watch_engine(engine: Any, collector: Collector, driver: str) -> None:
         request.append((statement, perf_counter() - started, rows if rows >= 0 else None, (), 1))
 
     def timed_executemany(cursor: Any, statement: str, parameters: Any, context: Any = None) -> None:
-        request = current_request.get()
+        request = request_now()
         if request is None:
             do_executemany(cursor, statement, parameters, context)
             return
