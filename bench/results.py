@@ -274,10 +274,17 @@ class _StatementTime(TypedDict):
     p95_ms: float
 
 
+class _GcCounts(TypedDict, total=False):  # targets.common.gcclock.GcClock.snapshot()
+    collections: list[int]
+    seconds: list[float]
+    collected: int
+
+
 class _TargetStats(TypedDict, total=False):
     instrumented: bool
     endpoints: dict[str, _EndpointTime]
     statements: list[_StatementTime]
+    gc: _GcCounts
 
 
 class _PgStatementRequired(TypedDict):

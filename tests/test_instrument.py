@@ -310,6 +310,9 @@ def test_every_statement_is_timed_and_attributed_to_its_request(
 
     assert payload["instrumented"] is True and payload["hook"] == EXPECTED_HOOK[variant.name]
     assert payload["window_s"] > 0
+    # The process's garbage collections since the reset (targets.common.gcclock), per generation.
+    assert len(payload["gc"]["collections"]) == len(payload["gc"]["seconds"]) == 3
+    assert all(n >= 0 for n in payload["gc"]["collections"]) and all(s >= 0 for s in payload["gc"]["seconds"])
     endpoints = payload["endpoints"]
     assert set(endpoints) == {"/db", "/queries", "/fortunes", "/updates"}  # /health and /_bench/* skipped
     per_request = {path: e["queries"] / e["requests"] for path, e in endpoints.items()}
@@ -350,6 +353,9 @@ def test_instrumentation_off_installs_nothing(variant: Variant, seeded_dsn: str,
     payload = stats(base_url)
     assert payload["instrumented"] is False
     assert (payload["endpoints"], payload["statements"]) == ({}, [])
+    # The garbage collector is counted with the hooks off too (targets.common.gcclock; tests/test_gcclock.py
+    # checks the counting: sequential requests here free what they allocate and may trigger no collection).
+    assert set(payload["gc"]) == {"collections", "seconds", "collected"} and len(payload["gc"]["collections"]) == 3
     reset(base_url)
 
 

@@ -34,6 +34,7 @@ from fastapi.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from targets.common import settings
+from targets.common.gcclock import CLOCK
 from targets.common.responses import OrjsonResponse
 from targets.common.stats import Collector, RequestScope
 
@@ -103,18 +104,22 @@ def end_request() -> None:
 
 
 def add_stats_routes(app: FastAPI, collector: Collector | None) -> None:
-    """GET /_bench/stats and POST /_bench/stats/reset; served (as not instrumented) even with hooks off."""
+    """GET /_bench/stats and POST /_bench/stats/reset; served (as not instrumented) even with hooks off.
+    Beside the collector's payload, ``gc``: the process's garbage collections since the reset
+    (targets.common.gcclock, counted whether the hooks are on or off)."""
     idle = Collector()
+    CLOCK.install()
 
     @app.get("/_bench/stats")
     async def bench_stats() -> Response:
-        if collector is None:
-            return OrjsonResponse(idle.snapshot(instrumented=False))
-        return OrjsonResponse(collector.snapshot())
+        payload = idle.snapshot(instrumented=False) if collector is None else collector.snapshot()
+        payload["gc"] = CLOCK.snapshot()
+        return OrjsonResponse(payload)
 
     @app.post("/_bench/stats/reset", status_code=204)
     async def bench_stats_reset() -> Response:
         (collector or idle).reset()
+        CLOCK.reset()
         return Response(status_code=204)
 
 
