@@ -152,19 +152,31 @@ class PoolStore:
         return StoreInfo(driver="asyncpg", pool_size=self.pool.get_max_size(), max_overflow=None)
 
 
+async def keep_session(conn: asyncpg.Connection) -> None:
+    """The pool's reset on release, for a store whose statements leave no session state behind.
+
+    asyncpg's default reset sends ``SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL;`` on
+    every release: one more round trip and four statements for PostgreSQL per request, as costly as /db's
+    own query (py-spy, benchmarks/techempower.py). This store takes no advisory locks, opens no cursors
+    outside a fetch, never LISTENs and never SETs, so there is nothing for it to undo. What still matters
+    asyncpg does before calling this, whatever ``reset`` is: an open transaction is rolled back and listeners
+    are dropped (``Connection._reset``).
+
+    Measured both ways (wrk, 32 connections, /db, 2-vCPU AMD EPYC, 2026-12-01, /tmp probes with the targets'
+    gc counts): with the server and PostgreSQL sharing one CPU, bench's default split on 2 CPUs, this reset
+    served 5,580-5,780 req/s against 4,000-4,690 with asyncpg's default (one round trip fewer per request on
+    the one CPU); with every process on every CPU the default reset served 7,210-7,400 against 6,260-6,530:
+    the app's process then spent 4.7 µs per request in the garbage collector instead of 41 (9 young
+    collections per 1,000 requests instead of 89, nothing collected either way). How often CPython 3.11's
+    young generation fills depends on how the requests' allocations and frees interleave, which the
+    scheduling changes; the reset's round trip happened to spread them. This reset is kept because bench
+    measures on the split by default; benchmarks/techempower.py shows both topologies.
+    """
+
+
 @asynccontextmanager
 async def open_pool(settings: Settings, collector: Collector | None) -> AsyncIterator[asyncpg.Pool]:
-    """min_size = max_size: every connection is opened at startup and none are opened or closed later.
-
-    asyncpg's default reset on release is kept (``SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *;
-    RESET ALL;``, one round trip), as in TechEmpower's app and in any asyncpg pool left at its defaults. A no-op
-    ``reset=`` was tried (these statements leave no session state to undo): PostgreSQL then did ~20 µs less
-    per /db request, but the app's process did more, not less: with a release that completes without waiting
-    on the server, CPython 3.11's collector ran 88 young and 0.7 full collections per 1,000 /db requests
-    instead of 4.4 and 0.04, 21 µs of GC per request instead of 1.6 (111 against 104 µs of CPU per request
-    in all; nothing was collected, so no cycles are made: the allocation count merely crossed generation 0's
-    threshold more often), and against TechEmpower's app `/db` read 0.94x instead of 1.01x (wrk, 32
-    connections; benchmarks/techempower.py, gc from /_bench/stats; 2-vCPU AMD EPYC, 2026-12-01)."""
+    """min_size = max_size: every connection is opened at startup and none are opened or closed later."""
     pool = await asyncpg.create_pool(
         **connargs.asyncpg_args(settings.dsn),
         min_size=settings.pool_size,
@@ -173,6 +185,7 @@ async def open_pool(settings: Settings, collector: Collector | None) -> AsyncIte
         max_inactive_connection_lifetime=0,
         # Statement timing at the connection's query methods (targets.common.asyncpg_timing).
         connection_class=asyncpg.Connection if collector is None else timed_connection_class(collector, "pool"),
+        reset=keep_session,
     )
     try:
         yield pool

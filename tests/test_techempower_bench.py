@@ -106,9 +106,9 @@ def test_top_frames_counts_own_and_inclusive_samples_once_per_stack() -> None:
     assert ("recurse (d.py:1)", 1, 1) in everything
 
 
-def test_pooled_hands_out_connections_outside_any_transaction(pg_dsn: str) -> None:
-    """A request that failed mid-transaction cannot leak it into the next one: the pool's reset on release
-    (asyncpg's default, targets.pooled.open_pool) rolls it back."""
+def test_pooled_without_the_reset_query_still_hands_out_connections_outside_any_transaction(pg_dsn: str) -> None:
+    """targets.pooled skips asyncpg's reset query on release; asyncpg's own rollback of an open transaction
+    must still happen, so a request that failed mid-transaction cannot leak it into the next one."""
     import asyncio
 
     from targets import pooled
