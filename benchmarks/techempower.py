@@ -1,7 +1,7 @@
 """``pooled`` against TechEmpower's own FastAPI app, side by side on one database, measured by wrk.
 
     python benchmarks/techempower.py [--rounds 3] [--duration 10] [--connections 32] [--queries 20]
-        [--endpoints db,queries,fortunes,updates] [--instrument default|on|off] [--profile-dir DIR]
+        [--endpoints db,queries,fortunes,updates] [--instrument default|on|off] [--pin] [--profile-dir DIR]
 
 Starts the embedded PostgreSQL (bench.pg), seeds it, serves ``pooled`` (bench.target, the run's own way) and
 benchmarks/techempower_app.py (a re-creation of TechEmpower's app: raw asyncpg pool, prepared statements,
@@ -12,6 +12,12 @@ with the round, so drift hits both) and prints per endpoint the median ratio poo
 round's ratio, and each app's CPU time per request (the uvicorn process's CPU time over the wrk run) plus
 PostgreSQL's (the postmaster's tree, backends that exited during the run included: ``tree_cpu_used``): a
 gap there is per-request work one app does and the other does not.
+
+``--pin`` measures on bench's default CPU split (bench.topology: both apps and PostgreSQL on the server CPUs,
+wrk under ``taskset`` on the load CPUs; on 2 CPUs, CPU 0 and CPU 1), as ``bench run`` measures the variants;
+without it every process may run on every CPU. The two can rank the apps differently: on one server CPU a
+round trip per request more (TechEmpower's app sends asyncpg's reset query on every release, ``pooled`` does
+not: targets.pooled.keep_session) costs throughput, while across CPUs the garbage collector's share weighs more.
 
 Only 2xx responses count as throughput; a round where either app answered anything else is flagged.
 ``--profile-dir`` then records each app under load with py-spy (pip install py-spy) into collapsed-stack
@@ -43,7 +49,7 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench import pg, seed  # noqa: E402
+from bench import pg, seed, topology  # noqa: E402
 from bench.check import rules  # noqa: E402
 from bench.procs import Supervisor, interrupts_as_exceptions  # noqa: E402
 from bench.target import Target, TargetConfig, serve  # noqa: E402
@@ -200,9 +206,10 @@ def tree_cpu_used(before: TreeCpu, after: TreeCpu) -> float:
     return used + max(after.reaped_s - before.reaped_s - exited_before, 0.0)
 
 
-def wrk(url: str, connections: int, duration: int) -> WrkRun:
+def wrk(url: str, connections: int, duration: int, prefix: Sequence[str] = ()) -> WrkRun:
+    """One wrk run; ``prefix`` goes before it (``taskset -c CPUS`` on the load CPUs with ``--pin``)."""
     out = subprocess.run(
-        ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", url], capture_output=True, text=True, check=True
+        [*prefix, "wrk", "-t1", f"-c{connections}", f"-d{duration}s", url], capture_output=True, text=True, check=True
     ).stdout
     return parse_wrk(out)
 
@@ -221,9 +228,16 @@ class Measured:
         return self.cpu_us_per_request + self.db_us_per_request
 
 
-def measure(target: Target, path: str, connections: int, duration: int, db_pid: int | None = None) -> Measured:
+def measure(
+    target: Target,
+    path: str,
+    connections: int,
+    duration: int,
+    db_pid: int | None = None,
+    prefix: Sequence[str] = (),
+) -> Measured:
     before, db_before = cpu_s(target.child.pid), tree_cpu(db_pid) if db_pid else None
-    run = wrk(target.url + path, connections, duration)
+    run = wrk(target.url + path, connections, duration, prefix)
     used = cpu_s(target.child.pid) - before
     db_used = tree_cpu_used(db_before, tree_cpu(db_pid)) if db_pid and db_before else 0.0
     requests = max(run.requests, 1)
@@ -262,7 +276,9 @@ def both_apps(
         yield {"pooled": mine, "tfb": theirs}
 
 
-def profile(target: Target, path: str, connections: int, duration: int, out: Path) -> Measured:
+def profile(
+    target: Target, path: str, connections: int, duration: int, out: Path, prefix: Sequence[str] = ()
+) -> Measured:
     """wrk on ``path`` while py-spy samples the uvicorn process into ``out`` (collapsed stacks, idle frames
     dropped). py-spy pauses the process for each sample: its req/s is lower than the rounds' (not compared),
     but ``--nonblocking`` read torn stacks here (os.environ and ExitStack frames on /db's hot path)."""
@@ -272,7 +288,7 @@ def profile(target: Target, path: str, connections: int, duration: int, out: Pat
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )  # fmt: skip
     try:
-        measured = measure(target, path, connections, duration)
+        measured = measure(target, path, connections, duration, prefix=prefix)
         _, err = spy.communicate(timeout=duration + 30)
         if spy.returncode != 0:
             raise RuntimeError(f"py-spy failed: {err.decode(errors='replace').strip()[-300:]}")
@@ -306,6 +322,10 @@ def main() -> int:
         "--instrument", choices=sorted(INSTRUMENT), default="default",
         help="pooled's statement timing hooks (DBBENCH_INSTRUMENT); the TFB app has none",
     )  # fmt: skip
+    parser.add_argument(
+        "--pin", action="store_true",
+        help="bench's default CPU split: apps and PostgreSQL on the server CPUs, wrk on the load CPUs",
+    )  # fmt: skip
     parser.add_argument("--profile-dir", type=Path, help="after the rounds, profile both apps with py-spy here")
     args = parser.parse_args()
     endpoints = [e.strip() for e in args.endpoints.split(",") if e.strip()]
@@ -315,7 +335,7 @@ def main() -> int:
     if min(args.rounds, args.duration, args.connections, args.queries, args.pool_size) < 1 or args.warmup < 0:
         print("--rounds, --duration, --connections, --queries and --pool-size must be at least 1", file=sys.stderr)
         return 2
-    for tool in ("wrk", *(["py-spy"] if args.profile_dir else [])):
+    for tool in ("wrk", *(["py-spy"] if args.profile_dir else []), *(["taskset"] if args.pin else [])):
         if shutil.which(tool) is None:
             print(f"{tool} is not on PATH (wrk: apt-get install wrk; py-spy: pip install py-spy)", file=sys.stderr)
             return 2
@@ -329,8 +349,18 @@ def main() -> int:
 
 def run(args: argparse.Namespace, endpoints: list[str]) -> int:
     print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    plan = topology.plan(topology.available(), pin=args.pin)
+    if args.pin and not plan.pinned:
+        print(f"--pin needs at least 2 CPUs ({plan.reason})", file=sys.stderr)
+        return 2
+    args.wrk_prefix = ["taskset", "-c", topology.format_cpus(plan.load)] if plan.pinned else []
+    print(
+        f"CPUs: apps and PostgreSQL on {topology.format_cpus(plan.server)}, wrk on {topology.format_cpus(plan.load)}"
+        if plan.pinned
+        else "CPUs: every process on every CPU"
+    )
     with (
-        Supervisor() as supervisor,
+        Supervisor(cpu_plan=plan) as supervisor,
         tempfile.TemporaryDirectory() as tmp,
         pg.embedded(supervisor) as database,
     ):
@@ -349,7 +379,8 @@ def run(args: argparse.Namespace, endpoints: list[str]) -> int:
             if args.warmup:
                 for endpoint in endpoints:
                     for target in targets.values():
-                        wrk(target.url + path_of(endpoint, args.queries), args.connections, args.warmup)
+                        path = path_of(endpoint, args.queries)
+                        wrk(target.url + path, args.connections, args.warmup, args.wrk_prefix)
             results = rounds(targets, endpoints, args, database.server_pid)
             summarise(endpoints, args.queries, results)
             if args.profile_dir:
@@ -358,7 +389,8 @@ def run(args: argparse.Namespace, endpoints: list[str]) -> int:
                     path = path_of(endpoint, args.queries)
                     for name, target in targets.items():
                         out = args.profile_dir / f"{name}-{endpoint}.txt"
-                        print_profile(name, path, profile(target, path, args.connections, args.duration, out), out)
+                        measured = profile(target, path, args.connections, args.duration, out, args.wrk_prefix)
+                        print_profile(name, path, measured, out)
     print(f"\nload average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     return 0
 
@@ -373,7 +405,7 @@ def rounds(targets: dict[str, Target], endpoints: list[str], args: argparse.Name
             path = path_of(endpoint, args.queries)
             seen = {}
             for name in order_of(round_, list(targets)):
-                seen[name] = measure(targets[name], path, args.connections, args.duration, db_pid)
+                seen[name] = measure(targets[name], path, args.connections, args.duration, db_pid, args.wrk_prefix)
             results[endpoint].append(seen)
             failed = "  FAILED REQUESTS: " + ", ".join(
                 f"{name} {m.run.failed}" for name, m in seen.items() if m.run.failed
