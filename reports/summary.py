@@ -82,6 +82,9 @@ class Row:
     # Where queries_per_request (and db_time_share, top_statements) came from: "target hooks", or
     # "pg_stat_statements" for a row whose target ran without hooks (--no-instrument); None: neither.
     statements_source: str | None = None
+    # The target's CPU time spent in CPython's garbage collector / its CPU time, over the trials' windows
+    # (targets.common.gcclock); None when a window lacks either figure.
+    gc_share: float | None = None
 
     @property
     def load(self) -> str:
@@ -286,6 +289,21 @@ def _statement_figures(cells: list[Cell]) -> dict[str, Any]:
     }
 
 
+def _gc_share(cells: list[Cell]) -> float | None:
+    """The share of the target's CPU time its garbage collections took over the cells' windows: the
+    collections' CPU seconds (``target_stats.gc``, reset at each window's start and read at its end) over the
+    target's CPU seconds in the same windows. None when any window lacks either: files written before the
+    counts, a server at --url that is not dbbench's, several uvicorn workers (no target statistics)."""
+    gc_s = cpu_s = 0.0
+    for cell in cells:
+        counts = (cell.target_stats or {}).get("gc")
+        if counts is None or cell.target_cpu_s is None:
+            return None
+        gc_s += sum(counts.get("seconds", ()))
+        cpu_s += cell.target_cpu_s
+    return gc_s / cpu_s if cpu_s > 0 else None
+
+
 _PG_SUMMED = ("calls", "total_ms", "rows", "shared_blks_hit", "shared_blks_read")
 
 
@@ -464,6 +482,7 @@ def _row(
         db_cpu_s_per_request=_per_request((c.db_cpu_s for c in ok), requests),
         db_connections=max(connections) if connections else None,
         **_statement_figures(ok),
+        gc_share=_gc_share(ok),
         pg_top_statements=_pg_top(ok),
         findings=_findings(ok, check_info or {}),
         status="ok",

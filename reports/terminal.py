@@ -122,12 +122,13 @@ def sweep_table(rows: list[Row]) -> Table | None:
 
 
 # "source": target hooks, or pg_stat_statements for a variant run without them (--no-instrument).
-_TIME_COLUMNS = ("scenario", "variant", "queries/req", "source", "DB share", "heaviest statement", "mean ms",
-                 "findings")  # fmt: skip
+_TIME_COLUMNS = ("scenario", "variant", "queries/req", "source", "DB share", "GC share", "heaviest statement",
+                 "mean ms", "findings")  # fmt: skip
 
 
 def time_table(rows: list[Row]) -> Table | None:
-    """Where the time goes: statements per request, the database's share, the heaviest statement."""
+    """Where the time goes: statements per request, the database's share of request time, the garbage
+    collector's share of the target's CPU, the heaviest statement."""
     measured = [row for row in rows if row.status == "ok" and row.queries_per_request is not None]
     if not measured:
         return None
@@ -142,8 +143,9 @@ def time_table(rows: list[Row]) -> Table | None:
         # Without hooks the heaviest statement is pg_stat_statements' (its text under "query").
         top = (row.top_statements or row.pg_top_statements or [{}])[0]
         share = "-" if row.db_time_share is None else f"{row.db_time_share:.0%}"
+        collector = "-" if row.gc_share is None else f"{row.gc_share:.0%}"
         grid.add_row(row.scenario, row.label, f"{row.queries_per_request:.1f}", row.statements_source or "-", share,
-                     str(top.get("fingerprint") or top.get("query") or "-")[:60], ms(top.get("mean_ms")),
+                     collector, str(top.get("fingerprint") or top.get("query") or "-")[:60], ms(top.get("mean_ms")),
                      Text("; ".join(row.findings), style="yellow"))  # fmt: skip
     return grid
 

@@ -35,7 +35,7 @@ def test_sweep_with_resources_statements_and_profiles(tmp_path: Path) -> None:
                  "--warmup", "0.5", "--duration", "1.5", "--profile", "--profile-requests", "80", "--instrument",
                  "-o", str(out))  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert "peak and knee" in proc.stdout and "where the time goes" in proc.stdout
+    assert "peak and knee" in proc.stdout and "where the time goes" in proc.stdout and "GC share" in proc.stdout
     rows = report_rows(out)
     assert {(r["variant"], r["scenario"], r["users"]) for r in rows} == {
         (v, s, u) for v in ("pooled", "async_orm") for s in ("db", "queries") for u in (2, 4)
@@ -50,6 +50,8 @@ def test_sweep_with_resources_statements_and_profiles(tmp_path: Path) -> None:
         expected = 1 if row["scenario"] == "db" else 20
         assert abs(float(str(row["queries_per_request"])) - expected) < 0.1, row
         assert 0 < float(str(row["db_time_share"])) < 1
+        # The garbage collector's share of the target's CPU (targets.common.gcclock), from every window.
+        assert row["gc_share"] is not None and 0 <= float(str(row["gc_share"])) < 1
         assert row["top_statements"] and "world" in str(row["top_statements"][0]["fingerprint"]).lower()  # type: ignore[index]
     loaded = results.load(out)
     assert loaded.metadata["calibration"]["rps"] > 0

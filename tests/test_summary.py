@@ -133,3 +133,21 @@ def test_with_hooks_the_source_is_the_target() -> None:
     pg = [_pg("SELECT 1", 5000, 1.0)]
     (row,) = summary.rows(make([cell("pooled", 8, 1, 1000, [1000], target_stats=hooked, pg_statements=pg)]))
     assert (row.statements_source, row.queries_per_request, row.db_time_share) == ("target hooks", 1.0, 0.5)
+
+
+def test_gc_share_is_the_collections_cpu_over_the_targets_cpu_across_trials() -> None:
+    def stats(gc_seconds: list[float]) -> dict[str, object]:
+        return {"instrumented": False, "hook": "none", "window_s": 10.0, "endpoints": {}, "statements": [],
+                "gc": {"collections": [40, 4, 1], "seconds": gc_seconds, "collected": 0}}  # fmt: skip
+
+    cells = [
+        cell("pooled", 8, 1, 1000, [1000], target_cpu_s=1.0, target_stats=stats([0.05, 0.01, 0.04])),
+        cell("pooled", 8, 2, 1000, [1000], target_cpu_s=3.0, target_stats=stats([0.1, 0.0, 0.2])),
+    ]
+    (row,) = summary.rows(make(cells))
+    assert row.gc_share == pytest.approx(0.4 / 4.0)
+    assert jsonreport.render(make(cells)).count('"gc_share"') == 1
+    # A window without the counts (a file from before them, a server that is not dbbench's): no share at all.
+    cells[1].target_stats = None
+    (row,) = summary.rows(make(cells))
+    assert row.gc_share is None
