@@ -45,8 +45,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
         yield {"store": store}
 
 
-app = FastAPI(lifespan=lifespan)
-app.add_middleware(instrument.StatsMiddleware, collector=collector)
+class _App(instrument.RequestTiming, FastAPI):
+    pass
+
+
+app = _App(lifespan=lifespan)
+app.stats_collector = collector
 instrument.add_stats_routes(app, collector)
 
 

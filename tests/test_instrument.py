@@ -191,6 +191,63 @@ def test_collector_aggregates_by_fingerprint_and_endpoint() -> None:
     }
 
 
+# --- the request timing in the app's own __call__ (instrument.RequestTiming) ----------------------------------
+
+
+def _recording_app(collector: Collector | None) -> tuple[Any, list[dict[str, Any]]]:
+    from targets.common.contract import _NO_TELEMETRY, _ContractApp
+
+    app = _ContractApp(**_NO_TELEMETRY)
+    app.stats_collector = collector
+    seen: list[dict[str, Any]] = []
+
+    async def stack(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        seen.append(dict(scope))
+        request = current_request.get()
+        if request is not None:
+            request.append(("SELECT 1", 0.001, 1, (), 1))
+
+    app.middleware_stack = stack
+    return app, seen
+
+
+def _http_scope(path: str) -> dict[str, Any]:
+    return {"type": "http", "path": path, "method": "GET", "headers": [], "query_string": b"", "root_path": ""}
+
+
+def test_the_apps_own_call_hands_the_stack_the_scope_fastapis_call_would() -> None:
+    from fastapi import FastAPI
+
+    app, seen = _recording_app(None)
+    asyncio.run(app(_http_scope("/db"), None, None))  # RequestTiming's path
+    asyncio.run(FastAPI.__call__(app, _http_scope("/db"), None, None))  # FastAPI's and Starlette's own
+    assert len(seen) == 2 and seen[0] == seen[1] and seen[0]["app"] is app
+
+
+def test_the_apps_own_call_times_requests_and_skips_dbbenchs_own_routes() -> None:
+    collector = Collector()
+    app, seen = _recording_app(collector)
+    for path in ("/db", "/db", "/_bench/stats", "/health"):
+        asyncio.run(app(_http_scope(path), None, None))
+    endpoints = collector.snapshot()["endpoints"]
+    assert list(endpoints) == ["/db"] and endpoints["/db"]["requests"] == 2 and endpoints["/db"]["queries"] == 2
+    assert len(seen) == 4  # every request reached the app
+    asyncio.run(app({"type": "lifespan"}, _lifespan_receive(), _ignore))  # other scopes: FastAPI's own path
+
+
+def _lifespan_receive() -> Callable[[], Any]:
+    messages = iter([{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}])
+
+    async def receive() -> dict[str, str]:
+        return next(messages)
+
+    return receive
+
+
+async def _ignore(message: Any) -> None:
+    return None
+
+
 # --- which hook sees asyncpg (the evidence for targets.common.instrument's choice) ----------------------------
 
 

@@ -246,7 +246,7 @@ def build_async_app(variant: str, open_store: OpenAsyncStore, *, instrument_by_d
     app = _new_app(variant, lifespan, collector)
     if sink is not None:
         app.add_middleware(profiling.ProfileMiddleware, sink=sink)
-    _add_stats_middleware(app, collector)
+    _time_requests(app, collector)
 
     @app.get("/db")
     async def db() -> Response:
@@ -353,7 +353,7 @@ def build_sync_app(variant: str, open_store: OpenSyncStore, *, instrument_by_def
                 sink.save()
 
     app = _new_app(variant, lifespan, collector)
-    _add_stats_middleware(app, collector)
+    _time_requests(app, collector)
 
     @app.get("/db")
     @profiled
@@ -472,8 +472,9 @@ except ImportError:  # pragma: no cover - older FastAPI has no such layer
     _ExceptionTelemetry = None
 
 
-class _ContractApp(FastAPI):
-    """FastAPI without the exception-telemetry layer it wraps around every request even when telemetry is off.
+class _ContractApp(instrument.RequestTiming, FastAPI):
+    """FastAPI without the exception-telemetry layer it wraps around every request even when telemetry is off,
+    timing requests in its own ``__call__`` (instrument.RequestTiming) when the hooks are on.
 
     That layer (``ExceptionTelemetryMiddleware``) only passes an exception to the request's telemetry
     record, which FastAPI creates only when telemetry is on (``scope["fastapi.telemetry"]``); with
@@ -519,9 +520,10 @@ def _new_app(
     return app
 
 
-def _add_stats_middleware(app: FastAPI, collector: Collector | None) -> None:
-    if collector is not None:
-        app.add_middleware(instrument.StatsMiddleware, collector=collector)
+def _time_requests(app: FastAPI, collector: Collector | None) -> None:
+    # Not a middleware: the app's own __call__ times the request (instrument.RequestTiming).
+    assert isinstance(app, _ContractApp)
+    app.stats_collector = collector
 
 
 def _info_payload(

@@ -55,29 +55,44 @@ def enabled(on_by_default: bool, environ: Mapping[str, str] = os.environ) -> boo
     return on_by_default if switch is None else switch
 
 
-class StatsMiddleware:
-    """Pure ASGI (BaseHTTPMiddleware would add a task and a queue per request): sets the endpoint
-    contextvar for the hooks and times the request from its call until the app returns.
+class RequestTiming:
+    """Mixin for a FastAPI app class (``class App(RequestTiming, FastAPI)``): times each request and sets the
+    request contextvar for the statement hooks, inside the app's own ``__call__`` when ``stats_collector`` is
+    set. The statistics then cost no coroutine layer of their own: a middleware (pure ASGI, as this was) is one
+    more coroutine that every resume of a request passes through, ~350 CPU instructions per suspension
+    (valgrind micro-benchmark of asyncio, 2026-12-01), the hooks' whole budget on a 20-statement request.
 
-    Starlette runs a response's background tasks (POST /refresh-views) inside the same ASGI call, after
-    the body went out. Their time is not the request's and their statements are not the endpoint's: such a
-    task calls ``end_request()`` first, which ends the request there for timing and attribution. (The
-    middleware used to wrap ``send`` to end every request at its final body message instead; that cost
-    every request of every variant ~2 µs of CPU for the one route that has a background task: wrk on a
-    route that answers without the database, benchmarks/overhead.py's cached variant.)
+    For an HTTP request, once the middleware stack is built (at lifespan start-up, before the first request)
+    and with no ``root_path``, this ``__call__`` does what FastAPI's and Starlette's do for it with FastAPI's
+    native telemetry off (set ``scope["app"]``, await the middleware stack) in one coroutine instead of two;
+    anything else goes through ``super().__call__``. tests/test_instrument.py checks that both paths hand the
+    stack the same scope.
+
+    The request is timed from its call until the app returns. Starlette runs a response's background tasks
+    (POST /refresh-views) inside the same ASGI call, after the body went out. Their time is not the request's
+    and their statements are not the endpoint's: such a task calls ``end_request()`` first, which ends the
+    request there for timing and attribution. (Ending every request at its final body message instead, by
+    wrapping ``send``, cost every request of every variant ~2 µs of CPU for the one route that has a
+    background task: wrk on a route that answers without the database, benchmarks/overhead.py's cached
+    variant.)
     """
 
-    __slots__ = ("app", "collector")
-
-    def __init__(self, app: ASGIApp, collector: Collector) -> None:
-        self.app = app
-        self.collector = collector
+    stats_collector: Collector | None = None
+    middleware_stack: ASGIApp | None
+    root_path: str
 
     # Every line here runs on every request of every variant: no closure, one RequestScope (a list), the
     # clock read twice (CPU per request: benchmarks/techempower.py, benchmarks/overhead.py).
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"].startswith(SKIPPED_PREFIXES):
-            await self.app(scope, receive, send)
+        stack = self.middleware_stack
+        if stack is None or scope["type"] != "http" or self.root_path:
+            app: ASGIApp = super().__call__  # type: ignore[misc]  # FastAPI's, next in the MRO
+        else:
+            scope["app"] = self
+            app = stack
+        collector = self.stats_collector
+        if collector is None or scope["type"] != "http" or scope["path"].startswith(SKIPPED_PREFIXES):
+            await app(scope, receive, send)
             return
         # RequestScope(path) without calling its Python __init__ (list.__new__ makes it empty): ~500 CPU
         # instructions fewer per request (valgrind, 2026-12-01); the two attributes are the ones __init__ sets.
@@ -87,11 +102,11 @@ class StatsMiddleware:
         token = current_request.set(request)
         started = perf_counter()
         try:
-            await self.app(scope, receive, send)
+            await app(scope, receive, send)
         finally:
             current_request.reset(token)
             ended = request.ended
-            self.collector.record_request(request, (perf_counter() if ended is None else ended) - started)
+            collector.record_request(request, (perf_counter() if ended is None else ended) - started)
 
 
 def end_request() -> None:
