@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import statistics
 import sys
 import tempfile
@@ -43,7 +44,7 @@ from scipy import stats
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench import pg  # noqa: E402
+from bench import pg, topology  # noqa: E402
 from bench.load import LoadFailed, LoadSpec, run_load  # noqa: E402
 from bench.procs import Supervisor, interrupts_as_exceptions  # noqa: E402
 from bench.seed import apply_schema, seed  # noqa: E402
@@ -54,6 +55,9 @@ from targets.common.schema import WORLD_ROWS  # noqa: E402
 
 BUDGET_LOSS = 0.05
 CONFIDENCE = 0.95
+# The fewest pairs with a distribution-free 95 % interval of the median: min..max of n pairs covers it with
+# probability 1 - 2 / 2**n (order statistics), 93.75 % at 5 and 96.9 % at 6; below 6 quantile_test's ends are nan.
+MIN_PAIRS = 6
 ATTEMPTS = 2  # a shared machine can stall one cell; retry it once rather than lose the whole run
 
 
@@ -143,16 +147,29 @@ class Cost:
     def of(cls, ratios: list[float], budget: float = BUDGET_LOSS) -> Cost:
         interval = stats.quantile_test(ratios, q=1.0, p=0.5).confidence_interval(CONFIDENCE)
         low, high = float(interval.low) - 1, float(interval.high) - 1
-        # With too few pairs for a 95 % interval (< 5: even min..max covers less), the ends are nan.
-        verdict = "within" if high <= budget else "over" if low > budget else "not settled"
+        # With too few pairs for a 95 % interval (< MIN_PAIRS: even min..max covers less), the ends are nan.
+        if math.isnan(low) or math.isnan(high):
+            verdict = "too few pairs"
+        else:
+            verdict = "within" if high <= budget else "over" if low > budget else "not settled"
         return cls(statistics.median(ratios) - 1, low, high, verdict)
+
+    @property
+    def text(self) -> str:
+        """ "+5.1% [-3.3%, +15.2%]", or the median alone when there are too few pairs for an interval."""
+        if self.verdict == "too few pairs":
+            return f"{self.median:+.1%} [needs >= {MIN_PAIRS} pairs]"
+        return f"{self.median:+.1%} [{self.low:+.1%}, {self.high:+.1%}]"
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=5.0)
     parser.add_argument("--warmup", type=float, default=2.0)
-    parser.add_argument("--pairs", type=int, default=6, help="on/off pairs per variant (>= 5 for an interval)")
+    parser.add_argument(
+        "--pairs", type=int, default=MIN_PAIRS, help=f"on/off pairs per variant (>= {MIN_PAIRS} for an interval)"
+    )
+    parser.add_argument("--no-pin", action="store_true", help="every process on every CPU (default: bench's split)")
     parser.add_argument("--users", type=int, default=32)
     parser.add_argument("--pool-size", type=int, default=10)
     parser.add_argument("--scenario", default="db")
@@ -161,7 +178,19 @@ def main() -> int:
     variants = [VARIANTS.get(name).name for name in args.variants.split(",")]
     windows: dict[str, dict[bool, list[Window]]] = {v: {True: [], False: []} for v in variants}
 
-    with interrupts_as_exceptions(), Supervisor() as supervisor, pg.embedded(supervisor) as database:
+    if args.pairs < MIN_PAIRS:
+        print(f"{args.pairs} pair(s): too few for a 95 % interval (>= {MIN_PAIRS}); no verdict", file=sys.stderr)
+    # bench's default CPU split, as a run measures the variants: the target and PostgreSQL on the server CPUs,
+    # Locust on the load CPUs (bench.topology); how often the garbage collector runs depends on it.
+    plan = topology.plan(topology.available(), pin=not args.no_pin)
+    print(
+        f"CPUs: target and PostgreSQL on {topology.format_cpus(plan.server)},"
+        f" Locust on {topology.format_cpus(plan.load)}"
+        if plan.pinned
+        else f"CPUs: every process on every CPU ({plan.reason})",
+        file=sys.stderr,
+    )
+    with interrupts_as_exceptions(), Supervisor(cpu_plan=plan) as supervisor, pg.embedded(supervisor) as database:
         apply_schema(database.dsn)
         seed(database.dsn)
         with tempfile.TemporaryDirectory(prefix="dbbench-overhead-") as tmp:
@@ -203,21 +232,21 @@ def main() -> int:
         )
         if cost.verdict == "over":
             over_budget.append(variant)
-        elif cost.verdict == "not settled":
+        elif cost.verdict != "within":
             unsettled.append(variant)
 
         def med(values: list[Window], attribute: str) -> float:
-            return statistics.median(getattr(w, attribute) for w in values)
+            return float(statistics.median(getattr(w, attribute) for w in values))
 
         print(
             f"{variant:<11}{med(on, 'rps'):>9,.0f}{med(off, 'rps'):>10,.0f}{loss:>7.1%}  "
             f"{med(on, 'cpu_us'):>9.0f}{med(off, 'cpu_us'):>6.0f}  {med(on, 'gc_us'):>8.1f}{med(off, 'gc_us'):>6.1f}  "
-            f"{f'{cost.median:+.1%} [{cost.low:+.1%}, {cost.high:+.1%}]':<27}{cost.verdict:<13}{outside_gc:>+10.1%}  "
+            f"{cost.text:<27}{cost.verdict:<13}{outside_gc:>+10.1%}  "
             f"{' '.join(f'{r:.3f}' for r in cpu_ratios)}"
         )
     print(
         f"\nCPU cost over the {BUDGET_LOSS:.0%} budget: {', '.join(over_budget) or 'none'}; "
-        f"not settled at this noise: {', '.join(unsettled) or 'none'}"
+        f"not settled at this noise or number of pairs: {', '.join(unsettled) or 'none'}"
     )
     return 0
 

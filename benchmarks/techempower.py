@@ -337,7 +337,8 @@ def main() -> int:
         return 2
     for tool in ("wrk", *(["py-spy"] if args.profile_dir else []), *(["taskset"] if args.pin else [])):
         if shutil.which(tool) is None:
-            print(f"{tool} is not on PATH (wrk: apt-get install wrk; py-spy: pip install py-spy)", file=sys.stderr)
+            hint = "wrk: apt-get install wrk; taskset: apt-get install util-linux; py-spy: pip install py-spy"
+            print(f"{tool} is not on PATH ({hint})", file=sys.stderr)
             return 2
     try:
         with interrupts_as_exceptions():

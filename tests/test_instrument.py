@@ -370,6 +370,7 @@ def test_every_statement_is_timed_and_attributed_to_its_request(
     # The process's garbage collections since the reset (targets.common.gcclock), per generation.
     assert len(payload["gc"]["collections"]) == len(payload["gc"]["seconds"]) == 3
     assert all(n >= 0 for n in payload["gc"]["collections"]) and all(s >= 0 for s in payload["gc"]["seconds"])
+    assert isinstance(payload["pid"], int)  # which process answered (each uvicorn worker keeps its own)
     endpoints = payload["endpoints"]
     assert set(endpoints) == {"/db", "/queries", "/fortunes", "/updates"}  # /health and /_bench/* skipped
     per_request = {path: e["queries"] / e["requests"] for path, e in endpoints.items()}

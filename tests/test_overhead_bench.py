@@ -27,6 +27,9 @@ def test_a_median_under_the_budget_with_a_wide_interval_is_not_settled() -> None
     assert cost.median < overhead.BUDGET_LOSS and cost.verdict == "not settled"
 
 
-def test_too_few_pairs_for_an_interval_settle_nothing() -> None:
-    cost = overhead.Cost.of([1.0, 1.01, 0.99])
-    assert math.isnan(cost.low) and math.isnan(cost.high) and cost.verdict == "not settled"
+@pytest.mark.parametrize("pairs", [3, 5])
+def test_too_few_pairs_for_an_interval_settle_nothing(pairs: int) -> None:
+    # Five pairs' min..max covers the median with probability 1 - 2/32 = 93.75 %: no 95 % interval below six.
+    cost = overhead.Cost.of([1.0, 1.01, 0.99, 1.02, 0.98][:pairs])
+    assert math.isnan(cost.low) and math.isnan(cost.high) and cost.verdict == "too few pairs"
+    assert cost.text == f"{cost.median:+.1%} [needs >= {overhead.MIN_PAIRS} pairs]"

@@ -2,7 +2,8 @@
 
 Why a target keeps it: on this 2-core machine the collector took ~20 % of ``pooled``'s CPU per /db request
 (118 µs, of which 24-30 µs in collections, two thirds of it in full ones: ~0.7 per 1,000 requests at ~25 ms
-each; wrk, 32 connections, 8 s windows, 2-vCPU AMD EPYC, 2026-12-01, /tmp probe through ``gc.callbacks``),
+each; wrk, 32 connections, 8 s windows, every process on every CPU, 2-vCPU AMD EPYC, 2026-12-01, a probe
+through ``gc.callbacks``; how often collections come depends on the topology: targets.pooled.keep_session),
 and how many collections a window happens to contain moves its CPU per request by ±10 % between identical
 windows. A figure of CPU per request (benchmarks/overhead.py, the results' ``target_cpu_s``) is read with
 this beside it: GET /_bench/stats serves it as ``gc`` and POST /_bench/stats/reset zeroes it with the rest.

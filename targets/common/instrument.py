@@ -121,7 +121,9 @@ def end_request() -> None:
 def add_stats_routes(app: FastAPI, collector: Collector | None) -> None:
     """GET /_bench/stats and POST /_bench/stats/reset; served (as not instrumented) even with hooks off.
     Beside the collector's payload, ``gc``: the process's garbage collections since the reset
-    (targets.common.gcclock, counted whether the hooks are on or off)."""
+    (targets.common.gcclock, counted whether the hooks are on or off), and ``pid``: which process answered.
+    Every figure is that one process's: under uvicorn --workers N each worker keeps its own and a request
+    reaches one of them (bench run asks for them only with one worker)."""
     idle = Collector()
     CLOCK.install()
 
@@ -129,6 +131,7 @@ def add_stats_routes(app: FastAPI, collector: Collector | None) -> None:
     async def bench_stats() -> Response:
         payload = idle.snapshot(instrumented=False) if collector is None else collector.snapshot()
         payload["gc"] = CLOCK.snapshot()
+        payload["pid"] = os.getpid()
         return OrjsonResponse(payload)
 
     @app.post("/_bench/stats/reset", status_code=204)
