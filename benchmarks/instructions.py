@@ -16,8 +16,8 @@ waiter is woken would depend on timing). Ids are drawn from ``random`` seeded wi
 ``PYTHONHASHSEED=0``, so two runs of one cell send the same requests.
 
 Per variant and path it prints instructions per request with DBBENCH_INSTRUMENT=1 and =0 and the hooks'
-share (on / off - 1: statement timing plus the per-request statistics middleware, the budget being 5 %,
-targets.common.instrument), and, unless ``--no-techempower``, benchmarks/techempower_app.py (TechEmpower's
+share (on / off - 1: statement timing plus the per-request statistics, instrument.RequestTiming; the budget
+being 5 %, targets.common.instrument), and, unless ``--no-techempower``, benchmarks/techempower_app.py (TechEmpower's
 FastAPI app re-created) on the same paths beside ``pooled`` with hooks on, as benchmarks/techempower.py
 runs both: TechEmpower's instructions / pooled's is the ratio techempower.py reports as a throughput ratio.
 
