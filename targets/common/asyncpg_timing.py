@@ -16,10 +16,10 @@ pool reset and transaction control are timed but dropped when the request is fol
 Why the four hot methods are re-stated rather than wrapped: a wrapper ``async def`` awaiting asyncpg's method
 is one more coroutine per statement, created, and passed through on every resume: 0.5-0.9 µs per statement
 (timeit, best of 7, of a wrapper around a coroutine that suspends once; loaded 2-vCPU EPYC, 2026-12), more
-than the timing itself. So ``fetch``, ``fetchrow``, ``fetchval`` and ``execute`` with arguments do what
-asyncpg 0.32's own bodies do (check the connection is open, one ``Connection._execute``) with the clock read
-around that await: no coroutine is added. tests/test_instrument.py checks their signatures and answers
-against asyncpg's. The rare paths (``execute`` without arguments, ``executemany``, ``fetchmany``) wrap
+than the timing itself. So ``fetch``, ``fetchrow``, ``fetchval`` and ``execute`` do what asyncpg 0.32's own
+bodies do (check the connection is open, one ``Connection._execute``, or for ``execute`` without arguments one
+``_protocol.query``) with the clock read around that await: no coroutine is added. tests/test_instrument.py
+checks their signatures and answers against asyncpg's. The rare paths (``executemany``, ``fetchmany``) wrap
 asyncpg's methods.
 
 Per statement the hook reads the clock twice and appends one tuple to the request's list (``RequestScope``);
@@ -76,15 +76,20 @@ class TimedConnection(asyncpg.Connection):  # type: ignore[misc]  # asyncpg is u
         return data[0][column] if data else None
 
     async def execute(self, query: str, *args: Any, timeout: float | None = None) -> str:
+        self._check_open()
         request = request_now()
-        if not args:  # the simple query protocol (REFRESH ..., asyncpg's BEGIN/COMMIT): rare, wrapped
-            started = perf_counter()
-            result: str = await super().execute(query, timeout=timeout)
+        started = perf_counter()
+        if not args:
+            # The simple query protocol (REFRESH ..., asyncpg's BEGIN/COMMIT, and the pool's reset query on every
+            # release of a pool left at asyncpg's default reset, as databases' is): asyncpg's own body too, with
+            # no query logger of anyone else's to honour (then its own method, wrapped).
+            if self._query_loggers:
+                result: str = await super().execute(query, timeout=timeout)
+            else:
+                result = await self._protocol.query(query, timeout)
             if request is not None:
                 request.append((query, perf_counter() - started, status_rows(result), args, 1))
             return result
-        self._check_open()
-        started = perf_counter()
         _, status, _ = await self._execute(query, args, 0, timeout, return_status=True)
         text: str = status.decode()
         if request is not None:
