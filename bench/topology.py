@@ -179,6 +179,13 @@ def _within(first: int, last: int, have: tuple[int, ...]) -> list[int]:
     return [last] if last > max(have) else list(range(first, last + 1))
 
 
+def taskset(cpus: Iterable[int]) -> list[str]:
+    """The argv prefix that runs a program on ``cpus`` (``taskset -c 1``), or none when ``cpus`` is empty
+    (nothing pinned); for tools dbbench does not start through its supervisor (wrk in benchmarks/)."""
+    chosen = tuple(cpus)
+    return ["taskset", "-c", format_cpus(chosen)] if chosen else []
+
+
 def format_cpus(cpus: Iterable[int]) -> str:
     """(0, 1, 2, 5) as "0-2,5": taskset's list form."""
     ordered = sorted(set(cpus))

@@ -63,10 +63,6 @@ def pin_tree(pid: int, cpus: set[int]) -> None:
             each.cpu_affinity(sorted(cpus))
 
 
-def taskset(cpus: tuple[int, ...]) -> list[str]:
-    return ["taskset", "-c", topology.format_cpus(cpus)] if cpus else []
-
-
 def children_cpu_s() -> float:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
@@ -81,7 +77,7 @@ def wrk(url: str, users: int, duration: int, cpus: tuple[int, ...]) -> tuple[flo
     therefore not subtracted (they would be counted twice)."""
     before = children_cpu_s()
     out = subprocess.run(
-        [*taskset(cpus), "wrk", "-t1", f"-c{users}", f"-d{duration}s", "--timeout", "30s", f"{url}/db"],
+        [*topology.taskset(cpus), "wrk", "-t1", f"-c{users}", f"-d{duration}s", "--timeout", "30s", f"{url}/db"],
         capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
     found = re.search(r"(\d+) requests in ([\d.]+)(us|ms|s|m)\b", out)

@@ -63,13 +63,13 @@ sys.path.insert(0, str(ROOT))
 
 from targets import VARIANTS  # noqa: E402
 from targets.common import settings  # noqa: E402
+from targets.common.instrument import HOOK_BUDGET  # noqa: E402
 
 TECHEMPOWER = "techempower"
 TECHEMPOWER_APP = "benchmarks.techempower_app:app"
 UNMEASURABLE = {"cached": "its cache's 60 s TTL runs on the wall clock, ~50x slower under valgrind"}
 DEFAULT_VARIANTS = [name for name in VARIANTS.names if name not in UNMEASURABLE]
 DEFAULT_PATHS = ["/db", "/queries?queries=20"]
-BUDGET = 0.05  # targets.common.instrument's budget for the hooks
 _SUMMARY = re.compile(r"^summary:\s+(\d+)", re.MULTILINE)
 
 
@@ -360,7 +360,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for path in paths:
             for variant in variants:
                 on, off = measure(Cell(variant, path, True)), measure(Cell(variant, path, False))
-                flag = "  over budget" if share(on, off) > BUDGET else ""
+                flag = "  over budget" if share(on, off) > HOOK_BUDGET else ""
                 print(f"{variant:<12}{path:<22}{on:>12,.0f}{off:>12,.0f}{share(on, off):>8.1%}{flag}", flush=True)
                 if variant == "pooled" and not args.no_techempower:
                     theirs = measure(Cell(TECHEMPOWER, path, None))

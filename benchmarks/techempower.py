@@ -354,7 +354,7 @@ def run(args: argparse.Namespace, endpoints: list[str]) -> int:
     if args.pin and not plan.pinned:
         print(f"--pin needs at least 2 CPUs ({plan.reason})", file=sys.stderr)
         return 2
-    args.wrk_prefix = ["taskset", "-c", topology.format_cpus(plan.load)] if plan.pinned else []
+    args.wrk_prefix = topology.taskset(plan.load)
     print(
         f"CPUs: apps and PostgreSQL on {topology.format_cpus(plan.server)}, wrk on {topology.format_cpus(plan.load)}"
         if plan.pinned

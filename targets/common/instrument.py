@@ -39,6 +39,9 @@ from targets.common.responses import OrjsonResponse
 from targets.common.stats import Collector, RequestScope
 
 SKIPPED_PREFIXES = ("/_bench/", "/health")
+# The hooks' budget: at most this share of a target's CPU per request (benchmarks/overhead.py measures it in CPU
+# time, benchmarks/instructions.py in instructions).
+HOOK_BUDGET = 0.05
 _new_list = list.__new__
 
 # The request being served (its endpoint: the path without query string); None outside requests.
@@ -84,14 +87,15 @@ class RequestTiming:
     # Every line here runs on every request of every variant: no closure, one RequestScope (a list), the
     # clock read twice (CPU per request: benchmarks/techempower.py, benchmarks/overhead.py).
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        http = scope["type"] == "http"
         stack = self.middleware_stack
-        if stack is None or scope["type"] != "http" or self.root_path:
-            app: ASGIApp = super().__call__  # type: ignore[misc]  # FastAPI's, next in the MRO
-        else:
+        if http and stack is not None and not self.root_path:
             scope["app"] = self
-            app = stack
+            app: ASGIApp = stack
+        else:
+            app = super().__call__  # type: ignore[misc]  # FastAPI's, next in the MRO
         collector = self.stats_collector
-        if collector is None or scope["type"] != "http" or scope["path"].startswith(SKIPPED_PREFIXES):
+        if collector is None or not http or scope["path"].startswith(SKIPPED_PREFIXES):
             await app(scope, receive, send)
             return
         # RequestScope(path) without calling its Python __init__ (list.__new__ makes it empty): ~500 CPU
